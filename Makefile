@@ -1,0 +1,43 @@
+# The two commands: `make demo` and `make test`. Both set up everything they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+STAMP  := $(VENV)/.installed
+GTO_VENV := .venv-gto
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format bench tools clean
+
+$(STAMP): pyproject.toml $(PLUGINS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	@touch $(STAMP)
+
+# Peers the tests talk to, each in its own venv so the console never depends on them.
+$(GTO_VENV)/bin/gto:
+	@test -x $(GTO_VENV)/bin/python || $(PYTHON) -m venv $(GTO_VENV)
+	$(GTO_VENV)/bin/python -m pip install -q --disable-pip-version-check 'gto>=1.7'
+
+tools: $(GTO_VENV)/bin/gto
+
+demo: $(STAMP)
+	$(BIN)/cd4ml-console demo
+
+test: $(STAMP) tools
+	CD4ML_GTO=$(abspath $(GTO_VENV)/bin/gto) $(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check console plugins tests bench
+	$(BIN)/ruff format --check console plugins tests bench
+	$(BIN)/mypy console
+
+format: $(STAMP)
+	$(BIN)/ruff format console plugins tests bench
+	$(BIN)/ruff check --fix console plugins tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(GTO_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,160 @@
+"""Declarations of the embedded backends, registered through the same entry-point group as
+third-party plugins. Implementations are imported only when a backend is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from console.plugins import API_VERSION, BackendContext, BackendPlugin, PluginConfig
+
+
+class GitConfig(PluginConfig):
+    """The local git repository (defaults to the workspace)."""
+
+    path: str | None = None
+
+
+class GtoConfig(PluginConfig):
+    """GTO's git-tag registry in the workspace repo."""
+
+    path: str | None = None
+    # Remote to push tags to after a write (None: local only).
+    push_remote: str | None = None
+
+
+class DvcConfig(PluginConfig):
+    """Where each model's files live. Each entry is a list of candidate templates; the first
+    that exists at the commit wins. ``{model}`` is the model name, ``{dir}`` the folder of the
+    artifact's path from ``artifacts.yaml`` (empty when unknown)."""
+
+    params: list[str] = Field(
+        default_factory=lambda: ["models/{model}/params.yaml", "{dir}/params.yaml", "params.yaml"]
+    )
+    metrics: list[str] = Field(
+        default_factory=lambda: [
+            "models/{model}/metrics.json",
+            "models/{model}/metrics.yaml",
+            "{dir}/metrics.json",
+            "metrics.json",
+        ]
+    )
+    data: list[str] = Field(
+        default_factory=lambda: ["data/{model}.dvc", "models/{model}/dvc.lock", "dvc.lock"]
+    )
+    schema_file: list[str] = Field(
+        default_factory=lambda: ["data/{model}/schema.json", "data/schema.json"], alias="schema"
+    )
+    stats: list[str] = Field(default_factory=lambda: ["data/{model}/stats.json", "data/stats.json"])
+
+
+class RunsFolderConfig(PluginConfig):
+    """A folder of CI run records, one JSON file per run (docs/runs-folder.md)."""
+
+    path: str = ".ci-runs"
+
+
+class ScrapeConfig(PluginConfig):
+    """A Prometheus text-exposition endpoint scraped directly."""
+
+    url: str
+    interval_seconds: float = Field(default=5.0, gt=0)
+    history: int = Field(default=360, ge=2, le=100_000)
+    latency_metric: str = "model_request_latency_seconds"
+    requests_metric: str = "model_requests_total"
+    prediction_metric: str = "model_prediction_score"
+    model_label: str = "model"
+    stage_label: str = "stage"
+    version_label: str = "version"
+    outcome_label: str = "outcome"
+    error_value: str = "error"
+
+
+class SqliteAuditConfig(PluginConfig):
+    """Hash-chained SQLite audit log (default: STATE_DIR/audit.sqlite)."""
+
+    path: str | None = None
+    allow_network_fs: bool = False
+
+
+class CommandDeployConfig(PluginConfig):
+    """Run a command as the deploy effect; {model}, {version}, {stage} are substituted."""
+
+    command: list[str]
+    timeout_seconds: float = Field(default=300.0, gt=0)
+
+
+def _git(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.git_code import GitCodeRepo
+
+    return GitCodeRepo(cfg, ctx)
+
+
+def _gto(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.gto_registry import GtoRegistry
+
+    return GtoRegistry(cfg, ctx)
+
+
+def _dvc(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.dvc_data import DvcData
+
+    return DvcData(cfg, ctx)
+
+
+def _runs(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.runs_ci import RunsFolderCI
+
+    return RunsFolderCI(cfg, ctx)
+
+
+def _scrape(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.scrape_metrics import ScrapeMetrics
+
+    return ScrapeMetrics(cfg, ctx)
+
+
+def _sqlite_audit(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.sqlite_audit import SqliteAuditStore
+
+    return SqliteAuditStore(cfg, ctx)
+
+
+def _command_deploy(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.command_deploy import CommandDeployer
+
+    return CommandDeployer(cfg, ctx)
+
+
+GIT = BackendPlugin(
+    "git", frozenset({"code"}), API_VERSION, GitConfig, _git, "local git repository"
+)
+GTO = BackendPlugin(
+    "gto", frozenset({"registry"}), API_VERSION, GtoConfig, _gto, "GTO git-tag model registry"
+)
+DVC = BackendPlugin(
+    "dvc", frozenset({"data"}), API_VERSION, DvcConfig, _dvc, "DVC files, params and metrics in git"
+)
+RUNS_FOLDER = BackendPlugin(
+    "runs-folder", frozenset({"ci"}), API_VERSION, RunsFolderConfig, _runs, "CI run records folder"
+)
+SCRAPE = BackendPlugin(
+    "scrape", frozenset({"metrics"}), API_VERSION, ScrapeConfig, _scrape, "direct /metrics scrape"
+)
+SQLITE_AUDIT = BackendPlugin(
+    "sqlite-audit",
+    frozenset({"audit"}),
+    API_VERSION,
+    SqliteAuditConfig,
+    _sqlite_audit,
+    "hash-chained SQLite audit log",
+)
+COMMAND_DEPLOY = BackendPlugin(
+    "command-deploy",
+    frozenset({"deploy"}),
+    API_VERSION,
+    CommandDeployConfig,
+    _command_deploy,
+    "run a shell command as the deploy effect",
+)

@@ -1,0 +1,241 @@
+"""The ``cd4ml-console`` command. With no subcommand it opens the TUI.
+
+Only click is imported at module level: ``--help`` must stay fast, so config, pydantic,
+backends and Textual are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from console.config import ConsoleConfig
+    from console.services.workspace import Workspace
+
+T = TypeVar("T")
+
+EXIT_DEGRADED = 1  # the command ran but some backend failed; output says which
+EXIT_USAGE = 2  # bad usage or bad config
+EXIT_INTERNAL = 70
+
+
+class State:
+    """Global options shared by every subcommand."""
+
+    def __init__(
+        self,
+        workspace: Path | None,
+        config_file: Path | None,
+        theme: str | None,
+        read_only: bool,
+        verbose: bool,
+    ) -> None:
+        self.workspace = workspace
+        self.config_file = config_file
+        self.theme = theme
+        self.read_only = read_only
+        self.verbose = verbose
+
+    def config(self) -> ConsoleConfig:
+        from console.config import ConfigError, load_config
+
+        try:
+            return load_config(self.config_file, self.workspace)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_USAGE)
+
+
+def fail(message: str, code: int = EXIT_DEGRADED) -> NoReturn:
+    click.echo(message, err=True)
+    raise SystemExit(code)
+
+
+def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; turn unexpected errors into one line plus a log file, never a traceback."""
+    import asyncio
+
+    from console.logs import log_file, setup_logging
+
+    setup_logging()
+    try:
+        return asyncio.run(factory())
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        import logging
+
+        logging.getLogger("console").exception("unexpected error")
+        fail(
+            f"internal error: {type(exc).__name__}: {exc} (details in {log_file()})", EXIT_INTERNAL
+        )
+
+
+def open_ws(state: State) -> Workspace:
+    from console.config import ConfigError
+    from console.services.workspace import open_workspace
+
+    config = state.config()
+    try:
+        return open_workspace(config)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-w",
+    "--workspace",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Workspace folder (a git repo, or a folder with cd4ml-console.toml).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file (default: ./cd4ml-console.toml, then the user config dir).",
+)
+@click.option("--theme", help="Theme name (dark, light, high-contrast, colorblind, ...).")
+@click.option("--read-only", is_flag=True, help="Hide and refuse every release action.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details to the log file.")
+@click.version_option(package_name="cd4ml-console", prog_name="cd4ml-console")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    workspace: Path | None,
+    config_file: Path | None,
+    theme: str | None,
+    read_only: bool,
+    verbose: bool,
+) -> None:
+    """Keyboard-driven console for ML release management (CD4ML).
+
+    With no command, opens the console on the workspace. Try `cd4ml-console demo`.
+    """
+    ctx.obj = State(workspace, config_file, theme, read_only, verbose)
+    if ctx.invoked_subcommand is None:
+        ctx.exit(open_tui(ctx.obj))
+
+
+def open_tui(state: State, model: str | None = None) -> int:
+    config = state.config()
+    from console.logs import setup_logging
+
+    setup_logging(verbose=state.verbose)
+    try:
+        from console.tui.app import run_tui
+    except ImportError:  # the TUI is not installed in this build
+        fail("the TUI is not available in this build; use `cd4ml-console status`", EXIT_USAGE)
+    return run_tui(config, theme=state.theme, read_only=state.read_only, model=model)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/cli.md).")
+@pass_state
+def status(state: State, model: str | None, as_json: bool) -> None:
+    """Per model and stage: version, commit, data version, key metrics, CI; production health.
+
+    Exits 1 when some backend failed (the output says which and still shows the rest).
+    """
+    from console.views.status import collect_status, render_status
+
+    ws = open_ws(state)
+
+    async def go() -> dict[str, Any]:
+        async with ws:
+            return await collect_status(ws, model)
+
+    doc = run_async(go)
+    if model is not None and not doc["models"]:
+        fail(f"no model named {model!r} in {ws.label}", EXIT_DEGRADED)
+    render_status(doc, as_json=as_json)
+    if doc["errors"]:
+        raise SystemExit(EXIT_DEGRADED)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/cli.md).")
+@pass_state
+def versions(state: State, model: str, as_json: bool) -> None:
+    """Every version of MODEL: stages, commit, data version, metrics, CI, creator."""
+    from console.views.status import collect_versions, render_versions
+
+    ws = open_ws(state)
+
+    async def go() -> dict[str, Any]:
+        async with ws:
+            return await collect_versions(ws, model)
+
+    doc = run_async(go)
+    if not doc["versions"] and doc["errors"].get("registry") is None:
+        fail(f"no versions of {model!r} in {ws.label}", EXIT_DEGRADED)
+    render_versions(doc, as_json=as_json)
+    if doc["errors"]:
+        raise SystemExit(EXIT_DEGRADED)
+
+
+@cli.command()
+@pass_state
+def doctor(state: State) -> None:
+    """Check the config and each configured backend, and say what works."""
+    from console.views.doctor import run_doctor
+
+    config = state.config()
+    code = run_async(lambda: run_doctor(config))
+    raise SystemExit(code)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List installed backend plugins and the kinds each provides."""
+    from console.views.doctor import render_plugins
+
+    raise SystemExit(render_plugins(as_json=as_json))
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--no-tui", is_flag=True, help="Build the workspace and exit (no servers).")
+@click.option("--serve", is_flag=True, help="Only run the demo model server and traffic.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the demo story.")
+@click.pass_obj
+def demo(state: State, directory: Path | None, no_tui: bool, serve: bool, seed: int) -> None:
+    """Build the demo workspace in DIRECTORY (default: the user data dir) and open it."""
+    from console.logs import setup_logging
+
+    setup_logging(verbose=state.verbose)
+    try:
+        from console.demo.run import DemoError, default_demo_dir, run_demo, serve_demo
+    except ImportError as exc:
+        fail(f"the demo is not available in this build: {exc}", EXIT_USAGE)
+    target = directory or default_demo_dir()
+
+    def tui(path: Path) -> int:
+        sub = State(path, None, state.theme, state.read_only, state.verbose)
+        return open_tui(sub)
+
+    try:
+        if serve:
+            raise SystemExit(serve_demo(target))
+        raise SystemExit(run_demo(target, seed=seed, no_tui=no_tui, open_tui=tui))
+    except DemoError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="cd4ml-console")
+    except KeyboardInterrupt:
+        sys.exit(130)

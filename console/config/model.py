@@ -1,0 +1,203 @@
+"""The config schema (TOML). Unknown keys are errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+KIND_NAMES = ("code", "registry", "data", "ci", "metrics", "deploy", "audit")
+
+# The embedded default for each kind when the config does not name one.
+DEFAULT_BACKENDS: dict[str, str] = {
+    "code": "git",
+    "registry": "gto",
+    "data": "dvc",
+    "ci": "runs-folder",
+    "audit": "sqlite-audit",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkspaceConfig(Strict):
+    """Where the workspace lives. Relative paths are relative to the config file's folder."""
+
+    path: Path = Path(".")
+    name: str = ""
+    state_dir: Path = Path(".cd4ml")
+
+
+class BackendConfig(BaseModel):
+    """``type`` picks the plugin; every other key is the plugin's own option, checked by it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class MetricSpec(Strict):
+    """How to read a model metric: which way is better, its unit and label."""
+
+    direction: Literal["higher", "lower"] = "higher"
+    unit: str = ""
+    label: str = ""
+    format: str = "{:.3f}"
+
+
+class ModelConfig(Strict):
+    """Per-model settings; file paths override the data backend's defaults for this model."""
+
+    description: str = ""
+    key_metrics: list[str] = Field(default_factory=list)
+    params: str | None = None
+    metrics: str | None = None
+    data: list[str] | None = None
+    schema_file: str | None = Field(default=None, alias="schema")
+    serving_url: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MetricBound(Strict):
+    """A gate on one metric: absolute bounds and/or a delta vs the stage's current version."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    max_regression: float | None = Field(
+        default=None, description="largest allowed change for the worse vs the current version"
+    )
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WORKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
+class ChangeWindow(Strict):
+    """Allowed (or denied) weekdays and hours, in the given timezone."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(WORKDAYS))
+    start_hour: int = Field(default=0, ge=0, le=23)
+    end_hour: int = Field(default=24, ge=1, le=24)
+    timezone: str = "UTC"
+    deny: bool = False
+
+
+class StagePolicy(Strict):
+    """Gates and approval rules for promoting into one stage."""
+
+    required_approvals: int = Field(default=0, ge=0, le=10)
+    approver_roles: list[str] = Field(default_factory=lambda: ["release_manager", "admin"])
+    require_ci_success: bool = True
+    metric_bounds: list[MetricBound] = Field(default_factory=list)
+    schema_change_needs_ack: bool = True
+    windows: list[ChangeWindow] = Field(default_factory=list)
+    approval_ttl_hours: float = Field(default=24.0, gt=0)
+
+
+class RollbackPolicy(Strict):
+    required_approvals: int = Field(default=0, ge=0)
+    confirm_model_name: bool = True
+    roles: list[str] = Field(default_factory=lambda: ["release_manager", "admin"])
+
+
+class PolicyConfig(Strict):
+    stages: dict[str, StagePolicy] = Field(default_factory=dict)
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+
+
+class RolesConfig(Strict):
+    """OS user names per role. ``default`` is the role of anyone not listed."""
+
+    admin: list[str] = Field(default_factory=list)
+    release_manager: list[str] = Field(default_factory=list)
+    viewer: list[str] = Field(default_factory=list)
+    default: Literal["viewer", "release_manager", "admin"] = "release_manager"
+
+
+class UIConfig(Strict):
+    theme: str = "dark"
+    refresh_seconds: float = Field(default=5.0, ge=0.5, le=3600)
+
+
+class ConsoleConfig(Strict):
+    """The whole configuration, as read from ``cd4ml-console.toml``."""
+
+    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    stages: list[str] = Field(default_factory=lambda: ["staging", "production"])
+    production_stage: str = ""
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    metrics: dict[str, MetricSpec] = Field(default_factory=dict)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    roles: RolesConfig = Field(default_factory=RolesConfig)
+    ui: UIConfig = Field(default_factory=UIConfig)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+
+    # Set by the loader, not by the file.
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("stages")
+    @classmethod
+    def _stages_unique(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError('list at least one stage, e.g. stages = ["staging", "production"]')
+        dupes = sorted({s for s in value if value.count(s) > 1})
+        if dupes:
+            raise ValueError(f"stage names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    @field_validator("backends")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, BackendConfig]) -> dict[str, BackendConfig]:
+        unknown = sorted(set(value) - set(KIND_NAMES))
+        if unknown:
+            raise ValueError(
+                f"unknown backend kind {', '.join(unknown)}; use one of {', '.join(KIND_NAMES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_a_stage(self) -> ConsoleConfig:
+        if self.production_stage and self.production_stage not in self.stages:
+            raise ValueError(
+                f"production_stage {self.production_stage!r} is not in stages {self.stages}"
+            )
+        unknown = sorted(set(self.policy.stages) - set(self.stages))
+        if unknown:
+            raise ValueError(
+                f"policy.stages names unknown stage(s) {unknown}; stages are {self.stages}"
+            )
+        return self
+
+    @property
+    def prod_stage(self) -> str:
+        """The stage whose live health is shown (the last stage unless configured)."""
+        return self.production_stage or self.stages[-1]
+
+    @property
+    def root(self) -> Path:
+        base = self.source.parent if self.source else Path.cwd()
+        return (base / self.workspace.path).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        return (self.root / self.workspace.state_dir).resolve()
+
+    def backend(self, kind: str) -> BackendConfig | None:
+        """The configured backend for ``kind``, or the embedded default, or None."""
+        if kind in self.backends:
+            return self.backends[kind]
+        default = DEFAULT_BACKENDS.get(kind)
+        return BackendConfig(type=default) if default else None
+
+    def metric_spec(self, name: str) -> MetricSpec:
+        return self.metrics.get(name, MetricSpec())

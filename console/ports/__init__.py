@@ -1,0 +1,41 @@
+"""Ports: the protocols backends implement and the errors they raise."""
+
+from console.ports.errors import (
+    AuditUnavailable,
+    BackendError,
+    Conflict,
+    InvalidResponse,
+    NotFound,
+    Unauthorized,
+    Unreachable,
+)
+from console.ports.protocols import (
+    KINDS,
+    AuditStore,
+    Backend,
+    CIProvider,
+    CodeRepo,
+    DataVersions,
+    Deployer,
+    MetricsSource,
+    ModelRegistry,
+)
+
+__all__ = [
+    "KINDS",
+    "AuditStore",
+    "AuditUnavailable",
+    "Backend",
+    "BackendError",
+    "CIProvider",
+    "CodeRepo",
+    "Conflict",
+    "DataVersions",
+    "Deployer",
+    "InvalidResponse",
+    "MetricsSource",
+    "ModelRegistry",
+    "NotFound",
+    "Unauthorized",
+    "Unreachable",
+]

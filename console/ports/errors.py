@@ -1,0 +1,72 @@
+"""Errors every backend raises: one hierarchy, each with a message a person can act on."""
+
+from __future__ import annotations
+
+
+class BackendError(Exception):
+    """A backend could not answer. ``str(err)`` is a sentence for a person; ``hint`` says what to do."""
+
+    kind_label = "backend error"
+
+    def __init__(self, message: str, *, backend: str = "", hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.backend = backend
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.backend}: {self.message}" if self.backend else self.message
+        if self.hint:
+            text += f" — {self.hint}"
+        return text
+
+
+class Unreachable(BackendError):
+    """The peer did not answer (refused, DNS, timeout, missing file or repo)."""
+
+    kind_label = "unreachable"
+
+
+class Unauthorized(BackendError):
+    """The peer refused our credentials (401/403) or none were found."""
+
+    kind_label = "unauthorized"
+
+
+class NotFound(BackendError):
+    """The thing asked for does not exist (model, version, stage, commit)."""
+
+    kind_label = "not found"
+
+
+class InvalidResponse(BackendError):
+    """The peer answered with something we cannot read (bad JSON, wrong shape, bad file)."""
+
+    kind_label = "invalid response"
+
+
+class Conflict(BackendError):
+    """A compare-and-set failed: the target changed since it was read."""
+
+    kind_label = "conflict"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str = "",
+        hint: str = "",
+        expected: str | None = None,
+        actual: str | None = None,
+        changed_by: str = "",
+    ) -> None:
+        super().__init__(message, backend=backend, hint=hint)
+        self.expected = expected
+        self.actual = actual
+        self.changed_by = changed_by
+
+
+class AuditUnavailable(BackendError):
+    """The audit store can not be written; actions must fail closed."""
+
+    kind_label = "audit unavailable"

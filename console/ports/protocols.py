@@ -1,0 +1,170 @@
+"""One async Protocol per backend kind. Backends return domain objects or raise BackendError."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from console.domain import (
+    AuditEvent,
+    CIRun,
+    Commit,
+    DataSchema,
+    DataVersion,
+    DiffStat,
+    MetricSeries,
+    Model,
+    ModelVersion,
+    RegistryEvent,
+    ServingHealth,
+    StageAssignment,
+)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Common life cycle of every backend instance."""
+
+    name: str
+
+    async def check(self) -> str:
+        """Probe the peer; return a one-line description of what works or raise BackendError."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class CodeRepo(Backend, Protocol):
+    """The code repository (git)."""
+
+    async def commit(self, rev: str) -> Commit: ...
+
+    async def commits_between(self, base: str | None, head: str) -> Sequence[Commit]:
+        """Commits reachable from ``head`` but not from ``base`` (newest first)."""
+        ...
+
+    async def diffstat(self, base: str, head: str) -> DiffStat: ...
+
+
+@runtime_checkable
+class ModelRegistry(Backend, Protocol):
+    """Registered models, their versions and stage pointers."""
+
+    async def models(self) -> Sequence[Model]: ...
+
+    async def versions(self, model: str) -> Sequence[ModelVersion]:
+        """All versions of ``model``, oldest first (semantic order)."""
+        ...
+
+    async def stages(self, model: str) -> Sequence[StageAssignment]:
+        """Current stage pointers of ``model`` (one per stage that has ever been assigned)."""
+        ...
+
+    async def history(self, model: str) -> Sequence[RegistryEvent]:
+        """The registry's own record of what happened to ``model``, oldest first."""
+        ...
+
+    async def assign(
+        self,
+        model: str,
+        version: str,
+        stage: str,
+        *,
+        actor: str,
+        message: str = "",
+        expected: str | None = None,
+    ) -> StageAssignment:
+        """Point ``stage`` at ``version``.
+
+        ``expected`` is the version the caller saw in ``stage`` (None: empty). Backends with
+        compare-and-set raise Conflict when the stage moved; others re-read before/after.
+        """
+        ...
+
+
+@runtime_checkable
+class DataVersions(Backend, Protocol):
+    """Data versions, params, metrics and schema of ``model`` as recorded at a commit."""
+
+    async def data_version(self, model: str, commit: str) -> DataVersion:
+        """The DVC outs' hashes (and rows, when a stats file says) at ``commit``."""
+        ...
+
+    async def params(self, model: str, commit: str) -> dict[str, Any]:
+        """Training parameters (params.yaml), nested dicts flattened to dotted keys."""
+        ...
+
+    async def metrics(self, model: str, commit: str) -> dict[str, float]:
+        """Evaluation metrics (metrics JSON/YAML), flattened to dotted keys; numbers only."""
+        ...
+
+    async def schema(self, model: str, commit: str) -> DataSchema | None:
+        """The schema file's fields at ``commit``, None when the model declares none."""
+        ...
+
+
+@runtime_checkable
+class CIProvider(Backend, Protocol):
+    """CI pipeline runs."""
+
+    async def runs_for(self, commit: str) -> Sequence[CIRun]:
+        """Runs for ``commit``, newest first."""
+        ...
+
+
+@runtime_checkable
+class MetricsSource(Backend, Protocol):
+    """Live serving metrics."""
+
+    async def health(self, model: str, stage: str) -> ServingHealth: ...
+
+    async def series(
+        self,
+        model: str,
+        stage: str,
+        metric: str,
+        *,
+        since: datetime | None = None,
+        points: int = 60,
+    ) -> MetricSeries:
+        """``metric`` is one of latency_p95_ms, error_rate, traffic_rps, prediction_mean."""
+        ...
+
+
+@runtime_checkable
+class Deployer(Backend, Protocol):
+    """The deploy effect of a promotion or rollback."""
+
+    async def deploy(self, model: str, version: str, stage: str, *, actor: str) -> str:
+        """Run the effect; return a one-line description (e.g. a run URL) or raise BackendError."""
+        ...
+
+
+@runtime_checkable
+class AuditStore(Backend, Protocol):
+    """Append-only, hash-chained audit log."""
+
+    async def append(self, event: AuditEvent) -> AuditEvent:
+        """Durably append; returns the stored event with seq, prev_hash and hash filled in."""
+        ...
+
+    async def events(
+        self, *, model: str | None = None, since_seq: int = 0, limit: int | None = None
+    ) -> Sequence[AuditEvent]: ...
+
+    async def head(self) -> tuple[int, str]:
+        """(count, hash of the newest record); (0, "") when empty."""
+        ...
+
+
+KINDS: dict[str, type] = {
+    "code": CodeRepo,
+    "registry": ModelRegistry,
+    "data": DataVersions,
+    "ci": CIProvider,
+    "metrics": MetricsSource,
+    "deploy": Deployer,
+    "audit": AuditStore,
+}

@@ -1,0 +1,1 @@
+"""Plain-text and JSON renderings of service results for the CLI."""

@@ -1,0 +1,229 @@
+"""`status` and `versions`: collect through services.overview, render as text or stable JSON.
+
+The JSON shapes are documented in docs/cli.md; change them only by adding keys.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from console.domain import ModelVersion
+from console.services.overview import ModelView, OverviewService, VersionDetail
+from console.services.workspace import Workspace
+
+STATUS_SCHEMA = "cd4ml-console/status/v1"
+VERSIONS_SCHEMA = "cd4ml-console/versions/v1"
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def detail_doc(d: VersionDetail | None, v: ModelVersion | None = None) -> dict[str, Any]:
+    """The facts of one version as JSON-ready data."""
+    data = d.data if d else None
+    return {
+        "commit": (d.commit.sha if d and d.commit else (v.commit if v else None)) or None,
+        "commit_short": (d.commit.short if d and d.commit else (v.commit[:8] if v else None))
+        or None,
+        "data_version": data.digest if data and data.outputs else None,
+        "data": [o.model_dump() for o in data.outputs] if data else [],
+        "rows": data.rows if data else None,
+        "metrics": dict(d.metrics) if d else {},
+        "ci": d.ci_state if d else "none",
+    }
+
+
+def _errors(view: ModelView) -> dict[str, str]:
+    return {name: s.error for name, s in sorted(view.sections.items()) if s.error}
+
+
+def model_doc(view: ModelView, stages: list[str], prod: str) -> dict[str, Any]:
+    by_version = {v.version: v for v in view.versions}
+    stage_docs: dict[str, Any] = {}
+    for stage in stages:
+        a = view.assignment(stage)
+        if a is None or a.version is None:
+            stage_docs[stage] = None
+            continue
+        doc = {
+            "version": a.version,
+            **detail_doc(view.details.get(a.version), by_version.get(a.version)),
+            "assigned_by": a.assigned_by or None,
+            "assigned_at": _iso(a.assigned_at),
+        }
+        stage_docs[stage] = doc
+    h = view.health
+    health = (
+        {
+            "stage": prod,
+            "version": h.version,
+            "latency_p95_ms": h.latency_p95_ms,
+            "error_rate": h.error_rate,
+            "traffic_rps": h.traffic_rps,
+            "prediction_mean": h.prediction_mean,
+            "observed_at": _iso(h.observed_at),
+        }
+        if h
+        else None
+    )
+    return {
+        "name": view.model.name,
+        "description": view.model.description,
+        "stages": stage_docs,
+        "candidates": list(view.candidates),
+        "versions": len(view.versions),
+        "health": health,
+        "errors": _errors(view),
+    }
+
+
+async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, Any]:
+    service = OverviewService(ws)
+    models, reg = await service.list_models()
+    if model is not None:
+        models = [m for m in models if m.name == model]
+    views = await service.overview(models)
+    config = ws.config
+    docs = [model_doc(v, config.stages, config.prod_stage) for v in views]
+    errors = [
+        {"model": d["name"], "section": sec, "message": msg}
+        for d in docs
+        for sec, msg in d["errors"].items()
+    ]
+    if reg.error and not any(e["section"] == "registry" for e in errors):
+        errors.insert(0, {"model": None, "section": "registry", "message": reg.error})
+    return {
+        "schema": STATUS_SCHEMA,
+        "workspace": ws.label,
+        "generated_at": service.clock().isoformat(),
+        "stages": list(config.stages),
+        "production_stage": config.prod_stage,
+        "models": docs,
+        "errors": errors,
+    }
+
+
+async def collect_versions(ws: Workspace, model: str) -> dict[str, Any]:
+    service = OverviewService(ws)
+    view = await service.model_view(model, with_details=False, with_health=False)
+    details = await service.version_details(model, list(view.versions))
+    sections = dict(view.sections)
+    for d in details.values():
+        for name, sec in d.sections.items():
+            if sec.error and name not in {k for k, s in sections.items() if s.error}:
+                sections[name] = sec
+    rows = []
+    for v in reversed(view.versions):  # newest first
+        rows.append(
+            {
+                "version": v.version,
+                "stages": list(v.stages),
+                "created_by": v.created_by or None,
+                "created_at": _iso(v.created_at),
+                "deregistered": v.deregistered,
+                **detail_doc(details.get(v.version), v),
+            }
+        )
+    return {
+        "schema": VERSIONS_SCHEMA,
+        "workspace": ws.label,
+        "model": model,
+        "versions": rows,
+        "errors": {k: s.error for k, s in sorted(sections.items()) if s.error},
+    }
+
+
+# -- text rendering ---------------------------------------------------------------------------
+
+
+def _fmt_metrics(metrics: dict[str, float], keys: list[str] | None = None, limit: int = 3) -> str:
+    names = [k for k in (keys or []) if k in metrics] or sorted(metrics)[:limit]
+    return " ".join(f"{k}={metrics[k]:.4g}" for k in names)
+
+
+def _fmt_health(h: dict[str, Any] | None) -> str:
+    if not h:
+        return "—"
+    parts = []
+    if h.get("latency_p95_ms") is not None:
+        parts.append(f"p95 {h['latency_p95_ms']:.0f}ms")
+    if h.get("error_rate") is not None:
+        parts.append(f"err {h['error_rate'] * 100:.1f}%")
+    if h.get("traffic_rps") is not None:
+        parts.append(f"{h['traffic_rps']:.1f} rps")
+    return " ".join(parts) or "—"
+
+
+def _echo_json(doc: dict[str, Any]) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=False, default=str))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def render_status(
+    doc: dict[str, Any], *, as_json: bool, key_metrics: dict[str, list[str]] | None = None
+) -> None:
+    if as_json:
+        _echo_json(doc)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("model", "stage", "version", "commit", "data", "metrics", "ci", "live"):
+        table.add_column(col, no_wrap=col != "metrics")
+    for m in doc["models"]:
+        first = True
+        for stage in reversed(doc["stages"]):
+            s = m["stages"].get(stage)
+            live = _fmt_health(m["health"]) if stage == doc["production_stage"] else ""
+            table.add_row(
+                m["name"] if first else "",
+                stage,
+                s["version"] if s else "—",
+                (s["commit_short"] or "") if s else "",
+                (s["data_version"] or "") if s else "",
+                _fmt_metrics(s["metrics"], (key_metrics or {}).get(m["name"])) if s else "",
+                s["ci"] if s else "",
+                live,
+            )
+            first = False
+        if m["candidates"]:
+            table.add_row("", "waiting", ", ".join(m["candidates"][-3:]), "", "", "", "", "")
+    console = _console()
+    console.print(table)
+    for e in doc["errors"]:
+        where = f"{e['model']}: " if e["model"] else ""
+        console.print(f"[bold]![/bold] {where}{e['section']}: {e['message']}", markup=True)
+
+
+def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        _echo_json(doc)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("version", "stages", "created", "by", "commit", "data", "metrics", "ci"):
+        table.add_column(col, no_wrap=col != "metrics")
+    for r in doc["versions"]:
+        table.add_row(
+            r["version"] + (" (deregistered)" if r["deregistered"] else ""),
+            ",".join(r["stages"]),
+            (r["created_at"] or "")[:16].replace("T", " "),
+            r["created_by"] or "",
+            r["commit_short"] or "",
+            r["data_version"] or "",
+            _fmt_metrics(r["metrics"]),
+            r["ci"],
+        )
+    console = _console()
+    console.print(table)
+    for section, message in doc["errors"].items():
+        console.print(f"! {section}: {message}", markup=False)
