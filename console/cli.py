@@ -158,7 +158,8 @@ def status(state: State, model: str | None, as_json: bool) -> None:
     doc = run_async(go)
     if model is not None and not doc["models"]:
         fail(f"no model named {model!r} in {ws.label}", EXIT_DEGRADED)
-    render_status(doc, as_json=as_json)
+    keys = {name: m.key_metrics for name, m in ws.config.models.items()}
+    render_status(doc, as_json=as_json, key_metrics=keys)
     if doc["errors"]:
         raise SystemExit(EXIT_DEGRADED)
 
