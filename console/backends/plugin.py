@@ -41,7 +41,13 @@ class DvcConfig(PluginConfig):
         ]
     )
     data: list[str] = Field(
-        default_factory=lambda: ["data/{model}.dvc", "models/{model}/dvc.lock", "dvc.lock"]
+        default_factory=lambda: [
+            "data/{model}.dvc",
+            "data/{model}.csv.dvc",
+            "data/{model}.parquet.dvc",
+            "models/{model}/dvc.lock",
+            "dvc.lock",
+        ]
     )
     schema_file: list[str] = Field(
         default_factory=lambda: ["data/{model}/schema.json", "data/schema.json"], alias="schema"
@@ -156,5 +162,5 @@ COMMAND_DEPLOY = BackendPlugin(
     API_VERSION,
     CommandDeployConfig,
     _command_deploy,
-    "run a shell command as the deploy effect",
+    "run a command as the deploy effect",
 )

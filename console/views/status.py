@@ -162,9 +162,24 @@ def _echo_json(doc: dict[str, Any]) -> None:
 
 
 def _console() -> Any:
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output is read by people in wide windows and by grep: do not wrap it at 80.
+    width = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def _print_errors(console: Any, errors: list[dict[str, Any]]) -> None:
+    """One line per distinct problem, naming every model it affects."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for e in errors:
+        grouped.setdefault((e["section"], e["message"]), []).append(e["model"] or "")
+    for (section, message), models in grouped.items():
+        names = ", ".join(m for m in models if m)
+        where = f" ({names})" if names else ""
+        console.print(f"! {section}{where}: {message}", markup=False, soft_wrap=True)
 
 
 def render_status(
@@ -177,7 +192,7 @@ def render_status(
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("model", "stage", "version", "commit", "data", "metrics", "ci", "live"):
-        table.add_column(col, no_wrap=col != "metrics")
+        table.add_column(col, no_wrap=col != "metrics", overflow="fold", min_width=len(col))
     for m in doc["models"]:
         first = True
         for stage in reversed(doc["stages"]):
@@ -194,13 +209,14 @@ def render_status(
                 live,
             )
             first = False
-        if m["candidates"]:
-            table.add_row("", "waiting", ", ".join(m["candidates"][-3:]), "", "", "", "", "")
+        shown = {s["version"] for s in m["stages"].values() if s}
+        waiting = [c for c in m["candidates"] if c not in shown]
+        if waiting:
+            more = f" (+{len(waiting) - 3})" if len(waiting) > 3 else ""
+            table.add_row("", "waiting", ", ".join(waiting[-3:]) + more, "", "", "", "", "")
     console = _console()
     console.print(table)
-    for e in doc["errors"]:
-        where = f"{e['model']}: " if e["model"] else ""
-        console.print(f"[bold]![/bold] {where}{e['section']}: {e['message']}", markup=True)
+    _print_errors(console, doc["errors"])
 
 
 def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
@@ -225,5 +241,6 @@ def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
         )
     console = _console()
     console.print(table)
-    for section, message in doc["errors"].items():
-        console.print(f"! {section}: {message}", markup=False)
+    _print_errors(
+        console, [{"model": None, "section": k, "message": v} for k, v in doc["errors"].items()]
+    )

@@ -1,0 +1,413 @@
+"""The embedded ``ci`` backend: a folder of CI run records, one JSON file per run, with optional
+JUnit XML reports (the schema is in docs/runs-folder.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import json
+import logging
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from console.backends.plugin import RunsFolderConfig
+from console.domain import CIConclusion, CIJob, CIRun, CIStatus
+from console.plugins import BackendContext
+from console.ports import InvalidResponse, NotFound, Unreachable
+
+log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 1 << 20
+MAX_JUNIT_BYTES = 50 << 20
+MIN_PREFIX = 7
+RECHECK_SECONDS = 1.0  # callers within this long of the last look share its index
+SETTLED_NS = 2_000_000_000  # a folder mtime older than this can not hide a same-tick change
+DONE = CIStatus.COMPLETED
+JUNIT_JOB = "tests"
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+_NEWEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class _Record(BaseModel):
+    """Fields shared by runs and jobs; unknown keys are ignored (tolerant reader)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: CIStatus
+    conclusion: CIConclusion | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    url: str
+    junit: str | None = None
+
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _aware(value)
+
+
+class JobRecord(_Record):
+    """One job of a run; only ``name`` is required."""
+
+    name: str
+    status: CIStatus = CIStatus.COMPLETED
+    conclusion: CIConclusion | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    url: str = ""
+
+
+class RunRecord(_Record):
+    """One run file: every field without a default is required (null allowed where typed so)."""
+
+    id: str | int
+    pipeline: str
+    commit: str
+    actor: str
+    jobs: list[JobRecord] = []
+
+    @field_validator("commit")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        value = value.strip().lower()
+        if len(value) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in value):
+            raise ValueError("must be a commit sha (at least 7 hex digits)")
+        return value
+
+
+def junit_counts(path: Path) -> tuple[int, int]:
+    """(tests, failed) of a JUnit XML report; failed counts failures and errors.
+
+    Refuses DTDs and entity declarations (no billion-laughs, no external entities).
+    """
+    if path.stat().st_size > MAX_JUNIT_BYTES:
+        raise ValueError(f"larger than {MAX_JUNIT_BYTES >> 20} MB")
+    raw = path.read_bytes()
+    head = raw.upper()
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        raise ValueError("declares a DTD or entities, which are refused")
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError as exc:
+        raise ValueError(f"is not well-formed XML: {exc}") from None
+    if root.tag not in ("testsuites", "testsuite"):
+        raise ValueError(f"root element is <{root.tag}>, not <testsuites> or <testsuite>")
+    cases = list(root.iter("testcase"))
+    if cases:
+        failed = sum(
+            1 for c in cases if c.find("failure") is not None or c.find("error") is not None
+        )
+        return len(cases), failed
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite")) or [root]
+
+    def attr(name: str) -> int:
+        try:
+            return sum(int(s.get(name, "0")) for s in suites)
+        except ValueError:
+            raise ValueError(f"attribute {name} is not a number") from None
+
+    return attr("tests"), attr("failures") + attr("errors")
+
+
+@dataclass
+class _Entry:
+    """One file as last parsed; ``run`` is None when the file is bad."""
+
+    mtime_ns: int
+    size: int
+    run: CIRun | None
+    problem: str = ""
+    junit_problems: list[str] = field(default_factory=list)
+
+
+class RunsFolderCI:
+    """CIProvider over a folder of JSON run records, indexed once and re-indexed on change."""
+
+    name = "runs-folder"
+
+    def __init__(self, config: RunsFolderConfig, ctx: BackendContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.folder = (Path(ctx.workspace) / config.path).resolve()
+        self._entries: dict[str, _Entry] = {}
+        self._stamp: tuple[int, int] | None = None  # (folder mtime_ns, file count)
+        self._live: set[str] = set()  # files of runs not completed yet
+        self._valid = 0
+        self._checked_at: float | None = None
+        self._exists = False
+        # Runs by commit and the sorted commits, swapped as one tuple by the indexing thread.
+        self._view: tuple[dict[str, list[CIRun]], list[str]] = ({}, [])
+        self._lock = asyncio.Lock()
+        self._pending: asyncio.Future[bool] | None = None
+
+    # -- indexing -------------------------------------------------------------------------
+
+    def _parse(self, path: Path, mtime_ns: int, size: int) -> _Entry:
+        rel = path.name
+        if size > MAX_RECORD_BYTES:
+            return _Entry(mtime_ns, size, None, f"{rel}: larger than 1 MB; is it a run record?")
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, UnicodeDecodeError) as exc:
+            return _Entry(mtime_ns, size, None, f"{rel}: unreadable: {exc}")
+        except json.JSONDecodeError as exc:
+            return _Entry(
+                mtime_ns, size, None, f"{rel}: not valid JSON: line {exc.lineno}: {exc.msg}"
+            )
+        try:
+            record = RunRecord.model_validate(data)
+        except ValidationError as exc:
+            errs = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg'].lower()}"
+                for e in exc.errors()[:3]
+            )
+            return _Entry(mtime_ns, size, None, f"{rel}: {errs}")
+        junit_problems: list[str] = []
+        jobs = [self._job(j, j.junit, junit_problems, rel) for j in record.jobs]
+        if record.junit:
+            named = next((i for i, j in enumerate(jobs) if j.name == JUNIT_JOB), None)
+            base = jobs[named] if named is not None else self._job(record, None, [], rel)
+            job = self._job(base, record.junit, junit_problems, rel)
+            if named is None:
+                jobs.append(job)
+            else:
+                jobs[named] = job
+        run = CIRun(
+            id=str(record.id),
+            pipeline=record.pipeline,
+            commit=record.commit,
+            status=record.status,
+            conclusion=record.conclusion,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            url=record.url,
+            actor=record.actor,
+            jobs=tuple(jobs),
+        )
+        return _Entry(mtime_ns, size, run, junit_problems=junit_problems)
+
+    def _job(self, src: Any, junit: str | None, problems: list[str], rel: str) -> CIJob:
+        total = getattr(src, "tests_total", None)
+        failed = getattr(src, "tests_failed", None)
+        if junit:
+            target = (self.folder / junit).resolve()
+            try:
+                if not target.is_relative_to(self.folder):
+                    raise ValueError("is outside the runs folder")
+                total, failed = junit_counts(target)
+            except (OSError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                problems.append(f"{rel}: JUnit file {junit}: {reason}")
+        return CIJob(
+            name=getattr(src, "name", JUNIT_JOB),
+            status=src.status,
+            conclusion=src.conclusion,
+            started_at=src.started_at,
+            finished_at=src.finished_at,
+            url=src.url,
+            tests_total=total,
+            tests_failed=failed,
+        )
+
+    def _scan(self) -> tuple[tuple[int, int], dict[str, os.stat_result]] | None:
+        """(folder stamp, stat of every run file); no listing while the folder is unchanged."""
+        try:
+            mtime_ns = self.folder.stat().st_mtime_ns
+            settled = time.time_ns() - mtime_ns > SETTLED_NS  # no same-tick change can hide
+            if self._stamp is not None and mtime_ns == self._stamp[0] and settled:
+                return self._stamp, {}
+            with os.scandir(self.folder) as it:
+                names = [
+                    e.name
+                    for e in it
+                    if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file()
+                ]
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            raise Unreachable(
+                f"CI runs path {self.folder} is a file, not a folder",
+                backend=self.name,
+                hint="point backends.ci.path at a folder of run JSON files",
+            ) from None
+        except PermissionError:
+            raise Unreachable(f"no permission to read {self.folder}", backend=self.name) from None
+        stamp = (mtime_ns, len(names))
+        if stamp == self._stamp:
+            return stamp, {}
+        stats: dict[str, os.stat_result] = {}
+        for name in names:
+            try:
+                stats[name] = (self.folder / name).stat()
+            except FileNotFoundError:
+                continue
+        return stamp, stats
+
+    def _refresh(self) -> bool:
+        """Bring the index up to date; returns False when the folder does not exist."""
+        scanned = self._scan()
+        if scanned is None:
+            self._stamp, self._entries, self._live = None, {}, set()
+            self._rebuild()
+            return False
+        stamp, stats = scanned
+        changed = False
+        if stamp != self._stamp:
+            entries: dict[str, _Entry] = {}
+            for name, st in stats.items():
+                old = self._entries.get(name)
+                if old is not None and (old.mtime_ns, old.size) == (st.st_mtime_ns, st.st_size):
+                    entries[name] = old
+                else:
+                    entries[name] = self._parse(self.folder / name, st.st_mtime_ns, st.st_size)
+                    self._log(entries[name])
+            self._entries, self._stamp, changed = entries, stamp, True
+            self._live = {n for n, e in entries.items() if e.run and e.run.status is not DONE}
+        # Runs still queued or in progress are often rewritten in place: re-check just those.
+        for name in list(self._live):
+            entry = self._entries[name]
+            try:
+                st = (self.folder / name).stat()
+            except FileNotFoundError:
+                continue
+            if (st.st_mtime_ns, st.st_size) != (entry.mtime_ns, entry.size):
+                entry = self._entries[name] = self._parse(
+                    self.folder / name, st.st_mtime_ns, st.st_size
+                )
+                self._log(entry)
+                changed = True
+                if entry.run is None or entry.run.status is DONE:
+                    self._live.discard(name)
+        if changed:
+            self._rebuild()
+        return True
+
+    def _log(self, entry: _Entry) -> None:
+        for problem in [entry.problem, *entry.junit_problems]:
+            if problem:
+                log.warning("runs folder %s: skipped %s", self.folder, problem)
+
+    def _rebuild(self) -> None:
+        by_commit: dict[str, list[CIRun]] = {}
+        for entry in self._entries.values():
+            if entry.run is not None:
+                by_commit.setdefault(entry.run.commit, []).append(entry.run)
+        for runs in by_commit.values():
+            runs.sort(key=_newest_first_key, reverse=True)
+        self._view = (by_commit, sorted(by_commit))
+        self._valid = sum(1 for e in self._entries.values() if e.run is not None)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every bad record or JUnit file found by the last indexing, one sentence each."""
+        out: list[str] = []
+        for name in sorted(self._entries):
+            entry = self._entries[name]
+            out += [p for p in [entry.problem, *entry.junit_problems] if p]
+        return out
+
+    async def _index(self) -> bool:
+        limit = max(self.ctx.timeout * 4, 20.0)
+        async with self._lock:
+            recent = self._checked_at is not None and (
+                time.monotonic() - self._checked_at < RECHECK_SECONDS
+            )
+            if not recent or self._pending is not None:
+                # A refresh that outlived a caller's timeout is awaited, never run twice at once.
+                if self._pending is None:
+                    self._pending = asyncio.ensure_future(asyncio.to_thread(self._refresh))
+                try:
+                    self._exists = await asyncio.wait_for(asyncio.shield(self._pending), limit)
+                except TimeoutError:
+                    raise Unreachable(
+                        f"indexing {self.folder} took longer than {limit:.0f}s (still running)",
+                        backend=self.name,
+                        hint="move old run files to an archive folder",
+                    ) from None
+                finally:
+                    if self._pending.done():
+                        self._pending = None
+                self._checked_at = time.monotonic()
+        if self._exists and self._entries and not self._valid:
+            raise InvalidResponse(
+                f"none of the {len(self._entries)} run files in {self.folder} is valid; "
+                f"first problem: {self.problems[0]}",
+                backend=self.name,
+                hint="see docs/runs-folder.md for the record schema",
+            )
+        return self._exists
+
+    # -- the port -------------------------------------------------------------------------
+
+    async def runs_for(self, commit: str) -> Sequence[CIRun]:
+        """Runs recorded for ``commit`` (full sha or unique prefix of >= 7), newest first."""
+        query = commit.strip().lower()
+        if len(query) < MIN_PREFIX:
+            raise NotFound(
+                f"commit {commit!r} is too short to look up CI runs",
+                backend=self.name,
+                hint=f"use at least {MIN_PREFIX} hex digits of the sha",
+            )
+        if not await self._index():
+            return []
+        by_commit, commits = self._view
+        found = list(by_commit.get(query, ()))
+        # Records that store an abbreviated sha of the queried commit.
+        for n in range(MIN_PREFIX, len(query)):
+            found += by_commit.get(query[:n], ())
+        # Records of commits the query abbreviates: must be a unique commit.
+        lo = bisect.bisect_left(commits, query)
+        longer: list[str] = []
+        for sha in itertools.islice(commits, lo, None):
+            if not sha.startswith(query):
+                break
+            if sha != query:
+                longer.append(sha)
+        if len(longer) > 1:
+            raise NotFound(
+                f"commit prefix {query} is ambiguous in {self.folder}: "
+                f"{', '.join(s[:12] for s in longer[:3])}",
+                backend=self.name,
+                hint="use the full sha",
+            )
+        for sha in longer:
+            found += by_commit[sha]
+        found.sort(key=_newest_first_key, reverse=True)
+        return found
+
+    async def check(self) -> str:
+        """Index the folder; say how many runs it holds and how many records were skipped."""
+        if not await self._index():
+            raise Unreachable(
+                f"CI runs folder {self.folder} does not exist",
+                backend=self.name,
+                hint=f"create it (mkdir -p {self.folder}) and write one JSON file per run "
+                "(docs/runs-folder.md), or set backends.ci.path",
+            )
+        text = f"{self._valid} CI runs for {len(self._view[0])} commits in {self.folder}"
+        problems = self.problems
+        if problems:
+            text += f"; {len(problems)} problem(s), first: {problems[0]}"
+        return text
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _newest_first_key(run: CIRun) -> tuple[datetime, int, str]:
+    unstarted = _OLDEST if run.status is CIStatus.COMPLETED else _NEWEST
+    when = run.started_at or run.finished_at or unstarted
+    return when, int(run.id) if run.id.isdigit() else -1, run.id
