@@ -48,7 +48,12 @@ async def test_substitutes_per_element_and_sets_env(tmp_path: Path) -> None:
     seen = json.loads(record.read_text())
     assert seen["argv"] == ["--model=churn", "v1.2.0", "prod;rm -rf /", "ada from 10.0.0.1"]
     assert seen["cwd"] == str(tmp_path)
-    assert seen["env"] == {
+    deploy_env = {
+        k: v
+        for k, v in seen["env"].items()
+        if k in {"CD4ML_MODEL", "CD4ML_VERSION", "CD4ML_STAGE", "CD4ML_ACTOR"}
+    }
+    assert deploy_env == {
         "CD4ML_MODEL": "churn",
         "CD4ML_VERSION": "v1.2.0",
         "CD4ML_STAGE": "prod",

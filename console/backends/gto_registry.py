@@ -1,0 +1,432 @@
+"""The embedded model registry: GTO's conventions in git tags, read and written with git.
+
+Reads every tag with one ``git for-each-ref`` into a snapshot, refreshed only when the refs
+changed on disk. Writes annotated tags atomically (``git mktag`` + ``git update-ref``), so two
+writers racing for the same stage can not both win. See docs/registry-gto.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from console.backends.gitcmd import CatFile, run_git
+from console.backends.gto_snapshot import (
+    Snapshot,
+    allowed_stages,
+    parse_artifacts_yaml,
+    read_snapshot,
+)
+from console.backends.gto_tags import (
+    Action,
+    ArtifactState,
+    StageState,
+    format_tag,
+    is_valid_artifact,
+    is_valid_name,
+    is_valid_version,
+)
+from console.backends.plugin import GtoConfig
+from console.domain import Model, ModelVersion, RegistryEvent, StageAssignment
+from console.plugins import BackendContext
+from console.ports import Conflict, InvalidResponse, NotFound, Unreachable
+
+ZERO = "0" * 40
+GUARD_PREFIX = "refs/cd4ml-console/stage-guards/"
+PUSH_TIMEOUT = 60.0
+
+
+class GtoRegistry:
+    """ModelRegistry over GTO tags in a local git repository."""
+
+    name = "gto"
+
+    def __init__(self, config: GtoConfig, ctx: BackendContext) -> None:
+        path = Path(config.path) if config.path else ctx.workspace
+        self.path = path if path.is_absolute() else ctx.workspace / path
+        self.push_remote: str | None = config.push_remote
+        self.timeout = ctx.timeout
+        self._git_dir: Path | None = None
+        self._snap: Snapshot | None = None
+        self._read_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+        self._catfile: CatFile | None = None
+        self._index: tuple[bytes | None, dict[str, dict[str, Any]]] = (None, {})
+        self._host = socket.gethostname() or "localhost"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def _snapshot(self, *, fresh: bool = False) -> Snapshot:
+        """The current snapshot; re-read when the refs on disk changed (or ``fresh``)."""
+        asked = time.monotonic()
+        async with self._read_lock:
+            if self._git_dir is None:
+                _, out, _ = await run_git(
+                    self.path, "rev-parse", "--git-common-dir", timeout=self.timeout
+                )
+                git_dir = Path(out.decode().strip())
+                self._git_dir = git_dir if git_dir.is_absolute() else self.path / git_dir
+            snap = self._snap
+            if snap is not None and (
+                snap.started_mono >= asked or (not fresh and snap.is_current())
+            ):
+                return snap
+            self._snap = await read_snapshot(self.path, self._git_dir, self.timeout)
+            return self._snap
+
+    async def _artifacts_index(self) -> dict[str, dict[str, Any]]:
+        """``artifacts.yaml`` at HEAD: name -> {path, type, description, labels}."""
+        if self._catfile is None:
+            self._catfile = CatFile(self.path, self.timeout)
+        data = await self._catfile.read("HEAD", "artifacts.yaml")
+        if data == self._index[0]:
+            return self._index[1]
+        try:
+            parsed = parse_artifacts_yaml(data)
+        except ValueError as exc:
+            raise InvalidResponse(
+                f"artifacts.yaml at HEAD in {self.path} is not valid: {exc}",
+                backend=self.name,
+                hint="fix the file (gto's format: NAME: {type, path, description, labels})",
+            ) from None
+        self._index = (data, parsed)
+        return parsed
+
+    async def _state(self, model: str) -> tuple[Snapshot, ArtifactState | None]:
+        snap = await self._snapshot()
+        state = snap.state(model)
+        if state is None and model not in await self._artifacts_index():
+            raise NotFound(
+                f"no model {model!r} in the git tags or artifacts.yaml at {self.path}",
+                backend=self.name,
+                hint=f"register a version: gto register {model} REF --version v0.1.0",
+            )
+        return snap, state
+
+    async def check(self) -> str:
+        snap = await self._snapshot()
+        states = [snap.state(name) for name in snap.artifacts()]
+        n_versions = sum(len(s.versions) for s in states if s is not None)
+        return f"{len(states)} models, {n_versions} versions in git tags at {self.path}"
+
+    async def models(self) -> tuple[Model, ...]:
+        snap = await self._snapshot()
+        index = await self._artifacts_index()
+        out = []
+        for name in sorted(set(snap.artifacts()) | set(index)):
+            meta = index.get(name, {})
+            state = snap.state(name)
+            labels = meta.get("labels") or ()
+            out.append(
+                Model(
+                    name=name,
+                    description=str(meta.get("description") or ""),
+                    path=str(meta.get("path") or ""),
+                    deprecated=bool(state and state.deprecated),
+                    labels=tuple(str(x) for x in labels) if isinstance(labels, list) else (),
+                )
+            )
+        return tuple(out)
+
+    async def versions(self, model: str) -> tuple[ModelVersion, ...]:
+        snap, state = await self._state(model)
+        return snap.model_versions(model) if state else ()
+
+    async def stages(self, model: str) -> tuple[StageAssignment, ...]:
+        _, state = await self._state(model)
+        if state is None:
+            return ()
+        return tuple(_assignment(model, s) for s in state.stages.values())
+
+    async def history(self, model: str) -> tuple[RegistryEvent, ...]:
+        snap, state = await self._state(model)
+        return snap.history(model) if state else ()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def assign(
+        self,
+        model: str,
+        version: str,
+        stage: str,
+        *,
+        actor: str,
+        message: str = "",
+        expected: str | None = None,
+        actor_email: str | None = None,
+    ) -> StageAssignment:
+        """Point ``stage`` at ``version`` with a new ``MODEL#STAGE#N`` tag, if it still shows
+        ``expected``; Conflict otherwise (also when another writer wins the race)."""
+        text = message or f"Assigning stage {stage} to artifact {model} version {version}"
+        return await self._move(model, stage, version, expected, actor, actor_email, text)
+
+    async def unassign(
+        self,
+        model: str,
+        stage: str,
+        *,
+        actor: str,
+        expected: str | None,
+        message: str = "",
+        actor_email: str | None = None,
+    ) -> StageAssignment:
+        """Take ``expected`` out of ``stage`` with a ``MODEL#STAGE!#N`` tag (compare-and-set).
+
+        GTO semantics: the stage then points at the previous version still assigned to it, if
+        any; the returned assignment says where it points now.
+        """
+        text = message or f"Unassigning stage '{stage}' to artifact '{model}' version '{expected}'"
+        await self._move(model, stage, None, expected, actor, actor_email, text)
+        after = (await self._snapshot(fresh=True)).state(model)
+        now = after.stages.get(stage) if after else None
+        return (
+            _assignment(model, now)
+            if now
+            else StageAssignment(model=model, stage=stage, version=None)
+        )
+
+    async def _move(
+        self,
+        model: str,
+        stage: str,
+        version: str | None,
+        expected: str | None,
+        actor: str,
+        actor_email: str | None,
+        message: str,
+    ) -> StageAssignment:
+        """Assign (``version``) or unassign (None) ``stage`` if it still points at ``expected``."""
+        self._check_stage(stage)
+        async with self._write_lock:
+            guard = await self._guard(model, stage)
+            snap = await self._snapshot(fresh=True)
+            state = snap.state(model)
+            target = version if version is not None else expected
+            found = state.versions.get(target) if state and target else None
+            if version is not None and (found is None or not found.registered or not found.active):
+                gone = found is not None and found.registered
+                where = (
+                    "was deregistered" if gone else f"is not registered in git tags at {self.path}"
+                )
+                raise NotFound(
+                    f"{model} {version} {where}",
+                    backend=self.name,
+                    hint=f"register it: gto register {model} COMMIT --version {version}",
+                )
+            current = self._compare(model, stage, state, expected)
+            if current is not None and version is not None and current.version == version:
+                return _assignment(model, current)
+            if state is None or found is None:  # unassigning an empty stage: nothing to do
+                return StageAssignment(model=model, stage=stage, version=None)
+            action = Action.ASSIGN if version is not None else Action.UNASSIGN
+            name = format_tag(model, action, stage=stage, counter=snap.counter(model) + 1)
+            at = await self._create_tag(
+                name, found.commit, actor, actor_email, message, state.newest(stage=stage), guard
+            )
+        await self._push(name)
+        return StageAssignment(
+            model=model, stage=stage, version=version, assigned_by=_tagger(actor),
+            assigned_at=at, ref=name,
+        )  # fmt: skip
+
+    async def register(
+        self,
+        model: str,
+        version: str,
+        commit: str,
+        *,
+        actor: str,
+        message: str = "",
+        actor_email: str | None = None,
+    ) -> ModelVersion:
+        """Register ``version`` of ``model`` at ``commit`` (annotated ``MODEL@VERSION`` tag)."""
+        if not is_valid_artifact(model):
+            raise NotFound(f"{model!r} is not a valid GTO artifact name", backend=self.name)
+        if not is_valid_version(version):
+            raise NotFound(f"{version!r} is not a GTO version like v1.2.0", backend=self.name)
+        rc, out, _ = await run_git(
+            self.path, "rev-parse", "--verify", "--quiet", "--end-of-options",
+            f"{commit}^{{commit}}", timeout=self.timeout, check=False,
+        )  # fmt: skip
+        if rc != 0:
+            raise NotFound(f"no commit {commit!r} in {self.path}", backend=self.name)
+        sha = out.decode().strip()
+        async with self._write_lock:
+            snap = await self._snapshot(fresh=True)
+            state = snap.state(model)
+            if state is not None:
+                found = state.versions.get(version)
+                if found is not None and found.registered and found.active:
+                    raise Conflict(
+                        f"{model} {version} is already registered (at {found.commit[:8]})",
+                        backend=self.name, actual=version,
+                        changed_by=found.registration.tagger if found.registration else "",
+                    )  # fmt: skip
+                for other in state.versions.values():
+                    if other.commit == sha and other.registered and other.active:
+                        raise Conflict(
+                            f"commit {sha[:8]} already carries {model} {other.version}",
+                            backend=self.name, actual=other.version,
+                        )  # fmt: skip
+            name = format_tag(model, Action.REGISTER, version=version)
+            if snap.has_tag(name):  # re-registering a deregistered version needs a counter
+                name = format_tag(
+                    model, Action.REGISTER, version=version, counter=snap.counter(model) + 1
+                )
+            text = message or f"Registering artifact {model} version {version}"
+            newest = state.newest(version=version) if state else 0
+            at = await self._create_tag(name, sha, actor, actor_email, text, newest, None)
+        await self._push(name)
+        return ModelVersion(
+            model=model, version=version, commit=sha, created_by=_tagger(actor), created_at=at,
+            tags={"gto.tag": name},
+        )  # fmt: skip
+
+    def _check_stage(self, stage: str) -> None:
+        if not is_valid_name(stage):
+            raise NotFound(f"{stage!r} is not a valid GTO stage name", backend=self.name)
+        allowed = allowed_stages(self.path)
+        if allowed is not None and stage not in allowed:
+            raise NotFound(
+                f"stage {stage!r} is not allowed by {self.path / '.gto'}",
+                backend=self.name,
+                hint=f"use one of: {', '.join(allowed)}",
+            )
+
+    def _compare(
+        self, model: str, stage: str, state: ArtifactState | None, expected: str | None
+    ) -> StageState | None:
+        """The stage's current state, or Conflict when it is not ``expected``."""
+        current = state.stages.get(stage) if state else None
+        actual = current.version if current else None
+        if actual == expected:
+            return current
+        if current is None:
+            raise Conflict(
+                f"stage {stage} of {model} has never been assigned, not {expected} as expected",
+                backend=self.name, expected=expected, actual=None,
+            )  # fmt: skip
+        ev = current.event
+        raise Conflict(
+            f"stage {stage} of {model} now points at {actual or 'nothing'}, not "
+            f"{expected or 'nothing'}: moved by {ev.tagger or 'unknown'} at "
+            f"{ev.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (tag {ev.name})",
+            backend=self.name,
+            hint="reload the model and review the change before trying again",
+            expected=expected, actual=actual, changed_by=ev.tagger,
+        )  # fmt: skip
+
+    async def _guard(self, model: str, stage: str) -> tuple[str, str, str, str]:
+        """(guard ref, its value, model, stage); the value is read *before* the snapshot."""
+        digest = hashlib.sha1(f"{model}\0{stage}".encode()).hexdigest()[:24]
+        ref = GUARD_PREFIX + digest
+        rc, out, _ = await run_git(
+            self.path, "rev-parse", "--verify", "--quiet", ref, timeout=self.timeout, check=False
+        )
+        return ref, (out.decode().strip() if rc == 0 else ZERO), model, stage
+
+    async def _create_tag(
+        self,
+        name: str,
+        commit: str,
+        actor: str,
+        actor_email: str | None,
+        message: str,
+        newest: int,
+        guard: tuple[str, str, str, str] | None,
+    ) -> datetime:
+        """Create annotated tag ``name`` -> ``commit`` in one atomic ref transaction.
+
+        The tagger time is kept after ``newest`` (the latest tag of the same stage or version)
+        so gto orders it last even within one second or under clock skew.
+        """
+        stamp = max(int(time.time()), newest + 1)
+        email = re.sub(r"[<>\s]", "", actor_email or "") or f"{_slug(actor)}@{self._host}"
+        body = (
+            f"object {commit}\ntype commit\ntag {name}\n"
+            f"tagger {_tagger(actor)} <{email}> {stamp} +0000\n\n{message.strip()}\n"
+        )
+        _, out, _ = await run_git(self.path, "mktag", input=body.encode(), timeout=self.timeout)
+        obj = out.decode().strip()
+        lines = [f"update refs/tags/{name} {obj} {ZERO}"]
+        if guard is not None:
+            lines.append(f"update {guard[0]} {obj} {guard[1]}")
+        rc, _, err = await run_git(
+            self.path, "update-ref", "--stdin", input=("\n".join(lines) + "\n").encode(),
+            timeout=self.timeout, check=False,
+        )  # fmt: skip
+        if rc != 0:
+            reason = err.decode(errors="replace").strip()
+            if "cannot lock ref" not in reason:
+                raise Unreachable(
+                    f"git update-ref failed for tag {name}: {reason}", backend=self.name
+                )
+            latest = await self._snapshot(fresh=True)
+            winner = latest.event(name)
+            if guard is not None:  # a stage write: who moved the stage?
+                state = latest.state(guard[2])
+                current = state.stages.get(guard[3]) if state else None
+                winner = current.event if current else winner
+            who = f" by {winner.tagger} (tag {winner.name})" if winner else ""
+            raise Conflict(
+                f"another writer changed the registry at the same moment{who}; "
+                f"tag {name} was not created",
+                backend=self.name,
+                hint="reload the model and review the change before trying again",
+                changed_by=winner.tagger if winner else "",
+            )
+        return datetime.fromtimestamp(stamp, tz=UTC)
+
+    async def _push(self, name: str) -> None:
+        if not self.push_remote:
+            return
+        try:
+            rc, _, err = await run_git(
+                self.path, "push", "--quiet", self.push_remote, f"refs/tags/{name}",
+                timeout=max(self.timeout, PUSH_TIMEOUT), check=False,
+            )  # fmt: skip
+            lines = err.decode(errors="replace").strip().splitlines()
+            reason = lines[-1] if lines else f"exit code {rc}"
+        except Unreachable as exc:  # git missing or the push timed out
+            rc, reason = 1, exc.message
+        if rc != 0:
+            raise Unreachable(
+                f"tag {name} was created locally but pushing it to {self.push_remote} failed: "
+                f"{reason}",
+                backend=self.name,
+                hint=f"push it by hand: git push {self.push_remote} '{name}'",
+            )
+
+    async def aclose(self) -> None:
+        if self._catfile is not None:
+            await self._catfile.aclose()
+            self._catfile = None
+
+
+def _slug(actor: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", ".", actor).strip(".") or "console"
+
+
+def _tagger(actor: str) -> str:
+    return re.sub(r"[<>\n]", "", actor).strip() or "cd4ml-console"
+
+
+def _assignment(model: str, state: StageState) -> StageAssignment:
+    ev = state.event
+    return StageAssignment(
+        model=model,
+        stage=state.stage,
+        version=state.version,
+        assigned_by=ev.tagger,
+        assigned_at=ev.at,
+        ref=ev.name,
+    )
+
+
+__all__ = ["GUARD_PREFIX", "GtoRegistry"]
