@@ -1,0 +1,158 @@
+"""The CLI as scripts and people use it: exit codes, messages, --json shapes, on the real demo."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from console.demo.build import build_demo
+from console.demo.run import set_metrics_port
+from console.demo.server import ModelServer
+
+NOW = "2026-11-20T12:00:00+00:00"
+
+
+def run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "CD4ML_LOG_FILE": os.devnull, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "console", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from datetime import datetime
+
+    path = tmp_path_factory.mktemp("demo") / "ws"
+    build_demo(path, seed=7, now=datetime.fromisoformat(NOW))
+    set_metrics_port(path / "cd4ml-console.toml", 9)  # nothing listens on the discard port
+    return path
+
+
+def test_help_is_fast_path_without_heavy_imports() -> None:
+    code = (
+        "import sys\n"
+        "from console.cli import cli\n"
+        "try:\n    cli(['--help'], prog_name='cd4ml-console')\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('textual', 'httpx', 'git', 'pydantic', 'prometheus_client') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+    for command in ("status", "versions", "doctor", "plugins", "demo"):
+        assert command in out.stdout
+
+
+def test_outside_any_repo_points_to_demo_and_exits_2(tmp_path: Path) -> None:
+    out = run(
+        env={"XDG_CONFIG_HOME": str(tmp_path), "GIT_CEILING_DIRECTORIES": str(tmp_path)},
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2
+    assert "cd4ml-console demo" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_config_names_file_and_key_without_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "cd4ml-console.toml"
+    cfg.write_text("[policy.stages.production]\nrequired_approvals = 'two'\n")
+    out = run("-w", str(tmp_path), "status")
+    assert out.returncode == 2
+    assert str(cfg) in out.stderr
+    assert "policy.stages.production.required_approvals" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_status_json_on_the_demo_shows_every_model_and_stage(demo: Path) -> None:
+    out = run("-w", str(demo), "status", "--json")
+    doc = json.loads(out.stdout)
+    assert doc["schema"] == "cd4ml-console/status/v1"
+    assert [m["name"] for m in doc["models"]] == [
+        "fraud-detector",
+        "churn-predictor",
+        "price-recommender",
+    ]
+    for model in doc["models"]:
+        for stage in ("staging", "production"):
+            s = model["stages"][stage]
+            assert s["version"].startswith("v")
+            assert len(s["commit"]) == 40 and s["data_version"] and s["metrics"]
+            assert s["ci"] in {"success", "failure"}
+    price = next(m for m in doc["models"] if m["name"] == "price-recommender")
+    assert price["stages"]["production"]["version"] == "v1.2.1"  # the rollback
+    # The metrics server is down: said in words, the rest still shown, exit code 1.
+    assert out.returncode == 1
+    assert {e["section"] for e in doc["errors"]} == {"metrics"}
+    assert "127.0.0.1:9" in doc["errors"][0]["message"]
+
+
+def test_status_text_and_single_model(demo: Path) -> None:
+    out = run("-w", str(demo), "status", "churn-predictor")
+    assert "churn-predictor" in out.stdout and "fraud-detector" not in out.stdout
+    assert "! metrics (churn-predictor)" in out.stdout
+    missing = run("-w", str(demo), "status", "no-such-model")
+    assert missing.returncode == 1 and "no model named 'no-such-model'" in missing.stderr
+
+
+def test_status_with_live_metrics_exits_0(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    ws = tmp_path / "ws"
+    build_demo(ws, seed=7, now=datetime.fromisoformat(NOW))
+    with ModelServer(ws, port=0, rps=20.0) as server:
+        assert server.wait_ready(10)
+        set_metrics_port(ws / "cd4ml-console.toml", server.port)
+        time.sleep(1.0)  # some traffic
+        out = run("-w", str(ws), "status", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads(out.stdout)
+    fraud = doc["models"][0]
+    assert fraud["health"]["version"] == fraud["stages"]["production"]["version"]
+    assert fraud["health"]["traffic_rps"] is not None
+
+
+def test_versions_json_lists_every_version_newest_first(demo: Path) -> None:
+    out = run("-w", str(demo), "versions", "price-recommender", "--json")
+    doc = json.loads(out.stdout)
+    assert out.returncode == 0, out.stderr
+    names = [v["version"] for v in doc["versions"]]
+    assert names[0] == "v1.3.0" and names[-1] == "v1.0.0"
+    first = doc["versions"][0]
+    assert first["created_by"] and first["commit"] and first["metrics"] and first["ci"] != "none"
+    assert "production" in next(v for v in doc["versions"] if v["version"] == "v1.2.1")["stages"]
+
+
+def test_doctor_says_what_works_and_what_does_not(demo: Path) -> None:
+    out = run("-w", str(demo), "doctor")
+    assert out.returncode == 1
+    lines = {
+        line.split()[1]: line for line in out.stdout.splitlines() if line[:4] in ("ok  ", "FAIL")
+    }
+    for kind in ("code", "registry", "data", "ci", "audit"):
+        assert lines[kind].startswith("ok"), out.stdout
+    assert lines["metrics"].startswith("FAIL") and "127.0.0.1:9" in lines["metrics"]
+
+
+def test_zero_config_in_a_plain_gto_repo(demo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(demo), str(clone)], check=True)
+    out = run("status", "--json", cwd=clone, env={"XDG_CONFIG_HOME": str(tmp_path)})
+    doc = json.loads(out.stdout)
+    assert out.returncode == 0, out.stderr  # no metrics configured: nothing failed
+    assert {m["name"] for m in doc["models"]} == {
+        "fraud-detector",
+        "churn-predictor",
+        "price-recommender",
+    }
+    assert all(m["stages"]["production"]["version"] for m in doc["models"])
