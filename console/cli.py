@@ -235,6 +235,15 @@ def demo(state: State, directory: Path | None, no_tui: bool, serve: bool, seed: 
         fail(str(exc), EXIT_USAGE)
 
 
+def _register_subcommands() -> None:
+    from console import cli_release
+
+    cli_release.register(cli)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     try:
         cli(prog_name="cd4ml-console")

@@ -156,3 +156,30 @@ def test_zero_config_in_a_plain_gto_repo(demo: Path, tmp_path: Path) -> None:
         "price-recommender",
     }
     assert all(m["stages"]["production"]["version"] for m in doc["models"])
+
+
+def test_demo_waiting_request_can_be_approved_by_another_user(tmp_path: Path) -> None:
+    """The new-user story: approve the seeded request, production moves, the audit verifies."""
+    from datetime import datetime
+
+    ws = tmp_path / "ws"
+    build_demo(ws, seed=7, now=datetime.fromisoformat(NOW))
+    pending = json.loads(run("-w", str(ws), "requests", "--json").stdout)
+    assert [r["id"] for r in pending["requests"]] == ["req-demo-0001"]
+    approve = run(
+        "-w",
+        str(ws),
+        "approve",
+        "fraud-detector",
+        "v2.0.0",
+        "--to",
+        "production",
+        "--comment",
+        "ok",
+        "--json",
+    )
+    assert approve.returncode == 0, approve.stdout + approve.stderr
+    status = json.loads(run("-w", str(ws), "status", "fraud-detector", "--json").stdout)
+    assert status["models"][0]["stages"]["production"]["version"] == "v2.0.0"
+    verify = run("-w", str(ws), "audit", "verify")
+    assert verify.returncode == 0 and "anchored" in verify.stdout

@@ -75,6 +75,8 @@ class MetricBound(Strict):
     max_regression: float | None = Field(
         default=None, description="largest allowed change for the worse vs the current version"
     )
+    # Only these models (empty: every model that records the metric).
+    models: list[str] = Field(default_factory=list)
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -90,6 +92,27 @@ class ChangeWindow(Strict):
     timezone: str = "UTC"
     deny: bool = False
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name like 'Europe/Berlin' or 'UTC'"
+            ) from None
+        return value
+
+
+class RollbackPolicy(Strict):
+    """Who may roll back and what they must confirm (fast path: no quorum by default)."""
+
+    required_approvals: int = Field(default=0, ge=0)
+    confirm_model_name: bool = True
+    roles: list[str] = Field(default_factory=lambda: ["release_manager", "admin"])
+
 
 class StagePolicy(Strict):
     """Gates and approval rules for promoting into one stage."""
@@ -101,17 +124,24 @@ class StagePolicy(Strict):
     schema_change_needs_ack: bool = True
     windows: list[ChangeWindow] = Field(default_factory=list)
     approval_ttl_hours: float = Field(default=24.0, gt=0)
-
-
-class RollbackPolicy(Strict):
-    required_approvals: int = Field(default=0, ge=0)
-    confirm_model_name: bool = True
-    roles: list[str] = Field(default_factory=lambda: ["release_manager", "admin"])
+    # A pending request no one acted on expires after this long.
+    request_ttl_hours: float = Field(default=168.0, gt=0)
+    # Rollback rules for this stage; unset: policy.rollback.
+    rollback: RollbackPolicy | None = None
 
 
 class PolicyConfig(Strict):
     stages: dict[str, StagePolicy] = Field(default_factory=dict)
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+
+    def for_stage(self, stage: str) -> StagePolicy:
+        """The policy of ``stage`` (the defaults when the config has none)."""
+        return self.stages.get(stage) or StagePolicy()
+
+    def rollback_for(self, stage: str) -> RollbackPolicy:
+        """The rollback rules of ``stage``: its own, else ``policy.rollback``."""
+        own = self.stages.get(stage)
+        return own.rollback if own is not None and own.rollback is not None else self.rollback
 
 
 class RolesConfig(Strict):
@@ -121,6 +151,9 @@ class RolesConfig(Strict):
     release_manager: list[str] = Field(default_factory=list)
     viewer: list[str] = Field(default_factory=list)
     default: Literal["viewer", "release_manager", "admin"] = "release_manager"
+    # Other names an OS user appears under in git and registries (author names, emails,
+    # tagger names): the four-eyes rule treats them as that user.
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class UIConfig(Strict):

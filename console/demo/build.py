@@ -307,6 +307,9 @@ def build_demo(
     config_path.write_text(content.config_toml(port, seed), encoding="utf-8")
     marker = {"generator": GENERATOR, "format": FORMAT, "seed": seed, "now": content.iso(now)}
     (path / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    from console.demo.seed import seed_demo_audit
+
+    seed_demo_audit(path, now)
     return DemoInfo(
         path=path,
         models=tuple(m.name for m in MODELS),

@@ -1,0 +1,99 @@
+"""`audit` and `audit verify`: list or export the log, and check it against its git anchor."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from console.services.release.views import event_line
+from console.services.workspace import Workspace
+
+
+def _store(ws: Workspace) -> Any:
+    store = ws.get("audit")
+    if store is None:
+        problem = ws.problems.get("audit") or "no audit backend is configured"
+        print(f"audit: {problem}", file=sys.stderr)
+    return store
+
+
+async def print_events(ws: Workspace, model: str | None, fmt: str, limit: int) -> int:
+    """Text: the newest ``limit`` events; json/csv: every event, streamed page by page."""
+    from console.audit.export import iter_store, json_line, write_csv
+
+    store = _store(ws)
+    if store is None:
+        return 1
+    out = sys.stdout
+    try:
+        if fmt == "text":
+            try:
+                events = list(await store.events(model=model, limit=limit, tail=True))
+            except TypeError:  # a store without ``tail``
+                events = list(await store.events(model=model))[-limit:]
+            for e in events:
+                out.write(event_line(e) + "\n")
+            if not events:
+                out.write(
+                    "the audit log is empty\n" if model is None else f"no events for {model}\n"
+                )
+            return 0
+        if fmt == "csv":
+            n = 0
+            async for batch in iter_store(store, model=model):
+                n += write_csv(batch, out, header=n == 0)
+            if n == 0:
+                write_csv((), out)
+            return 0
+        head = json.dumps({"schema": "cd4ml-console/audit/v1", "model": model})[:-1]
+        out.write(head + ', "events": [')
+        first = True
+        async for batch in iter_store(store, model=model):
+            for e in batch:
+                out.write(("\n" if first else ",\n") + json_line(e))
+                first = False
+        out.write("\n]}\n")
+        return 0
+    except Exception as exc:  # BackendError or a damaged record: say so, never a traceback
+        print(f"audit: {exc}", file=sys.stderr)
+        return 1
+
+
+async def verify_log(ws: Workspace, *, as_json: bool = False) -> int:
+    """Verify the chain and every anchor; exit 1 naming the first bad record."""
+    from console.audit.anchor import ANCHOR_REF, read_anchor_history
+
+    store = _store(ws)
+    if store is None:
+        return 1
+    verify = getattr(store, "verify", None)
+    if not callable(verify):
+        print(f"audit: the {store.name} store can not verify itself", file=sys.stderr)
+        return 1
+    note = ""
+    try:
+        anchors = await read_anchor_history(ws.config.root, timeout=ws.config.timeout_seconds)
+    except Exception as exc:
+        anchors, note = [], f"anchor unreadable in {ws.config.root}: {exc}"
+    try:
+        result = await verify(anchors)
+    except Exception as exc:
+        print(f"audit verify: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        doc = {"schema": "cd4ml-console/audit-verify/v1", "ref": ANCHOR_REF,
+               **result.model_dump(mode="json"), "anchor_note": note or None}  # fmt: skip
+        print(json.dumps(doc, indent=2))
+        return 0 if result.ok else 1
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    if not result.ok:
+        print(
+            f"FAILED: first bad record is seq {result.first_bad_seq} "
+            f"({result.problem.value if result.problem else 'bad'}): {result.reason}"
+        )
+        return 1
+    head = f"head {result.head_hash[:16]}" if result.head_hash else "empty"
+    print(f"ok: {result.count} records, {head}" + (f"; {result.note}" if result.note else ""))
+    return 0

@@ -1,0 +1,164 @@
+"""Read what the release rules need from the ports, each call with a timeout.
+
+A fact that can not be read is recorded as the reason in words; gates then fail closed on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from console.domain import ModelVersion, StageAssignment, version_key
+from console.ports import BackendError, NotFound
+from console.services.release.gates import GateFacts, SchemaChange
+
+T = TypeVar("T")
+
+
+class Unavailable(Exception):
+    """A port needed for a decision did not answer; ``str()`` says which and why."""
+
+
+def describe(exc: BaseException, kind: str, timeout: float) -> str:
+    if isinstance(exc, BackendError):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return f"the {kind} backend did not answer within {timeout:g}s"
+    return f"the {kind} backend failed: {type(exc).__name__}: {exc}"
+
+
+async def call(kind: str, aw: Awaitable[T], timeout: float) -> T:
+    """Await ``aw`` with a timeout; any failure becomes Unavailable naming the backend."""
+    try:
+        return await asyncio.wait_for(aw, timeout)
+    except NotFound:
+        raise
+    except Exception as exc:
+        raise Unavailable(describe(exc, kind, timeout)) from exc
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model's versions and where ``stage`` points now."""
+
+    model: str
+    stage: str
+    versions: tuple[ModelVersion, ...]
+    assignment: StageAssignment | None
+
+    @property
+    def current(self) -> str | None:
+        return self.assignment.version if self.assignment else None
+
+    def version(self, text: str) -> ModelVersion | None:
+        return next((v for v in self.versions if v.version == text), None)
+
+
+async def read_target(registry: Any, model: str, stage: str, timeout: float) -> Target:
+    """Versions (oldest first) and the current assignment of ``stage``."""
+    versions, stages = await asyncio.gather(
+        call("registry", registry.versions(model), timeout),
+        call("registry", registry.stages(model), timeout),
+    )
+    ordered = tuple(sorted(versions, key=lambda v: version_key(v.version)))
+    assignment = next((a for a in stages if a.stage == stage), None)
+    return Target(model=model, stage=stage, versions=ordered, assignment=assignment)
+
+
+async def current_assignment(
+    registry: Any, model: str, stage: str, timeout: float
+) -> StageAssignment | None:
+    """Read ``stage`` back from the registry (after a timeout, before a move)."""
+    stages = await call("registry", registry.stages(model), timeout)
+    return next((a for a in stages if a.stage == stage), None)
+
+
+async def _soft(kind: str, port: Any, make: Any, timeout: float, default: T) -> tuple[T, str]:
+    """(value, "") or (default, reason) — for facts a gate judges rather than needs."""
+    if port is None:
+        return default, f"no {kind} backend is configured"
+    try:
+        return await asyncio.wait_for(make(port), timeout), ""
+    except Exception as exc:
+        return default, describe(exc, kind, timeout)
+
+
+async def gather_facts(
+    ports: Any,
+    model: str,
+    version: ModelVersion,
+    stage: str,
+    base: ModelVersion | None,
+    timeout: float,
+) -> tuple[GateFacts, tuple[str, ...], str]:
+    """Gate facts for ``version`` against ``base`` (the stage's version), the names the
+    version's authors go by, and why authorship is unknown ("" when known)."""
+    from console.services.lineage import diff_schema
+
+    sha, base_sha = version.commit, base.commit if base else ""
+    data, ci, code = ports.get("data"), ports.get("ci"), ports.get("code")
+
+    async def metrics_of(mv: ModelVersion) -> tuple[dict[str, float], str]:
+        if not mv.commit:
+            return dict(mv.metrics), ""
+        empty: dict[str, float] = {}
+        got, err = await _soft("data", data, lambda d: d.metrics(model, mv.commit), timeout, empty)
+        return {**mv.metrics, **got}, err
+
+    async def schema_of(commit: str) -> tuple[Any, str]:
+        if not commit:
+            return None, ""
+        return await _soft("data", data, lambda d: d.schema(model, commit), timeout, None)
+
+    no_runs: Sequence[Any] = ()
+    (
+        (m, m_err),
+        (bm, _),
+        (runs, ci_err),
+        (head_s, hs_err),
+        (base_s, bs_err),
+        (commit, c_err),
+    ) = await asyncio.gather(
+        metrics_of(version),
+        metrics_of(base) if base else _none({}),
+        _soft("ci", ci, lambda c: c.runs_for(sha), timeout, no_runs)
+        if sha
+        else _none(no_runs, "the version has no commit"),
+        schema_of(sha),
+        schema_of(base_sha) if base else _none(None),
+        _soft("code", code, lambda c: c.commit(sha), timeout, None)
+        if sha
+        else _none(None, "the version has no commit"),
+    )
+    changes: tuple[SchemaChange, ...] = ()
+    schema_err = hs_err or bs_err
+    if base is not None and not schema_err and base.commit != sha:
+        axis = diff_schema(base_s, head_s)
+        changes = tuple(SchemaChange(name=c.name, kind=c.kind.value) for c in axis.changes)
+    facts = GateFacts(
+        model=model,
+        version=version.version,
+        stage=stage,
+        commit=sha,
+        base_version=base.version if base else None,
+        metrics=m,
+        base_metrics=bm,
+        ci_runs=tuple(runs),
+        ci_error=ci_err,
+        schema_changes=changes,
+        schema_error=schema_err,
+        metrics_error=m_err,
+    )
+    authors = [version.created_by] if version.created_by else []
+    if commit is not None:
+        authors += [n for n in (commit.author, commit.author_email) if n]
+    why = ""
+    if not version.created_by and commit is None:
+        why = f"neither the registry nor git say who made {version.version} ({c_err})"
+    return facts, tuple(dict.fromkeys(authors)), why
+
+
+async def _none(value: T, err: str = "") -> tuple[T, str]:
+    return value, err

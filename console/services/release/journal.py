@@ -1,0 +1,86 @@
+"""Writing audit events for one action: every write has a timeout, and a failed write is a
+ReleaseError (fail closed) unless the caller says it is best effort (refusals)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from console.domain import Actor, AuditEvent
+from console.identity import identity_details, principal
+from console.services.release.facts import describe
+from console.services.release.results import ReleaseError
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    """Appends events on behalf of ``actor``; remembers the seq of each event written."""
+
+    def __init__(
+        self, store: Any, actor: Actor, clock: Callable[[], datetime], timeout: float
+    ) -> None:
+        self.store = store
+        self.actor = actor
+        self.user = principal(actor)
+        self.clock = clock
+        self.timeout = timeout
+        self.written: list[int] = []
+
+    async def write(
+        self,
+        action: str,
+        *,
+        model: str,
+        version: str = "",
+        stage: str = "",
+        before: str | None = "",
+        after: str | None = "",
+        reason: str = "",
+        result: str = "",
+        request_id: str = "",
+        details: dict[str, Any] | None = None,
+        doing: str = "",
+    ) -> AuditEvent:
+        """Durably append one event; ReleaseError when the store can not take it."""
+        if self.store is None:
+            raise ReleaseError(
+                "no audit store is available, so nothing was changed "
+                "(check backends.audit; `cd4ml-console doctor` says what is wrong)"
+            )
+        event = AuditEvent(
+            seq=0,
+            at=self.clock(),
+            actor=self.user,
+            action=action,
+            model=model,
+            version=version,
+            stage=stage,
+            before=before or "",
+            after=after or "",
+            reason=reason,
+            result=result,
+            request_id=request_id,
+            details={"identity": identity_details(self.actor), **(details or {})},
+        )
+        try:
+            stored: AuditEvent = await asyncio.wait_for(self.store.append(event), self.timeout)
+        except Exception as exc:
+            what = doing or "nothing was changed"
+            raise ReleaseError(
+                f"the audit log could not record the {action} ({describe(exc, 'audit', self.timeout)}); "
+                f"{what}"
+            ) from exc
+        self.written.append(stored.seq)
+        return stored
+
+    async def try_write(self, action: str, **fields: Any) -> AuditEvent | None:
+        """Best effort (refused attempts): a failure is logged, never raised."""
+        try:
+            return await self.write(action, **fields)
+        except ReleaseError as exc:
+            log.warning("could not record a refused %s: %s", action, exc)
+            return None

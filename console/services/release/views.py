@@ -1,0 +1,212 @@
+"""JSON documents and plain-text lines for the release CLI (docs/release.md). JSON keys are
+only ever added, never renamed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.domain import AuditEvent, GateResult
+from console.services.release.compare import Comparison
+from console.services.release.results import ActionResult, Plan, Reconciled, Refused
+
+ACTION_SCHEMA = "cd4ml-console/release-action/v1"
+
+
+def gate_docs(gates: tuple[GateResult, ...] | list[GateResult]) -> list[dict[str, Any]]:
+    return [g.model_dump(mode="json") for g in gates]
+
+
+def plan_doc(plan: Plan | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    doc = plan.model_dump(mode="json")
+    doc["quorum"] = list(plan.quorum)
+    return doc
+
+
+def reconciled_docs(items: list[Reconciled]) -> list[dict[str, Any]]:
+    return [r.model_dump(mode="json") for r in items]
+
+
+def action_doc(result: ActionResult, reconciled: list[Reconciled]) -> dict[str, Any]:
+    """An action's result as JSON (exit code included so scripts need not map statuses)."""
+    return {
+        "schema": ACTION_SCHEMA,
+        "action": result.action,
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "message": result.message,
+        "model": result.model,
+        "version": result.version or None,
+        "stage": result.stage or None,
+        "request": result.request,
+        "gates": gate_docs(result.gates),
+        "plan": plan_doc(result.plan),
+        "events": list(result.events),
+        "next_command": result.next_command or None,
+        "warnings": list(result.warnings),
+        "reconciled": reconciled_docs(reconciled),
+    }
+
+
+def refusal_doc(
+    action: str, model: str, exc: Refused | None, message: str, reconciled: list[Reconciled]
+) -> dict[str, Any]:
+    """A refusal (exit 3/2) or a failure (exit 1) as JSON."""
+    status = "refused" if exc is not None else "failed"
+    return {
+        "schema": ACTION_SCHEMA,
+        "action": action,
+        "status": status,
+        "exit_code": exc.exit_code if exc is not None else 1,
+        "kind": exc.kind if exc is not None else "backend",
+        "message": message,
+        "model": model,
+        "gates": gate_docs(exc.gates) if exc is not None else [],
+        "reconciled": reconciled_docs(reconciled),
+    }
+
+
+def event_doc(e: AuditEvent) -> dict[str, Any]:
+    return e.model_dump(mode="json")
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def gate_lines(gates: tuple[GateResult, ...] | list[GateResult]) -> list[str]:
+    """One line per gate: mark, name, observed vs threshold, detail."""
+    out = []
+    for g in gates:
+        mark = (
+            "ok  "
+            if g.passed
+            else "wait"
+            if g.gate == "approvals"
+            else "FAIL"
+            if g.blocking
+            else "warn"
+        )
+        nums = f"{_num(g.observed)} vs {_num(g.threshold)}" if g.threshold is not None else ""
+        out.append(f"  {mark} {g.gate:<26} {nums:<22} {g.detail}")
+    return out
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """The preview a person confirms: the move, deploy, gates, approvals, audit steps."""
+    out = [
+        f"{plan.op} {plan.model}: {plan.stage} {plan.from_version or 'nothing'} -> {plan.version}"
+        + (f"  (commit {plan.commit[:8]})" if plan.commit else ""),
+        f"  as {plan.actor} ({plan.role.replace('_', ' ')})"
+        + (f"; request {plan.request_id} by {plan.requested_by}" if plan.request_id else ""),
+        f"  deploy: {plan.deploy}",
+        "gates:",
+        *gate_lines(plan.gates),
+    ]
+    have, need = plan.quorum
+    if need or plan.approvals:
+        out.append(f"approvals: {have} of {need}")
+        for a in plan.approvals:
+            out.append(f"  {'ok ' if a.counts else 'no '} {a.actor} ({a.role}) {a.why}".rstrip())
+    out.append("steps:")
+    out += [f"  {i}. {s}" for i, s in enumerate(plan.steps, 1)]
+    if plan.blockers:
+        out.append("waiting for / blocked by:")
+        out += [f"  - {b}" for b in plan.blockers]
+    if plan.may_request:
+        out.append(f"you may not request this: {plan.may_request}")
+    return out
+
+
+def result_lines(result: ActionResult) -> list[str]:
+    out = [result.message]
+    if result.status in ("requested", "pending") and result.gates:
+        out += ["gates:", *gate_lines(result.gates)]
+    if result.next_command:
+        out.append(f"next: {result.next_command}")
+    out += [f"warning: {w}" for w in result.warnings]
+    return out
+
+
+def reconciled_lines(items: list[Reconciled]) -> list[str]:
+    return [
+        f"reconciled intent seq {r.intent_seq} ({r.op} {r.model} {r.version} to {r.stage}): "
+        f"{r.result} — {r.message}"
+        for r in items
+    ]
+
+
+def event_line(e: AuditEvent) -> str:
+    op = e.details.get("op")
+    action = f"{e.action}({op})" if op else e.action
+    move = f"{e.before or '-'}->{e.after or '-'}" if (e.before or e.after) else ""
+    where = " ".join(x for x in (e.model, e.version, e.stage) if x)
+    return (
+        f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<10} {action:<18} {where} {move} "
+        f"{e.result} {e.request_id} {e.reason[:60]}"
+    ).rstrip()
+
+
+def comparison_lines(c: Comparison) -> list[str]:
+    """Metric deltas per candidate (arrows say better/worse, never colour alone), axes, trend."""
+    out = [f"{c.model}: candidates vs {c.base_version or 'nothing'} in {c.stage}"]
+    head = f"  {'metric':<18} {'base':>10}" + "".join(f" {x.version:>20}" for x in c.candidates)
+    out.append(head)
+    for name in c.metric_names:
+        row = f"  {name:<18}"
+        base = next(
+            (
+                m.base
+                for x in c.candidates
+                for m in x.metrics
+                if m.name == name and m.base is not None
+            ),
+            None,
+        )
+        row += f" {_num(base):>10}"
+        for x in c.candidates:
+            m = next((m for m in x.metrics if m.name == name), None)
+            if m is None or m.value is None:
+                row += f" {'—':>20}"
+                continue
+            mark = {True: "better", False: "worse", None: "same"}[m.better]
+            delta = f"{m.delta:+.4g}" if m.delta is not None else ""
+            row += f" {f'{_num(m.value)} {delta} {mark}':>20}"
+        out.append(row)
+    for x in c.candidates:
+        lin = x.lineage
+        out.append(f"{x.version} (by {x.created_by or '—'}, CI {x.ci}):")
+        if lin.code is not None:
+            stat = lin.code.diffstat
+            diff = f", {stat.files} files +{stat.insertions} -{stat.deletions}" if stat else ""
+            out.append(
+                f"  code:     {len(lin.code.commits)} commits by "
+                f"{', '.join(lin.code.authors) or '—'}{diff}"
+            )
+        params = ", ".join(
+            f"{p.key} {_num(p.before)}->{_num(p.after)}" for p in lin.model_axis.params
+        )
+        out.append(f"  model:    {params or 'no parameter change'}")
+        schema = lin.schema_axis
+        if schema is not None and schema.declared:
+            changes = ", ".join(f"{f.kind.value} {f.name}" for f in schema.changes) or "no change"
+            out.append(f"  schema:   {changes}")
+        s = lin.sampling
+        if s is not None:
+            rows = f", rows {_num(s.rows_before)}->{_num(s.rows_after)}" if s.rows_after else ""
+            out.append(f"  sampling: {'changed' if s.changed else 'same'}{rows}")
+    if c.trend and c.metric_names:
+        out.append("trend (oldest first):")
+        for name in c.metric_names[:4]:
+            values = " ".join(_num(t.metrics.get(name)) for t in c.trend[-12:])
+            out.append(f"  {name:<18} {values}")
+    out += [f"! {k}: {v}" for k, v in c.errors.items()]
+    return out

@@ -1,0 +1,200 @@
+"""Gates, table-driven: each row is the facts, the policy and the expected decision/numbers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from console.config.model import ChangeWindow, MetricBound, MetricSpec, StagePolicy
+from console.domain import CIConclusion, CIRun, CIStatus, GateResult
+from console.services.release import gates as g
+
+SPECS = {"auc": MetricSpec(direction="higher"), "latency": MetricSpec(direction="lower", unit="ms")}
+
+
+def spec(name: str) -> MetricSpec:
+    return SPECS.get(name, MetricSpec())
+
+
+def facts(**kw) -> g.GateFacts:
+    base = {"model": "m", "version": "v2", "stage": "production", "commit": "a" * 40,
+            "base_version": "v1"}  # fmt: skip
+    return g.GateFacts(**{**base, **kw})
+
+
+def run(pipeline: str, conclusion: CIConclusion | None, status=CIStatus.COMPLETED) -> CIRun:
+    return CIRun(id=pipeline, pipeline=pipeline, commit="a" * 40, status=status,
+                 conclusion=conclusion)  # fmt: skip
+
+
+METRIC_CASES = [
+    # bound, value, base, expected [(gate, passed, observed, threshold)]
+    (MetricBound(metric="auc", min=0.8), 0.85, None, [("metric:auc:min", True, 0.85, 0.8)]),
+    (MetricBound(metric="auc", min=0.8), 0.79, None, [("metric:auc:min", False, 0.79, 0.8)]),
+    (MetricBound(metric="latency", max=50), 51.0, None, [("metric:latency:max", False, 51.0, 50)]),
+    (MetricBound(metric="latency", max=50), 50.0, None, [("metric:latency:max", True, 50.0, 50)]),
+    # higher is better: a drop of 0.02 is a regression of 0.02
+    (MetricBound(metric="auc", max_regression=0.01), 0.88, 0.90,
+     [("metric:auc:regression", False, 0.02, 0.01)]),
+    (MetricBound(metric="auc", max_regression=0.01), 0.895, 0.90,
+     [("metric:auc:regression", True, 0.005, 0.01)]),
+    (MetricBound(metric="auc", max_regression=0.0), 0.95, 0.90,
+     [("metric:auc:regression", True, -0.05, 0.0)]),
+    # lower is better: latency up by 5 ms is a regression of 5
+    (MetricBound(metric="latency", max_regression=2), 25.0, 20.0,
+     [("metric:latency:regression", False, 5.0, 2)]),
+    (MetricBound(metric="latency", max_regression=2), 15.0, 20.0,
+     [("metric:latency:regression", True, -5.0, 2)]),
+    # nothing to compare with: passes, says so
+    (MetricBound(metric="auc", max_regression=0.01), 0.5, None,
+     [("metric:auc:regression", True, None, 0.01)]),
+    (MetricBound(metric="auc", min=0.8, max=0.99, max_regression=0.01), 0.9, 0.9,
+     [("metric:auc:min", True, 0.9, 0.8), ("metric:auc:max", True, 0.9, 0.99),
+      ("metric:auc:regression", True, 0.0, 0.01)]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("bound", "value", "base", "expected"), METRIC_CASES)
+def test_metric_gates(bound: MetricBound, value: float, base: float | None, expected) -> None:
+    f = facts(
+        metrics={bound.metric: value},
+        base_metrics={bound.metric: base} if base is not None else {},
+    )
+    got = g.metric_gates(bound, f, spec)
+    assert [(r.gate, r.passed) for r in got] == [(e[0], e[1]) for e in expected]
+    for r, e in zip(got, expected, strict=True):
+        assert r.observed == (pytest.approx(e[2]) if e[2] is not None else None)
+        assert r.threshold == e[3]
+
+
+MISSING_CASES = [
+    # candidate metrics, base metrics, error, passed, blocking, detail fragment
+    ({}, {}, "", False, True, "records no metric 'auc'"),  # no metrics at all: fail closed
+    ({"rmse": 1.0}, {"auc": 0.9}, "", False, True, "(v1 in production does)"),
+    ({"rmse": 1.0}, {"rmse": 1.1}, "", True, False, "does not apply"),  # the model has no auc
+    ({"rmse": 1.0}, {}, "data down", False, True, "data down"),
+]
+
+
+@pytest.mark.parametrize(("metrics", "base", "error", "passed", "blocking", "why"), MISSING_CASES)
+def test_missing_metric(metrics, base, error, passed: bool, blocking: bool, why: str) -> None:
+    f = facts(metrics=metrics, base_metrics=base, metrics_error=error)
+    (got,) = g.metric_gates(MetricBound(metric="auc", min=0.8), f, spec)
+    assert (got.gate, got.passed, got.blocking) == ("metric:auc", passed, blocking)
+    assert why in got.detail
+
+
+def test_bound_limited_to_some_models() -> None:
+    policy = StagePolicy(
+        metric_bounds=[MetricBound(metric="auc", min=0.99, models=["other"])],
+        require_ci_success=False, schema_change_needs_ack=False,
+    )  # fmt: skip
+    assert g.quality_gates(policy, facts(metrics={"auc": 0.5}), spec) == ()
+
+
+def test_missing_metric_fails_closed() -> None:
+    got = g.metric_gates(MetricBound(metric="auc", min=0.8), facts(), spec)
+    assert [(r.gate, r.passed) for r in got] == [("metric:auc", False)]
+    assert "records no metric 'auc'" in got[0].detail
+    broken = g.metric_gates(
+        MetricBound(metric="auc", min=0.8), facts(metrics_error="data down"), spec
+    )
+    assert broken[0].detail == "data down"
+
+
+CI_CASES = [
+    ([], False, "none"),
+    ([run("train", CIConclusion.SUCCESS)], True, "success"),
+    ([run("train", CIConclusion.SUCCESS), run("lint", CIConclusion.FAILURE)], False, "failure"),
+    ([run("train", None, CIStatus.IN_PROGRESS)], False, "running"),
+    ([run("train", CIConclusion.CANCELLED)], False, "failure"),
+]
+
+
+@pytest.mark.parametrize(("runs", "passed", "state"), CI_CASES)
+def test_ci_gate(runs: list[CIRun], passed: bool, state: str) -> None:
+    r = g.ci_gate(facts(ci_runs=tuple(runs)))
+    assert (r.passed, r.observed, r.threshold) == (passed, state, "success")
+
+
+def test_ci_gate_fails_closed_when_ci_is_unknown() -> None:
+    r = g.ci_gate(facts(ci_error="no ci backend is configured"))
+    assert not r.passed and "CI unknown" in r.detail
+
+
+SCHEMA_CASES = [
+    ((), False, True, 0),
+    ((g.SchemaChange("device_age", "added"),), False, False, 1),
+    ((g.SchemaChange("device_age", "added"), g.SchemaChange("country", "removed")), True, True, 2),
+]
+
+
+@pytest.mark.parametrize(("changes", "ack", "passed", "n"), SCHEMA_CASES)
+def test_schema_gate(changes, ack: bool, passed: bool, n: int) -> None:
+    r = g.schema_gate(facts(schema_changes=changes), acknowledged=ack)
+    assert (r.passed, r.observed) == (passed, n)
+    if changes and not ack:
+        assert "--ack-schema-change" in r.detail
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)  # 16 = Monday
+
+
+OFFICE = ChangeWindow(days=["mon", "tue", "wed", "thu", "fri"], start_hour=9, end_hour=17,
+                      timezone="Europe/Berlin")  # fmt: skip
+FREEZE = ChangeWindow(days=["fri"], start_hour=12, end_hour=24, timezone="UTC", deny=True)
+NIGHT = ChangeWindow(days=["sat", "sun"], start_hour=22, end_hour=6, timezone="UTC")
+
+WINDOW_CASES = [
+    ([], at(21, 3), True),  # no windows: always
+    ([OFFICE], at(16, 8), True),  # Mon 09:00 Berlin
+    ([OFFICE], at(16, 7, 59), False),  # Mon 08:59 Berlin
+    ([OFFICE], at(16, 16), False),  # Mon 17:00 Berlin: end is exclusive
+    ([OFFICE], at(21, 10), False),  # Saturday
+    ([OFFICE, FREEZE], at(20, 10), True),  # Fri 11:00 Berlin, 10:00 UTC: before the freeze
+    ([OFFICE, FREEZE], at(20, 12), False),  # Fri 12:00 UTC: frozen
+    ([FREEZE], at(19, 13), True),  # only a deny window, not in it
+    ([NIGHT], at(21, 23), True),  # wraps past midnight
+    ([NIGHT], at(22, 5), True),
+    ([NIGHT], at(22, 7), False),
+]
+
+
+@pytest.mark.parametrize(("windows", "now", "passed"), WINDOW_CASES)
+def test_window_gate(windows: list[ChangeWindow], now: datetime, passed: bool) -> None:
+    r = g.window_gate(windows, now)
+    assert r.passed is passed, r.detail
+    if windows:
+        assert r.observed and r.threshold
+
+
+def test_window_override_passes_and_names_the_admin() -> None:
+    r = g.window_gate([OFFICE], at(21, 10), overridden_by="erin")
+    assert r.passed and "overridden by admin erin" in r.detail and "sat" in str(r.observed)
+
+
+@pytest.mark.parametrize(
+    ("required", "approvers", "passed"), [(0, [], True), (1, [], False), (2, ["a"], False),
+                                          (2, ["a", "b"], True)]
+)  # fmt: skip
+def test_approvals_gate(required: int, approvers: list[str], passed: bool) -> None:
+    r = g.approvals_gate(required, approvers, ["release_manager"] * len(approvers), ["admin"])
+    assert (r.passed, r.observed, r.threshold) == (passed, len(approvers), required)
+
+
+def test_quality_gates_follow_the_policy_and_evidence_ignores_process_gates() -> None:
+    policy = StagePolicy(
+        metric_bounds=[MetricBound(metric="auc", min=0.8)], require_ci_success=False,
+        schema_change_needs_ack=True,
+    )  # fmt: skip
+    f = facts(metrics={"auc": 0.9})
+    quality = g.quality_gates(policy, f, spec)
+    assert [q.gate for q in quality] == ["metric:auc:min", "schema"]
+    h1 = g.evidence_hash("m", "v2", "production", "a" * 40, "v1", quality)
+    window = GateResult(gate="window", passed=False, detail="x", observed="sat 10:00")
+    assert g.evidence_hash("m", "v2", "production", "a" * 40, "v1", (*quality, window)) == h1
+    assert g.evidence_hash("m", "v2", "production", "a" * 40, "v0", quality) != h1
+    worse = g.quality_gates(policy, facts(metrics={"auc": 0.91}), spec)
+    assert g.evidence_hash("m", "v2", "production", "a" * 40, "v1", worse) != h1

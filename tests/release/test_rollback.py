@@ -1,0 +1,85 @@
+"""Rollback: the previous version from the stage history, confirmation, its own policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.domain import ModelVersion, RegistryEvent, RegistryEventKind
+from console.services.release import Refused
+from console.services.release.rollback import previous_version
+from tests.release.fakes import World
+
+
+def assign(version: str, stage: str = "production") -> RegistryEvent:
+    return RegistryEvent(model="m", kind=RegistryEventKind.ASSIGN, version=version, stage=stage)
+
+
+VERSIONS = [ModelVersion(model="m", version=v) for v in ("v1", "v2", "v3")] + [
+    ModelVersion(model="m", version="v0", deregistered=True)
+]
+
+PREVIOUS = [
+    ([assign("v1"), assign("v2")], "v2", "v1"),
+    ([assign("v1"), assign("v2"), assign("v3", "staging"), assign("v3")], "v3", "v2"),
+    ([assign("v1"), assign("v2"), assign("v1"), assign("v2")], "v2", "v1"),
+    ([assign("v0"), assign("v2")], "v2", None),  # deregistered versions are skipped
+    ([assign("v2")], "v2", None),
+    # v3 was rolled back (production moved from it to an older version): never propose it again
+    ([assign("v1"), assign("v2"), assign("v3"), assign("v2")], "v2", "v1"),
+    ([assign("v1"), assign("v3"), assign("v1")], "v1", None),
+]
+
+
+@pytest.mark.parametrize(("history", "current", "expected"), PREVIOUS)
+def test_previous_version(history, current: str, expected: str | None) -> None:
+    assert previous_version(history, "production", current, VERSIONS) == expected
+
+
+async def test_rollback_moves_back_and_deploys_without_quorum() -> None:
+    w = World(approvals=1, deploy=True)
+    w.registry.move("production", "v1.1.0", "dev")
+    plan = await w.svc("sam").plan_rollback("m")
+    assert (plan.op, plan.from_version, plan.version) == ("rollback", "v1.1.0", "v1.0.0")
+    assert plan.confirm_model_name and plan.required_approvals == 0 and plan.ready
+    assert all(not g.blocking for g in plan.gates if g.gate != "approvals")
+    with pytest.raises(Refused, match="type the model name"):
+        await w.svc("sam").rollback("m", reason="INC-1", confirmation="")
+    with pytest.raises(Refused, match="reason"):
+        await w.svc("sam").rollback("m", reason=" ", confirmation="m")
+    result = await w.svc("sam").rollback("m", reason="INC-1: errors", confirmation="m")
+    assert result.status == "executed" and result.action == "rollback"
+    assert w.registry.pointers["production"] == "v1.0.0"
+    assert w.deployer is not None and w.deployer.calls[-1] == ("m", "v1.0.0", "production")
+    kinds = [(e.action, e.details.get("op") or e.details.get("kind")) for e in w.audit.rows]
+    assert kinds[:3] == [("request", "rollback"), ("intent", "rollback"), ("outcome", "rollback")]
+
+
+async def test_rollback_even_when_gates_fail_and_to_a_named_version() -> None:
+    w = World(approvals=0)
+    w.registry.move("production", "v1.3.0", "dev")
+    result = await w.svc("dev").rollback(
+        "m", to_version="v1.2.0", reason="back to the CI-failing one", confirmation="m"
+    )
+    assert result.status == "executed" and w.registry.pointers["production"] == "v1.2.0"
+
+
+async def test_rollback_policy_with_approvals_and_per_stage_override() -> None:
+    extra = (
+        "[policy.stages.production.rollback]\nrequired_approvals = 1\nconfirm_model_name = false\n"
+    )
+    w = World(approvals=0, extra=extra)
+    w.registry.move("production", "v1.1.0", "dev")
+    result = await w.svc("dev").rollback("m", reason="INC-2", confirmation="")
+    assert result.status == "requested" and w.registry.pointers["production"] == "v1.1.0"
+    dialog = await w.svc("rita").plan_approval("m", "v1.0.0", "production")
+    assert (dialog.op, dialog.may_approve, dialog.quorum) == ("rollback", "", (0, 1))
+    own = await w.svc("dev").plan_approval("m", "v1.0.0", "production")
+    assert "someone else must approve" in own.may_approve
+    done = await w.svc("rita").approve("m", "v1.0.0", "production", comment="yes")
+    assert done.status == "executed" and w.registry.pointers["production"] == "v1.0.0"
+
+
+async def test_nothing_to_roll_back_to() -> None:
+    w = World(approvals=0)
+    with pytest.raises(Refused, match="no earlier version"):
+        await w.svc("dev").plan_rollback("m", stage="staging")
