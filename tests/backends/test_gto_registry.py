@@ -508,7 +508,8 @@ async def test_unchanged_refs_are_not_read_again(registered, backend_ctx, monkey
     assert len(reads) == 1
 
 
-async def test_ten_thousand_versions(git_repo, backend_ctx):
+async def test_ten_thousand_versions(git_repo, backend_ctx, monkeypatch):
+    """10,000 versions read right and served from one snapshot (speed is measured in bench/)."""
     repo = git_repo()
     shas = [repo.commit(f"c{i}") for i in range(5)]
     specs = [
@@ -517,20 +518,24 @@ async def test_ten_thousand_versions(git_repo, backend_ctx):
     ]
     specs.append({"name": "big#prod#1", "commit": shas[2], "at": T0 + 20_000})
     repo.tags(specs)
+    age_refs(repo)
+    reads = []
+    original = gto_snapshot.read_snapshot
+
+    async def counting(*args):
+        reads.append(1)
+        return await original(*args)
+
+    monkeypatch.setattr(gto_registry, "read_snapshot", counting)
     registry = make_registry(repo, backend_ctx)
-    started = time.perf_counter()
     versions = await registry.versions("big")
-    first = time.perf_counter() - started
     assert len(versions) == 10_000
     assert [v.version for v in versions[:3]] == ["v0.0.0", "v0.1.0", "v0.2.0"]
     assert versions[10].version == "v0.10.0" and versions[-1].version == "v99.99.0"
     stages = await registry.stages("big")
     assert stages[0].version == "v99.97.0"  # the newest registration at that commit
-    started = time.perf_counter()
     await registry.versions("big")
-    again = time.perf_counter() - started
-    assert first < 4.0, f"first read took {first:.2f}s"
-    assert again < 1.0, f"second read took {again:.2f}s"
+    assert len(reads) == 1  # one for-each-ref for all of it
 
 
 # -- push --------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ async def test_slow_port_times_out_alone_and_calls_run_concurrently() -> None:
     started = time.perf_counter()
     view = await service.model_view("m")
     elapsed = time.perf_counter() - started
-    assert elapsed < 1.5  # one timeout (0.5 s), not the sum of the calls
+    assert elapsed < 3.0  # about one timeout (0.5 s); run one after another the 9 data calls take 4.5 s
     assert "did not answer within 0.5s" in view.sections["data"].error
     assert view.details["v1.1.0"].commit is not None  # code still answered
     assert view.health is not None
