@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP  := $(VENV)/.installed
 GTO_VENV := .venv-gto
+MLFLOW_VENV := .venv-mlflow
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint format bench tools clean
@@ -19,13 +20,18 @@ $(GTO_VENV)/bin/gto:
 	@test -x $(GTO_VENV)/bin/python || $(PYTHON) -m venv $(GTO_VENV)
 	$(GTO_VENV)/bin/python -m pip install -q --disable-pip-version-check 'gto>=1.7'
 
-tools: $(GTO_VENV)/bin/gto
+$(MLFLOW_VENV)/bin/mlflow:
+	@test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install -q --disable-pip-version-check 'mlflow>=3,<4'
+
+tools: $(GTO_VENV)/bin/gto $(MLFLOW_VENV)/bin/mlflow
 
 demo: $(STAMP)
 	$(BIN)/cd4ml-console demo
 
 test: $(STAMP) tools
-	CD4ML_GTO=$(abspath $(GTO_VENV)/bin/gto) $(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+	CD4ML_GTO=$(abspath $(GTO_VENV)/bin/gto) CD4ML_MLFLOW=$(abspath $(MLFLOW_VENV)/bin/mlflow) \
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check console plugins tests bench
@@ -40,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(GTO_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(GTO_VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -236,9 +236,10 @@ def demo(state: State, directory: Path | None, no_tui: bool, serve: bool, seed: 
 
 
 def _register_subcommands() -> None:
-    from console import cli_release
+    from console import cli_login, cli_release
 
     cli_release.register(cli)
+    cli_login.register(cli)
 
 
 _register_subcommands()

@@ -14,7 +14,10 @@ BAD_CONFIGS = [
     ("stages = ['a', 'a']", "repeated: a"),
     ("colour = 'red'", "colour: unknown key"),
     ("[ui]\ntheme = 3", "ui.theme: Input should be a valid string"),
-    ("[ui]\nrefresh_seconds = 0", "ui.refresh_seconds: Input should be greater than or equal to 0.5"),
+    (
+        "[ui]\nrefresh_seconds = 0",
+        "ui.refresh_seconds: Input should be greater than or equal to 0.5",
+    ),
     ("[backends.registy]\ntype = 'gto'", "unknown backend kind registy"),
     ("[backends.registry]\nkind = 'gto'", "backends.registry.type: required key is missing"),
     ("production_stage = 'prod'", "production_stage 'prod' is not in stages"),
@@ -24,7 +27,10 @@ BAD_CONFIGS = [
         "policy.stages.production.required_approvals: Input should be greater than or equal to 0",
     ),
     ("[models.m]\nkey_metric = ['auc']", "models.m.key_metric: unknown key"),
-    ("[metrics.auc]\ndirection = 'up'", "metrics.auc.direction: Input should be 'higher' or 'lower'"),
+    (
+        "[metrics.auc]\ndirection = 'up'",
+        "metrics.auc.direction: Input should be 'higher' or 'lower'",
+    ),
     ("stages = [", "not valid TOML"),
 ]
 
@@ -38,7 +44,10 @@ def test_bad_config_names_file_and_key(text: str, message: str) -> None:
 
 
 BAD_BACKEND_OPTIONS = [
-    ("[backends.registry]\ntype = 'nope'", "backends.registry.type: no backend plugin named 'nope'"),
+    (
+        "[backends.registry]\ntype = 'nope'",
+        "backends.registry.type: no backend plugin named 'nope'",
+    ),
     ("[backends.registry]\ntype = 'dvc'", "plugin 'dvc' provides data, not registry"),
     ("[backends.ci]\ntype = 'runs-folder'\npaht = 'x'", "backends.ci.paht: unknown key"),
     ("[backends.metrics]\ntype = 'scrape'", "backends.metrics.url: required key is missing"),
@@ -86,7 +95,9 @@ def test_zero_config_inside_a_git_repo(tmp_path: Path, monkeypatch: pytest.Monke
     assert config.root == tmp_path.resolve()
 
 
-def test_outside_any_repo_points_to_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outside_any_repo_points_to_the_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     with pytest.raises(NoWorkspace) as err:

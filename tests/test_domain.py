@@ -5,8 +5,17 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from console.domain import CIConclusion, CIRun, CIStatus, Commit, DataOutput, DataVersion
-from console.domain import ModelVersion, SemVer, sort_versions
+from console.domain import (
+    CIConclusion,
+    CIRun,
+    CIStatus,
+    Commit,
+    DataOutput,
+    DataVersion,
+    ModelVersion,
+    SemVer,
+    sort_versions,
+)
 from console.services.overview import VersionDetail
 
 
@@ -15,8 +24,22 @@ from console.services.overview import VersionDetail
     [
         (["v1.10.0", "v1.9.0", "v1.2.0"], ["v1.2.0", "v1.9.0", "v1.10.0"]),
         (
-            ["v1.0.0", "v1.0.0-rc.1", "v1.0.0-alpha", "v1.0.0-alpha.1", "v1.0.0-beta.11", "v1.0.0-beta.2"],
-            ["v1.0.0-alpha", "v1.0.0-alpha.1", "v1.0.0-beta.2", "v1.0.0-beta.11", "v1.0.0-rc.1", "v1.0.0"],
+            [
+                "v1.0.0",
+                "v1.0.0-rc.1",
+                "v1.0.0-alpha",
+                "v1.0.0-alpha.1",
+                "v1.0.0-beta.11",
+                "v1.0.0-beta.2",
+            ],
+            [
+                "v1.0.0-alpha",
+                "v1.0.0-alpha.1",
+                "v1.0.0-beta.2",
+                "v1.0.0-beta.11",
+                "v1.0.0-rc.1",
+                "v1.0.0",
+            ],
         ),
         (["10", "9", "1"], ["1", "9", "10"]),
         (["v2.0.0", "3"], ["3", "v2.0.0"]),
@@ -50,8 +73,12 @@ def test_commit_short_sha_and_data_digest() -> None:
 
 def _run(pipeline: str, status: CIStatus, conclusion: CIConclusion | None, minute: int) -> CIRun:
     return CIRun(
-        id=f"{pipeline}{minute}", pipeline=pipeline, commit="c", status=status,
-        conclusion=conclusion, started_at=datetime(2026, 1, 1, 0, minute, tzinfo=UTC),
+        id=f"{pipeline}{minute}",
+        pipeline=pipeline,
+        commit="c",
+        status=status,
+        conclusion=conclusion,
+        started_at=datetime(2026, 1, 1, 0, minute, tzinfo=UTC),
     )
 
 

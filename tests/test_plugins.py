@@ -12,7 +12,7 @@ import pytest
 
 from console.plugins import ENTRY_POINT_GROUP, discover
 
-PLUGIN_SOURCE = '''
+PLUGIN_SOURCE = """
 from console.plugins import BackendPlugin, PluginConfig
 
 class EchoConfig(PluginConfig):
@@ -33,7 +33,7 @@ GOOD = BackendPlugin("echo-ci", frozenset({"ci"}), 1, EchoConfig, EchoCI, "test 
 FUTURE = BackendPlugin("future", frozenset({"ci"}), 99, EchoConfig, EchoCI, "from the future")
 ODD = BackendPlugin("odd", frozenset({"teleporter"}), 1, EchoConfig, EchoCI)
 NOT_A_PLUGIN = 42
-'''
+"""
 
 ENTRY_POINTS = """
 [cd4ml_console.backends]
@@ -60,8 +60,14 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_embedded_backends_register_through_the_entry_point_group() -> None:
     catalog = discover()
-    for name, kind in [("git", "code"), ("gto", "registry"), ("dvc", "data"),
-                       ("runs-folder", "ci"), ("scrape", "metrics"), ("sqlite-audit", "audit")]:
+    for name, kind in [
+        ("git", "code"),
+        ("gto", "registry"),
+        ("dvc", "data"),
+        ("runs-folder", "ci"),
+        ("scrape", "metrics"),
+        ("sqlite-audit", "audit"),
+    ]:
         assert kind in catalog.plugins[name].kinds
         assert catalog.plugins[name].distribution.startswith("cd4ml-console")
     names = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
@@ -81,7 +87,9 @@ def test_third_party_plugin_is_found_and_broken_ones_are_reported(installed_plug
     assert "future" not in catalog.plugins
 
 
-async def test_a_plugin_backend_is_built_from_config(installed_plugin: Path, tmp_path: Path) -> None:
+async def test_a_plugin_backend_is_built_from_config(
+    installed_plugin: Path, tmp_path: Path
+) -> None:
     from console.config import parse_config
     from console.services.workspace import open_workspace
 
@@ -96,7 +104,10 @@ def test_plugins_command_lists_kinds_and_problems(installed_plugin: Path) -> Non
     env = {**os.environ, "PYTHONPATH": str(installed_plugin)}
     out = subprocess.run(
         [sys.executable, "-m", "console", "plugins", "--json"],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert out.returncode == 1, out.stderr  # some plugins are broken: say so in the exit code
     doc = json.loads(out.stdout)
@@ -105,6 +116,9 @@ def test_plugins_command_lists_kinds_and_problems(installed_plugin: Path) -> Non
     assert {p["entry_point"] for p in doc["problems"]} == {"future", "odd", "wrong-type", "broken"}
     text = subprocess.run(
         [sys.executable, "-m", "console", "plugins"],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     ).stdout
     assert "echo-ci" in text and "api_version 99" in text

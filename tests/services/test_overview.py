@@ -76,8 +76,13 @@ class CI:
 
     async def runs_for(self, commit):
         return [
-            CIRun(id="1", pipeline="train", commit=commit, status=CIStatus.COMPLETED,
-                  conclusion=CIConclusion.SUCCESS)
+            CIRun(
+                id="1",
+                pipeline="train",
+                commit=commit,
+                status=CIStatus.COMPLETED,
+                conclusion=CIConclusion.SUCCESS,
+            )
         ]
 
 
@@ -94,8 +99,14 @@ class Metrics:
 
 
 def workspace(**overrides) -> Workspace:
-    backends = {"registry": Registry(), "code": Code(), "data": Data(), "ci": CI(),
-                "metrics": Metrics(), **overrides}
+    backends = {
+        "registry": Registry(),
+        "code": Code(),
+        "data": Data(),
+        "ci": CI(),
+        "metrics": Metrics(),
+        **overrides,
+    }
     return Workspace(config=ConsoleConfig(timeout_seconds=0.5), backends=backends)
 
 
@@ -138,7 +149,9 @@ async def test_slow_port_times_out_alone_and_calls_run_concurrently() -> None:
     started = time.perf_counter()
     view = await service.model_view("m")
     elapsed = time.perf_counter() - started
-    assert elapsed < 3.0  # about one timeout (0.5 s); run one after another the 9 data calls take 4.5 s
+    assert (
+        elapsed < 3.0
+    )  # about one timeout (0.5 s); run one after another the 9 data calls take 4.5 s
     assert "did not answer within 0.5s" in view.sections["data"].error
     assert view.details["v1.1.0"].commit is not None  # code still answered
     assert view.health is not None

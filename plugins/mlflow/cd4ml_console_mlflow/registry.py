@@ -1,0 +1,357 @@
+"""ModelRegistry over the MLflow Model Registry: registered models, versions, aliases as stages.
+
+MLflow has no compare-and-set on aliases, so ``assign`` re-reads the alias before the write
+(Conflict unless it shows ``expected``) and after it (Conflict when someone else moved it in
+between). Who assigned a stage and when is kept in version tags the console writes:
+``cd4ml.stage.<stage>.assigned_at`` / ``.assigned_by`` / ``.message``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from cd4ml_console_mlflow import MlflowConfig, alias_problem
+from cd4ml_console_mlflow.mapping import (
+    history_events,
+    stage_tag,
+    to_assignment,
+    to_model,
+    to_version,
+)
+from cd4ml_console_mlflow.runs import RunFacts, RunFactsCache
+from cd4ml_console_mlflow.schema import ModelVersion as RestVersion
+from cd4ml_console_mlflow.schema import (
+    ModelVersionPage,
+    ModelVersionReply,
+    RegisteredModel,
+    RegisteredModelPage,
+    RegisteredModelReply,
+)
+from cd4ml_console_mlflow.transport import MlflowTransport, ServerSaid
+from console.credentials import credential_name
+from console.domain import Model, ModelVersion, RegistryEvent, StageAssignment
+from console.plugins import BackendContext
+from console.ports import BackendError, Conflict, NotFound, Unreachable
+
+MESSAGE_LIMIT = 5000
+
+
+def _quote(value: str) -> str:
+    """A string literal for MLflow's search filter grammar."""
+    return f'"{value}"' if "'" in value else f"'{value}'"
+
+
+class MlflowRegistry:
+    """The ``mlflow`` registry backend (REST, never ``import mlflow``)."""
+
+    name = "mlflow"
+
+    def __init__(
+        self, config: MlflowConfig, ctx: BackendContext, *, transport: Any | None = None
+    ) -> None:
+        stages: list[str] = list(getattr(ctx.config, "stages", None) or [])
+        unknown = sorted(set(config.stage_aliases) - set(stages)) if stages else []
+        if unknown:
+            raise NotFound(
+                f"stage_aliases names stage(s) {', '.join(unknown)} that are not in "
+                f"stages {stages}",
+                backend=self.name,
+                hint="fix [backends.registry] stage_aliases in the config",
+            )
+        self.aliases: dict[str, str] = {s: config.stage_aliases.get(s, s) for s in stages}
+        self.aliases.update(config.stage_aliases)
+        for stage, alias in self.aliases.items():
+            problem = alias_problem(alias)
+            if problem:
+                raise NotFound(
+                    f"stage {stage!r} can not be an MLflow alias as it is: {problem}",
+                    backend=self.name,
+                    hint=f'map it in [backends.registry] stage_aliases = {{{stage} = "..."}}',
+                )
+        self.stage_of: dict[str, str] = {a: s for s, a in self.aliases.items()}
+        if len(self.stage_of) < len(self.aliases):
+            alias = next(a for a in self.stage_of if list(self.aliases.values()).count(a) > 1)
+            shared = [s for s, a in self.aliases.items() if a == alias]
+            raise NotFound(
+                f"stages {' and '.join(shared)} would share the MLflow alias {alias!r}",
+                backend=self.name,
+                hint="give every stage its own alias in [backends.registry] stage_aliases",
+            )
+        self._stage_order = {s: i for i, s in enumerate(self.aliases)}
+        self.config = config
+        self.http = MlflowTransport(
+            config.url,
+            timeout=config.timeout_seconds or ctx.timeout,
+            auth=config.auth,
+            credentials=config,
+            credential_name=credential_name(config, "mlflow"),
+            verify=config.verify_tls,
+            transport=transport,
+        )
+        self.runs = RunFactsCache(self.http)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def check(self) -> str:
+        version, count = await asyncio.gather(self.http.version(), self._count_models())
+        label = f"MLflow {version}" if version else "MLflow"
+        return (
+            f"{label} at {self.http.shown_url}: {count} registered models "
+            f"({self.http.describe_auth()})"
+        )
+
+    async def _count_models(self) -> int:
+        return len([rm async for rm in self._registered_models(names_only=True)])
+
+    async def _registered_models(
+        self, *, names_only: bool = False
+    ) -> AsyncIterator[RegisteredModel]:
+        token = ""
+        while True:
+            params: dict[str, Any] = {"max_results": 1000 if names_only else self.config.page_size}
+            if self.config.model_filter:
+                params["filter"] = self.config.model_filter
+            if token:
+                params["page_token"] = token
+            page = await self.http.get("registered-models/search", RegisteredModelPage, params)
+            for rm in page.registered_models:
+                yield rm
+            token = page.next_page_token
+            if not token or not page.registered_models:
+                return
+
+    async def models(self) -> tuple[Model, ...]:
+        found = [to_model(rm) async for rm in self._registered_models()]
+        return tuple(sorted(found, key=lambda m: m.name))
+
+    async def _registered(self, model: str) -> RegisteredModel:
+        try:
+            reply = await self.http.get(
+                "registered-models/get", RegisteredModelReply, {"name": model}
+            )
+        except NotFound:
+            raise NotFound(
+                f"no registered model {model!r} in MLflow at {self.http.shown_url}",
+                backend=self.name,
+                hint="check the name (MLflow names are case-sensitive)",
+            ) from None
+        return reply.registered_model
+
+    async def _rest_versions(self, model: str) -> list[RestVersion]:
+        found: list[RestVersion] = []
+        token = ""
+        while True:
+            params: dict[str, Any] = {
+                "filter": f"name={_quote(model)}",
+                "max_results": self.config.page_size,
+            }
+            if token:
+                params["page_token"] = token
+            page = await self.http.get("model-versions/search", ModelVersionPage, params)
+            found.extend(v for v in page.model_versions if v.name == model)
+            token = page.next_page_token
+            if not token or not page.model_versions:
+                break
+        found.sort(key=lambda v: (int(v.version) if v.version.isdigit() else -1, v.version))
+        return found
+
+    async def versions(self, model: str) -> tuple[ModelVersion, ...]:
+        rm, rest = await asyncio.gather(self._registered(model), self._rest_versions(model))
+        stages: dict[str, list[str]] = {}
+        aliases: dict[str, list[str]] = {}
+        for a in rm.aliases:
+            aliases.setdefault(a.version, []).append(a.alias)
+            if a.alias in self.stage_of:
+                stages.setdefault(a.version, []).append(self.stage_of[a.alias])
+        facts: dict[str, RunFacts] = {}
+        if self.config.run_details:
+            facts = await self.runs.facts(v.run_id for v in rest)
+        order = self._stage_order
+        return tuple(
+            to_version(
+                v,
+                facts.get(v.run_id),
+                sorted(stages.get(v.version, ()), key=order.__getitem__),
+                aliases.get(v.version, ()),
+            )
+            for v in rest
+        )
+
+    async def stages(self, model: str) -> tuple[StageAssignment, ...]:
+        rm = await self._registered(model)
+        pointed = {a.alias: a.version for a in rm.aliases}
+        wanted = [(s, a) for s, a in self.aliases.items() if a in pointed]
+        tagged = await asyncio.gather(
+            *(self._version_tags(model, pointed[a]) for _, a in wanted), return_exceptions=True
+        )
+        out = []
+        for (stage, alias), tags in zip(wanted, tagged, strict=True):
+            if isinstance(tags, BaseException):
+                if not isinstance(tags, NotFound):
+                    raise tags
+                tags = {}
+            out.append(to_assignment(model, stage, alias, pointed[alias], tags))
+        return tuple(out)
+
+    async def _version_tags(self, model: str, version: str) -> dict[str, str]:
+        reply = await self.http.get(
+            "model-versions/get", ModelVersionReply, {"name": model, "version": version}
+        )
+        return reply.model_version.tag_map()
+
+    async def history(self, model: str) -> tuple[RegistryEvent, ...]:
+        """Registrations and the console's own stage assignments (from version tags)."""
+        await self._registered(model)
+        return history_events(model, await self._rest_versions(model), self.aliases)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def _alias_target(self, model: str, alias: str) -> tuple[str | None, dict[str, str]]:
+        """(version the alias points at or None, that version's tags)."""
+        try:
+            reply = await self.http.get(
+                "registered-models/alias", ModelVersionReply, {"name": model, "alias": alias}
+            )
+        except ServerSaid as exc:
+            if exc.code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc).lower():
+                return None, {}
+            raise
+        except NotFound:
+            await self._registered(model)  # says "no registered model" if that is the cause
+            return None, {}
+        return reply.model_version.version, reply.model_version.tag_map()
+
+    def _alias(self, stage: str) -> str:
+        alias = self.aliases.get(stage)
+        if alias is None:
+            raise NotFound(
+                f"stage {stage!r} has no MLflow alias; known stages: {', '.join(self.aliases)}",
+                backend=self.name,
+                hint="add it to stages (or stage_aliases) in the config",
+            )
+        return alias
+
+    def _conflict(
+        self, model: str, stage: str, alias: str, expected: str | None, actual: str | None,
+        tags: dict[str, str], *, after_write: bool,
+    ) -> Conflict:  # fmt: skip
+        by = tags.get(stage_tag(stage, "assigned_by"), "") if actual else ""
+        at = tags.get(stage_tag(stage, "assigned_at"), "") if actual else ""
+        who = f" (last console assignment: {by} at {at})" if by else " (moved outside the console)"
+        if after_write:
+            text = (
+                f"concurrent change detected: right after setting alias {alias!r} of {model} "
+                f"to {expected}, it points at {actual or 'nothing'}{who if actual else ''}"
+            )
+        else:
+            text = (
+                f"stage {stage} of {model} (alias {alias!r}) now points at "
+                f"{actual or 'nothing'}, not {expected or 'nothing'}{who if actual else ''}"
+            )
+        return Conflict(
+            text,
+            backend=self.name,
+            hint="reload the model and review the change before trying again",
+            expected=expected,
+            actual=actual,
+            changed_by=by,
+        )
+
+    async def assign(
+        self,
+        model: str,
+        version: str,
+        stage: str,
+        *,
+        actor: str,
+        message: str = "",
+        expected: str | None = None,
+    ) -> StageAssignment:
+        """Point the stage's alias at ``version`` if it still shows ``expected`` (re-read
+        before and after the write; MLflow has no compare-and-set). Never retried."""
+        alias = self._alias(stage)
+        (current, tags), _ = await asyncio.gather(
+            self._alias_target(model, alias), self._require_version(model, version)
+        )
+        if current != expected:
+            raise self._conflict(model, stage, alias, expected, current, tags, after_write=False)
+        if current == version:
+            return to_assignment(model, stage, alias, version, tags)
+        body = {"name": model, "alias": alias, "version": version}
+        try:
+            await self.http.write("POST", "registered-models/alias", body)
+        except Unreachable:
+            if (await self._alias_target(model, alias))[0] != version:  # did it land anyway?
+                raise
+        now, now_tags = await self._alias_target(model, alias)
+        if now != version:
+            raise self._conflict(model, stage, alias, version, now, now_tags, after_write=True)
+        at = datetime.now(UTC).replace(microsecond=0)
+        await self._record(model, version, stage, alias, actor, at, message)
+        return StageAssignment(
+            model=model, stage=stage, version=version, assigned_by=actor, assigned_at=at,
+            ref=f"alias {alias}",
+        )  # fmt: skip
+
+    async def unassign(
+        self, model: str, stage: str, *, actor: str, expected: str | None, message: str = ""
+    ) -> StageAssignment:
+        """Delete the stage's alias if it still points at ``expected`` (re-read before/after)."""
+        alias = self._alias(stage)
+        current, tags = await self._alias_target(model, alias)
+        if current != expected:
+            raise self._conflict(model, stage, alias, expected, current, tags, after_write=False)
+        if current is None:
+            return StageAssignment(model=model, stage=stage, version=None)
+        await self.http.write("DELETE", "registered-models/alias", {"name": model, "alias": alias})
+        now, now_tags = await self._alias_target(model, alias)
+        if now is not None:
+            raise self._conflict(model, stage, alias, None, now, now_tags, after_write=True)
+        return StageAssignment(model=model, stage=stage, version=None, ref=f"alias {alias}")
+
+    async def _require_version(self, model: str, version: str) -> None:
+        try:
+            await self.http.get(
+                "model-versions/get", ModelVersionReply, {"name": model, "version": version}
+            )
+        except NotFound:
+            await self._registered(model)
+            raise NotFound(
+                f"{model} has no version {version!r} in MLflow at {self.http.shown_url}",
+                backend=self.name,
+            ) from None
+
+    async def _record(
+        self, model: str, version: str, stage: str, alias: str, actor: str, at: datetime,
+        message: str,
+    ) -> None:  # fmt: skip
+        """Tag the version with who/when/why; the alias already moved, so say what is left."""
+        tags = {
+            stage_tag(stage, "assigned_at"): at.isoformat(),
+            stage_tag(stage, "assigned_by"): actor,
+            stage_tag(stage, "message"): message[:MESSAGE_LIMIT],
+        }
+        for key, value in tags.items():
+            try:
+                await self.http.write(
+                    "POST",
+                    "model-versions/set-tag",
+                    {"name": model, "version": version, "key": key, "value": value},
+                )
+            except BackendError as exc:
+                raise Unreachable(
+                    f"alias {alias!r} of {model} now points at {version}, but recording tag "
+                    f"{key} failed: {exc.message}",
+                    backend=self.name,
+                    hint=f"the promotion is done; to complete the record set tag {key}={value!r} "
+                    f"on {model} version {version}",
+                ) from None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+__all__ = ["MlflowRegistry"]

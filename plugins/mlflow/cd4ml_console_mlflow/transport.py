@@ -1,0 +1,298 @@
+"""HTTP to MLflow: one shared ``httpx.AsyncClient``, auth from console.credentials, retries for
+reads only, and every failure mapped to a console.ports BackendError a person can act on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import Generator, Mapping
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from cd4ml_console_mlflow.schema import ErrorReply
+from console.credentials import Credential, CredentialOptions, Lookup, alookup
+from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
+
+API = "/api/2.0/mlflow/"
+RETRIES = 3  # extra attempts for reads
+RETRY_BUDGET = 10.0  # seconds, all attempts of one read together
+BACKOFF = (0.2, 0.5, 1.0)
+M = TypeVar("M", bound=BaseModel)
+AuthMode = Literal["auto", "none", "basic", "bearer"]
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user:password@ and without the query (what error messages show)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class ServerSaid(InvalidResponse):
+    """MLflow answered with an error we did not map (e.g. 400 INVALID_PARAMETER_VALUE)."""
+
+    def __init__(self, message: str, *, backend: str, code: str, status: int) -> None:
+        super().__init__(message, backend=backend)
+        self.code = code
+        self.status = status
+
+
+class _CredentialAuth(httpx.Auth):
+    """Adds ``Authorization`` per request; httpx masks the header in reprs."""
+
+    def __init__(self, credential: Credential, scheme: Literal["basic", "bearer"]) -> None:
+        self.credential = credential
+        self.scheme: Literal["basic", "bearer"] = scheme
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self.credential.authorization(self.scheme)
+        yield request
+
+
+class MlflowTransport:
+    """GET/POST/DELETE JSON against one MLflow server."""
+
+    name = "mlflow"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        auth: AuthMode,
+        credentials: CredentialOptions,
+        credential_name: str,
+        verify: bool | str = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.shown_url = safe_url(self.url)
+        self.timeout = timeout
+        self.auth_mode: AuthMode = auth
+        self._cred_options = credentials
+        self._cred_name = credential_name
+        self._lookup: Lookup | None = None
+        self._auth: httpx.Auth | None = None
+        self._auth_lock = asyncio.Lock()
+        self._client = httpx.AsyncClient(
+            base_url=self.url,
+            timeout=timeout,
+            verify=self._tls(verify),
+            transport=transport,
+            headers={"User-Agent": "cd4ml-console-mlflow"},
+            follow_redirects=False,
+        )
+
+    def _tls(self, verify: bool | str) -> bool | ssl.SSLContext:
+        """``verify_tls``: a bool, or a CA bundle file (httpx wants an SSLContext for that)."""
+        if not isinstance(verify, str):
+            return verify
+        try:
+            return ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise NotFound(
+                f"verify_tls = {verify!r}: can not load the CA bundle: {exc}",
+                backend=self.name,
+                hint="point verify_tls at a PEM file of CA certificates",
+            ) from None
+
+    # -- credentials ------------------------------------------------------------------------
+
+    async def _ensure_auth(self) -> None:
+        if self.auth_mode == "none" or self._lookup is not None:
+            return
+        async with self._auth_lock:
+            if self._lookup is not None:
+                return
+            found = await alookup(self._cred_name, self._cred_options, timeout=self.timeout)
+            cred = found.credential
+            if cred is None and self.auth_mode != "auto":
+                raise Unauthorized(
+                    f"{self.auth_mode} auth for {self.shown_url} needs a credential "
+                    f"{self._cred_name!r}; looked in: " + "; ".join(found.tried),
+                    backend=self.name,
+                    hint=f"run `cd4ml-console login {self._cred_name}` (docs/credentials.md)",
+                )
+            if cred is not None:
+                scheme = self.auth_mode
+                if scheme not in ("basic", "bearer"):
+                    scheme = "basic" if cred.username else "bearer"
+                if scheme == "basic" and not cred.username:
+                    raise Unauthorized(
+                        f"basic auth for {self.shown_url} needs a username; "
+                        f"{cred.describe()} has none",
+                        backend=self.name,
+                        hint="set username = ... in [backends.registry] (or username_env)",
+                    )
+                self._auth = _CredentialAuth(cred, "basic" if scheme == "basic" else "bearer")
+            self._lookup = found
+
+    def describe_auth(self) -> str:
+        """How requests authenticate (for check()/doctor); never the secret."""
+        if self.auth_mode == "none":
+            return "no auth"
+        if isinstance(self._auth, _CredentialAuth):
+            return f"{self._auth.scheme} auth, {self._auth.credential.describe()}"
+        return "no credential found, sending no auth"
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def get(self, endpoint: str, model: type[M], params: Mapping[str, Any]) -> M:
+        """A read: retried on 5xx and connection errors (at most 3 times within 10 s)."""
+        return await self._call("GET", endpoint, model, params=params, retry=True)
+
+    async def search(self, endpoint: str, model: type[M], body: Mapping[str, Any]) -> M:
+        """A read sent as POST (runs/search): retried like :meth:`get`."""
+        return await self._call("POST", endpoint, model, body=body, retry=True)
+
+    async def write(
+        self, method: Literal["POST", "DELETE"], endpoint: str, body: Mapping[str, Any]
+    ) -> None:
+        """A mutation: never retried."""
+        await self._call(method, endpoint, None, body=body, retry=False)
+
+    async def version(self) -> str:
+        """The server's MLflow version from ``GET /version`` ("" when it has none)."""
+        await self._ensure_auth()
+        try:
+            resp = await self._client.get("/version", auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+        except httpx.HTTPError:
+            return ""
+        text = resp.text.strip()
+        return text if resp.status_code == 200 and len(text) < 40 and "<" not in text else ""
+
+    async def _call(
+        self,
+        method: str,
+        endpoint: str,
+        model: type[M] | None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        retry: bool,
+    ) -> Any:
+        await self._ensure_auth()
+        path = API + endpoint
+        deadline = time.monotonic() + RETRY_BUDGET
+        attempt = 0
+        while True:
+            try:
+                left = max(0.1, min(self.timeout, deadline - time.monotonic()))
+                resp = await self._send(method, path, params, body, left)
+                return self._parse(resp, path, model)
+            except Unreachable:
+                remaining = deadline - time.monotonic()
+                if not retry or attempt >= RETRIES or remaining <= BACKOFF[attempt]:
+                    raise
+                await asyncio.sleep(BACKOFF[attempt])
+                attempt += 1
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        timeout: float,
+    ) -> httpx.Response:
+        where = f"{self.shown_url}{path}"
+        try:
+            return await self._client.request(
+                method,
+                path,
+                params=dict(params) if params else None,
+                json=dict(body) if body is not None else None,
+                auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                timeout=timeout,
+            )
+        except httpx.TimeoutException:
+            raise Unreachable(
+                f"MLflow at {where} did not answer within {timeout:g}s",
+                backend=self.name,
+                hint="check that the server is up; raise timeout_seconds if it is just slow",
+            ) from None
+        except httpx.TransportError as exc:
+            raise Unreachable(
+                f"can not connect to MLflow at {self.shown_url}: {type(exc).__name__}: {exc}",
+                backend=self.name,
+                hint="check url in [backends.registry] and that the server is running",
+            ) from None
+
+    def _parse(self, resp: httpx.Response, path: str, model: type[M] | None) -> Any:
+        where = f"{self.shown_url}{path}"
+        status = resp.status_code
+        if status >= 400:
+            raise self._error(resp, where)
+        if 300 <= status < 400:
+            raise InvalidResponse(
+                f"MLflow at {where} redirected (HTTP {status}) to {resp.headers.get('location')}",
+                backend=self.name,
+                hint="use the final URL in [backends.registry] url",
+            )
+        try:
+            data = resp.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvalidResponse(
+                f"MLflow at {where} answered HTTP {status} with something that is not JSON "
+                f"({resp.headers.get('content-type', 'no content type')})",
+                backend=self.name,
+                hint="is url pointing at an MLflow tracking server?",
+            ) from None
+        if model is None:
+            return None
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            raise InvalidResponse(
+                f"MLflow at {where} answered with an unexpected shape: {loc}: {first['msg']}",
+                backend=self.name,
+                hint="is the server an MLflow 2.x/3.x tracking server?",
+            ) from None
+
+    def _error(self, resp: httpx.Response, where: str) -> BackendError:
+        status = resp.status_code
+        try:
+            err = ErrorReply.model_validate(resp.json())
+        except (ValueError, ValidationError):
+            err = ErrorReply(message=resp.text[:200].strip())
+        said = f": {err.error_code or 'HTTP ' + str(status)}: {err.message}" if err.message else ""
+        if status in (401, 403):
+            looked = self._lookup
+            hint = f"run `cd4ml-console login {self._cred_name}` (docs/credentials.md)"
+            if looked is not None and looked.credential is None:
+                hint = "no credential found (looked in: " + "; ".join(looked.tried) + "); " + hint
+            verb = "refused our credentials" if status == 401 else "denied access"
+            if status == 401:  # look the credential up again next time (after a login)
+                self._lookup, self._auth = None, None
+            return Unauthorized(
+                f"MLflow at {where} {verb} (HTTP {status}){said}", backend=self.name, hint=hint
+            )
+        if status == 404 or err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return NotFound(f"MLflow at {where}: not found{said}", backend=self.name)
+        if status >= 500 or status == 429:
+            return Unreachable(
+                f"MLflow at {where} failed with HTTP {status}{said}",
+                backend=self.name,
+                hint="the server is up but failing; check its logs",
+            )
+        return ServerSaid(
+            f"MLflow at {where} rejected the request (HTTP {status}){said}",
+            backend=self.name,
+            code=err.error_code,
+            status=status,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+__all__ = ["API", "MlflowTransport", "ServerSaid", "safe_url"]

@@ -1,0 +1,242 @@
+"""HTTP behaviour of the mlflow plugin without a server: error mapping, retries, writes, scale.
+
+An ``httpx.MockTransport`` plays MLflow; shapes follow what the real server answers
+(test_mlflow_registry.py checks those against ``mlflow server``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cd4ml_console_mlflow import MlflowConfig
+from cd4ml_console_mlflow.registry import MlflowRegistry
+from mlflow_fakes import MODELS, URL, Handler, auth_header, make, reply
+
+from console.plugins import BackendContext
+from console.ports import Conflict, InvalidResponse, NotFound, Unauthorized, Unreachable
+
+
+@pytest.mark.parametrize(
+    ("handler", "error", "text"),
+    [
+        (reply(401, {"error_code": "UNAUTHENTICATED", "message": "bad"}), Unauthorized, "HTTP 401"),
+        (reply(403, {"error_code": "PERMISSION_DENIED", "message": "no"}), Unauthorized, "denied"),
+        (reply(404, text="<html>nope</html>"), NotFound, "not found"),
+        (reply(400, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "x"}), NotFound, "x"),
+        (reply(500, {"error_code": "INTERNAL_ERROR", "message": "db"}), Unreachable, "HTTP 500"),
+        (reply(502, text="<html>bad gateway</html>"), Unreachable, "HTTP 502"),
+        (reply(200, text="<html>login</html>"), InvalidResponse, "not JSON"),
+        (reply(200, {"registered_models": [{"nome": "x"}]}), InvalidResponse, "0.name"),
+        (reply(200, {"registered_models": "churn"}), InvalidResponse, "registered_models"),
+        (reply(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "bad filter"}),
+         InvalidResponse, "bad filter"),
+    ],
+)  # fmt: skip
+async def test_http_failures_map_to_backend_errors(
+    ctx: BackendContext, tmp_path: Path, handler: Handler, error: type, text: str
+) -> None:
+    reg, _ = make(ctx, handler, tmp_path)
+    with pytest.raises(error, match=re.escape(text)) as err:
+        await reg.models()
+    assert URL in str(err.value)
+    await reg.aclose()
+
+
+async def test_reads_retry_three_times_then_give_up(ctx: BackendContext, tmp_path: Path) -> None:
+    reg, rec = make(ctx, reply(503, {"error_code": "TEMPORARILY_UNAVAILABLE"}), tmp_path)
+    with pytest.raises(Unreachable):
+        await reg.models()
+    assert len(rec.requests) == 4  # one try + three retries
+
+    answers = iter([reply(503)] * 2 + [reply(200, MODELS)])
+    reg, rec = make(ctx, lambda r: next(answers)(r), tmp_path)
+    assert [m.name for m in await reg.models()] == ["churn"]
+    assert len(rec.requests) == 3
+
+
+async def test_connection_errors_are_unreachable_naming_the_url(
+    ctx: BackendContext, tmp_path: Path
+) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    reg, rec = make(ctx, refuse, tmp_path)
+    with pytest.raises(Unreachable, match=r"can not connect to MLflow at http://mlflow.test:5000"):
+        await reg.check()
+    assert len(rec.requests) >= 4
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    reg, _ = make(ctx, slow, tmp_path)
+    with pytest.raises(Unreachable, match="did not answer within"):
+        await reg.models()
+
+
+async def test_a_closed_loopback_port_is_unreachable_quickly(ctx: BackendContext) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        config = MlflowConfig(url=f"http://127.0.0.1:{port}", auth="none", use_keyring=False)
+        reg = MlflowRegistry(config, ctx)
+        started = time.monotonic()
+        with pytest.raises(Unreachable, match=f"127.0.0.1:{port}"):
+            await reg.models()
+    assert time.monotonic() - started < 5
+    await reg.aclose()
+
+
+def alias_server(state: dict[str, str], *, fail_write: int | None = None) -> Handler:
+    """Serves registered-models/alias and model-versions/get for model 'm' (versions 1-3)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/2.0/mlflow/")
+        if path == "registered-models/alias" and request.method == "GET":
+            alias = request.url.params["alias"]
+            if alias not in state:
+                return httpx.Response(
+                    400,
+                    json={"error_code": "INVALID_PARAMETER_VALUE",
+                          "message": f"Registered model alias {alias} not found."},
+                )  # fmt: skip
+            return httpx.Response(
+                200, json={"model_version": {"name": "m", "version": state[alias]}}
+            )
+        if path == "model-versions/get":
+            version = request.url.params["version"]
+            if version not in {"1", "2", "3"}:
+                return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST"})
+            return httpx.Response(200, json={"model_version": {"name": "m", "version": version}})
+        if path == "registered-models/alias" and request.method == "POST":
+            body = json.loads(request.content)
+            state[body["alias"]] = body["version"]
+            if fail_write:
+                return httpx.Response(fail_write, json={"error_code": "INTERNAL_ERROR"})
+            return httpx.Response(200, json={})
+        if path == "registered-models/alias" and request.method == "DELETE":
+            state.pop(json.loads(request.content)["alias"], None)
+            return httpx.Response(200, json={})
+        if path == "model-versions/set-tag":
+            return httpx.Response(200, json={})
+        raise AssertionError(f"unexpected {request.method} {path}")
+
+    return handle
+
+
+async def test_writes_are_never_retried(ctx: BackendContext, tmp_path: Path) -> None:
+    state = {"champion": "1"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("registered-models/alias"):
+            return httpx.Response(503, json={"error_code": "TEMPORARILY_UNAVAILABLE"})
+        return alias_server(state)(request)
+
+    reg, rec = make(ctx, handler, tmp_path, stage_aliases={"production": "champion"})
+    with pytest.raises(Unreachable, match="HTTP 503"):
+        await reg.assign("m", "2", "production", actor="carol", expected="1")
+    writes = [r for r in rec.requests if r.method == "POST"]
+    assert len(writes) == 1
+    assert state == {"champion": "1"}
+
+
+async def test_a_failed_looking_write_that_landed_is_read_back_and_accepted(
+    ctx: BackendContext, tmp_path: Path
+) -> None:
+    state = {"champion": "1"}
+    reg, rec = make(
+        ctx, alias_server(state, fail_write=504), tmp_path, stage_aliases={"production": "champion"}
+    )
+    done = await reg.assign("m", "2", "production", actor="carol", expected="1")
+    assert done.version == "2" and state == {"champion": "2"}
+    assert rec.paths().count("model-versions/set-tag") == 3
+
+
+async def test_assign_into_an_empty_stage_expects_none(ctx: BackendContext, tmp_path: Path) -> None:
+    state: dict[str, str] = {}
+    reg, _ = make(ctx, alias_server(state), tmp_path)
+    with pytest.raises(Conflict, match="points at nothing, not 1"):
+        await reg.assign("m", "2", "staging", actor="carol", expected="1")
+    done = await reg.assign("m", "2", "staging", actor="carol", expected=None)
+    assert done.version == "2" and state == {"staging": "2"}
+
+
+async def test_unassign_deletes_the_alias_with_the_same_checks(
+    ctx: BackendContext, tmp_path: Path
+) -> None:
+    state = {"champion": "2"}
+    reg, rec = make(ctx, alias_server(state), tmp_path, stage_aliases={"production": "champion"})
+    with pytest.raises(Conflict, match="now points at 2, not 1"):
+        await reg.unassign("m", "production", actor="carol", expected="1")
+    done = await reg.unassign("m", "production", actor="carol", expected="2")
+    assert done.version is None and state == {}
+    assert [r.method for r in rec.requests].count("DELETE") == 1
+
+
+async def test_a_401_makes_the_next_call_look_the_credential_up_again(
+    ctx: BackendContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter([reply(401, {"error_code": "UNAUTHENTICATED"}), reply(200, MODELS)])
+    reg, rec = make(ctx, lambda r: next(answers)(r), tmp_path, auth="auto")
+    with pytest.raises(Unauthorized):
+        await reg.models()
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "fresh-token")  # e.g. after a login
+    await reg.models()
+    assert auth_header(rec) == "Bearer fresh-token"
+
+
+# -- scale --------------------------------------------------------------------------------
+
+
+async def test_ten_thousand_versions_in_few_requests(ctx: BackendContext, tmp_path: Path) -> None:
+    n = 10_000
+    versions = [
+        {"name": "big", "version": str(i), "run_id": f"{i:032x}", "creation_timestamp": i}
+        for i in range(1, n + 1)
+    ]
+
+    def run(rid: str) -> dict[str, Any]:
+        return {
+            "info": {"run_id": rid, "experiment_id": "1", "status": "FINISHED"},
+            "data": {"metrics": [{"key": "auc", "value": 0.9}],
+                     "tags": [{"key": "mlflow.source.git.commit", "value": rid + "00000000"}]},
+        }  # fmt: skip
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/2.0/mlflow/")
+        if path == "registered-models/get":
+            return httpx.Response(200, json={"registered_model": {
+                "name": "big", "aliases": [{"alias": "production", "version": "9999"}]}})  # fmt: skip
+        if path == "model-versions/search":
+            start = int(request.url.params.get("page_token") or 0)
+            size = int(request.url.params["max_results"])
+            page: dict[str, Any] = {"model_versions": versions[start : start + size]}
+            if start + size < n:
+                page["next_page_token"] = str(start + size)
+            return httpx.Response(200, json=page)
+        if path == "experiments/search":
+            return httpx.Response(200, json={"experiments": [{"experiment_id": "1"}]})
+        if path == "runs/search":
+            ids = re.findall(r"'([0-9a-f]{32})'", json.loads(request.content)["filter"])
+            return httpx.Response(200, json={"runs": [run(r) for r in ids]})
+        raise AssertionError(path)
+
+    reg, rec = make(ctx, handle, tmp_path)
+    started = time.perf_counter()
+    got = await reg.versions("big")
+    first = time.perf_counter() - started
+    assert len(got) == n and got[-1].version == str(n) and got[9998].stages == ("production",)
+    assert got[0].commit == f"{1:032x}00000000" and got[0].metrics == {"auc": 0.9}
+    assert len(rec.requests) == 1 + 10 + 1 + 100  # model, pages, experiments, run batches
+    rec.requests.clear()
+    started = time.perf_counter()
+    await reg.versions("big")
+    again = time.perf_counter() - started
+    assert "runs/search" not in rec.paths()  # finished runs are cached
+    assert first < 10 and again < 5, (first, again)

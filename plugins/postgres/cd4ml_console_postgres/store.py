@@ -1,0 +1,381 @@
+"""The ``postgres`` AuditStore: the hash chain of console.audit.chain kept in PostgreSQL.
+
+Appends from every console on every host are serialised by a transaction-scoped advisory
+lock, so the chain stays one line; an append returns only after its commit (with
+``synchronous_commit = on`` forced for that transaction). Never retried: it is a mutation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import SecretStr
+
+from cd4ml_console_postgres import PostgresAuditConfig
+from cd4ml_console_postgres.schema import SCHEMA_VERSION, create, lock_key, stored_version
+from console.audit.chain import (
+    Anchor,
+    EncodingError,
+    StoredRecord,
+    VerifyResult,
+    decode_record,
+    hash_bytes,
+    seal,
+    verify_chain,
+)
+from console.audit.export import Format, export_store
+from console.credentials import alookup, credential_name, require
+from console.domain import AuditEvent
+from console.plugins import BackendContext
+from console.ports import AuditUnavailable, BackendError, InvalidResponse
+
+_T = TypeVar("_T")
+PAGE = 1000
+READ_RETRIES = 3
+RETRY_WITHIN = 10.0
+BACKOFF = (0.25, 0.75, 2.0)
+monotonic = time.monotonic
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection was lost or refused (worth another try)."""
+    if isinstance(exc, OSError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError) or "authentication failed" in str(exc):
+        return False
+    state = exc.sqlstate or ""
+    return not state or state.startswith("08") or state in {"57P01", "57P02", "57P03"}
+
+
+class _Transient(Exception):
+    """A failure a read may try again (the connection was lost or refused)."""
+
+    def __init__(self, error: AuditUnavailable) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def describe_dsn(dsn: str) -> str:
+    """``user@host:port/dbname`` of a connection string: where, never a secret."""
+    try:
+        p = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<invalid dsn>"
+    user = f"{p['user']}@" if p.get("user") else ""
+    host = str(p.get("host") or p.get("hostaddr") or "local socket")
+    port = f":{p['port']}" if p.get("port") else ""
+    return f"{user}{host}{port}/{p.get('dbname') or '(default db)'}"
+
+
+class PostgresAuditStore:
+    """Append-only, hash-chained audit log in a PostgreSQL schema."""
+
+    name = "postgres"
+
+    def __init__(self, config: PostgresAuditConfig, ctx: BackendContext) -> None:
+        self.config = config
+        self.schema = config.schema_name
+        self.where = f"{describe_dsn(config.dsn)} (schema {self.schema})"
+        self.timeout = max(config.timeout_seconds or ctx.timeout, 1.0)
+        self.server_version = ""
+        self._conn: AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+        self._events = sql.Identifier(self.schema, "events")
+        self._append_key = lock_key(self.schema, "append")
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException, doing: str) -> AuditUnavailable:
+        """A database failure as a sentence naming the database and what to do."""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first.rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()  # libpq's reason
+        hint = "is the database up and backends.audit.dsn right?"
+        auth = psycopg.errors.InvalidPassword | psycopg.errors.InvalidAuthorizationSpecification
+        if isinstance(exc, auth) or "authentication failed" in first:
+            hint = f"check the password: `cd4ml-console login {self._credential_name}`"
+        elif isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            hint = f"grant SELECT, INSERT on {self.schema}.events to this user (docs/plugins/postgres.md)"
+        elif isinstance(exc, psycopg.errors.LockNotAvailable):
+            first = f"another console held the append lock for more than {self.timeout:g}s"
+            hint = "retry; look for a stuck session in pg_stat_activity"
+        elif isinstance(exc, psycopg.errors.QueryCanceled | TimeoutError):
+            first = f"the database did not answer within {self.timeout:g}s"
+            hint = "retry; check the database's load"
+        elif isinstance(exc, psycopg.errors.RaiseException):
+            hint = "the audit log is append-only"
+        return AuditUnavailable(
+            f"can not {doing} the audit log at {self.where}: {first}", backend=self.name, hint=hint
+        )
+
+    @property
+    def _credential_name(self) -> str:
+        return credential_name(self.config, self.name)
+
+    async def _params(self) -> tuple[dict[str, Any], SecretStr | None]:
+        """Connection keywords (no secret among them) and the password, if one is looked up."""
+        ms = int(self.timeout * 1000)
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(2, math.ceil(self.timeout)),
+            "application_name": "cd4ml-console",
+            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+        }
+        if self.config.auth != "password":
+            return kwargs, None
+        found = require(await alookup(self._credential_name, self.config, timeout=self.timeout))
+        if found.username and "user" not in conninfo_to_dict(self.config.dsn):
+            kwargs["user"] = found.username
+        return kwargs, found.secret
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        kwargs, password = await self._params()
+        if password is not None:
+            conn = await AsyncConnection.connect(
+                self.config.dsn, password=password.get_secret_value(), **kwargs
+            )
+        else:
+            conn = await AsyncConnection.connect(self.config.dsn, **kwargs)
+        try:
+            version = await stored_version(conn, self.schema)
+            if version is None:
+                await create(conn, self.schema)
+            elif version > SCHEMA_VERSION:
+                raise AuditUnavailable(
+                    f"the audit log at {self.where} has schema version {version}; this console "
+                    f"reads up to {SCHEMA_VERSION}",
+                    backend=self.name,
+                    hint="upgrade cd4ml-console",
+                )
+            self.server_version = str(conn.info.parameter_status("server_version") or "")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _run(self, doing: str, work: Callable[[AsyncConnection[Any]], Awaitable[_T]]) -> _T:
+        """``work`` on the shared connection (one at a time), bounded by the timeout; any
+        database failure becomes AuditUnavailable and drops the connection. A read that lost
+        its connection is tried again (at most 3 times within 10 s); a write never is."""
+        started = monotonic()
+        for attempt in range(READ_RETRIES + 1):
+            try:
+                return await self._once(doing, work)
+            except _Transient as transient:
+                wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                late = monotonic() - started + wait > RETRY_WITHIN
+                if doing != "read" or attempt == READ_RETRIES or late:
+                    raise transient.error from None
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(self, doing: str, work: Callable[[AsyncConnection[Any]], Awaitable[_T]]) -> _T:
+        async with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await asyncio.wait_for(self._connect(), self.timeout * 2)
+                return await asyncio.wait_for(work(self._conn), self.timeout * 2)
+            except (AuditUnavailable, InvalidResponse):
+                raise
+            except BackendError as exc:  # e.g. no credential: the log can not be used either
+                await self._drop()
+                raise AuditUnavailable(
+                    f"can not {doing} the audit log at {self.where}: {exc.message}",
+                    backend=self.name,
+                    hint=exc.hint,
+                ) from None
+            except (psycopg.Error, TimeoutError, OSError) as exc:
+                await self._drop()
+                error = self._unavailable(exc, doing)
+                raise (_Transient(error) if is_transient(exc) else error) from None
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+
+    # -- the port -----------------------------------------------------------------------
+
+    async def append(self, event: AuditEvent) -> AuditEvent:
+        """Durably append ``event`` after the current head; returns it as stored."""
+
+        async def work(conn: AsyncConnection[Any]) -> AuditEvent:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit TO on")
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._append_key,))
+                cur = await conn.execute(
+                    sql.SQL("SELECT seq, hash, record FROM {} ORDER BY seq DESC LIMIT 1").format(
+                        self._events
+                    )
+                )
+                row = await cur.fetchone()
+                seq, prev = (0, "") if row is None else (int(row[0]), str(row[1]))
+                if row is not None and hash_bytes(bytes(row[2])) != prev:
+                    raise AuditUnavailable(
+                        f"the newest record of the audit log at {self.where} (seq {seq}) does "
+                        "not match its hash; not extending a damaged log",
+                        backend=self.name,
+                        hint="run `cd4ml-console audit verify` (docs/audit.md: recovery)",
+                    )
+                stored, record = seal(event, seq + 1, prev)
+                await conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (seq, hash, record, model, request_id)"
+                        " VALUES (%s, %s, %s, %s, %s)"
+                    ).format(self._events),
+                    (stored.seq, stored.hash, record, stored.model, stored.request_id),
+                )
+            return stored
+
+        try:
+            return await self._run("write", work)
+        except EncodingError as exc:
+            raise AuditUnavailable(
+                f"the event can not be recorded: {exc}", backend=self.name
+            ) from None
+
+    async def events(
+        self,
+        *,
+        model: str | None = None,
+        since_seq: int = 0,
+        limit: int | None = None,
+        request_id: str | None = None,
+        tail: bool = False,
+    ) -> Sequence[AuditEvent]:
+        """Events with seq > ``since_seq`` in seq order, optionally of one model or request;
+        with ``tail`` the newest ``limit`` of them (still oldest first)."""
+        where = [sql.SQL("seq > %s")]
+        params: list[Any] = [since_seq]
+        if model is not None:
+            where.append(sql.SQL("model = %s"))
+            params.append(model)
+        if request_id is not None:
+            where.append(sql.SQL("request_id = %s"))
+            params.append(request_id)
+        query = sql.SQL(
+            "SELECT seq, hash, record FROM {} WHERE {} ORDER BY seq {} LIMIT %s"
+        ).format(self._events, sql.SQL(" AND ").join(where), sql.SQL("DESC" if tail else "ASC"))
+        params.append(limit)
+
+        async def work(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            return await (await conn.execute(query, params)).fetchall()
+
+        rows = await self._run("read", work)
+        out = [self._decode(seq, h, rec) for seq, h, rec in rows]
+        return out[::-1] if tail else out
+
+    def _decode(self, seq: int, hash_hex: Any, record: Any) -> AuditEvent:
+        try:
+            return decode_record(bytes(record), str(hash_hex))
+        except (EncodingError, ValueError) as exc:
+            raise InvalidResponse(
+                f"audit record seq {seq} at {self.where} can not be read: {exc}",
+                backend=self.name,
+                hint="run `cd4ml-console audit verify`",
+            ) from None
+
+    async def head(self) -> tuple[int, str]:
+        """(count, hash of the newest record); (0, "") when empty."""
+
+        async def work(conn: AsyncConnection[Any]) -> tuple[int, str]:
+            query = sql.SQL("SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1").format(
+                self._events
+            )
+            row = await (await conn.execute(query)).fetchone()
+            return (0, "") if row is None else (int(row[0]), str(row[1]))
+
+        return await self._run("read", work)
+
+    async def verify(self, anchors: Sequence[Anchor] = ()) -> VerifyResult:
+        """Check every stored byte of every record, the links, and the given anchors; the log
+        is streamed through a server-side cursor on a connection of its own."""
+        await self.head()  # connects once on the shared connection: creates an empty store
+        kwargs, password = await self._params()
+        query = sql.SQL("SELECT seq, hash, record, model, request_id FROM {} ORDER BY seq").format(
+            self._events
+        )
+
+        def work() -> VerifyResult:
+            if password is not None:
+                conn = psycopg.connect(
+                    self.config.dsn, password=password.get_secret_value(), **kwargs
+                )
+            else:
+                conn = psycopg.connect(self.config.dsn, **kwargs)
+            with conn, conn.transaction(), conn.cursor(name="cd4ml_audit_verify") as cur:
+                cur.itersize = PAGE
+                cur.execute(query)
+                records = (
+                    StoredRecord(
+                        seq=seq,
+                        hash=h,
+                        record=bytes(rec),
+                        columns={"model": m, "request_id": req},
+                    )
+                    for seq, h, rec, m, req in cur
+                )
+                return verify_chain(records, anchors=anchors)
+
+        try:
+            return await asyncio.to_thread(work)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc, "verify") from None
+
+    async def check(self) -> str:
+        """Connect, and say where the log is and how long it is."""
+        count, _ = await self.head()
+        return f"PostgreSQL {self.server_version} at {self.where}: {count} records"
+
+    async def export(
+        self,
+        target: Path | str | TextIO,
+        fmt: Format = "jsonl",
+        *,
+        model: str | None = None,
+        spreadsheet_safe: bool = False,
+    ) -> int:
+        """Write the log (or one model's events) as JSON Lines or CSV; returns the count."""
+        if not isinstance(target, Path | str):
+            return await export_store(
+                self, target, fmt, model=model, spreadsheet_safe=spreadsheet_safe
+            )
+        try:
+            with open(target, "w", encoding="utf-8", newline="") as out:
+                return await export_store(
+                    self, out, fmt, model=model, spreadsheet_safe=spreadsheet_safe
+                )
+        except OSError as exc:
+            raise AuditUnavailable(
+                f"can not write the export {target}: {exc.strerror}", backend=self.name
+            ) from None
+
+    async def export_jsonl(self, target: Path | str | TextIO, *, model: str | None = None) -> int:
+        """JSON Lines export, one canonical event per line (verifiable with verify_jsonl)."""
+        return await self.export(target, "jsonl", model=model)
+
+    async def export_csv(
+        self,
+        target: Path | str | TextIO,
+        *,
+        model: str | None = None,
+        spreadsheet_safe: bool = False,
+    ) -> int:
+        """CSV export with a header row; details as JSON text."""
+        return await self.export(target, "csv", model=model, spreadsheet_safe=spreadsheet_safe)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+    def __repr__(self) -> str:
+        return f"PostgresAuditStore({self.where!r})"

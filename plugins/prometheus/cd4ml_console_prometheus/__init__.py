@@ -1,0 +1,96 @@
+"""Prometheus as the console's ``metrics`` backend: PromQL instant and range queries per model
+and stage, from query templates in the config (docs/plugins/prometheus.md)."""
+
+from __future__ import annotations
+
+import re
+from string import Template
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from console.credentials import CredentialOptions
+from console.plugins import API_VERSION, BackendContext, BackendPlugin
+
+METRICS = ("latency_p95_ms", "error_rate", "traffic_rps", "prediction_mean")
+"""The serving metrics of the MetricsSource port; each has a query template."""
+TEMPLATE_NAMES = (*METRICS, "version")
+PLACEHOLDERS = frozenset({"selector", "window", "model", "stage"})
+_DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
+
+
+class PrometheusConfig(CredentialOptions):
+    """``[backends.metrics]`` with ``type = "prometheus"``."""
+
+    url: str = Field(description="base URL of Prometheus, e.g. http://prometheus:9090")
+    auth: Literal["none", "bearer", "basic"] = Field(
+        default="none", description="credential to send (Prometheus behind a proxy)"
+    )
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    model_label: str = "model"
+    stage_label: str = "stage"
+    version_label: str = "version"
+    latency_metric: str = "model_request_latency_seconds"
+    requests_metric: str = "model_requests_total"
+    prediction_metric: str = "model_prediction_score"
+    outcome_label: str = "outcome"
+    error_value: str = "error"
+    matchers: str = Field(
+        default="", description='extra label matchers for every query, e.g. job="serving"'
+    )
+    window: str = Field(default="5m", description="range of rate() in the default queries")
+    lookback_seconds: float = Field(default=3600.0, gt=0, le=90 * 86400)
+    min_step_seconds: float = Field(default=1.0, gt=0)
+    max_concurrency: int = Field(default=8, ge=1, le=64)
+    queries: dict[str, str] = Field(
+        default_factory=dict,
+        description="PromQL templates overriding the defaults; $selector, $window, $model, $stage",
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Prometheus duration like 30s, 5m or 1h30m")
+        return value
+
+    @field_validator("matchers")
+    @classmethod
+    def _matchers(cls, value: str) -> str:
+        if any(c in value for c in "{}$"):
+            raise ValueError('write matchers without braces, e.g. job="serving",env="prod"')
+        return value.strip().strip(",")
+
+    @field_validator("queries")
+    @classmethod
+    def _templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if name not in TEMPLATE_NAMES:
+                raise ValueError(f"unknown query {name!r}; known: {', '.join(TEMPLATE_NAMES)}")
+            template = Template(text)
+            unknown = set(template.get_identifiers()) - PLACEHOLDERS
+            if not template.is_valid() or unknown:
+                raise ValueError(
+                    f"queries.{name}: unknown placeholder(s) {sorted(unknown) or '($ misuse)'}; "
+                    f"use {', '.join('$' + p for p in sorted(PLACEHOLDERS))} (write $$ for $)"
+                )
+        return value
+
+
+def build(config: PrometheusConfig, ctx: BackendContext) -> Any:
+    """Factory used by the console: a PrometheusMetrics bound to ``config``."""
+    from cd4ml_console_prometheus.metrics import PrometheusMetrics
+
+    return PrometheusMetrics(config, ctx)
+
+
+PLUGIN = BackendPlugin(
+    name="prometheus",
+    kinds=frozenset({"metrics"}),
+    api_version=API_VERSION,
+    config_model=PrometheusConfig,
+    factory=build,
+    description="live serving metrics from Prometheus (PromQL)",
+)
+
+__all__ = ["METRICS", "PLUGIN", "PrometheusConfig", "build"]
