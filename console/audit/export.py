@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
 from typing import Literal, TextIO
 
 from console.audit.chain import (
@@ -18,7 +19,7 @@ from console.audit.chain import (
     verify_chain,
 )
 from console.domain import AuditEvent
-from console.ports import AuditStore
+from console.ports import AuditStore, AuditUnavailable
 
 Format = Literal["jsonl", "csv"]
 COLUMNS: tuple[str, ...] = (*CHAIN_FIELDS, "hash")
@@ -136,3 +137,47 @@ def verify_jsonl(lines: Iterable[str], *, anchors: Iterable[Anchor] = ()) -> Ver
     change of a value is.
     """
     return verify_chain(_records(lines), anchors=anchors)
+
+
+class ExportMixin:
+    """``export``/``export_jsonl``/``export_csv`` for any AuditStore (SQLite, PostgreSQL, ...)."""
+
+    name: str
+
+    async def export(
+        self,
+        target: Path | str | TextIO,
+        fmt: Format = "jsonl",
+        *,
+        model: str | None = None,
+        spreadsheet_safe: bool = False,
+    ) -> int:
+        """Write the log (or one model's events) as JSON Lines or CSV; returns the count."""
+        store: AuditStore = self  # type: ignore[assignment]
+        if not isinstance(target, Path | str):
+            return await export_store(
+                store, target, fmt, model=model, spreadsheet_safe=spreadsheet_safe
+            )
+        try:
+            with open(target, "w", encoding="utf-8", newline="") as out:
+                return await export_store(
+                    store, out, fmt, model=model, spreadsheet_safe=spreadsheet_safe
+                )
+        except OSError as exc:
+            raise AuditUnavailable(
+                f"can not write the export {target}: {exc.strerror}", backend=self.name
+            ) from None
+
+    async def export_jsonl(self, target: Path | str | TextIO, *, model: str | None = None) -> int:
+        """JSON Lines export, one canonical event per line (verifiable with verify_jsonl)."""
+        return await self.export(target, "jsonl", model=model)
+
+    async def export_csv(
+        self,
+        target: Path | str | TextIO,
+        *,
+        model: str | None = None,
+        spreadsheet_safe: bool = False,
+    ) -> int:
+        """CSV export with a header row; details as JSON text."""
+        return await self.export(target, "csv", model=model, spreadsheet_safe=spreadsheet_safe)

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from console.audit.chain import (
     FORMAT,
@@ -27,7 +27,7 @@ from console.audit.chain import (
     seal,
     verify_chain,
 )
-from console.audit.export import Format, export_store
+from console.audit.export import ExportMixin
 from console.backends.plugin import SqliteAuditConfig
 from console.domain import AuditEvent
 from console.plugins import BackendContext
@@ -154,7 +154,7 @@ def verify_database(
     return verify_chain(_stored_records(conn, page), anchors=anchors)
 
 
-class SqliteAuditStore:
+class SqliteAuditStore(ExportMixin):
     """Append-only, hash-chained audit log in one SQLite file (WAL, synchronous=FULL)."""
 
     name = "sqlite-audit"
@@ -387,40 +387,3 @@ class SqliteAuditStore:
     async def verify(self, anchors: Sequence[Anchor] = ()) -> VerifyResult:
         """Check every stored byte of every record, the links, and the given anchors."""
         return await self._run("read", lambda conn: verify_database(conn, anchors))
-
-    async def export(
-        self,
-        target: Path | str | TextIO,
-        fmt: Format = "jsonl",
-        *,
-        model: str | None = None,
-        spreadsheet_safe: bool = False,
-    ) -> int:
-        """Write the log (or one model's events) as JSON Lines or CSV; returns the count."""
-        if not isinstance(target, Path | str):
-            return await export_store(
-                self, target, fmt, model=model, spreadsheet_safe=spreadsheet_safe
-            )
-        try:
-            with open(target, "w", encoding="utf-8", newline="") as out:
-                return await export_store(
-                    self, out, fmt, model=model, spreadsheet_safe=spreadsheet_safe
-                )
-        except OSError as exc:
-            raise AuditUnavailable(
-                f"can not write the export {target}: {exc.strerror}", backend=self.name
-            ) from None
-
-    async def export_jsonl(self, target: Path | str | TextIO, *, model: str | None = None) -> int:
-        """JSON Lines export, one canonical event per line (verifiable with verify_jsonl)."""
-        return await self.export(target, "jsonl", model=model)
-
-    async def export_csv(
-        self,
-        target: Path | str | TextIO,
-        *,
-        model: str | None = None,
-        spreadsheet_safe: bool = False,
-    ) -> int:
-        """CSV export with a header row; details as JSON text."""
-        return await self.export(target, "csv", model=model, spreadsheet_safe=spreadsheet_safe)

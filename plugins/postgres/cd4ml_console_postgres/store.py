@@ -12,8 +12,7 @@ import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -32,7 +31,7 @@ from console.audit.chain import (
     seal,
     verify_chain,
 )
-from console.audit.export import Format, export_store
+from console.audit.export import ExportMixin
 from console.credentials import alookup, credential_name, require
 from console.domain import AuditEvent
 from console.plugins import BackendContext
@@ -76,7 +75,7 @@ def describe_dsn(dsn: str) -> str:
     return f"{user}{host}{port}/{p.get('dbname') or '(default db)'}"
 
 
-class PostgresAuditStore:
+class PostgresAuditStore(ExportMixin):
     """Append-only, hash-chained audit log in a PostgreSQL schema."""
 
     name = "postgres"
@@ -335,43 +334,6 @@ class PostgresAuditStore:
         """Connect, and say where the log is and how long it is."""
         count, _ = await self.head()
         return f"PostgreSQL {self.server_version} at {self.where}: {count} records"
-
-    async def export(
-        self,
-        target: Path | str | TextIO,
-        fmt: Format = "jsonl",
-        *,
-        model: str | None = None,
-        spreadsheet_safe: bool = False,
-    ) -> int:
-        """Write the log (or one model's events) as JSON Lines or CSV; returns the count."""
-        if not isinstance(target, Path | str):
-            return await export_store(
-                self, target, fmt, model=model, spreadsheet_safe=spreadsheet_safe
-            )
-        try:
-            with open(target, "w", encoding="utf-8", newline="") as out:
-                return await export_store(
-                    self, out, fmt, model=model, spreadsheet_safe=spreadsheet_safe
-                )
-        except OSError as exc:
-            raise AuditUnavailable(
-                f"can not write the export {target}: {exc.strerror}", backend=self.name
-            ) from None
-
-    async def export_jsonl(self, target: Path | str | TextIO, *, model: str | None = None) -> int:
-        """JSON Lines export, one canonical event per line (verifiable with verify_jsonl)."""
-        return await self.export(target, "jsonl", model=model)
-
-    async def export_csv(
-        self,
-        target: Path | str | TextIO,
-        *,
-        model: str | None = None,
-        spreadsheet_safe: bool = False,
-    ) -> int:
-        """CSV export with a header row; details as JSON text."""
-        return await self.export(target, "csv", model=model, spreadsheet_safe=spreadsheet_safe)
 
     async def aclose(self) -> None:
         async with self._lock:
