@@ -19,7 +19,7 @@ from pydantic import Field
 from console.config import MetricSpec
 from console.domain import Commit, DataSchema, DataVersion, DiffStat, ModelVersion
 from console.domain.models import Frozen
-from console.services.overview import OverviewService, Section
+from console.services.overview import OverviewService, Section, VersionDetail
 
 
 class ChangeKind(StrEnum):
@@ -311,6 +311,20 @@ class LineageService:
         self.overview = overview
         self.config = overview.config
         self.max_commits = max_commits
+
+    async def ci_detail(self, model: str, version: ModelVersion) -> VersionDetail:
+        """Only the CI runs of ``version``'s commit (a VersionDetail with ``ci`` and its section):
+        what the overview needs for a candidate, without reading params, metrics or data."""
+        sections: dict[str, Section] = {}
+        sha = version.commit
+        runs: Sequence[Any] = ()
+        if sha:
+            runs = await self.overview._call(
+                "ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ()
+            )
+        return VersionDetail(
+            model=model, version=version.version, ci=tuple(runs), sections=sections
+        )
 
     async def lineage(
         self, model: str, version: ModelVersion, base: ModelVersion | None

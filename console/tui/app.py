@@ -1,0 +1,331 @@
+"""The Textual app: themes, global keys, the command palette, and the workspace life cycle.
+
+Imports stay light here: the first frame (the overview skeleton) renders before the workspace
+is opened; backends are built in a worker thread afterwards and closed when the app exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from console.tui import actions
+from console.tui.clock import Clock, clock_from_env
+from console.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, load_themes
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from console.config import ConsoleConfig
+    from console.services.lineage import LineageService
+    from console.services.live import LiveService
+    from console.services.overview import OverviewService
+    from console.services.timeline import TimelineService
+    from console.services.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The use cases the screens call; built once the workspace is open."""
+
+    overview: OverviewService
+    lineage: LineageService
+    live: LiveService
+    timeline: TimelineService
+
+
+@dataclass
+class Catalog:
+    """What the app has learnt so far, for the palette and `:` (names, not backends)."""
+
+    models: dict[str, str] = field(default_factory=dict)  # name -> description
+    versions: dict[str, list[tuple[str, str]]] = field(
+        default_factory=dict
+    )  # model -> [(v, stage)]
+
+
+def _build_services(workspace: Workspace, clock: Clock) -> Services:
+    from console.services.lineage import LineageService
+    from console.services.live import LiveService
+    from console.services.overview import OverviewService
+    from console.services.timeline import TimelineService
+
+    overview = OverviewService(workspace, clock=clock)
+    return Services(
+        overview=overview,
+        lineage=LineageService(overview),
+        live=LiveService(overview),
+        timeline=TimelineService(overview),
+    )
+
+
+def _model_commands() -> type:
+    from console.tui.commands import ModelCommands
+
+    return ModelCommands
+
+
+def _version_commands() -> type:
+    from console.tui.commands import VersionCommands
+
+    return VersionCommands
+
+
+def _action_commands() -> type:
+    from console.tui.commands import ActionCommands
+
+    return ActionCommands
+
+
+class ConsoleApp(App[int]):
+    """cd4ml-console: the models overview, one screen per model, help, palette and themes."""
+
+    TITLE = "cd4ml-console"
+    CSS_PATH = "app.tcss"
+    COMMAND_PALETTE_DISPLAY = "^p"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", tooltip="Quit the console"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("colon", "goto", "Go to", key_display=":"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("ctrl+t", "pick_theme", "Theme", show=False),
+        Binding("A", "audit", "Audit log", show=False),
+    ]
+    COMMANDS: ClassVar[set[Any]] = {_model_commands, _version_commands, _action_commands} | set(
+        App.COMMANDS
+    )
+
+    def __init__(
+        self,
+        config: ConsoleConfig,
+        *,
+        workspace: Workspace | None = None,
+        theme: str | None = None,
+        read_only: bool = False,
+        model: str | None = None,
+        clock: Clock | None = None,
+        refresh_seconds: float | None = None,
+        theme_dirs: list[Path] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.workspace = workspace
+        self._owns_workspace = workspace is None
+        self.read_only = read_only
+        self.initial_model = model
+        self.clock: Clock = clock or clock_from_env()
+        self.refresh_seconds = (
+            config.ui.refresh_seconds if refresh_seconds is None else refresh_seconds
+        )
+        self.services: Services | None = None
+        self.ready = asyncio.Event()
+        self.catalog = Catalog()
+        self.theme_specs, self.theme_problems = load_themes(theme_dirs)
+        for spec in self.theme_specs.values():
+            self.register_theme(spec.to_textual())
+        self.theme = self._pick_theme(theme or config.ui.theme or DEFAULT_THEME)
+
+    # -- themes ------------------------------------------------------------------------------
+
+    def _pick_theme(self, wanted: str) -> str:
+        if wanted in self.available_themes:
+            return wanted
+        fallback = DEFAULT_THEME if DEFAULT_THEME in self.theme_specs else "textual-dark"
+        self.theme_problems.append(
+            f"unknown theme {wanted!r}; using {fallback} "
+            f"(available: {', '.join(sorted(self.theme_specs)) or 'none found'})"
+        )
+        return fallback
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(SEMANTIC_DEFAULTS)
+
+    def switch_theme(self, name: str) -> bool:
+        """Use theme ``name``; say so (or why not) in a notification."""
+        if name not in self.available_themes:
+            self.notify(
+                f"No theme named {name!r}; try {', '.join(sorted(self.theme_specs))}",
+                severity="warning",
+            )
+            return False
+        self.theme = name
+        self.notify(f"Theme: {name}", timeout=2)
+        return True
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        from console.tui.screens.overview import OverviewScreen
+
+        return OverviewScreen()
+
+    def on_mount(self) -> None:
+        for problem in self.theme_problems:
+            self.notify(problem, title="Themes", severity="warning", timeout=8)
+        # The first frame (the overview skeleton) goes out before any backend is built.
+        self.call_after_refresh(self._open_workspace)
+        if self.initial_model:
+            self.open_model(self.initial_model)
+
+    @work(group="workspace", exclusive=True)
+    async def _open_workspace(self) -> None:
+        """Build the backends off the UI thread, then the services the screens use."""
+        if self.workspace is None:
+            from console.config import ConfigError
+            from console.services.workspace import open_workspace
+
+            try:
+                self.workspace = await asyncio.to_thread(open_workspace, self.config)
+            except ConfigError as exc:
+                self.exit(None, return_code=2, message=str(exc))
+                return
+            except Exception as exc:  # never a traceback on screen; details go to the log
+                log.exception("opening the workspace failed")
+                self.exit(None, return_code=1, message=f"Could not open the workspace: {exc}")
+                return
+        self.services = await asyncio.to_thread(_build_services, self.workspace, self.clock)
+        self.ready.set()
+
+    async def on_unmount(self) -> None:
+        if self.workspace is not None and self._owns_workspace:
+            try:
+                await asyncio.wait_for(self.workspace.aclose(), 5)
+            except Exception:  # closing must not hide how the session ended
+                log.exception("closing the workspace failed")
+
+    # -- navigation --------------------------------------------------------------------------
+
+    def open_model(self, name: str, version: str | None = None) -> None:
+        """Show ``name``'s screen (replacing another model's screen), optionally on ``version``."""
+        from console.tui.screens.model import ModelScreen
+
+        current = self.screen
+        if isinstance(current, ModelScreen):
+            if current.model_name == name:
+                if version:
+                    current.select_version(version)
+                return
+            self.switch_screen(ModelScreen(name, version=version))
+            return
+        self.push_screen(ModelScreen(name, version=version))
+
+    def go_to(self, text: str) -> None:
+        """Run a `:` command: a model name, `theme NAME`, `help`, or `q`."""
+        from difflib import get_close_matches
+
+        words = text.strip().split()
+        if not words:
+            return
+        head = words[0].lower()
+        if head in ("q", "quit", "exit"):
+            self.exit(0)
+        elif head == "theme" and len(words) > 1:
+            self.switch_theme(words[1])
+        elif head in ("help", "h"):
+            self.action_help()
+        else:
+            name = " ".join(words)
+            known = self.catalog.models
+            if name in known or not known:
+                self.open_model(name)
+                return
+            folded = {k.lower(): k for k in known}
+            if name.lower() in folded:
+                self.open_model(folded[name.lower()])
+                return
+            prefixed = [k for k in known if k.lower().startswith(name.lower())]
+            if len(prefixed) == 1:
+                self.open_model(prefixed[0])
+                return
+            close = get_close_matches(name, list(known), n=3)
+            hint = f" — did you mean {', '.join(close)}?" if close else ""
+            self.notify(f"No model named {name!r}{hint}", severity="warning")
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from console.tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def action_goto(self) -> None:
+        from console.tui.screens.prompt import GotoScreen
+
+        def done(text: str | None) -> None:
+            if text:
+                self.go_to(text)
+
+        self.push_screen(GotoScreen(sorted(self.catalog.models)), done)
+
+    def action_refresh(self) -> None:
+        refresh = getattr(self.screen, "refresh_data", None)
+        if refresh is not None:
+            refresh()
+
+    def action_pick_theme(self) -> None:
+        from textual.command import CommandPalette
+
+        from console.tui.commands import ThemeCommands
+
+        self.push_screen(CommandPalette(providers=[ThemeCommands], placeholder="Theme…"))
+
+    def action_compare(self) -> None:
+        self.release_action("compare")
+
+    def action_approve(self) -> None:
+        self.release_action("approve")
+
+    def action_promote(self) -> None:
+        self.release_action("promote")
+
+    def action_rollback(self) -> None:
+        self.release_action("rollback")
+
+    def action_audit(self) -> None:
+        self.release_action("audit")
+
+    def release_action(self, action_id: str) -> None:
+        """The one entry point of the release actions (see console.tui.actions)."""
+        if self.read_only and actions.is_mutating(action_id):
+            self.notify("Read-only session: release actions are off", severity="warning")
+            return
+        context_of = getattr(self.screen, "action_context", None)
+        context = context_of() if context_of is not None else actions.ActionContext()
+
+        async def perform() -> None:
+            await actions.perform(self, action_id, context)
+
+        self.run_worker(perform, group="release-action")  # type: ignore[arg-type]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.read_only and actions.is_mutating(action))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Theme", "Keys"):
+                yield command
+
+
+def run_tui(
+    config: ConsoleConfig,
+    *,
+    theme: str | None = None,
+    read_only: bool = False,
+    model: str | None = None,
+) -> int:
+    """Open the console on ``config``'s workspace; returns the exit code."""
+    app = ConsoleApp(config, theme=theme, read_only=read_only, model=model)
+    app.run()
+    return app.return_code or 0

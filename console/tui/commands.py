@@ -1,0 +1,96 @@
+"""Command palette (Ctrl+P) providers: models, versions, actions and themes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from console.tui.actions import RELEASE_ACTIONS, is_mutating
+
+Command = tuple[str, Callable[[], Any], str]
+
+
+class _Commands(Provider):
+    """A provider over a list of (title, callback, help) built fresh for each palette."""
+
+    def commands(self) -> Iterator[Command]:
+        raise NotImplementedError
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self.commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self.commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+class ModelCommands(_Commands):
+    """Open a model's screen."""
+
+    def commands(self) -> Iterator[Command]:
+        app: Any = self.app
+        for name, description in sorted(app.catalog.models.items()):
+            yield f"Open {name}", partial(app.open_model, name), description
+
+
+class VersionCommands(_Commands):
+    """Jump to a version: of the model on screen, or the staged versions of every model."""
+
+    def commands(self) -> Iterator[Command]:
+        app: Any = self.app
+        screen = self.screen
+        current = getattr(screen, "model_name", None)
+        if current is not None:
+            for version in getattr(screen, "version_names", list)()[:2000]:
+                yield (
+                    f"{current} {version}",
+                    partial(app.open_model, current, version),
+                    "select this version",
+                )
+        for model, known in sorted(app.catalog.versions.items()):
+            if model == current:
+                continue
+            for version, stage in known:
+                yield f"{model} {version}", partial(app.open_model, model, version), stage
+
+
+def _action_list(app: Any) -> Iterator[Command]:
+    yield "Refresh", app.action_refresh, "re-read every panel on this screen (r)"
+    yield "Help: keys", app.action_help, "every key of this screen (?)"
+    yield "Go to model…", app.action_goto, "type a model name (:)"
+    for action in RELEASE_ACTIONS.values():
+        if app.read_only and is_mutating(action.id):
+            continue
+        yield (
+            action.label,
+            partial(app.release_action, action.id),
+            f"{action.description} ({action.key})",
+        )
+    yield from _theme_list(app)
+
+
+def _theme_list(app: Any) -> Iterator[Command]:
+    for name, spec in sorted(app.theme_specs.items()):
+        mark = " (current)" if name == app.theme else ""
+        yield f"Theme: {name}", partial(app.switch_theme, name), (spec.description or "") + mark
+
+
+class ActionCommands(_Commands):
+    """Refresh, help, go to, the release actions and the themes."""
+
+    def commands(self) -> Iterator[Command]:
+        yield from _action_list(self.app)
+
+
+class ThemeCommands(_Commands):
+    """Only the themes (Ctrl+T)."""
+
+    def commands(self) -> Iterator[Command]:
+        yield from _theme_list(self.app)

@@ -1,0 +1,154 @@
+"""The text lines around the tables: title bars, the overview's detail bar, the stage line.
+
+Pure functions of service results and a palette, so the screens only decide when to redraw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from console.tui import format as fmt
+from console.tui.palette import Palette
+from console.tui.rows import OverviewRow
+from console.tui.widgets.panel import section_problem
+
+
+def title_line(left: Text, right: Text) -> Table:
+    """Where you are on the left, the state of things on the right (never cut)."""
+    grid = Table.grid(expand=True)
+    grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    grid.add_column(justify="right", no_wrap=True, min_width=right.cell_len)
+    grid.add_row(left, right)
+    return grid
+
+
+def overview_title(
+    pal: Palette,
+    workspace: str,
+    *,
+    ready: bool,
+    total: int,
+    shown: int,
+    filter_text: str,
+    rows: Iterable[OverviewRow],
+    registry: Any | None,
+) -> Table:
+    left = Text.assemble(("cd4ml-console", pal.heading), ("  ", ""), (workspace, pal.bold))
+    right = Text()
+    if not ready:
+        right.append("opening workspace…", style=pal.muted)
+        return title_line(left, right)
+    rows = list(rows)
+    right.append(fmt.plural(total, "model"), style=pal.muted)
+    if filter_text:
+        right.append(f"  filter \u201c{filter_text}\u201d {shown}/{total}", style=pal.accent)
+    failing = sum(1 for r in rows if r.ci == "failure")
+    if failing:
+        right.append(f"  ✗ {failing} failing CI", style=pal.err)
+    broken = {p.kind for r in rows for p in r.problems}
+    if registry is not None and not registry.ok:
+        broken.add("registry")
+    if broken:
+        right.append(f"  ⚠ {', '.join(sorted(broken))}", style=pal.warn)
+    return title_line(left, right)
+
+
+def overview_detail(
+    pal: Palette,
+    now: datetime,
+    name: str | None,
+    row: OverviewRow | None,
+    description: str,
+    registry: Any | None,
+) -> Text:
+    """The bar under the overview: the highlighted model in sentences, and what failed."""
+    text = Text(no_wrap=False)
+    if registry is not None and not registry.ok:
+        text.append("⚠ registry " + section_problem(registry, now) + "\n", style=pal.warn)
+    if name is None:
+        return text
+    text.append(name, style=pal.heading)
+    if description:
+        text.append(f"  {description}", style=pal.muted)
+    text.append("\n")
+    if row is None or not row.loaded:
+        text.append("loading…", style=pal.muted)
+        return text
+    if row.production:
+        text.append("production ", style=pal.muted)
+        text.append(row.production, style=pal.production)
+        since = f" since {fmt.when(row.production_since)} ({fmt.age(row.production_since, now)})"
+        text.append(since, style=pal.muted)
+        if row.production_by:
+            text.append(f" by {row.production_by}", style=pal.muted)
+    else:
+        text.append("nothing in production yet", style=pal.muted)
+    if row.staging:
+        text.append(f" · {row.staging_name} ", style=pal.muted)
+        text.append(row.staging, style=pal.staging)
+    if row.waiting:
+        waiting = f" · {fmt.plural(row.waiting, 'candidate')} waiting, newest {row.newest} "
+        text.append(waiting, style=pal.muted)
+        ci = f"{fmt.CI_GLYPHS.get(row.ci, '·')} {fmt.CI_WORDS.get(row.ci, 'CI unknown')}"
+        text.append(ci, style=pal.ci(row.ci))
+    for p in row.problems:
+        age = f"showing data from {fmt.ago(p.last_good, now)}" if p.last_good else "no data yet"
+        text.append(f"\n⚠ {p.kind} {p.label}: {p.message} · {age} · r retries", style=pal.warn)
+    return text
+
+
+def model_title(
+    pal: Palette,
+    model: str,
+    description: str,
+    *,
+    versions: int | None,
+    filter_text: str,
+    shown: int,
+    marked: int,
+    problems: Iterable[str],
+) -> Table:
+    left = Text.assemble(
+        ("cd4ml-console", pal.muted), (" \u203a ", pal.muted), (model, pal.heading)
+    )
+    if description:
+        left.append(f"  {description}", style=pal.muted)
+    right = Text()
+    if versions is not None:
+        right.append(fmt.plural(versions, "version"), style=pal.muted)
+        if filter_text:
+            right.append(f"  filter \u201c{filter_text}\u201d {shown}", style=pal.accent)
+        if marked:
+            right.append(f"  {marked} marked · c compares", style=pal.accent)
+        failing = sorted(set(problems))
+        if failing:
+            right.append(f"  ⚠ {', '.join(failing)}", style=pal.warn)
+    return title_line(left, right)
+
+
+def stage_line(pal: Palette, now: datetime, view: Any, prod_stage: str) -> Text:
+    """`staging v1.13.0 1d dana ─▶ production v1.10.0 7d dana │ 4 candidates waiting`."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if view is None:
+        return text
+    for n, a in enumerate(view.stages):
+        if n:
+            text.append("  ─▶  ", style=pal.muted)
+        text.append(f"{a.stage} ", style=pal.muted)
+        style = pal.stage(a.stage, prod_stage) if a.version else pal.muted
+        text.append(a.version or "∅", style=style)
+        if a.version and a.assigned_at:
+            text.append(f" {fmt.age(a.assigned_at, now)}", style=pal.muted)
+            if a.assigned_by:
+                text.append(f" {a.assigned_by}", style=pal.muted)
+    waiting = len(view.candidates)
+    text.append(f"   │ {fmt.plural(waiting, 'candidate')} waiting", style=pal.muted)
+    registry = view.sections.get("registry")
+    if registry is not None and registry.error:
+        text.append(f"   ⚠ registry {section_problem(registry, now)}", style=pal.warn)
+    return text

@@ -1,0 +1,300 @@
+"""What one row of the overview and of the versions table says, built from service results.
+
+Pure functions: a ModelView (and friends) in, plain values and Rich cells out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from rich.style import Style
+from rich.text import Text
+
+from console.tui import format as fmt
+from console.tui.palette import Palette
+from console.tui.widgets.vtable import Cell, Column
+
+# -- overview ---------------------------------------------------------------------------------
+
+
+def _c(text: str, style: Style | str | None = None) -> Cell:
+    """A single-style cell (the table's fast path)."""
+    return (text, style or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A backend kind that failed for this row, and how old its last good data is."""
+
+    kind: str
+    message: str
+    label: str
+    last_good: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OverviewRow:
+    """Everything the overview shows about one model (small: one per model, 1,000s of them)."""
+
+    name: str
+    description: str = ""
+    loaded: bool = False
+    production: str | None = None
+    production_since: datetime | None = None
+    production_by: str = ""
+    staging: str | None = None
+    staging_name: str = ""
+    waiting: int = 0
+    newest: str | None = None
+    ci: str = ""
+    p95: float | None = None
+    error_rate: float | None = None
+    traffic: float | None = None
+    trend: tuple[float, ...] = ()
+    approvals: int | None = None
+    versions: int = 0
+    problems: tuple[Problem, ...] = ()
+    unconfigured: tuple[str, ...] = ()
+
+
+def summarize(
+    view: Any,
+    prod_stage: str,
+    stages: Sequence[str],
+    *,
+    newest_detail: Any | None = None,
+    trend: Any | None = None,
+    sections: Mapping[str, Any] | None = None,
+) -> OverviewRow:
+    """An overview row from a ModelView, the newest candidate's detail and a trend series."""
+    prod = view.assignment(prod_stage)
+    before = [s for s in stages if s != prod_stage]
+    pre_stage = before[-1] if before else ""
+    merged = dict(view.sections)
+    for kind, sec in (sections or {}).items():
+        if kind not in merged or (merged[kind].ok and not sec.ok):
+            merged[kind] = sec
+    if newest_detail is not None:
+        for kind, sec in newest_detail.sections.items():
+            if kind not in merged or (merged[kind].ok and not sec.ok):
+                merged[kind] = sec
+    problems = tuple(
+        Problem(kind=k, message=s.error, label=s.kind, last_good=s.fetched_at)
+        for k, s in sorted(merged.items())
+        if s.error
+    )
+    unconfigured = tuple(sorted(k for k, s in merged.items() if not s.configured))
+    health = view.health
+    return OverviewRow(
+        name=view.model.name,
+        description=view.model.description,
+        loaded=True,
+        production=prod.version if prod else None,
+        production_since=prod.assigned_at if prod else None,
+        production_by=prod.assigned_by if prod else "",
+        staging=view.stage_version(pre_stage) if pre_stage else None,
+        staging_name=pre_stage,
+        waiting=len(view.candidates),
+        newest=view.candidates[-1] if view.candidates else None,
+        ci=newest_detail.ci_state
+        if newest_detail is not None
+        else ("none" if not view.candidates else ""),
+        p95=health.latency_p95_ms if health else None,
+        error_rate=health.error_rate if health else None,
+        traffic=health.traffic_rps if health else None,
+        trend=tuple(p.value for p in trend.points) if trend is not None else (),
+        versions=len(view.versions),
+        problems=problems,
+        unconfigured=unconfigured,
+    )
+
+
+def with_live(
+    row: OverviewRow, health: Any, health_section: Any, trend: Any, trend_section: Any
+) -> OverviewRow:
+    """``row`` with fresh live health and trend (and its metrics problem, if any, updated)."""
+    failing = next((s for s in (health_section, trend_section) if s.error), None)
+    problems = tuple(p for p in row.problems if p.kind != "metrics")
+    if failing is not None:
+        problem = Problem("metrics", failing.error, failing.kind, failing.fetched_at)
+        problems = tuple(sorted((*problems, problem), key=lambda p: p.kind))
+    return replace(
+        row,
+        p95=health.latency_p95_ms if health else row.p95,
+        error_rate=health.error_rate if health else row.error_rate,
+        traffic=health.traffic_rps if health else row.traffic,
+        trend=tuple(p.value for p in trend.points) if trend is not None else row.trend,
+        problems=problems,
+    )
+
+
+OVERVIEW_COLUMNS = (
+    Column("model", "MODEL", 22, min_width=12, priority=100, flex=True, max_width=40),
+    Column("prod", "PROD", 9, priority=95),
+    Column("since", "SINCE", 5, min_width=4, priority=60, align="right"),
+    Column("staging", "STAGING", 9, priority=80),
+    Column("wait", "WAIT", 4, priority=70, align="right"),
+    Column("ci", "CI", 2, priority=75),
+    Column("p95", "P95", 6, priority=66, align="right"),
+    Column("err", "ERRORS", 6, priority=65, align="right"),
+    Column("rps", "TRAFFIC", 7, priority=40, align="right"),
+    Column("trend", "P95 TREND", 10, priority=45),
+    Column("appr", "APPR", 4, priority=20, align="right"),
+    Column("status", "STATUS", 9, min_width=7, priority=85),
+)
+
+
+def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, Cell]:
+    """The cells of one overview row."""
+    if not row.loaded:
+        dots = _c("…", style=pal.muted)
+        return {
+            "model": _c(row.name, style=pal.bold),
+            "status": _c("loading", style=pal.muted),
+            "prod": dots,
+            "staging": dots,
+        }
+    ci = row.ci or ""
+    status: Cell
+    if row.problems:
+        kinds = [p.kind for p in row.problems]
+        extra = f"+{len(kinds) - 1}" if len(kinds) > 1 else ""
+        status = _c(f"⚠ {kinds[0]}{extra}", style=pal.warn)
+    else:
+        status = _c("ok", style=pal.muted)
+    metrics_dim = "metrics" in {p.kind for p in row.problems}
+    live_style = pal.stale if metrics_dim else None
+    return {
+        "model": _c(row.name, style=pal.bold),
+        "prod": _c(
+            row.production or "\u2013", style=pal.production if row.production else pal.muted
+        ),
+        "since": _c(fmt.age(row.production_since, now) if row.production else "", style=pal.muted),
+        "staging": _c(row.staging or "\u2013", style=pal.staging if row.staging else pal.muted),
+        "wait": _c(
+            str(row.waiting) if row.waiting else "\u2013",
+            style=pal.bold if row.waiting else pal.muted,
+        ),
+        "ci": _c(fmt.CI_GLYPHS.get(ci, "·"), style=pal.ci(ci)),
+        "p95": _c(fmt.latency(row.p95), style=live_style or ""),
+        "err": _c(fmt.percent(row.error_rate), style=live_style or ""),
+        "rps": _c(fmt.rps(row.traffic), style=live_style or ""),
+        "trend": _c(fmt.spark(row.trend, 10), style=live_style or pal.primary),
+        "appr": _c("\u2013" if row.approvals is None else str(row.approvals), style=pal.muted),
+        "status": status,
+    }
+
+
+# -- versions table ---------------------------------------------------------------------------
+
+
+def version_columns(metric_names: Sequence[str]) -> list[Column]:
+    """Columns of the versions table with up to three key metrics."""
+    cols = [
+        Column("mark", " ", 1, priority=100),
+        Column("version", "VERSION", 10, min_width=8, priority=100),
+        Column("stage", "STAGE", 10, min_width=5, priority=90),
+        Column("author", "BY", 10, min_width=6, priority=55, flex=True, max_width=18),
+        Column("created", "AGE", 4, priority=60, align="right"),
+        Column("commit", "COMMIT", 8, priority=48),
+        Column("data", "DATA", 8, priority=35),
+    ]
+    for i, name in enumerate(metric_names[:3]):
+        # The first two key metrics stay; a third goes before anything else is squeezed.
+        priority = (80, 70, 45)[i]
+        cols.append(Column(f"m:{name}", name.upper()[:15], 15, priority=priority, align="right"))
+    cols.append(Column("ci", "CI", 2, priority=85))
+    return cols
+
+
+def metric_cell(
+    value: float | None,
+    base: float | None,
+    direction: str,
+    number_format: str,
+    pal: Palette,
+    *,
+    is_base: bool = False,
+) -> Text:
+    """'0.902 ▲+0.008': the value, a better/worse glyph and the signed change vs production."""
+    if value is None:
+        return Text("\u2013", style=pal.muted)
+    text = Text(fmt.number(value, number_format))
+    if is_base:
+        text.append("  base", style=pal.muted)
+        return text
+    if base is None:
+        return text
+    delta = value - base
+    better = fmt.better(delta, direction, number_format)
+    text.append(" ")
+    text.append(
+        fmt.verdict(better, delta) + fmt.signed(delta, number_format), style=pal.verdict(better)
+    )
+    return text
+
+
+def stage_cell(
+    stages: Sequence[str], prod_stage: str, pal: Palette, *, deregistered: bool = False
+) -> Text:
+    if deregistered:
+        return Text("deregistered", style=pal.muted)
+    if not stages:
+        return Text("")
+    ordered = sorted(stages, key=lambda s: s != prod_stage)
+    text = Text()
+    for i, s in enumerate(ordered):
+        if i:
+            text.append("+")
+        text.append(s if len(ordered) == 1 else s[:4], style=pal.stage(s, prod_stage))
+    return text
+
+
+def version_cells(
+    version: Any,
+    stages: Sequence[str],
+    detail: Any | None,
+    base_detail: Any | None,
+    *,
+    prod_stage: str,
+    production: str | None,
+    metric_names: Sequence[str],
+    specs: Any,
+    pal: Palette,
+    now: datetime,
+) -> dict[str, Cell]:
+    """Cells of one row of the versions table (detail None: still loading)."""
+    waiting = _c("…", style=pal.muted)
+    cells: dict[str, Cell] = {
+        "version": _c(version.version, style=pal.bold if stages else ""),
+        "stage": stage_cell(stages, prod_stage, pal, deregistered=version.deregistered),
+        "author": _c(
+            version.created_by or "\u2013", style=pal.muted if not version.created_by else ""
+        ),
+        "created": _c(fmt.age(version.created_at, now), style=pal.muted),
+        "commit": _c(version.commit[:8] or "\u2013", style=pal.muted),
+    }
+    if detail is None:
+        cells["data"] = waiting
+        cells["ci"] = waiting
+        for name in metric_names:
+            cells[f"m:{name}"] = waiting
+        return cells
+    digest = detail.data.digest if detail.data is not None else ""
+    cells["data"] = _c(digest or "\u2013", style=pal.muted)
+    cells["ci"] = _c(fmt.CI_GLYPHS.get(detail.ci_state, "·"), style=pal.ci(detail.ci_state))
+    base_metrics = base_detail.metrics if base_detail is not None else {}
+    for name in metric_names:
+        spec = specs(name)
+        cells[f"m:{name}"] = metric_cell(
+            detail.metrics.get(name),
+            base_metrics.get(name),
+            spec.direction,
+            spec.format,
+            pal,
+            is_base=version.version == production,
+        )
+    return cells

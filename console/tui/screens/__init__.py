@@ -1,0 +1,1 @@
+"""Screens of the console: overview, one per model, help and prompts."""

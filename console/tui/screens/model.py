@@ -1,0 +1,456 @@
+"""One model: stages, a virtualised versions table, and lineage, CI, live and audit panels.
+
+The versions table knows every version at once (a list of names) but fetches the details of
+only the rows on screen; the panels follow the selected version after a short debounce, each
+filled by its own worker so a slow backend only delays its own panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+
+from console.tui.actions import RELEASE_ACTIONS, ActionContext
+from console.tui.headers import model_title, stage_line
+from console.tui.palette import palette_of
+from console.tui.rows import version_cells, version_columns
+from console.tui.screens.versionbook import VersionBook
+from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.ci import CIPanel
+from console.tui.widgets.deck import PanelDeck
+from console.tui.widgets.lineage import LineagePanel
+from console.tui.widgets.live import LivePanel
+from console.tui.widgets.panel import Panel
+from console.tui.widgets.trail import TrailPanel
+from console.tui.widgets.vtable import Cell, VirtualTable
+
+SELECT_DEBOUNCE = 0.15
+VIEWPORT_DEBOUNCE = 0.05
+WIDE = (160, 40)  # from this size on, every panel is shown at once
+RELEASE_GROUP = Binding.Group("release ")  # the trailing space keeps the footer legible
+
+
+class VersionsTable(VirtualTable):
+    """The versions table: Enter moves to the panels; space marks versions to compare."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select", "Details", show=False),
+        Binding("space", "toggle_mark", "Mark", show=False),
+    ]
+    help_group = "versions table"
+
+
+class ModelScreen(Screen[None]):
+    """Everything about one model on one screen."""
+
+    CSS_PATH = "model.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        *(
+            Binding(a.key, f"app.{a.id}", a.label, group=RELEASE_GROUP)
+            for a in RELEASE_ACTIONS.values()
+            if a.id != "audit"
+        ),
+        Binding("1", "panel('lineage')", "Lineage panel", show=False),
+        Binding("2", "panel('ci')", "CI panel", show=False),
+        Binding("3", "panel('live')", "Live panel", show=False),
+        Binding("4", "panel('trail')", "Audit trail panel", show=False),
+        Binding(
+            "right_square_bracket", "cycle_panel(1)", "Next panel", show=False, key_display="]"
+        ),
+        Binding(
+            "left_square_bracket", "cycle_panel(-1)", "Previous panel", show=False, key_display="["
+        ),
+    ]
+
+    def __init__(self, model: str, *, version: str | None = None) -> None:
+        super().__init__()
+        self.model_name = model
+        self.help_title = model
+        self.wanted_version = version
+        self.book: VersionBook | None = None
+        self._pending: set[str] = set()
+        self.selected: str | None = None
+        self.filter_text = ""
+        self._select_timer: Timer | None = None
+        self._viewport_timer: Timer | None = None
+        self._metric_names: list[str] = []
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        config: Any = self.app.config  # type: ignore[attr-defined]
+        self.book = VersionBook(config.prod_stage)
+        cfg = config.models.get(self.model_name)
+        self._metric_names = list(cfg.key_metrics[:3]) if cfg else []
+        yield TitleBar(id="title")
+        yield Static("", id="stages")
+        with Container(id="body"):
+            yield VersionsTable(
+                version_columns(self._metric_names),
+                self._cells,
+                markable=True,
+                id="versions",
+                empty_text="loading versions…",
+            )
+            yield PanelDeck(id="deck")
+        yield FilterBar("filter versions by version, author, commit or stage", id="filter")
+        yield Footer(compact=True)
+
+    @property
+    def table(self) -> VersionsTable:
+        return self.query_one("#versions", VersionsTable)
+
+    def on_mount(self) -> None:
+        self._layout_for(self.size.width, self.size.height)
+        self._update_title()
+        self.table.focus()
+        self.load_view()
+        self.load_live()
+        self.load_trail()
+        seconds = getattr(self.app, "refresh_seconds", 0)
+        if seconds and seconds > 0:
+            self.set_interval(seconds, self._tick)
+
+    def on_resize(self, event: Any) -> None:
+        self._layout_for(event.size.width, event.size.height)
+
+    def _layout_for(self, width: int, height: int) -> None:
+        self.set_class(width >= WIDE[0] and height >= WIDE[1], "-wide")
+        self._fit_table()
+
+    def _fit_table(self) -> None:
+        """Stacked layout: a short list of versions leaves its space to the panels."""
+        rows = self.table.row_count
+        wide = self.has_class("-wide")
+        self.table.styles.max_height = (
+            None if wide or not self.versions.by_name else max(5, rows + 2)
+        )
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @property
+    def services(self) -> Any:
+        return self.app.services  # type: ignore[attr-defined]
+
+    @work(group="view", exclusive=True)
+    @tolerate_teardown
+    async def load_view(self) -> None:
+        await self.app.ready.wait()  # type: ignore[attr-defined]
+        from console.domain import Model
+
+        app: Any = self.app
+        cfg = app.config.models.get(self.model_name)
+        description = app.catalog.models.get(self.model_name) or (cfg.description if cfg else "")
+        view = await self.services.overview.model_view(
+            Model(name=self.model_name, description=description),
+            with_details=False,
+            with_health=False,
+        )
+        if not self.is_attached:
+            return
+        self.versions.load(view)
+        prod = self.production
+        app.catalog.versions[self.model_name] = [
+            (a.version, a.stage) for a in view.stages if a.version
+        ]
+        if not view.versions:
+            reason = view.sections.get("registry")
+            self.table.empty_text = (
+                f"no versions: {reason.error}"
+                if reason is not None and reason.error
+                else f"no versions registered for {self.model_name}"
+            )
+        self._apply_filter(cursor=self.wanted_version or self.selected)
+        self.wanted_version = None
+        wanted = list(self.table.visible_keys(margin=3))
+        if prod:
+            wanted.append(prod)
+        self.request_details([str(k) for k in wanted])
+        self._update_title()
+        self._update_stages()
+        if self.selected is None and self.table.cursor_key is not None:
+            self._select(str(self.table.cursor_key), immediate=True)
+
+    @property
+    def versions(self) -> VersionBook:
+        assert self.book is not None, "composed"
+        return self.book
+
+    @property
+    def view(self) -> Any:
+        return self.versions.view
+
+    @property
+    def details(self) -> Any:
+        return self.versions.details
+
+    @property
+    def production(self) -> str | None:
+        return self.versions.production
+
+    def version_names(self) -> list[str]:
+        return list(self.versions.order)
+
+    def request_details(self, names: list[str]) -> None:
+        missing = self.versions.missing(names, self._pending)
+        if missing:
+            self._pending.update(missing)
+            self.run_worker(self._load_details(missing), group="details")
+
+    @tolerate_teardown
+    async def _load_details(self, names: list[str]) -> None:
+        try:
+            got = await self.services.overview.version_details(
+                self.model_name, [self.versions.by_name[n] for n in names]
+            )
+        finally:
+            self._pending.difference_update(names)
+        if not self.is_attached:
+            return
+        self.versions.add_details(got)
+        if not self._metric_names:
+            self._learn_metrics(got.values())
+        if self.production in got:
+            self.table.refresh_keys()
+        else:
+            self.table.refresh_keys(list(got))
+        if self.selected in got:
+            self.query_one(CIPanel).update_detail(got[self.selected])
+        self._update_title()
+
+    def _learn_metrics(self, details: Any) -> None:
+        names: list[str] = []
+        for d in details:
+            names.extend(k for k in sorted(d.metrics) if k not in names)
+        if names:
+            self._metric_names = names[:3]
+            self.table.columns = version_columns(self._metric_names)
+            self.table.restyle()
+            self.table.on_resize()
+
+    @work(group="selected", exclusive=True)
+    @tolerate_teardown
+    async def load_selected(self, version: str) -> None:
+        await self.app.ready.wait()  # type: ignore[attr-defined]
+        if version not in self.details:
+            self.request_details([version])
+        base = self.versions.base_for(version)
+        key = (version, base.version if base else None)
+        lineage = self.versions.lineage(key)
+        if lineage is None:
+            lineage = await self.services.lineage.lineage(
+                self.model_name, self.versions.by_name[version], base
+            )
+            self.versions.keep_lineage(key, lineage)
+        if self.selected == version and self.is_attached:
+            label = (
+                "production" if base is not None and base.version == self.production else "previous"
+            )
+            self.query_one(LineagePanel).update_lineage(lineage, label)
+
+    @work(group="live", exclusive=True)
+    @tolerate_teardown
+    async def load_live(self) -> None:
+        await self.app.ready.wait()  # type: ignore[attr-defined]
+        config: Any = self.app.config  # type: ignore[attr-defined]
+        view = await self.services.live.live(self.model_name)
+        if not self.is_attached:
+            return
+        panel = self.query_one(LivePanel)
+        if (
+            not view.series
+            and view.health is None
+            and not view.section.ok
+            and self.view is not None
+            and not self.production
+        ):
+            panel.no_production(config.prod_stage)
+            return
+        panel.update_live(view)
+
+    @work(group="trail", exclusive=True)
+    @tolerate_teardown
+    async def load_trail(self) -> None:
+        await self.app.ready.wait()  # type: ignore[attr-defined]
+        timeline = await self.services.timeline.timeline(self.model_name)
+        if self.is_attached:
+            self.query_one(TrailPanel).update_timeline(timeline)
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.load_live()
+
+    def refresh_data(self) -> None:
+        """`r`: retry every panel; visible details and lineage are read again."""
+        stale = [str(name) for name in self.table.visible_keys()]
+        if self.production:
+            stale.append(self.production)
+        self.versions.forget(stale)
+        self.load_view()
+        self.load_live()
+        self.load_trail()
+        if self.selected:
+            self.load_selected(self.selected)
+        self.notify("Refreshing…", timeout=1.5)
+
+    # -- selection ---------------------------------------------------------------------------
+
+    def _select(self, version: str, *, immediate: bool = False) -> None:
+        """Follow the cursor: the panels catch up once the cursor rests (keys stay instant)."""
+        self.selected = version
+        if self._select_timer is not None:
+            self._select_timer.stop()
+            self._select_timer = None
+        if immediate:
+            self._follow(version)
+        else:
+            self._select_timer = self.set_timer(SELECT_DEBOUNCE, lambda: self._follow(version))
+
+    def _follow(self, version: str) -> None:
+        self._select_timer = None
+        if version != self.selected or not self.is_attached:
+            return
+        detail = self.details.get(version)
+        ci = self.query_one(CIPanel)
+        if detail is not None:
+            ci.update_detail(detail)
+        else:
+            ci.show_loading(f"loading CI runs of {version}…")
+        self.load_selected(version)
+
+    def select_version(self, version: str) -> None:
+        if version not in self.versions.by_name:
+            self.notify(f"{self.model_name} has no version {version}", severity="warning")
+            return
+        if not self.table.move_to(version):
+            self.query_one(FilterBar).value = ""
+            self.filter_text = ""
+            self._apply_filter(cursor=version)
+
+    @on(VirtualTable.CursorMoved, "#versions")
+    def _moved(self, event: VirtualTable.CursorMoved) -> None:
+        if event.key is not None and self.versions.by_name:
+            self._select(str(event.key))
+
+    @on(VirtualTable.ViewportChanged, "#versions")
+    def _viewport(self, event: VirtualTable.ViewportChanged) -> None:
+        # Paint the new rows first (with placeholders); fetch their details a moment later.
+        if self._viewport_timer is not None:
+            self._viewport_timer.stop()
+        self._viewport_timer = self.set_timer(VIEWPORT_DEBOUNCE, self._fetch_visible)
+
+    def _fetch_visible(self) -> None:
+        self._viewport_timer = None
+        if self.versions.by_name and self.is_attached:
+            self.request_details([str(k) for k in self.table.visible_keys(margin=3)])
+
+    @on(VirtualTable.RowSelected, "#versions")
+    def _row_selected(self, event: VirtualTable.RowSelected) -> None:
+        self.query_one(PanelDeck).focus_active()
+
+    @on(VirtualTable.MarksChanged, "#versions")
+    def _marks(self, event: VirtualTable.MarksChanged) -> None:
+        self._update_title()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, Panel):
+            self.table.focus()
+            return
+        if self.filter_text:
+            self.query_one(FilterBar).action_clear()
+            return
+        self.app.pop_screen()
+
+    def action_panel(self, name: str) -> None:
+        self.query_one(PanelDeck).show(name)
+
+    def action_cycle_panel(self, step: int) -> None:
+        self.query_one(PanelDeck).cycle(step)
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    @on(FilterBar.Changed, "#filter")
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        self.filter_text = event.value
+        self._apply_filter()
+
+    @on(FilterBar.Closed, "#filter")
+    def _filter_closed(self, event: FilterBar.Closed) -> None:
+        if event.cleared:
+            self.filter_text = ""
+            self._apply_filter()
+        self.table.focus()
+
+    def _apply_filter(self, cursor: str | None = None) -> None:
+        words = self.filter_text.lower().split()
+        if words:
+            keys = [
+                v for v in self.versions.order if all(w in self.versions.haystack(v) for w in words)
+            ]
+            self.table.empty_text = "no version matches the filter"
+        else:
+            keys = self.versions.order
+        self.table.set_rows(keys, cursor_key=cursor)
+        self._fit_table()
+        self._update_title()
+
+    def action_context(self) -> ActionContext:
+        marked = tuple(str(k) for k in self.table.marked)
+        return ActionContext(
+            model=self.model_name,
+            version=self.selected,
+            selected=marked or ((self.selected,) if self.selected else ()),
+            production=self.production,
+        )
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _cells(self, key: Hashable) -> dict[str, Cell]:
+        app: Any = self.app
+        config = app.config
+        name = str(key)
+        prod = self.production
+        return version_cells(
+            self.versions.by_name[name],
+            self.versions.stages_of(name),
+            self.details.get(name),
+            self.details.get(prod) if prod else None,
+            prod_stage=config.prod_stage,
+            production=prod,
+            metric_names=self._metric_names,
+            specs=config.metric_spec,
+            pal=palette_of(app),
+            now=app.clock(),
+        )
+
+    def _update_title(self) -> None:
+        app: Any = self.app
+        title = model_title(
+            palette_of(app),
+            self.model_name,
+            self.view.model.description if self.view is not None else "",
+            versions=len(self.versions.order) if self.view is not None else None,
+            filter_text=self.filter_text,
+            shown=self.table.row_count,
+            marked=len(self.table.marked),
+            problems=self.versions.problems(),
+        )
+        self.query_one(TitleBar).update(title)
+
+    def _update_stages(self) -> None:
+        app: Any = self.app
+        line = stage_line(palette_of(app), app.clock(), self.view, app.config.prod_stage)
+        self.query_one("#stages", Static).update(line)

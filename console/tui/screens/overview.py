@@ -1,0 +1,334 @@
+"""The overview: one row per model, filled in as the services answer.
+
+Only visible rows are fetched (then, for small workspaces, the rest in the background), so a
+workspace of 1,000 models opens as fast as one of four. Rows keep their last data while a
+refresh runs; a failing backend marks the rows it affects and says why in the detail bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+
+from console.tui.headers import overview_detail, overview_title
+from console.tui.palette import palette_of
+from console.tui.rows import (
+    OVERVIEW_COLUMNS,
+    OverviewRow,
+    overview_cells,
+    summarize,
+    with_live,
+)
+from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.vtable import Cell, VirtualTable
+
+if TYPE_CHECKING:
+    from console.domain import Model
+
+FULL_REFRESH_EVERY = 6  # ticks between full row refreshes (live health refreshes every tick)
+BACKGROUND_FILL_LIMIT = 200  # load every row up front only for workspaces this small
+CHUNK = 24
+
+
+class ModelsTable(VirtualTable):
+    """The overview's table: Enter opens the model."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select", "Open model"),
+    ]
+    help_group = "models table"
+
+
+def matches(row_name: str, description: str, words: list[str]) -> bool:
+    hay = f"{row_name} {description}".lower()
+    return all(w in hay for w in words)
+
+
+class OverviewScreen(Screen[None]):
+    """Every model at a glance: stages, candidates, CI, live health, backend state."""
+
+    CSS_PATH = "overview.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    help_title = "Overview"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models: list[Model] = []
+        self._by_name: dict[str, Model] = {}
+        self.rows: dict[str, OverviewRow] = {}
+        self._inflight: set[str] = set()
+        self.registry_section: Any = None
+        self.filter_text = ""
+        self._viewport_timer: Timer | None = None
+        self._ticks = 0
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar(id="title")
+        yield ModelsTable(OVERVIEW_COLUMNS, self._cells, id="models", empty_text="loading models…")
+        yield Static("", id="detail")
+        yield FilterBar("filter models by name or description", id="filter")
+        yield Footer()
+
+    @property
+    def table(self) -> ModelsTable:
+        return self.query_one("#models", ModelsTable)
+
+    def on_mount(self) -> None:
+        self._update_title()
+        self._update_detail()
+        self.table.focus()
+        self.load_models()
+        seconds = getattr(self.app, "refresh_seconds", 0)
+        if seconds and seconds > 0:
+            self.set_interval(seconds, self._tick)
+
+    def _cells(self, key: Hashable) -> dict[str, Cell]:
+        name = str(key)
+        row = self.rows.get(name) or OverviewRow(name=name)
+        return overview_cells(row, palette_of(self.app), self.app.clock())  # type: ignore[attr-defined]
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @work(group="models", exclusive=True)
+    @tolerate_teardown
+    async def load_models(self) -> None:
+        app: Any = self.app
+        await app.ready.wait()
+        models, section = await app.services.overview.list_models()
+        if not self.is_attached:
+            return
+        self.registry_section = section
+        self.models = list(models)
+        self._by_name = {m.name: m for m in self.models}
+        app.catalog.models = {m.name: m.description for m in self.models}
+        self._apply_filter()
+        self.request_rows(self.table.visible_keys(margin=5), force=True)
+        self._update_title()
+        if len(self.models) <= BACKGROUND_FILL_LIMIT:
+            self.fill_rest()
+
+    @work(group="fill", exclusive=True)
+    @tolerate_teardown
+    async def fill_rest(self) -> None:
+        """Small workspaces: load the rows nobody has scrolled to yet, a chunk at a time."""
+        rest = [m.name for m in self.models if m.name not in self.rows]
+        for start in range(0, len(rest), CHUNK):
+            chunk = [n for n in rest[start : start + CHUNK] if n not in self.rows]
+            if chunk:
+                await self._load_rows(chunk)
+
+    def request_rows(self, names: Sequence[Hashable], *, force: bool = False) -> None:
+        wanted = [
+            str(n)
+            for n in names
+            if str(n) in self._by_name
+            and str(n) not in self._inflight
+            and (force or str(n) not in self.rows)
+        ]
+        if wanted:
+            self._inflight.update(wanted)
+            self.run_worker(self._load_rows(wanted, claimed=True), group="rows")
+
+    @tolerate_teardown
+    async def _load_rows(self, names: list[str], *, claimed: bool = False) -> None:
+        if not claimed:
+            names = [n for n in names if n not in self._inflight]
+            self._inflight.update(names)
+        try:
+            rows = await asyncio.gather(*(self._row(n) for n in names))
+        finally:
+            self._inflight.difference_update(names)
+        if not self.is_attached:
+            return
+        for row in rows:
+            self.rows[row.name] = row
+            self._remember_versions(row)
+        self.table.refresh_keys(list(names))
+        self._update_detail()
+        self._update_title()
+
+    async def _row(self, name: str) -> OverviewRow:
+        app: Any = self.app
+        services = app.services
+        config = app.config
+        model = self._by_name[name]
+        view, (trend, trend_section) = await asyncio.gather(
+            services.overview.model_view(model, with_details=False),
+            services.live.trend(name, points=24),
+        )
+        detail = None
+        if view.candidates:  # only the newest candidate's CI: no params, metrics or data here
+            newest = view.candidates[-1]
+            version = next(v for v in view.versions if v.version == newest)
+            detail = await services.lineage.ci_detail(name, version)
+        sections = (
+            {} if view.stage_version(config.prod_stage) is None else {"metrics": trend_section}
+        )
+        row = summarize(
+            view,
+            config.prod_stage,
+            config.stages,
+            newest_detail=detail,
+            trend=trend,
+            sections=sections,
+        )
+        if row.production is None:  # nothing serves: no live health is expected
+            row = _without(row, "metrics")
+        return row
+
+    def _remember_versions(self, row: OverviewRow) -> None:
+        app: Any = self.app
+        known = [
+            (v, s)
+            for v, s in ((row.production, "production"), (row.staging, row.staging_name))
+            if v
+        ]
+        if row.newest and row.newest not in {v for v, _ in known}:
+            known.append((row.newest, "newest candidate"))
+        app.catalog.versions[row.name] = known
+
+    def _tick(self) -> None:
+        """Live health every interval; the slower-moving rest of a row every few intervals."""
+        if not self.is_current:
+            return
+        self._ticks += 1
+        visible = [str(k) for k in self.table.visible_keys()]
+        if self._ticks % FULL_REFRESH_EVERY == 0:
+            self.request_rows(visible, force=True)
+        else:
+            live = [n for n in visible if n in self.rows and self.rows[n].production]
+            if live:
+                self.run_worker(self._load_live(live), group="live-rows", exclusive=True)
+
+    @tolerate_teardown
+    async def _load_live(self, names: list[str]) -> None:
+        app: Any = self.app
+        results = await asyncio.gather(
+            *(
+                asyncio.gather(
+                    app.services.overview.health(n), app.services.live.trend(n, points=24)
+                )
+                for n in names
+            )
+        )
+        for name, ((health, hsec), (trend, tsec)) in zip(names, results, strict=True):
+            row = self.rows.get(name)
+            if row is not None:
+                self.rows[name] = with_live(row, health, hsec, trend, tsec)
+        self.table.refresh_keys(list(names))
+        self._update_detail()
+
+    def refresh_data(self) -> None:
+        """`r`: re-read the model list and the visible rows."""
+        self.load_models()
+        self.notify("Refreshing…", timeout=1.5)
+
+    # -- events ------------------------------------------------------------------------------
+
+    @on(VirtualTable.ViewportChanged, "#models")
+    def _viewport(self, event: VirtualTable.ViewportChanged) -> None:
+        # Paint the new rows first (as skeletons); fetch them a moment later.
+        if self._viewport_timer is not None:
+            self._viewport_timer.stop()
+        self._viewport_timer = self.set_timer(0.05, self._fetch_visible)
+
+    def _fetch_visible(self) -> None:
+        self._viewport_timer = None
+        if self.models and self.is_attached:
+            self.request_rows(self.table.visible_keys(margin=5))
+
+    @on(VirtualTable.CursorMoved, "#models")
+    def _moved(self, event: VirtualTable.CursorMoved) -> None:
+        self._update_detail()
+
+    @on(VirtualTable.RowSelected, "#models")
+    def _selected(self, event: VirtualTable.RowSelected) -> None:
+        self.app.open_model(str(event.key))  # type: ignore[attr-defined]
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_clear_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        if self.filter_text:
+            bar.value = ""
+            self.filter_text = ""
+            self._apply_filter()
+
+    @on(FilterBar.Changed, "#filter")
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        self.filter_text = event.value
+        self._apply_filter()
+
+    @on(FilterBar.Closed, "#filter")
+    def _filter_closed(self, event: FilterBar.Closed) -> None:
+        if event.cleared:
+            self.filter_text = ""
+            self._apply_filter()
+        self.table.focus()
+
+    def _apply_filter(self) -> None:
+        words = self.filter_text.lower().split()
+        names = [m.name for m in self.models if not words or matches(m.name, m.description, words)]
+        self.table.empty_text = "no model matches the filter" if words else "no models found"
+        self.table.set_rows(names)
+        self._update_title()
+        self._update_detail()
+
+    def action_context(self) -> Any:
+        from console.tui.actions import ActionContext
+
+        name = self.table.cursor_key
+        row = self.rows.get(str(name)) if name is not None else None
+        return ActionContext(
+            model=str(name) if name is not None else None,
+            version=row.newest if row else None,
+            production=row.production if row else None,
+        )
+
+    # -- text --------------------------------------------------------------------------------
+
+    def _update_title(self) -> None:
+        app: Any = self.app
+        title = overview_title(
+            palette_of(app),
+            app.config.workspace.name or app.config.root.name,
+            ready=app.services is not None,
+            total=len(self.models),
+            shown=self.table.row_count,
+            filter_text=self.filter_text,
+            rows=self.rows.values(),
+            registry=self.registry_section,
+        )
+        self.query_one(TitleBar).update(title)
+
+    def _update_detail(self) -> None:
+        app: Any = self.app
+        key = self.table.cursor_key
+        name = str(key) if key is not None else None
+        row = self.rows.get(name) if name else None
+        model = self._by_name.get(name) if name else None
+        description = (row.description if row else "") or (model.description if model else "")
+        text = overview_detail(
+            palette_of(app), app.clock(), name, row, description, self.registry_section
+        )
+        self.query_one("#detail", Static).update(text)
+
+
+def _without(row: OverviewRow, kind: str) -> OverviewRow:
+    return replace(row, problems=tuple(p for p in row.problems if p.kind != kind))

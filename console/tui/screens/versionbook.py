@@ -1,0 +1,92 @@
+"""What the model screen knows about a model's versions, kept apart from how it is shown.
+
+The view (versions, stages) arrives once; details arrive per visible row and are kept in a
+bounded LRU, as are computed lineages.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+DETAILS_CACHE = 3000
+LINEAGE_CACHE = 64
+
+
+class VersionBook:
+    """Versions by name (newest first), their details, and the lineages already computed."""
+
+    def __init__(self, prod_stage: str) -> None:
+        self.prod_stage = prod_stage
+        self.view: Any = None
+        self.by_name: dict[str, Any] = {}
+        self.order: list[str] = []  # newest first
+        self.details: OrderedDict[str, Any] = OrderedDict()
+        self.lineages: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
+
+    def load(self, view: Any) -> None:
+        self.view = view
+        self.by_name = {v.version: v for v in view.versions}
+        self.order = [v.version for v in reversed(view.versions)]
+
+    @property
+    def production(self) -> str | None:
+        return self.view.stage_version(self.prod_stage) if self.view is not None else None
+
+    def missing(self, names: Iterable[str], pending: set[str]) -> list[str]:
+        """Names of known versions whose details are neither here nor on their way."""
+        return [
+            n for n in names if n in self.by_name and n not in self.details and n not in pending
+        ]
+
+    def add_details(self, got: Mapping[str, Any]) -> None:
+        for name, detail in got.items():
+            self.details[name] = detail
+            self.details.move_to_end(name)
+        while len(self.details) > DETAILS_CACHE:
+            self.details.popitem(last=False)
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop details (and every lineage) so the next look reads them again."""
+        for name in names:
+            self.details.pop(name, None)
+        self.lineages.clear()
+
+    def lineage(self, key: tuple[str, str | None]) -> Any | None:
+        return self.lineages.get(key)
+
+    def keep_lineage(self, key: tuple[str, str | None], lineage: Any) -> None:
+        self.lineages[key] = lineage
+        while len(self.lineages) > LINEAGE_CACHE:
+            self.lineages.popitem(last=False)
+
+    def stages_of(self, version: str) -> list[str]:
+        if self.view is None:
+            return []
+        stages = [a.stage for a in self.view.stages if a.version == version]
+        v = self.by_name.get(version)
+        if v is not None:
+            stages += [s for s in v.stages if s not in stages]
+        return stages
+
+    def base_for(self, version: str) -> Any:
+        """Production; for production itself, the version registered just before it."""
+        prod = self.production
+        if prod and prod != version and prod in self.by_name:
+            return self.by_name[prod]
+        if version in self.by_name:
+            i = self.order.index(version)
+            if i + 1 < len(self.order):
+                return self.by_name[self.order[i + 1]]
+        return None
+
+    def haystack(self, version: str) -> str:
+        """What the `/` filter searches: version, author, commit and stages."""
+        v = self.by_name[version]
+        stages = " ".join(self.stages_of(version))
+        return f"{v.version} {v.created_by} {v.commit[:12]} {stages}".lower()
+
+    def problems(self) -> list[str]:
+        """Backend kinds that failed for any loaded detail."""
+        return [k for d in self.details.values() for k, s in d.sections.items() if s.error]

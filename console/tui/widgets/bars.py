@@ -1,0 +1,95 @@
+"""One-line bars (the filter input, the title bar) and a guard for screen workers."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.widgets import Input, Static
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def tolerate_teardown(method: F) -> F:
+    """For screen workers: data that arrives while the screen is being torn down is dropped."""
+
+    @functools.wraps(method)
+    async def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except NoMatches:  # the screen's own widgets are gone: it is being closed
+            log.debug("%s: dropped a late update (screen closing)", method.__qualname__)
+            return None
+
+    return guarded  # type: ignore[return-value]
+
+
+class FilterBar(Input):
+    """The `/` filter: filters as you type; Enter keeps the filter, Esc clears it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "clear", "Clear filter", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    FilterBar {
+        dock: bottom;
+        display: none;
+        height: 1;
+        border: none;
+        padding: 0 1;
+        background: $panel;
+    }
+    FilterBar.-open { display: block; }
+    FilterBar:focus { border: none; background-tint: $primary 10%; }
+    """
+
+    class Closed(Message):
+        """The bar was closed; ``cleared`` when the filter was dropped."""
+
+        def __init__(self, bar: FilterBar, cleared: bool) -> None:
+            super().__init__()
+            self.bar = bar
+            self.cleared = cleared
+
+        @property
+        def control(self) -> FilterBar:
+            return self.bar
+
+    def __init__(self, placeholder: str, *, id: str | None = None) -> None:
+        super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
+
+    def open(self) -> None:
+        self.add_class("-open")
+        self.focus()
+
+    def close(self, *, cleared: bool) -> None:
+        self.remove_class("-open")
+        self.post_message(self.Closed(self, cleared))
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.close(cleared=True)
+
+    async def action_submit(self) -> None:
+        self.close(cleared=not self.value)
+
+
+class TitleBar(Static):
+    """The top line of a screen: where you are on the left, the state of things on the right."""
+
+    DEFAULT_CSS = """
+    TitleBar {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    """

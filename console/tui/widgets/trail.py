@@ -1,0 +1,100 @@
+"""The audit trail panel: who held each stage when, and every event, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from console.services.timeline import Timeline
+from console.tui import format as fmt
+from console.tui.palette import Palette
+from console.tui.widgets.panel import Panel
+
+MAX_ENTRIES = 200
+SOURCE_MARK = {"registry": "reg", "audit": "log"}
+
+
+def _periods(timeline: Timeline, stages: list[str], pal: Palette, prod_stage: str) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="ellipsis")
+    for stage in reversed(stages):
+        periods = timeline.periods_of(stage)
+        if not periods:
+            continue
+        line = Text()
+        for i, p in enumerate(periods[:4]):
+            if i:
+                line.append(" ← ", style=pal.muted)
+            line.append(
+                p.version or "∅", style=pal.stage(stage, prod_stage) if i == 0 else pal.muted
+            )
+            if i == 0:
+                since = f" since {fmt.when(p.start)}" + (f" by {p.actor}" if p.actor else "")
+                line.append(since, style=pal.muted)
+            else:
+                line.append(
+                    f" ({fmt.when(p.start)[:6]}\u2013{fmt.when(p.end)[:6]})", style=pal.muted
+                )
+        grid.add_row(Text(stage, style=pal.stage(stage, prod_stage)), line)
+    return grid
+
+
+def render_trail(
+    timeline: Timeline, stages: list[str], prod_stage: str, pal: Palette, now: datetime
+) -> RenderableType:
+    """Stage periods on top, then the merged events."""
+    if not timeline.entries:
+        return Text("no history recorded yet", style=pal.muted)
+    events = Table.grid(padding=(0, 1), expand=True)
+    events.add_column(no_wrap=True, style=pal.muted)
+    events.add_column(no_wrap=True, justify="right", style=pal.muted)
+    events.add_column(no_wrap=True, max_width=12, overflow="ellipsis")
+    events.add_column(no_wrap=True, style=pal.muted)
+    events.add_column(ratio=1, overflow="ellipsis")
+    for e in timeline.entries[:MAX_ENTRIES]:
+        style: Style | str = ""
+        if e.stage and e.action in ("assign", "promote", "rollback"):
+            style = pal.stage(e.stage, prod_stage)
+        events.add_row(
+            fmt.when(e.at),
+            fmt.age(e.at, now),
+            e.actor or "\u2013",
+            SOURCE_MARK.get(e.source, e.source),
+            Text(e.text, style=style),
+        )
+    parts: list[RenderableType] = [_periods(timeline, stages, pal, prod_stage), Text(""), events]
+    if len(timeline.entries) > MAX_ENTRIES:
+        parts.append(Text(f"… {len(timeline.entries) - MAX_ENTRIES} older", style=pal.muted))
+    return Group(*parts)
+
+
+class TrailPanel(Panel):
+    """The model's history: registry events (git tags, aliases) merged with the audit log."""
+
+    kinds = ("registry", "audit")
+    title = "Audit trail"
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.timeline: Timeline | None = None
+
+    def update_timeline(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self.set_sections(timeline.sections)
+        unconfigured = [k for k, s in timeline.sections.items() if not s.configured]
+        self._note = f"no {' or '.join(unconfigured)} backend configured" if unconfigured else ""
+        self.redraw()
+
+    def body(self) -> RenderableType | None:
+        if self.timeline is None:
+            return None
+        config: Any = self.app.config  # type: ignore[attr-defined]
+        return render_trail(
+            self.timeline, list(config.stages), config.prod_stage, self.palette, self.now()
+        )

@@ -1,0 +1,260 @@
+"""Pilot tests: moving around the console with the keyboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from textual.command import CommandPalette
+
+from console.tui.screens.help import HelpScreen, help_entries
+from console.tui.screens.model import ModelScreen
+from console.tui.screens.overview import OverviewScreen
+
+MODELS = ["churn-predictor", "fraud-detector", "price-ranker", "demand-forecast"]
+
+
+def plain(renderable: Any, width: int = 120) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+async def test_overview_lists_models_with_their_state(make_app, wait):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen)
+        assert screen.table.keys == MODELS
+        churn = screen.rows["churn-predictor"]
+        assert churn.production == "v1.10.0"
+        assert churn.staging == "v1.13.0"
+        assert churn.waiting == 4
+        assert churn.ci == "success"
+        assert churn.p95 is not None and len(churn.trend) == 24
+        assert screen.rows["fraud-detector"].ci == "failure"
+        assert screen.rows["price-ranker"].ci == "running"
+        forecast = screen.rows["demand-forecast"]
+        assert forecast.production is None
+        assert forecast.problems == ()  # nothing serves, so no live health is expected
+
+
+async def test_enter_opens_model_and_escape_goes_back(make_app, wait):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        await pilot.press("down", "enter")
+        await wait(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen)
+        assert screen.model_name == "fraud-detector"
+        assert screen.table.keys[0] == "v1.14.0"  # newest first
+        assert screen.selected == "v1.14.0"
+        lineage = screen.query_one("#lineage").lineage
+        assert lineage.version == "v1.14.0" and lineage.base_version == "v1.9.0"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, OverviewScreen)
+        assert app.screen.table.cursor_key == "fraud-detector"
+
+
+async def test_slash_filters_and_escape_clears(make_app, wait):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait(pilot)
+        await pilot.press("slash", *"fraud")
+        await pilot.pause()
+        assert app.screen.table.keys == ["fraud-detector"]
+        await pilot.press("enter")  # keep the filter, back to the table
+        await pilot.pause()
+        assert app.screen.table.has_focus
+        assert app.screen.table.keys == ["fraud-detector"]
+        await pilot.press("slash", "escape")
+        await pilot.pause()
+        assert app.screen.table.keys == MODELS
+
+
+async def test_filter_on_model_screen_matches_authors_and_stages(make_app, wait):
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait(pilot)
+        await pilot.press("slash", *"production")
+        await pilot.pause()
+        assert app.screen.table.keys == ["v1.10.0"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(app.screen.table.keys) == 15
+
+
+async def _help_text(app: Any) -> str:
+    assert isinstance(app.screen, HelpScreen)
+    return plain(app.screen._render_help())
+
+
+async def test_help_lists_every_key_of_the_current_screen(make_app, wait):
+    app = make_app()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await wait(pilot)
+        for opener in ((), ("enter",)):
+            await pilot.press(*opener)
+            await wait(pilot)
+            below = app.screen
+            expected = {
+                (b.binding.description, app.get_key_display(b.binding))
+                for k, b in below.active_bindings.items()
+                if b.binding.description and not b.binding.system and k == b.binding.key
+            }
+            entries = help_entries(app, below)
+            await pilot.press("question_mark")
+            await pilot.pause()
+            text = await _help_text(app)
+            for description, _key in expected:
+                assert description in text, description
+            keys_column = {e[0] for e in entries}
+            for description, key in expected:
+                assert any(key in keys for keys in keys_column), (description, key)
+            if isinstance(below, ModelScreen):  # release actions are listed before they land
+                for word in ("Compare", "Approve", "Promote", "Rollback", "Audit log"):
+                    assert word in text
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen is below
+
+
+async def test_palette_finds_models_and_switches_theme(make_app, wait):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"open fraud")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait(pilot)
+        assert isinstance(app.screen, ModelScreen)
+        assert app.screen.model_name == "fraud-detector"
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"theme: light")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.theme == "light"
+
+
+async def test_palette_jumps_to_a_version(make_app, wait):
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"churn-predictor v1.3.0")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait(pilot)
+        assert app.screen.table.cursor_key == "v1.3.0"
+        assert app.screen.query_one("#lineage").lineage.version == "v1.3.0"
+
+
+async def test_colon_goes_to_a_model_by_name_or_unique_prefix(make_app, wait):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait(pilot)
+        await pilot.press("colon", *"price", "enter")
+        await wait(pilot)
+        assert isinstance(app.screen, ModelScreen)
+        assert app.screen.model_name == "price-ranker"
+        await pilot.press("colon", *"churn-predictor", "enter")
+        await wait(pilot)
+        assert app.screen.model_name == "churn-predictor"
+        assert len(app.screen_stack) == 2  # replaced, not stacked
+        await pilot.press("colon", *"nope", "enter")
+        await pilot.pause()
+        assert app.screen.model_name == "churn-predictor"
+        assert any("No model named 'nope'" in n.message for n in app._notifications)
+
+
+async def test_versions_table_keys_and_lazy_details(make_app, wait, world):
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait(pilot)
+        screen = app.screen
+        loaded = set(screen.details)
+        assert "v1.10.0" in loaded  # production, for the deltas
+        assert "v1.0.0" not in loaded  # not on screen: not fetched
+        await pilot.press("G")
+        await wait(pilot)
+        assert screen.table.cursor_key == "v1.0.0"
+        assert "v1.0.0" in screen.details
+        await pilot.press("g", "down", "space", "space")
+        await pilot.pause()
+        assert screen.action_context().selected == ("v1.13.0", "v1.12.0")
+        await pilot.press("3")
+        await pilot.pause()
+        assert screen.query_one("#live").has_focus
+        await pilot.press("escape")
+        await pilot.pause()
+        assert screen.table.has_focus
+
+
+async def test_release_keys_explain_they_are_coming(make_app, wait):
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        footer_keys = {b.binding.key for b in app.screen.active_bindings.values() if b.binding.show}
+        assert {"c", "a", "p", "R"} <= footer_keys
+        for key, label in (("c", "Compare"), ("a", "Approve"), ("p", "Promote"), ("R", "Rollback")):
+            await pilot.press(key)
+            await wait(pilot)
+            assert any(
+                n.message == f"{label} arrives with the release-actions feature"
+                for n in app._notifications
+            ), label
+
+
+async def test_read_only_hides_mutating_actions(make_app, wait):
+    app = make_app(model="churn-predictor", read_only=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        keys = {b.binding.key for b in app.screen.active_bindings.values()}
+        assert "c" in keys
+        assert not {"a", "p", "R"} & keys
+        await pilot.press("p")
+        await pilot.pause()
+        assert not any("Promote" in n.message for n in app._notifications)
+
+
+async def test_theme_from_argument_config_and_fallback(make_app, wait):
+    app = make_app(theme="colorblind")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait(pilot)
+        assert app.theme == "colorblind"
+        assert app.switch_theme("high-contrast")
+        assert app.theme == "high-contrast"
+        assert not app.switch_theme("no-such-theme")
+        assert app.theme == "high-contrast"
+    app = make_app(theme="sepia-dreams")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait(pilot)
+        assert app.theme == "dark"
+        assert any("unknown theme 'sepia-dreams'" in n.message for n in app._notifications)
+
+
+async def test_audit_key_and_theme_picker_from_the_overview(make_app, wait):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait(pilot)
+        await pilot.press("A")
+        await wait(pilot)
+        assert any(
+            n.message == "Audit log arrives with the release-actions feature"
+            for n in app._notifications
+        )
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"high", "enter")
+        await pilot.pause(0.3)
+        assert app.theme == "high-contrast"
