@@ -3,6 +3,7 @@ git at a commit through one long-lived ``git cat-file --batch`` (no ``dvc``, no 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import posixpath
@@ -17,6 +18,7 @@ import yaml
 
 from console.backends.gitcmd import CatFile, run_git
 from console.backends.plugin import DvcConfig
+from console.backends.yamlread import safe_load
 from console.domain import DataOutput, DataSchema, DataVersion, SchemaField
 from console.plugins import BackendContext
 from console.ports import InvalidResponse, NotFound, Unreachable
@@ -92,7 +94,7 @@ def parse_document(raw: bytes, commit: str, path: str) -> Any:
             return json.loads(text) if text.strip() else None
         if ext == ".toml":
             return tomllib.loads(text)
-        return yaml.safe_load(text)
+        return safe_load(text)
     except json.JSONDecodeError as exc:
         raise _bad(
             commit, path, f"is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
@@ -220,6 +222,7 @@ class DvcData:
         self._shas: LRU = LRU(CACHE_SIZE)  # full sha -> True once verified to be a commit
         self._results: LRU = LRU(CACHE_SIZE)  # (kind, model, sha) -> parsed result
         self._dirs: LRU = LRU(256)  # (sha, artifacts.yaml path) -> {name: folder}
+        self._dirs_by_content: LRU = LRU(16)  # (content sha1, prefix) -> {name: folder}
 
     # -- resolution -----------------------------------------------------------------------
 
@@ -289,10 +292,18 @@ class DvcData:
             cached = {}
             raw = await self._read(sha, index_path)
             if raw is not None:
-                doc = _mapping(parse_document(raw, sha, index_path), sha, index_path, "artifacts")
-                for art, spec in doc.items():
-                    if isinstance(spec, dict) and isinstance(spec.get("path"), str):
-                        cached[art] = posixpath.dirname(posixpath.join(prefix, spec["path"]))
+                # The file rarely changes between commits: parse each content once.
+                digest = (hashlib.sha1(raw).digest(), prefix)
+                cached = self._dirs_by_content.lookup(digest)
+                if cached is None:
+                    cached = {}
+                    doc = _mapping(
+                        parse_document(raw, sha, index_path), sha, index_path, "artifacts"
+                    )
+                    for art, spec in doc.items():
+                        if isinstance(spec, dict) and isinstance(spec.get("path"), str):
+                            cached[art] = posixpath.dirname(posixpath.join(prefix, spec["path"]))
+                    self._dirs_by_content.store(digest, cached)
             self._dirs.store((sha, index_path), cached)
         folder: str = cached.get(name, "")
         return "" if folder in (".", "") else posixpath.normpath(folder)

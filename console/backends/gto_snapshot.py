@@ -15,6 +15,7 @@ import yaml
 
 from console.backends.gitcmd import run_git
 from console.backends.gto_tags import ArtifactState, TagEvent, fold, parse_tag
+from console.backends.yamlread import safe_load
 from console.domain import ModelVersion, RegistryEvent, RegistryEventKind
 
 # %(object) and %(type) come from the tag object itself: much cheaper than peeling (%(*...)).
@@ -85,7 +86,7 @@ def parse_artifacts_yaml(data: bytes | None) -> dict[str, dict[str, Any]]:
     if not data:
         return {}
     try:
-        raw = yaml.safe_load(data)
+        raw = safe_load(data)
     except yaml.YAMLError as exc:
         raise ValueError(str(exc).replace("\n", " ")) from None
     if raw is None:
@@ -98,7 +99,7 @@ def parse_artifacts_yaml(data: bytes | None) -> dict[str, dict[str, Any]]:
 def allowed_stages(repo: Path) -> list[str] | None:
     """``stages`` from the ``.gto`` config in the work tree (where gto reads it), None if unset."""
     try:
-        raw = yaml.safe_load((repo / ".gto").read_text())
+        raw = safe_load((repo / ".gto").read_text())
     except (OSError, yaml.YAMLError):
         return None
     stages = raw.get("stages") if isinstance(raw, dict) else None

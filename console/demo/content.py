@@ -197,6 +197,8 @@ def config_toml(port: int, seed: int) -> str:
         out += [f"[metrics.{name}]", f'direction = "{direction}"', f"label = {_toml_str(label)}"]
         if unit:
             out.append(f"unit = {_toml_str(unit)}")
+        if unit == "ms":
+            out.append('format = "{:.1f}"')
         out.append("")
     out += [
         "[policy.stages.staging]",

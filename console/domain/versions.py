@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 
 _SEMVER = re.compile(
     r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
@@ -60,14 +60,17 @@ class SemVer:
         return self.text
 
 
+@lru_cache(maxsize=65536)
 def version_key(text: str) -> tuple[int, object]:
     """Sort key for version strings: semantic versions in semver order, then others by text.
 
     Non-semver identifiers (MLflow's integer versions) sort numerically when they are
     plain integers.
     """
-    if SemVer.is_valid(text):
+    try:
         return (1, SemVer(text))
+    except ValueError:
+        pass
     if text.isdigit():
         return (0, (int(text), ""))
     return (0, (-1, text))

@@ -140,7 +140,8 @@ def describe_error(exc: BaseException, kind: str, timeout: float) -> tuple[str, 
 
 class OverviewService:
     """Gathers model views from the workspace's ports. Keep one per session: it remembers the
-    last good value of every call so a failing backend shows stale data with its age."""
+    last good value of the ``memory`` most recent calls, so a failing backend shows stale data
+    with its age."""
 
     def __init__(
         self,
@@ -148,12 +149,13 @@ class OverviewService:
         *,
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 16,
+        memory: int = 1024,
     ) -> None:
         self.ws = workspace
         self.config = workspace.config
         self.clock = clock
         self.timeout = workspace.config.timeout_seconds
-        self._last = _LastGood()
+        self._last = _LastGood(memory)
         self._sem = asyncio.Semaphore(concurrency)
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Where the config comes from, decided without pydantic: the TUI's first frame needs only the
+file's location and theme; validation runs after it (console.config.load)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_NAME = "cd4ml-console.toml"
+DOCS_HINT = "see docs/configuration.md"
+
+
+class ConfigError(Exception):
+    """The config can not be used. ``str()`` names the file, the key path and what to fix."""
+
+    exit_code = 2
+
+
+class NoWorkspace(ConfigError):
+    """No config file and not inside a git repository."""
+
+
+def env_theme() -> str | None:
+    """The theme the environment asks for (``CD4ML_THEME``). Only presentation may come from
+    the environment: policy, roles and backends come from the file alone."""
+    return os.environ.get("CD4ML_THEME", "").strip() or None
+
+
+def user_config_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("cd4ml-console")) / CONFIG_NAME
+
+
+def find_git_root(start: Path) -> Path | None:
+    """The top of the git work tree containing ``start``, or None."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(start), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+
+
+@dataclass(frozen=True)
+class Located:
+    """A config file to read, or (``path`` None) zero config on the git repo at ``root``."""
+
+    path: Path | None
+    root: Path | None = None
+
+
+def locate_config(config_file: Path | None = None, workspace: Path | None = None) -> Located:
+    """1. ``--config FILE``; 2. ``cd4ml-console.toml`` in ``-w DIR`` or the current folder;
+    3. the user config dir (without ``-w``); 4. zero config on the git repo there.
+    Raises NoWorkspace (with the way out) when none applies."""
+    if config_file is not None:
+        return Located(config_file)
+    here = (workspace or Path.cwd()).resolve()
+    if workspace is not None and not here.is_dir():
+        raise ConfigError(f"{here}: workspace folder does not exist")
+    local = here / CONFIG_NAME
+    if local.is_file():
+        return Located(local)
+    if workspace is None:
+        user = user_config_path()
+        if user.is_file():
+            return Located(user)
+    root = find_git_root(here)
+    if root is not None:
+        return Located(None, root)
+    raise NoWorkspace(
+        f"No workspace here: {here} is not inside a git repository and there is no "
+        f"{CONFIG_NAME} (looked in {here} and {user_config_path()}).\n"
+        "Try the demo:    cd4ml-console demo\n"
+        "Or point at one: cd4ml-console -w PATH/TO/REPO   (or --config FILE)\n"
+        f"Configuration:   {DOCS_HINT}"
+    )
+
+
+def peek_theme(located: Located) -> str | None:
+    """The theme the environment or the file asks for, read cheaply (None: default or unreadable;
+    full validation reports any problem with the file later)."""
+    if theme := env_theme():
+        return theme
+    if located.path is None:
+        return None
+    try:
+        data = tomllib.loads(located.path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    ui = data.get("ui")
+    theme = ui.get("theme") if isinstance(ui, dict) else None
+    return theme if isinstance(theme, str) else None
