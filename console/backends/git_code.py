@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from console.backends.gitcmd import run_git
+from console.backends.gitcmd import CatFile, run_git
 from console.backends.plugin import GitConfig
 from console.domain import Commit, DiffStat
 from console.plugins import BackendContext
@@ -30,6 +30,27 @@ _UNKNOWN = (
     "invalid object name",
 )
 _SHORTSTAT = re.compile(r"(\d+) (file|insertion|deletion)")
+_AUTHOR = re.compile(r"^(?P<name>.*) <(?P<email>[^>]*)> (?P<ts>-?\d+) (?P<tz>[+-]\d{4})$")
+
+
+def parse_commit_object(sha: str, raw: bytes) -> Commit:
+    """A Commit from a raw commit object: the ``author`` header and the message's first line."""
+    head, _, message = raw.partition(b"\n\n")
+    author = email = ""
+    authored_at = None
+    for line in head.split(b"\n"):
+        if line.startswith(b"author "):
+            m = _AUTHOR.match(line[7:].decode(errors="replace"))
+            if m:
+                author, email = m["name"].strip(), m["email"]
+                offset = int(m["tz"][1:3]) * 3600 + int(m["tz"][3:5]) * 60
+                zone = timezone(timedelta(seconds=-offset if m["tz"][0] == "-" else offset))
+                authored_at = datetime.fromtimestamp(int(m["ts"]), zone)
+            break
+    subject = message.split(b"\n", 1)[0].decode(errors="replace").strip()
+    return Commit(
+        sha=sha, author=author, author_email=email, authored_at=authored_at, subject=subject
+    )
 
 
 class GitCodeRepo:
@@ -43,6 +64,12 @@ class GitCodeRepo:
         self.timeout = ctx.timeout
         self._commits: OrderedDict[str, Commit] = OrderedDict()
         self._diffstats: OrderedDict[tuple[str, str], DiffStat] = OrderedDict()
+        self._cat: CatFile | None = None
+
+    def _catfile(self) -> CatFile:
+        if self._cat is None:
+            self._cat = CatFile(self.path, self.timeout)
+        return self._cat
 
     async def _git(self, *args: str, rev: str) -> bytes:
         """Run git; an unknown revision becomes NotFound naming ``rev``."""
@@ -110,9 +137,17 @@ class GitCodeRepo:
         return f"git repo at {self.path}, no commits yet"
 
     async def commit(self, rev: str) -> Commit:
-        if _SHA.match(rev) and rev in self._commits:
-            self._commits.move_to_end(rev)
-            return self._commits[rev]
+        if _SHA.match(rev):
+            if rev in self._commits:
+                self._commits.move_to_end(rev)
+                return self._commits[rev]
+            # The hot path (a version's commit): one line to the long-lived cat-file, no
+            # process per commit.
+            raw = await self._catfile().read_commit(rev)
+            if raw is not None:
+                commit = parse_commit_object(rev, raw)
+                self._remember(rev, commit)
+                return commit
         self._reject_option(rev)
         out = await self._git(
             "log", "-1", "-z", f"--format={_FORMAT}", "--end-of-options", f"{rev}^{{commit}}", "--",
@@ -166,3 +201,6 @@ class GitCodeRepo:
     async def aclose(self) -> None:
         self._commits.clear()
         self._diffstats.clear()
+        cat, self._cat = self._cat, None
+        if cat is not None:
+            await cat.aclose()

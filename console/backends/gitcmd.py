@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -61,6 +62,9 @@ async def run_git(
         raise Unreachable(
             f"git {args[0]} took longer than {timeout:.0f}s in {repo}", backend="git"
         ) from None
+    except asyncio.CancelledError:  # the caller gave up first: leave no git behind
+        _kill(proc)
+        raise
     if check and proc.returncode != 0:
         line = err.decode(errors="replace").strip().splitlines()
         msg = line[-1] if line else f"exit code {proc.returncode}"
@@ -70,6 +74,13 @@ async def run_git(
             )
         raise GitError(f"git {' '.join(args[:2])} failed: {msg}", backend="git")
     return proc.returncode or 0, out, err
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill ``proc`` without waiting (asyncio's child watcher reaps it)."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
 
 
 class CatFile:
@@ -108,21 +119,33 @@ class CatFile:
         """Contents of ``path`` at ``rev``, or None when it does not exist there."""
         if "\n" in rev or "\n" in path:
             raise NotFound(f"invalid object name {rev}:{path}", backend="git")
+        return await self._request(f"{rev}:{path}", b"blob")
+
+    async def read_commit(self, rev: str) -> bytes | None:
+        """The raw commit object ``rev`` names (headers, blank line, message), or None."""
+        if "\n" in rev:
+            raise NotFound(f"invalid object name {rev}", backend="git")
+        return await self._request(f"{rev}^{{commit}}", b"commit")
+
+    async def _request(self, spec: str, want: bytes) -> bytes | None:
         async with self._lock:
             try:
-                return await asyncio.wait_for(self._read(f"{rev}:{path}"), self.timeout)
+                return await asyncio.wait_for(self._read(spec, want), self.timeout)
             except TimeoutError:
                 await self._kill()
-                raise Unreachable(
-                    f"git cat-file timed out reading {rev}:{path}", backend="git"
-                ) from None
+                raise Unreachable(f"git cat-file timed out reading {spec}", backend="git") from None
             except (BrokenPipeError, ConnectionResetError, asyncio.IncompleteReadError):
                 await self._kill()
-                raise Unreachable(
-                    f"git cat-file died reading {rev}:{path}", backend="git"
-                ) from None
+                raise Unreachable(f"git cat-file died reading {spec}", backend="git") from None
+            except asyncio.CancelledError:
+                # A request may be half answered: the next reader would get this answer.
+                # Drop the process; the next read starts a fresh one.
+                proc, self._proc = self._proc, None
+                if proc is not None:
+                    _kill(proc)
+                raise
 
-    async def _read(self, spec: str) -> bytes | None:
+    async def _read(self, spec: str, want: bytes = b"blob") -> bytes | None:
         proc = await self._start()
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(spec.encode() + b"\n")
@@ -139,7 +162,7 @@ class CatFile:
             raise InvalidResponse(f"unexpected cat-file header {header!r}", backend="git")
         size = int(parts[2])
         body = await proc.stdout.readexactly(size + 1)
-        if parts[1] != b"blob":
+        if parts[1] != want:
             return None
         return body[:-1]
 

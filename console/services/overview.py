@@ -343,11 +343,14 @@ class OverviewService:
             fetched_at=self.clock(),
         )
 
-    async def overview(self, models: Sequence[Model] | None = None) -> list[ModelView]:
+    async def overview(
+        self, models: Sequence[Model] | None = None, *, candidates_detail: int = 3
+    ) -> list[ModelView]:
         """A view of every model (or ``models``), gathered concurrently."""
         if models is None:
             models, _ = await self.list_models()
-        return list(await asyncio.gather(*(self.model_view(m) for m in models)))
+        views = (self.model_view(m, candidates_detail=candidates_detail) for m in models)
+        return list(await asyncio.gather(*views))
 
     # -- rules ------------------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, A
     models, reg = await service.list_models()
     if model is not None:
         models = [m for m in models if m.name == model]
-    views = await service.overview(models)
+    views = await service.overview(models, candidates_detail=0)
     config = ws.config
     docs = [model_doc(v, config.stages, config.prod_stage) for v in views]
     errors = [

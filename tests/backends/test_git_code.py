@@ -146,3 +146,18 @@ async def test_diffstat(history, backend_ctx):
     assert (same.files, same.insertions, same.deletions) == (0, 0, 0)
     with pytest.raises(NotFound):
         await code.diffstat("nope", shas[2])
+
+
+async def test_commit_by_sha_and_by_name_agree(history, backend_ctx):
+    """A full sha is read through the long-lived cat-file, a name through git log: same facts."""
+    repo, shas = history
+    by_sha = make(repo, backend_ctx)
+    by_name = make(repo, backend_ctx)
+    try:
+        assert await by_sha.commit(shas[-1]) == await by_name.commit("HEAD")
+        assert (await by_sha.commit(shas[0])).author == "Alice"
+        with pytest.raises(NotFound):
+            await by_sha.commit("f" * 40)
+    finally:
+        await by_sha.aclose()
+        await by_name.aclose()
