@@ -55,6 +55,49 @@ def fail(message: str, code: int = EXIT_DEGRADED) -> NoReturn:
     raise SystemExit(code)
 
 
+class Signalled(Exception):
+    """SIGTERM or SIGHUP arrived: the command was cancelled (its subprocesses killed)."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+async def _until_signalled(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``factory()``; SIGTERM/SIGHUP cancel it, so that cleanup runs and every git or
+    deploy subprocess is killed, instead of the default of dying on the spot."""
+    import asyncio
+    import contextlib
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    got: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not got and task is not None:
+            got.append(signum)
+            task.cancel()
+
+    handled = []
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop, signum)
+            handled.append(signum)
+    try:
+        return await factory()
+    except asyncio.CancelledError:
+        if got:
+            raise Signalled(got[0]) from None
+        raise
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
 def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine; turn unexpected errors into one line plus a log file, never a traceback."""
     import asyncio
@@ -63,9 +106,15 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
     setup_logging()
     try:
-        return asyncio.run(factory())
+        return asyncio.run(_until_signalled(factory))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except Signalled as exc:
+        fail(
+            f"stopped by {exc.name}: an action in progress is reconciled on the next start "
+            "(`cd4ml-console requests` shows it)",
+            128 + exc.signum,
+        )
     except SystemExit:
         raise
     except Exception as exc:

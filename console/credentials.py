@@ -14,10 +14,11 @@ import base64
 import os
 import stat
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -84,6 +85,38 @@ class Credential(BaseModel):
                 f"{self.username or ''}:{self.secret.get_secret_value()}".encode()
             ).decode("ascii")
         return "Bearer " + self.secret.get_secret_value()
+
+
+MIN_ENCODED = 6  # shorter secrets are masked raw only: their encodings match ordinary text
+
+
+def _encodings(text: str) -> Iterator[str]:
+    """``text`` as a peer or a header may carry it: URL-encoded, base64(url), hex."""
+    yield quote(text, safe="")
+    yield quote_plus(text)
+    raw = text.encode("utf-8")
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        coded = encode(raw).decode("ascii")
+        yield coded
+        yield coded.rstrip("=")
+    yield raw.hex()
+    yield raw.hex().upper()
+
+
+def redact_secrets(text: str, credentials: Iterable[Credential | None]) -> str:
+    """``text`` with every credential's secret masked as ``****``: raw, URL-encoded, base64,
+    base64url and hex, and the base64 of ``username:secret`` (an echoed Basic header)."""
+    for cred in credentials:
+        if cred is None or not cred.secret.get_secret_value():
+            continue
+        forms = {cred.secret.get_secret_value()}
+        if len(cred.secret.get_secret_value()) >= MIN_ENCODED:
+            forms.update(_encodings(cred.secret.get_secret_value()))
+            forms.update(_encodings(f"{cred.username or ''}:{cred.secret.get_secret_value()}"))
+        for form in sorted(forms, key=len, reverse=True):
+            if form in text:
+                text = text.replace(form, "****")
+    return text
 
 
 @dataclass(frozen=True)
@@ -417,6 +450,7 @@ __all__ = [
     "keyring_status",
     "lookup",
     "read_credentials_file",
+    "redact_secrets",
     "require",
     "store_in_file",
     "store_in_keyring",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import httpx
 
-from console.credentials import Credential
+from console.credentials import Credential, redact_secrets
 from console.ports import (
     BackendError,
     Conflict,
@@ -169,6 +169,7 @@ class HttpApi:
         self._scheme: Literal["bearer", "basic"] = scheme
         self._auth_header = auth_header
         self._auth: CredentialAuth | None = None
+        self._also_secret: list[Credential] = []
         self._auth_lock = asyncio.Lock()
         self._blocked_until = 0.0  # wall-clock epoch until which the rate limit is exhausted
         self.client = httpx.AsyncClient(
@@ -200,13 +201,16 @@ class HttpApi:
                     self._auth = CredentialAuth(found, self._scheme, self._auth_header)
             return self._auth
 
+    def keep_secret(self, credential: Credential) -> None:
+        """Also mask ``credential`` (sent in a body, e.g. a trigger token) in every message."""
+        if credential not in self._also_secret:
+            self._also_secret.append(credential)
+
     def _redact(self, text: str) -> str:
         auth = self._auth
-        if auth is not None:
-            secret = auth.credential.secret.get_secret_value()
-            if secret and secret in text:
-                text = text.replace(secret, "****")
-        return text
+        return redact_secrets(
+            text, [auth.credential if auth is not None else None, *self._also_secret]
+        )
 
     # -- URLs ---------------------------------------------------------------------------
 

@@ -229,25 +229,29 @@ class Executor:
             )
         except TimeoutError:
             msg = f"the deploy did not finish within {limit:g}s: its effect is unknown"
-            await self._deploy_outcome(j, intent, rq.UNKNOWN, msg)
-            return "unknown", f"{msg}; check the deployment, then {finish}", retry
+            lost = await self._deploy_outcome(j, intent, rq.UNKNOWN, msg)
+            return "unknown", f"{msg}; check the deployment, then {finish}{lost}", retry
         except Exception as exc:
             why = describe(exc, "deploy", limit)
             if "timed out" in why:  # the deployer gave up waiting: the effect is unknown
                 msg = f"the registry moved, but the deploy did not finish: {why}"
-                await self._deploy_outcome(j, intent, rq.UNKNOWN, msg)
-                return "unknown", f"{msg}; check the deployment, then {finish}", retry
+                lost = await self._deploy_outcome(j, intent, rq.UNKNOWN, msg)
+                return "unknown", f"{msg}; check the deployment, then {finish}{lost}", retry
             msg = f"the registry moved, but the deploy effect failed: {why}"
-            await self._deploy_outcome(j, intent, rq.FAILED, msg)
-            return "deploy_failed", f"{msg}; {finish}", retry
-        await self._deploy_outcome(j, intent, rq.EXECUTED, str(said)[:500])
-        return "executed", f"deployed: {said}", ""
+            lost = await self._deploy_outcome(j, intent, rq.FAILED, msg)
+            return "deploy_failed", f"{msg}; {finish}{lost}", retry
+        lost = await self._deploy_outcome(j, intent, rq.EXECUTED, str(said)[:500])
+        return "executed", f"deployed: {said}{lost}", ""
 
-    async def _deploy_outcome(self, j: Journal, intent: AuditEvent, result: str, msg: str) -> None:
+    async def _deploy_outcome(self, j: Journal, intent: AuditEvent, result: str, msg: str) -> str:
+        """Record the deploy's outcome; "" or, when the audit log can not take it, a sentence
+        for the result saying so (the deploy's result matters more than its record)."""
         try:
             await self.outcome(j, intent, result, msg, {})
-        except ReleaseError as exc:  # the deploy result matters more than its record here
+        except ReleaseError as exc:
             log.error("%s", exc)
+            return f" (the audit log could not record the deploy's outcome: {exc.message})"
+        return ""
 
     async def anchor(self) -> tuple[str, ...]:
         """Anchor the audit head in the git ref; a failure is a warning, never an error."""

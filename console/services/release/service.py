@@ -166,7 +166,7 @@ class ReleaseService:
         try:
             events = await call("audit", store.events(model=model), self.timeout)
         except Unavailable as exc:
-            raise ReleaseError(f"audit: {exc}") from None
+            raise ReleaseError(f"audit: {exc}; nothing was changed") from None
         now = self.clock()
         views = list(rq.fold_requests(events).values())
         for v in views:

@@ -202,6 +202,7 @@ class GitLabCI:
         ref = self.config.deploy_ref
         if self.config.trigger == "trigger_token":
             token = await self._trigger_token()
+            self.api.keep_secret(token)  # a peer echoing the form must not show it
             path = f"{self.project_path}/trigger/pipeline"
             resp = await self.api.send(
                 "POST", path, data=trigger_form(token, ref, variables), authenticate=False

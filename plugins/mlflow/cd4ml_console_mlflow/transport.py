@@ -15,7 +15,8 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from cd4ml_console_mlflow.schema import ErrorReply
-from console.credentials import Credential, CredentialOptions, Lookup, alookup
+from console.credentials import Credential, CredentialOptions, Lookup, alookup, redact_secrets
+from console.http_api import retry_after
 from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
 
 API = "/api/2.0/mlflow/"
@@ -187,11 +188,14 @@ class MlflowTransport:
                 left = max(0.1, min(self.timeout, deadline - time.monotonic()))
                 resp = await self._send(method, path, params, body, left)
                 return self._parse(resp, path, model)
-            except Unreachable:
-                remaining = deadline - time.monotonic()
-                if not retry or attempt >= RETRIES or remaining <= BACKOFF[attempt]:
+            except Unreachable as exc:
+                if not retry or attempt >= RETRIES:
                     raise
-                await asyncio.sleep(BACKOFF[attempt])
+                # A 429/503 that names its Retry-After is not asked again sooner.
+                wait = max(BACKOFF[attempt], getattr(exc, "retry_after", 0.0))
+                if deadline - time.monotonic() <= wait:
+                    raise
+                await asyncio.sleep(wait)
                 attempt += 1
 
     async def _send(
@@ -204,14 +208,25 @@ class MlflowTransport:
     ) -> httpx.Response:
         where = f"{self.shown_url}{path}"
         try:
-            return await self._client.request(
-                method,
-                path,
-                params=dict(params) if params else None,
-                json=dict(body) if body is not None else None,
-                auth=self._auth or httpx.USE_CLIENT_DEFAULT,
-                timeout=timeout,
+            # httpx's timeout bounds each phase (connect, each read); a body trickling in one
+            # byte at a time never trips it, so the whole exchange is bounded too.
+            return await asyncio.wait_for(
+                self._client.request(
+                    method,
+                    path,
+                    params=dict(params) if params else None,
+                    json=dict(body) if body is not None else None,
+                    auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                    timeout=timeout,
+                ),
+                timeout * 2 + 1,
             )
+        except TimeoutError:
+            raise Unreachable(
+                f"MLflow at {where} did not finish answering within {timeout * 2 + 1:g}s",
+                backend=self.name,
+                hint="check that the server is up; raise timeout_seconds if it is just slow",
+            ) from None
         except httpx.TimeoutException:
             raise Unreachable(
                 f"MLflow at {where} did not answer within {timeout:g}s",
@@ -220,7 +235,8 @@ class MlflowTransport:
             ) from None
         except httpx.TransportError as exc:
             raise Unreachable(
-                f"can not connect to MLflow at {self.shown_url}: {type(exc).__name__}: {exc}",
+                f"can not connect to MLflow at {self.shown_url}: {type(exc).__name__}: "
+                f"{self._redact(str(exc))}",
                 backend=self.name,
                 hint="check url in [backends.registry] and that the server is running",
             ) from None
@@ -258,12 +274,20 @@ class MlflowTransport:
                 hint="is the server an MLflow 2.x/3.x tracking server?",
             ) from None
 
+    def _redact(self, text: str) -> str:
+        """``text`` without any form of the credential in use (a peer may echo it)."""
+        auth = self._auth
+        return redact_secrets(
+            text, [auth.credential if isinstance(auth, _CredentialAuth) else None]
+        )
+
     def _error(self, resp: httpx.Response, where: str) -> BackendError:
         status = resp.status_code
         try:
             err = ErrorReply.model_validate(resp.json())
         except (ValueError, ValidationError):
             err = ErrorReply(message=resp.text[:200].strip())
+        err = err.model_copy(update={"message": self._redact(err.message)})
         said = f": {err.error_code or 'HTTP ' + str(status)}: {err.message}" if err.message else ""
         if status in (401, 403):
             looked = self._lookup
@@ -279,11 +303,13 @@ class MlflowTransport:
         if status == 404 or err.error_code == "RESOURCE_DOES_NOT_EXIST":
             return NotFound(f"MLflow at {where}: not found{said}", backend=self.name)
         if status >= 500 or status == 429:
-            return Unreachable(
+            failed = Unreachable(
                 f"MLflow at {where} failed with HTTP {status}{said}",
                 backend=self.name,
                 hint="the server is up but failing; check its logs",
             )
+            failed.retry_after = retry_after(resp, time.time()) or 0.0  # type: ignore[attr-defined]
+            return failed
         return ServerSaid(
             f"MLflow at {where} rejected the request (HTTP {status}){said}",
             backend=self.name,

@@ -1,0 +1,72 @@
+"""A caller that gives up (the overview's per-panel timeout cancels the backend call) must
+leave the git helpers as it found them: no git process left running, and no half-read answer
+in ``git cat-file --batch`` for the next reader to mistake for its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from console.backends.gitcmd import CatFile, run_git
+from tests.release.conftest import git_env
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    env = git_env({"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.com",
+                   "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@example.com"})  # fmt: skip
+    subprocess.run(["git", "init", "-q", str(path)], check=True, env=env)
+    for name in ("a.txt", "b.txt"):
+        (path / name).write_text(name.upper() * 3)
+    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", str(path), "commit", "-qm", "x"], check=True, env=env)
+    return path
+
+
+@pytest.mark.parametrize("ticks", [0, 1, 2, 3, 5, 8])
+async def test_a_cancelled_cat_file_read_does_not_answer_the_next_one(
+    repo: Path, ticks: int
+) -> None:
+    cat = CatFile(repo)
+    try:
+        assert await cat.read("HEAD", "a.txt") == b"A.TXTA.TXTA.TXT"
+        task = asyncio.create_task(cat.read("HEAD", "a.txt"))
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            got = await task
+        except asyncio.CancelledError:
+            got = None
+        assert got in (None, b"A.TXTA.TXTA.TXT")
+        assert await cat.read("HEAD", "b.txt") == b"B.TXTB.TXTB.TXT"
+        assert await cat.read("HEAD", "a.txt") == b"A.TXTA.TXTA.TXT"
+    finally:
+        await cat.aclose()
+
+
+async def test_a_cancelled_git_command_leaves_no_process(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shim = tmp_path / "bin" / "git"
+    shim.parent.mkdir()
+    marker = tmp_path / "started"
+    shim.write_text(f"#!/bin/sh\necho $$ > {marker}\nexec sleep 30\n")
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(run_git(repo, "status", timeout=10), 0.5)
+    pid = int(marker.read_text())
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"git (pid {pid}) still runs after its caller gave up")

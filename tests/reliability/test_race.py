@@ -1,0 +1,194 @@
+"""Races on a stage, against the real GtoRegistry and SqliteAuditStore on one real repository.
+
+Long-lived worker processes (race_worker.py) each start one promotion per round, of different
+versions into the same stage; every worker is held at the registry's compare-and-set until
+all have reached it, then all are released at once. Each round: exactly one wins, nobody
+else reports success, every loser is refused with a conflict saying nothing changed, and the
+audit log holds every attempt (a request and an intent each, one executed and the rest
+conflicting outcomes). Rounds: 100 with two workers; CD4ML_LONG=1: 1,000 with eight
+(CD4ML_RACE_ROUNDS overrides the count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from click.testing import CliRunner
+
+from console.audit.chain import decode_record
+from tests.release.conftest import Workspace, make_workspace
+
+from .conftest import LONG
+
+pytestmark = pytest.mark.xdist_group("reliability-race")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+WORKERS = 8 if LONG else 2
+# Each promotion folds the model's whole audit log and reads every tag, so a round gets
+# slower as the log grows (100 rounds: ~15 s; 1,000: many minutes): 1,000 is the long run.
+ROUNDS = int(os.environ.get("CD4ML_RACE_ROUNDS", "1000" if LONG else "100"))
+
+
+class Worker:
+    def __init__(self, ws: Path, user: str) -> None:
+        self.user = user
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "race_worker.py"), str(ws), user],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            bufsize=1, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert self.read(60) == {"ready": user}
+
+    @property
+    def out(self) -> IO[str]:
+        assert self.proc.stdout is not None
+        return self.proc.stdout
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def read(self, timeout: float = 30) -> dict[str, Any]:
+        ready, _, _ = select.select([self.out], [], [], timeout)
+        line = self.out.readline() if ready else ""
+        if not line:
+            err = (
+                self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+            )
+            raise AssertionError(f"worker {self.user} said nothing: {err[-2000:]}")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.send("")
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _more_versions(ws: Workspace, n: int) -> None:
+    """Versions v1.4.0 ... on new commits, so eight workers each have their own."""
+    for i in range(n):
+        (ws.path / "models" / "m" / "notes.txt").write_text(f"{i}\n")
+        ws.git("add", "-A")
+        ws.git("commit", "-q", "-m", f"m: retrain {i}")
+        sha = ws.git("rev-parse", "HEAD")
+        ws.git("tag", "-a", f"m@v1.{4 + i}.0", sha, "-m", "register",
+               who="Alice Chen <alice.chen@example.com>")  # fmt: skip
+
+
+def _staging_tags(path: Path) -> list[tuple[int, str]]:
+    """(counter, version) of every m#staging#N tag, oldest first."""
+    out = subprocess.run(
+        ["git", "-C", str(path), "for-each-ref", "--format=%(refname:short) %(*objectname)",
+         "refs/tags/m#staging#*", "refs/tags/m@*"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\n")  # fmt: skip
+    by_commit = {c: n.split("@")[1] for n, c in (ln.split() for ln in out if "@" in ln)}
+    stage = [(int(n.rsplit("#", 1)[1]), by_commit[c]) for n, c in
+             (ln.split() for ln in out if "#staging#" in ln)]  # fmt: skip
+    return sorted(stage)
+
+
+def test_racing_promotions_exactly_one_wins_each_round(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    _more_versions(ws, max(0, WORKERS + 1 - 4))
+    versions = sorted({t.split("@")[1] for t in ws.tags() if t.startswith("m@")},
+                      key=lambda v: tuple(int(x) for x in v[1:].split(".")))  # fmt: skip
+    users = ["dev", "rita", "erin", "alice"][: min(WORKERS, 4)]
+    workers = [Worker(ws.path, users[i % len(users)]) for i in range(WORKERS)]
+    current: str | None = None
+    winners: list[str] = []
+    problems: list[str] = []
+    started = time.monotonic()
+    try:
+        for r in range(ROUNDS):
+            choice = [v for v in versions if v != current]
+            picks = [choice[(r + i) % len(choice)] for i in range(WORKERS)]
+            assert len(set(picks)) == WORKERS
+            for w, v in zip(workers, picks, strict=True):
+                w.send(json.dumps({"round": r, "version": v}))
+            first = [w.read() for w in workers]
+            held = [w for w, msg in zip(workers, first, strict=True) if msg.get("at") == "assign"]
+            results = [msg for msg in first if "status" in msg]
+            if len(held) != WORKERS:
+                problems.append(f"round {r}: only {len(held)} reached the registry: {results}")
+            for w in held:
+                w.send("go")
+            results += [w.read() for w in held]
+            statuses = Counter(res["status"] for res in results)
+            won = [p for p, res in zip(picks, _by_worker(workers, held, first, results), strict=True)
+                   if res["status"] == "executed"]  # fmt: skip
+            if statuses != Counter({"executed": 1, "refused": WORKERS - 1}):
+                problems.append(f"round {r}: {dict(statuses)}: {results}")
+            for res in results:
+                if res["status"] == "refused" and (
+                    res["kind"] != "conflict" or "nothing changed" not in res["message"]
+                ):
+                    problems.append(f"round {r}: loser told {res}")
+            if len(won) == 1:
+                winners.append(won[0])
+                current = won[0]
+            if len(problems) > 5:
+                break
+    finally:
+        for w in workers:
+            w.stop()
+    elapsed = time.monotonic() - started
+    assert problems == [], problems
+    assert [v for _, v in _staging_tags(ws.path)] == winners  # the registry agrees
+    _check_audit(ws.path)
+    print(f"{ROUNDS} rounds x {WORKERS} workers in {elapsed:.1f}s")
+
+
+def _by_worker(
+    workers: list[Worker], held: list[Worker], first: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Each worker's final result, in worker order."""
+    early = iter(m for m in first if "status" in m)
+    late = iter(results[len([m for m in first if "status" in m]) :])
+    return [next(late) if w in held else next(early) for w in workers]
+
+
+def _check_audit(path: Path) -> None:
+    """Every attempt is in the log: per round a request and an intent per worker, one executed
+    and WORKERS-1 conflicting outcomes; the chain verifies."""
+    db = path / ".cd4ml" / "audit.sqlite"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT record, hash FROM events ORDER BY seq").fetchall()
+    per_round: dict[str, Counter[str]] = {}
+    by_request: dict[str, str] = {}
+    for record, digest in rows:
+        e = decode_record(record, digest)
+        if e.action == "request":
+            by_request[e.request_id] = e.reason
+        key = by_request.get(e.request_id, "")
+        label = f"{e.action}:{e.result}" if e.action == "outcome" else e.action
+        per_round.setdefault(key, Counter())[label] += 1
+    expected = Counter({"request": WORKERS, "intent": WORKERS, "outcome:executed": 1,
+                        "outcome:conflict": WORKERS - 1})  # fmt: skip
+    bad = {}
+    for r in range(ROUNDS):
+        got = per_round.get(f"race {r}", Counter())
+        got.pop("cancel", None)  # the winner closes the losers' still-pending requests
+        if got != expected:
+            bad[r] = dict(got)
+    assert bad == {}, list(bad.items())[:5]
+    from console.cli import cli
+
+    result = CliRunner().invoke(cli, ["-w", str(path), "audit", "verify"])
+    assert result.exit_code == 0, result.stdout + result.stderr
