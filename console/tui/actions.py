@@ -1,8 +1,8 @@
 """The release actions (compare, approve, promote, rollback, audit): keys, words and handlers.
 
-One place maps each action to what runs it. Until the release-actions feature registers a
-handler (``HANDLERS[action_id] = ...``, typically opening its screen that calls
-``console.services.release``), the action explains that it is on its way.
+One place maps each action to what runs it: ``HANDLERS`` (filled by console.tui.handlers, which
+opens the dialogs and screens that call ``console.services.release``). An action without a
+handler says so instead of acting.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ RELEASE_ACTIONS: dict[str, ReleaseAction] = {
             "Compare",
             "Compare the marked versions (space) with production on four axes",
             False,
-            "console.services.compare",
+            "console.services.release.compare",
         ),
         ReleaseAction(
             "approve",
             "a",
             "Approve",
-            "Approve promoting the selected version (four-eyes, with a reason)",
+            "Approve (or reject) the selected version's pending request (four-eyes)",
             True,
             "console.services.release.approve",
         ),
@@ -76,16 +76,16 @@ RELEASE_ACTIONS: dict[str, ReleaseAction] = {
             "audit",
             "A",
             "Audit log",
-            "Open the audit log: verify the chain, export",
+            "Open the audit log: filter it, verify the chain",
             False,
-            "console.services.audit",
+            "console.services.release.audit_view",
         ),
     )
 }
 
 Handler = Callable[[Any, ActionContext], Awaitable[None] | None]
 HANDLERS: dict[str, Handler] = {}
-"""Registered by the release-actions feature: action id -> handler(app, context)."""
+"""Action id -> handler(app, context); see console.tui.handlers."""
 
 
 def is_mutating(action_id: str) -> bool:
@@ -94,13 +94,13 @@ def is_mutating(action_id: str) -> bool:
 
 
 def pending_message(action_id: str) -> str:
-    """What the user reads while the feature is not there yet."""
+    """What the user reads when no handler is registered for the action."""
     action = RELEASE_ACTIONS[action_id]
     return f"{action.label} arrives with the {FEATURE} feature"
 
 
 async def perform(app: Any, action_id: str, context: ActionContext) -> None:
-    """Run the action's handler, or say that it is coming."""
+    """Run the action's handler, or say that there is none."""
     handler = HANDLERS.get(action_id)
     if handler is None:
         app.notify(pending_message(action_id), title=RELEASE_ACTIONS[action_id].label)

@@ -7,6 +7,7 @@ is opened; backends are built in a worker thread afterwards and closed when the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,14 +18,15 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from console.tui import actions
 from console.tui.clock import Clock, clock_from_env
+from console.tui.release_app import ReleaseActions
 from console.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, load_themes
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from console.config import ConsoleConfig
+    from console.identity import IdentityProvider
     from console.services.lineage import LineageService
     from console.services.live import LiveService
     from console.services.overview import OverviewService
@@ -42,6 +44,7 @@ class Services:
     lineage: LineageService
     live: LiveService
     timeline: TimelineService
+    release: Any  # console.services.release.ReleaseService
 
 
 @dataclass
@@ -54,18 +57,29 @@ class Catalog:
     )  # model -> [(v, stage)]
 
 
-def _build_services(workspace: Workspace, clock: Clock) -> Services:
+def _build_services(
+    workspace: Workspace,
+    clock: Clock,
+    *,
+    release: Any | None = None,
+    identity: IdentityProvider | None = None,
+    read_only: bool = False,
+) -> Services:
     from console.services.lineage import LineageService
     from console.services.live import LiveService
     from console.services.overview import OverviewService
+    from console.services.release import ReleaseService
     from console.services.timeline import TimelineService
 
     overview = OverviewService(workspace, clock=clock)
+    if release is None:
+        release = ReleaseService(workspace, identity=identity, clock=clock, read_only=read_only)
     return Services(
         overview=overview,
         lineage=LineageService(overview),
         live=LiveService(overview),
         timeline=TimelineService(overview),
+        release=release,
     )
 
 
@@ -87,7 +101,7 @@ def _action_commands() -> type:
     return ActionCommands
 
 
-class ConsoleApp(App[int]):
+class ConsoleApp(ReleaseActions):
     """cd4ml-console: the models overview, one screen per model, help, palette and themes."""
 
     TITLE = "cd4ml-console"
@@ -116,7 +130,11 @@ class ConsoleApp(App[int]):
         clock: Clock | None = None,
         refresh_seconds: float | None = None,
         theme_dirs: list[Path] | None = None,
+        release: Any | None = None,
+        identity: IdentityProvider | None = None,
     ) -> None:
+        """``release`` (a ReleaseService) and ``identity`` (who acts) may be injected, e.g. by
+        tests; by default the release service acts as the OS user."""
         super().__init__()
         self.config = config
         self.workspace = workspace
@@ -128,6 +146,9 @@ class ConsoleApp(App[int]):
             config.ui.refresh_seconds if refresh_seconds is None else refresh_seconds
         )
         self.services: Services | None = None
+        self._release = release
+        self.identity: IdentityProvider | None = identity or getattr(release, "identity", None)
+        self._actions_off: str | None = None
         self.ready = asyncio.Event()
         self.catalog = Catalog()
         self.theme_specs, self.theme_problems = load_themes(theme_dirs)
@@ -193,8 +214,14 @@ class ConsoleApp(App[int]):
                 log.exception("opening the workspace failed")
                 self.exit(None, return_code=1, message=f"Could not open the workspace: {exc}")
                 return
-        self.services = await asyncio.to_thread(_build_services, self.workspace, self.clock)
+        self.services = await asyncio.to_thread(
+            functools.partial(
+                _build_services, self.workspace, self.clock, release=self._release,
+                identity=self.identity, read_only=self.read_only,
+            )
+        )  # fmt: skip
         self.ready.set()
+        self.reconcile()
 
     async def on_unmount(self) -> None:
         if self.workspace is not None and self._owns_workspace:
@@ -280,37 +307,6 @@ class ConsoleApp(App[int]):
         from console.tui.commands import ThemeCommands
 
         self.push_screen(CommandPalette(providers=[ThemeCommands], placeholder="Theme…"))
-
-    def action_compare(self) -> None:
-        self.release_action("compare")
-
-    def action_approve(self) -> None:
-        self.release_action("approve")
-
-    def action_promote(self) -> None:
-        self.release_action("promote")
-
-    def action_rollback(self) -> None:
-        self.release_action("rollback")
-
-    def action_audit(self) -> None:
-        self.release_action("audit")
-
-    def release_action(self, action_id: str) -> None:
-        """The one entry point of the release actions (see console.tui.actions)."""
-        if self.read_only and actions.is_mutating(action_id):
-            self.notify("Read-only session: release actions are off", severity="warning")
-            return
-        context_of = getattr(self.screen, "action_context", None)
-        context = context_of() if context_of is not None else actions.ActionContext()
-
-        async def perform() -> None:
-            await actions.perform(self, action_id, context)
-
-        self.run_worker(perform, group="release-action")  # type: ignore[arg-type]
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (self.read_only and actions.is_mutating(action))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):

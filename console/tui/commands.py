@@ -66,7 +66,7 @@ def _action_list(app: Any) -> Iterator[Command]:
     yield "Help: keys", app.action_help, "every key of this screen (?)"
     yield "Go to model…", app.action_goto, "type a model name (:)"
     for action in RELEASE_ACTIONS.values():
-        if app.read_only and is_mutating(action.id):
+        if is_mutating(action.id) and app.actions_off():
             continue
         yield (
             action.label,

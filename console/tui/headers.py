@@ -5,7 +5,7 @@ Pure functions of service results and a palette, so the screens only decide when
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -96,6 +96,9 @@ def overview_detail(
         text.append(waiting, style=pal.muted)
         ci = f"{fmt.CI_GLYPHS.get(row.ci, '·')} {fmt.CI_WORDS.get(row.ci, 'CI unknown')}"
         text.append(ci, style=pal.ci(row.ci))
+    if row.approvals:
+        waiting = f" · {fmt.plural(row.approvals, 'request')} waiting for approval"
+        text.append(waiting, style=pal.accent)
     for p in row.problems:
         age = f"showing data from {fmt.ago(p.last_good, now)}" if p.last_good else "no data yet"
         text.append(f"\n⚠ {p.kind} {p.label}: {p.message} · {age} · r retries", style=pal.warn)
@@ -151,4 +154,26 @@ def stage_line(pal: Palette, now: datetime, view: Any, prod_stage: str) -> Text:
     registry = view.sections.get("registry")
     if registry is not None and registry.error:
         text.append(f"   ⚠ registry {section_problem(registry, now)}", style=pal.warn)
+    return text
+
+
+def requests_line(pal: Palette, waiting: Sequence[Any]) -> Text:
+    """`awaiting approval: v2.0.0 → production by alice (0 of 1) · a decides`."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not waiting:
+        return text
+    text.append("awaiting approval: ", style=pal.warn)
+    for n, view in enumerate(waiting):
+        req = view.request
+        if n:
+            text.append("; ", style=pal.muted)
+        kind = "rollback to " if req.rollback else ""
+        text.append(f"{kind}{req.version} → {req.stage}", style=pal.bold)
+        approvals = sum(1 for a in req.approvals if a.decision.value == "approve")
+        need = view.events[0].details.get("required_approvals") if view.events else None
+        count = f"{approvals} of {need}" if isinstance(need, int) else f"{approvals} approvals"
+        text.append(f" by {req.requested_by} ({count})", style=pal.muted)
+    text.append(" · a decides", style=pal.muted)
+    if len(waiting) == 1:
+        text.append(f" ({waiting[0].id})", style=pal.muted)
     return text

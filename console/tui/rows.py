@@ -183,7 +183,9 @@ def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, C
         "err": _c(fmt.percent(row.error_rate), style=live_style or ""),
         "rps": _c(fmt.rps(row.traffic), style=live_style or ""),
         "trend": _c(fmt.spark(row.trend, 10), style=live_style or pal.primary),
-        "appr": _c("\u2013" if row.approvals is None else str(row.approvals), style=pal.muted),
+        "appr": _c(str(row.approvals), style=pal.accent)
+        if row.approvals
+        else _c("\u2013", style=pal.muted),
         "status": status,
     }
 

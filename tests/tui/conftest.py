@@ -19,6 +19,8 @@ tui_fakes = importlib.util.module_from_spec(_spec)
 sys.modules["tui_fakes"] = tui_fakes
 _spec.loader.exec_module(tui_fakes)
 
+from console.domain import Actor  # noqa: E402
+from console.services.release import ReleaseService  # noqa: E402
 from console.tui.app import ConsoleApp  # noqa: E402
 
 
@@ -38,28 +40,77 @@ def world() -> Any:
     return tui_fakes.FakeWorld()
 
 
-@pytest.fixture
-def make_app(world: Any, clock: Any) -> Callable[..., ConsoleApp]:
-    """Build an app over ``world``'s fakes; refresh timers off unless asked."""
+class Ids:
+    """Deterministic request ids: req-0001, req-0002, ..."""
 
-    def make(**kwargs: Any) -> ConsoleApp:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"req-{self.n:04d}"
+
+
+async def _no_anchor() -> None:
+    """Tests never move the audit anchor ref (it would land in the repo the tests run in)."""
+
+
+def release_service(ws: Any, user: str, clock: Any, ids: Ids, **kw: Any) -> ReleaseService:
+    """The real release service over the fakes, acting as ``user``."""
+    return ReleaseService(
+        ws, identity=lambda: Actor(user=user, ssh_client="192.0.2.7"), clock=clock,
+        new_id=ids, anchor=_no_anchor, **kw,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def ids() -> Ids:
+    return Ids()
+
+
+@pytest.fixture
+def make_app(world: Any, clock: Any, ids: Ids) -> Callable[..., ConsoleApp]:
+    """Build an app over ``world``'s fakes acting as ``user`` (default: ops, a release
+    manager who wrote nothing); refresh timers off unless asked."""
+
+    def make(*, user: str = "ops", **kwargs: Any) -> ConsoleApp:
         ws, _ = tui_fakes.make_workspace(world)
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("refresh_seconds", 0)
+        read_only = bool(kwargs.get("read_only", False))
+        kwargs.setdefault("release", release_service(ws, user, clock, ids, read_only=read_only))
         return ConsoleApp(ws.config, workspace=ws, **kwargs)
 
     return make
 
 
+@pytest.fixture
+def request_promotion(world: Any, clock: Any, ids: Ids) -> Callable[..., Any]:
+    """``await request_promotion(user, model, version, stage)``: a pending request, made
+    through the release service as ``user`` (the schema change acknowledged)."""
+
+    async def make(user: str, model: str, version: str, stage: str = "production") -> Any:
+        ws, _ = tui_fakes.make_workspace(world)
+        svc = release_service(ws, user, clock, ids)
+        return await svc.promote(
+            model, version, stage, reason="recall up, canary clean", ack_schema_change=True
+        )
+
+    return make
+
+
+WAITS_FOR_PEOPLE = "release-action"  # a handler waiting for its dialog to be dismissed
+
+
 def _busy(app: Any) -> bool:
     screen = app.screen
     timers = (getattr(screen, "_select_timer", None), getattr(screen, "_viewport_timer", None))
-    running = [w for w in app.workers if not w.is_finished]
+    running = [w for w in app.workers if not w.is_finished and w.group != WAITS_FOR_PEOPLE]
     return bool(running) or any(t is not None for t in timers)
 
 
 async def _workers_done(app: Any) -> None:
-    for worker in list(app.workers):
+    for worker in [w for w in app.workers if w.group != WAITS_FOR_PEOPLE]:
         with contextlib.suppress(WorkerCancelled):  # superseded by a newer exclusive worker
             await worker.wait()
 

@@ -19,8 +19,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from console.audit.chain import StoredRecord, canonical_bytes, seal, verify_chain
 from console.config import ConsoleConfig, MetricSpec, ModelConfig
-from console.config.model import UIConfig
+from console.config.model import (
+    MetricBound,
+    PolicyConfig,
+    RolesConfig,
+    RollbackPolicy,
+    StagePolicy,
+    UIConfig,
+)
 from console.domain import (
     AuditEvent,
     CIConclusion,
@@ -168,6 +176,7 @@ class FakeWorld:
             for i in range(m.count):
                 self.commits[m.commit_sha(i)] = (m.name, i)
         self.audit_log: list[AuditEvent] = []
+        self.assigned: list[RegistryEvent] = []  # stage moves made through FakeRegistry.assign
         self._versions: dict[str, tuple[Any, list[ModelVersion]]] = {}
         self._seed_audit()
 
@@ -365,7 +374,7 @@ class FakeWorld:
                     )
                 )
         events.sort(key=lambda e: e.at or NOW)
-        return events
+        return events + [e for e in self.assigned if e.model == m.name]
 
     def _seed_audit(self) -> None:
         seq = 0
@@ -378,7 +387,7 @@ class FakeWorld:
                 ("promote", "dana", {"reason": "weekly release"}),
             ):
                 seq += 1
-                self.audit_log.append(
+                self.append_audit(
                     AuditEvent(
                         seq=seq,
                         at=at + timedelta(minutes=seq % 7),
@@ -393,6 +402,18 @@ class FakeWorld:
                         **extra,
                     )
                 )
+
+    def append_audit(self, event: AuditEvent) -> AuditEvent:
+        """Append ``event`` to the log, hash-chained like the real stores."""
+        prev = self.audit_log[-1].hash if self.audit_log else ""
+        stored, _ = seal(event, len(self.audit_log) + 1, prev)
+        self.audit_log.append(stored)
+        return stored
+
+    def tamper(self, seq: int, **changes: Any) -> None:
+        """Edit a stored event behind the chain's back (its hash is kept)."""
+        i = next(n for n, e in enumerate(self.audit_log) if e.seq == seq)
+        self.audit_log[i] = self.audit_log[i].model_copy(update=changes)
 
     def series(self, m: FakeModel, metric: str, points: int) -> MetricSeries:
         phase = _rng(m.name, "phase").uniform(0, math.tau)
@@ -509,6 +530,10 @@ class FakeRegistry(_Fake):
             m.prod = i
         else:
             m.staging = i
+        self.world.assigned.append(
+            RegistryEvent(model=model, kind=RegistryEventKind.ASSIGN, version=version,
+                          stage=stage, actor=actor, at=NOW, ref=f"{model}#{stage}#x")
+        )  # fmt: skip
         return StageAssignment(
             model=model, stage=stage, version=version, assigned_by=actor, assigned_at=NOW
         )
@@ -589,20 +614,35 @@ class FakeAudit(_Fake):
 
     async def append(self, event: AuditEvent) -> AuditEvent:
         await self._enter("append")
-        stored = event.model_copy(update={"seq": len(self.world.audit_log) + 1})
-        self.world.audit_log.append(stored)
-        return stored
+        return self.world.append_audit(event)
 
     async def events(
-        self, *, model: str | None = None, since_seq: int = 0, limit: int | None = None
+        self,
+        *,
+        model: str | None = None,
+        since_seq: int = 0,
+        limit: int | None = None,
+        tail: bool = False,
     ) -> Sequence[AuditEvent]:
         await self._enter("events")
         out = [e for e in self.world.audit_log if e.seq > since_seq and model in (None, e.model)]
-        return out[:limit] if limit else out
+        if limit:
+            return out[-limit:] if tail else out[:limit]
+        return out
 
     async def head(self) -> tuple[int, str]:
         await self._enter("head")
-        return len(self.world.audit_log), ""
+        log = self.world.audit_log
+        return len(log), log[-1].hash if log else ""
+
+    async def verify(self, anchors: Sequence[Any] = ()) -> Any:
+        """The real chain check over the stored events (a tampered one fails it)."""
+        await self._enter("verify")
+        records = [
+            StoredRecord(seq=e.seq, hash=e.hash, record=canonical_bytes(e))
+            for e in self.world.audit_log
+        ]
+        return verify_chain(records, anchors=anchors)
 
 
 def fake_config(
@@ -620,7 +660,25 @@ def fake_config(
         models=models,
         metrics=specs,
         ui=UIConfig(theme=theme, refresh_seconds=max(refresh_seconds, 0.5)),
+        policy=RELEASE_POLICY,
+        roles=ROLES,
     )
+
+
+# Production needs one approval from someone who neither requested nor wrote the version;
+# rita and sam are release managers who wrote nothing, vic only looks, erin is the admin.
+RELEASE_POLICY = PolicyConfig(
+    stages={
+        "production": StagePolicy(
+            required_approvals=1,
+            metric_bounds=[MetricBound(metric="auc", min=0.8, max_regression=0.02)],
+        )
+    },
+    rollback=RollbackPolicy(confirm_model_name=True),
+)
+ROLES = RolesConfig(
+    admin=["erin"], release_manager=["rita", "sam"], viewer=["vic"], default="release_manager"
+)
 
 
 def make_workspace(world: FakeWorld | None = None, **config: Any) -> tuple[Workspace, FakeWorld]:

@@ -199,22 +199,39 @@ async def test_versions_table_keys_and_lazy_details(make_app, wait, world):
         assert screen.table.has_focus
 
 
-async def test_release_keys_explain_they_are_coming(make_app, wait):
+async def test_release_keys_open_their_screens(make_app, wait):
+    from console.tui.screens.compare import CompareScreen
+    from console.tui.screens.pick import PickScreen
+    from console.tui.screens.promote import PromoteDialog
+    from console.tui.screens.rollback import RollbackDialog
+
     app = make_app(model="churn-predictor")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait(pilot)
         footer_keys = {b.binding.key for b in app.screen.active_bindings.values() if b.binding.show}
         assert {"c", "a", "p", "R"} <= footer_keys
-        for key, label in (("c", "Compare"), ("a", "Approve"), ("p", "Promote"), ("R", "Rollback")):
-            await pilot.press(key)
-            await wait(pilot)
-            assert any(
-                n.message == f"{label} arrives with the release-actions feature"
-                for n in app._notifications
-            ), label
+        await pilot.press("c")
+        await wait(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        await pilot.press("escape")
+        await pilot.press("p")  # v1.14.0 holds no stage: which one is asked
+        await wait(pilot)
+        assert isinstance(app.screen, PickScreen)
+        await pilot.press("enter")
+        await wait(pilot)
+        assert isinstance(app.screen, PromoteDialog) and app.screen.stage == "staging"
+        await pilot.press("escape")
+        await pilot.press("R")
+        await wait(pilot)
+        assert isinstance(app.screen, RollbackDialog)
+        await pilot.press("escape")
+        await pilot.press("a")
+        await wait(pilot)
+        assert isinstance(app.screen, ModelScreen)
+        assert any("has no request waiting for approval" in n.message for n in app._notifications)
 
 
-async def test_read_only_hides_mutating_actions(make_app, wait):
+async def test_read_only_hides_changing_actions_and_says_why(make_app, wait):
     app = make_app(model="churn-predictor", read_only=True)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait(pilot)
@@ -223,7 +240,11 @@ async def test_read_only_hides_mutating_actions(make_app, wait):
         assert not {"a", "p", "R"} & keys
         await pilot.press("p")
         await pilot.pause()
-        assert not any("Promote" in n.message for n in app._notifications)
+        assert isinstance(app.screen, ModelScreen)
+        assert any(
+            n.message == "Promote is not available: read-only session (--read-only)"
+            for n in app._notifications
+        )
 
 
 async def test_theme_from_argument_config_and_fallback(make_app, wait):
@@ -248,10 +269,11 @@ async def test_audit_key_and_theme_picker_from_the_overview(make_app, wait):
         await wait(pilot)
         await pilot.press("A")
         await wait(pilot)
-        assert any(
-            n.message == "Audit log arrives with the release-actions feature"
-            for n in app._notifications
-        )
+        from console.tui.screens.audit import AuditScreen
+
+        assert isinstance(app.screen, AuditScreen)
+        await pilot.press("escape")
+        await pilot.pause()
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)

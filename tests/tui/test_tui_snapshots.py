@@ -6,6 +6,8 @@ Deterministic: fake backends with seeded data, a frozen clock, refresh timers of
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 SIZES = [(80, 24), (120, 40)]
@@ -31,3 +33,38 @@ def test_overview_snapshot(snap_compare, make_app, wait, size, theme):
 def test_model_screen_snapshot(snap_compare, make_app, wait, size, theme):
     app = make_app(theme=theme, model="churn-predictor")
     assert snap_compare(app, terminal_size=size, run_before=_settled(wait))
+
+
+def test_approve_dialog_snapshot(snap_compare, make_app, wait, request_promotion):
+    asyncio.run(request_promotion("sam", "churn-predictor", "v1.14.0"))
+    app = make_app(user="rita", model="churn-predictor")
+
+    async def run_before(pilot) -> None:
+        await wait(pilot)
+        await pilot.press("a")
+        await _dialog_ready(pilot, wait)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_rollback_dialog_snapshot(snap_compare, make_app, wait):
+    app = make_app(model="churn-predictor")
+
+    async def run_before(pilot) -> None:
+        await wait(pilot)
+        await pilot.press("R")
+        await _dialog_ready(pilot, wait)
+        await pilot.press(*"p95 doubled", "tab", *"churn")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def _dialog_ready(pilot, wait) -> None:
+    from console.tui.screens.dialog import ActionDialog
+
+    for _ in range(100):
+        screen = pilot.app.screen
+        if isinstance(screen, ActionDialog) and (screen.plan is not None or screen.plan_error):
+            break
+        await pilot.pause(0.05)
+    await wait(pilot)

@@ -175,13 +175,15 @@ def test_clock_frozen_by_env():
 # -- actions ----------------------------------------------------------------------------------
 
 
-async def test_actions_say_they_are_coming_until_a_handler_is_registered(monkeypatch):
+async def test_an_action_without_a_handler_says_so(monkeypatch):
     notes: list[str] = []
 
     class App:
         def notify(self, message, **kwargs):
             notes.append(message)
 
+    assert set(actions.HANDLERS) == set(actions.RELEASE_ACTIONS)  # console.tui.handlers
+    monkeypatch.setattr(actions, "HANDLERS", {})
     await actions.perform(App(), "promote", actions.ActionContext(model="m"))
     assert notes == ["Promote arrives with the release-actions feature"]
     seen = []
@@ -203,8 +205,13 @@ def test_only_approve_promote_rollback_change_anything():
 
 def test_keys_doc_lists_every_binding():
     from console.tui.app import ConsoleApp
+    from console.tui.screens.approve import ApproveDialog
+    from console.tui.screens.audit import AuditScreen, AuditTable
+    from console.tui.screens.compare import CompareScreen
+    from console.tui.screens.dialog import ActionDialog
     from console.tui.screens.model import ModelScreen, VersionsTable
     from console.tui.screens.overview import ModelsTable, OverviewScreen
+    from console.tui.screens.pick import PickScreen
     from console.tui.widgets.vtable import VirtualTable
 
     doc = (ROOT / "docs" / "keys.md").read_text(encoding="utf-8")
@@ -217,7 +224,9 @@ def test_keys_doc_lists_every_binding():
         "right_square_bracket": "]",
     }
     missing = []
-    for cls in (ConsoleApp, OverviewScreen, ModelsTable, ModelScreen, VersionsTable, VirtualTable):
+    classes = (ConsoleApp, OverviewScreen, ModelsTable, ModelScreen, VersionsTable, VirtualTable,
+               ActionDialog, ApproveDialog, CompareScreen, AuditScreen, AuditTable, PickScreen)  # fmt: skip
+    for cls in classes:
         for binding in cls.BINDINGS:
             for key in binding.key.split(","):
                 shown = names.get(key, key)

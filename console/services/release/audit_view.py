@@ -6,6 +6,10 @@ import json
 import sys
 from typing import Any
 
+from console.audit.chain import VerifyResult
+from console.domain import AuditEvent
+from console.domain.models import Frozen
+from console.services.release.results import ReleaseError
 from console.services.release.views import event_line
 from console.services.workspace import Workspace
 
@@ -97,3 +101,77 @@ async def verify_log(ws: Workspace, *, as_json: bool = False) -> int:
     head = f"head {result.head_hash[:16]}" if result.head_hash else "empty"
     print(f"ok: {result.count} records, {head}" + (f"; {result.note}" if result.note else ""))
     return 0
+
+
+# -- for the TUI: the same reads, returned instead of printed ----------------------------------
+
+
+class AuditLog(Frozen):
+    """The newest events of the log (oldest first), and how many records the log holds."""
+
+    events: tuple[AuditEvent, ...] = ()
+    total: int = 0
+    store: str = ""
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.events)
+
+
+class AuditCheck(Frozen):
+    """The verification of the chain and its anchors, and why the anchor was unreadable."""
+
+    result: VerifyResult
+    anchor_note: str = ""
+
+
+def _store_or_error(ws: Workspace) -> Any:
+    store = ws.get("audit")
+    if store is None:
+        problem = ws.problems.get("audit") or "no audit backend is configured"
+        raise ReleaseError(f"audit: {problem}")
+    return store
+
+
+async def read_log(ws: Workspace, *, model: str | None = None, limit: int = 5000) -> AuditLog:
+    """The newest ``limit`` events (of ``model``); ReleaseError in words when unreadable."""
+    import asyncio
+
+    store = _store_or_error(ws)
+    timeout = max(4 * ws.config.timeout_seconds, 20.0)
+    try:
+        try:
+            events = list(
+                await asyncio.wait_for(store.events(model=model, limit=limit, tail=True), timeout)
+            )
+        except TypeError:  # a store without ``tail``
+            events = list(await asyncio.wait_for(store.events(model=model), timeout))[-limit:]
+        total = len(events)
+        if model is None and len(events) >= limit:
+            total = max(total, int((await asyncio.wait_for(store.head(), timeout))[0]))
+    except TimeoutError:
+        raise ReleaseError(f"audit: {store.name} did not answer within {timeout:g}s") from None
+    except Exception as exc:  # BackendError or a damaged record: say so
+        raise ReleaseError(f"audit: {exc}") from None
+    return AuditLog(events=tuple(events), total=total, store=str(getattr(store, "name", "")))
+
+
+async def check_log(ws: Workspace) -> AuditCheck:
+    """Verify the chain and every anchor (as `audit verify` does); ReleaseError when the
+    store can not verify itself or fails."""
+    from console.audit.anchor import read_anchor_history
+
+    store = _store_or_error(ws)
+    verify = getattr(store, "verify", None)
+    if not callable(verify):
+        raise ReleaseError(f"audit: the {store.name} store can not verify itself")
+    note = ""
+    try:
+        anchors = await read_anchor_history(ws.config.root, timeout=ws.config.timeout_seconds)
+    except Exception as exc:
+        anchors, note = [], f"anchor unreadable in {ws.config.root}: {exc}"
+    try:
+        result = await verify(anchors)
+    except Exception as exc:
+        raise ReleaseError(f"audit verify: {exc}") from None
+    return AuditCheck(result=result, anchor_note=note)

@@ -101,10 +101,9 @@ class HelpScreen(ModalScreen[None]):
         for state, glyph in CI_GLYPHS.items():
             table.add_row(glyph, f"CI {CI_WORDS[state]}", "")
         table.add_row("⚠", "a backend failed: the panel says why and how old its data is", "")
-        if getattr(app, "read_only", False):
-            table.add_row(
-                "", Text("read-only session: release actions are off", style=pal.warn), ""
-            )
+        off = app.actions_off() if hasattr(app, "actions_off") else ""
+        if off:
+            table.add_row("", Text(f"{off}: a, p and R are off", style=pal.warn), "")
         return table
 
 

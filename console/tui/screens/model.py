@@ -14,14 +14,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from console.tui.actions import RELEASE_ACTIONS, ActionContext
+from console.tui.actions import RELEASE_ACTIONS
 from console.tui.headers import model_title, stage_line
 from console.tui.palette import palette_of
 from console.tui.rows import version_cells, version_columns
+from console.tui.screens.model_release import ModelReleaseSide
 from console.tui.screens.versionbook import VersionBook
 from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
 from console.tui.widgets.ci import CIPanel
@@ -48,7 +48,7 @@ class VersionsTable(VirtualTable):
     help_group = "versions table"
 
 
-class ModelScreen(Screen[None]):
+class ModelScreen(ModelReleaseSide):
     """Everything about one model on one screen."""
 
     CSS_PATH = "model.tcss"
@@ -84,6 +84,7 @@ class ModelScreen(Screen[None]):
         self._select_timer: Timer | None = None
         self._viewport_timer: Timer | None = None
         self._metric_names: list[str] = []
+        self.waiting: list[Any] = []  # pending requests of this model (RequestView)
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -94,6 +95,7 @@ class ModelScreen(Screen[None]):
         self._metric_names = list(cfg.key_metrics[:3]) if cfg else []
         yield TitleBar(id="title")
         yield Static("", id="stages")
+        yield Static("", id="requests")
         with Container(id="body"):
             yield VersionsTable(
                 version_columns(self._metric_names),
@@ -117,6 +119,7 @@ class ModelScreen(Screen[None]):
         self.load_view()
         self.load_live()
         self.load_trail()
+        self.load_pending()
         seconds = getattr(self.app, "refresh_seconds", 0)
         if seconds and seconds > 0:
             self.set_interval(seconds, self._tick)
@@ -299,6 +302,7 @@ class ModelScreen(Screen[None]):
         self.load_view()
         self.load_live()
         self.load_trail()
+        self.load_pending()
         if self.selected:
             self.load_selected(self.selected)
         self.notify("Refreshing…", timeout=1.5)
@@ -406,15 +410,6 @@ class ModelScreen(Screen[None]):
         self.table.set_rows(keys, cursor_key=cursor)
         self._fit_table()
         self._update_title()
-
-    def action_context(self) -> ActionContext:
-        marked = tuple(str(k) for k in self.table.marked)
-        return ActionContext(
-            model=self.model_name,
-            version=self.selected,
-            selected=marked or ((self.selected,) if self.selected else ()),
-            production=self.production,
-        )
 
     # -- rendering ---------------------------------------------------------------------------
 

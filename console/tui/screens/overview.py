@@ -74,6 +74,7 @@ class OverviewScreen(Screen[None]):
         self.filter_text = ""
         self._viewport_timer: Timer | None = None
         self._ticks = 0
+        self.pending_counts: dict[str, int] | None = None  # model -> requests awaiting approval
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -118,9 +119,36 @@ class OverviewScreen(Screen[None]):
         app.catalog.models = {m.name: m.description for m in self.models}
         self._apply_filter()
         self.request_rows(self.table.visible_keys(margin=5), force=True)
+        self.load_pending()
         self._update_title()
         if len(self.models) <= BACKGROUND_FILL_LIMIT:
             self.fill_rest()
+
+    @work(group="pending", exclusive=True)
+    @tolerate_teardown
+    async def load_pending(self) -> None:
+        """APPR: requests waiting for approval per model, from one read of the audit log."""
+        app: Any = self.app
+        await app.ready.wait()
+        try:
+            waiting = await app.release.pending()
+        except Exception:  # no audit backend or an unreadable log: APPR stays unknown
+            return
+        counts: dict[str, int] = {}
+        for view in waiting:
+            counts[view.request.model] = counts.get(view.request.model, 0) + 1
+        if not self.is_attached:
+            return
+        self.pending_counts = counts
+        for name, row in list(self.rows.items()):
+            self.rows[name] = replace(row, approvals=counts.get(name, 0))
+        self.table.refresh_keys()
+        self._update_detail()
+
+    def after_release_change(self, model: str) -> None:
+        """A release action changed ``model``: its row and the approvals count."""
+        self.request_rows([model], force=True)
+        self.load_pending()
 
     @work(group="fill", exclusive=True)
     @tolerate_teardown
@@ -156,6 +184,8 @@ class OverviewScreen(Screen[None]):
         if not self.is_attached:
             return
         for row in rows:
+            if self.pending_counts is not None:
+                row = replace(row, approvals=self.pending_counts.get(row.name, 0))
             self.rows[row.name] = row
             self._remember_versions(row)
         self.table.refresh_keys(list(names))
@@ -210,6 +240,7 @@ class OverviewScreen(Screen[None]):
         visible = [str(k) for k in self.table.visible_keys()]
         if self._ticks % FULL_REFRESH_EVERY == 0:
             self.request_rows(visible, force=True)
+            self.load_pending()
         else:
             live = [n for n in visible if n in self.rows and self.rows[n].production]
             if live:
@@ -234,7 +265,7 @@ class OverviewScreen(Screen[None]):
         self._update_detail()
 
     def refresh_data(self) -> None:
-        """`r`: re-read the model list and the visible rows."""
+        """`r`: re-read the model list, the visible rows and the requests awaiting approval."""
         self.load_models()
         self.notify("Refreshing…", timeout=1.5)
 

@@ -1,0 +1,370 @@
+"""`A`: the console's audit log, newest first, with filters and chain verification.
+
+Reading and verifying go through console.services.release.audit_view. `/` filters as you type:
+plain words match any field, `model:NAME`, `action:NAME` and `actor:NAME` match one field;
+`m`, `t` and `u` add (or drop) the highlighted event's model, action or actor. `v` verifies
+the hash chain and the git anchor and says: ok, or the first bad record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from console.tui import format as fmt
+from console.tui.headers import title_line
+from console.tui.palette import Palette, palette_of
+from console.tui.planview import error_text
+from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.vtable import Cell, Column, VirtualTable
+
+log = logging.getLogger(__name__)
+LIMIT = 5000
+DASH = "\u2013"
+FIELDS = ("model", "action", "actor")
+GOOD = ("ok", "executed", "approved", "pending", "requested", "cancelled", "overridden")
+BAD = ("refused", "failed", "conflict", "unknown", "rejected")
+
+AUDIT_COLUMNS = (
+    Column("seq", "SEQ", 6, priority=100, align="right"),
+    Column("at", "TIME UTC", 11, priority=90),
+    Column("actor", "ACTOR", 10, min_width=6, priority=85, max_width=14, flex=True),
+    Column("action", "ACTION", 16, min_width=8, priority=95),
+    Column("model", "MODEL", 16, min_width=8, priority=80, max_width=22, flex=True),
+    Column("version", "VERSION", 8, priority=75),
+    Column("stage", "STAGE", 10, min_width=5, priority=45),
+    Column("change", "BEFORE→AFTER", 15, min_width=9, priority=55),
+    Column("result", "RESULT", 9, min_width=7, priority=82),
+    Column("reason", "REASON", 20, priority=48, flex=True),
+)
+
+
+def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
+    """``model:x action:y actor:z words`` → ({field: value}, [words]), lower-cased."""
+    fields: dict[str, str] = {}
+    words: list[str] = []
+    for token in text.lower().split():
+        name, sep, value = token.partition(":")
+        if sep and name in FIELDS and value:
+            fields[name] = value
+        else:
+            words.append(token)
+    return fields, words
+
+
+def action_of(e: Any) -> str:
+    op = e.details.get("op") if isinstance(e.details, dict) else None
+    return f"{e.action}({op})" if op else e.action
+
+
+def matches(e: Any, fields: dict[str, str], words: Sequence[str]) -> bool:
+    """Does event ``e`` pass the filter: every field exactly, every word somewhere."""
+    for name, value in fields.items():
+        have = e.action if name == "action" else getattr(e, name)
+        if str(have).lower() != value and not (name == "action" and action_of(e) == value):
+            return False
+    if not words:
+        return True
+    hay = " ".join(
+        str(x) for x in (e.seq, e.actor, action_of(e), e.model, e.version, e.stage, e.before,
+                         e.after, e.result, e.request_id, e.reason)
+    ).lower()  # fmt: skip
+    return all(w in hay for w in words)
+
+
+def toggle_token(text: str, name: str, value: str) -> str:
+    """Add ``name:value`` to the filter text, or drop it when that exact filter is there."""
+    value = value.lower()
+    tokens = text.split()
+    token = f"{name}:{value}"
+    if token in [t.lower() for t in tokens]:
+        return " ".join(t for t in tokens if t.lower() != token)
+    kept = [t for t in tokens if not t.lower().startswith(f"{name}:")]
+    return " ".join([*kept, token])
+
+
+def event_cells(e: Any, pal: Palette, *, bad_seq: int | None) -> dict[str, Cell]:
+    result_style = pal.ok if e.result in GOOD else pal.err if e.result in BAD else pal.muted
+    seq: Cell = (str(e.seq), pal.muted)
+    if bad_seq is not None and e.seq >= bad_seq:
+        seq = (f"✗ {e.seq}", pal.err)
+    change = f"{e.before or DASH}→{e.after or DASH}" if (e.before or e.after) else ""
+    return {
+        "seq": seq,
+        "at": (e.at.strftime("%m-%d %H:%M"), pal.muted),
+        "actor": e.actor,
+        "action": (action_of(e), pal.bold),
+        "model": e.model,
+        "version": e.version,
+        "stage": e.stage,
+        "change": change,
+        "result": (e.result, result_style),
+        "reason": (e.reason, pal.muted),
+    }
+
+
+def event_detail(e: Any, pal: Palette) -> Text:
+    """The highlighted event in full."""
+    text = Text(no_wrap=False)
+    text.append(f"seq {e.seq} ", style=pal.heading)
+    text.append(f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {e.actor}", style=pal.muted)
+    who = e.details.get("identity") if isinstance(e.details, dict) else None
+    if isinstance(who, dict) and who.get("ssh_client"):
+        text.append(f" (ssh {who['ssh_client']})", style=pal.muted)
+    text.append(f" · {action_of(e)} ", style=pal.bold)
+    text.append(" ".join(x for x in (e.model, e.version, e.stage) if x))
+    if e.before or e.after:
+        text.append(f" {e.before or DASH} → {e.after or DASH}")
+    text.append(f" · {e.result}" + (f" · {e.request_id}" if e.request_id else ""))
+    if e.reason:
+        text.append(f"\nreason: {e.reason}")
+    if e.hash:
+        text.append(f"\nhash {e.hash[:16]} · prev {e.prev_hash[:16] or '(first)'}", style=pal.muted)
+    return text
+
+
+def verify_text(check: Any, pal: Palette) -> Text:
+    """ok (records, head, anchored) or the first bad seq and why."""
+    r = check.result
+    text = Text()
+    if r.ok:
+        text.append("✓ chain verified", style=pal.ok)
+        head = f"head {r.head_hash[:16]}" if r.head_hash else "empty"
+        text.append(f": {fmt.plural(r.count, 'record')}, {head}")
+        if r.note:
+            anchored = r.unanchored_since is None and r.anchor is not None
+            text.append(f"; {r.note}", style=pal.ok if anchored else pal.warn)
+    else:
+        problem = r.problem.value.replace("_", " ") if r.problem else "bad record"
+        text.append(f"✗ verification FAILED at seq {r.first_bad_seq} ({problem})", style=pal.err)
+        text.append(f": {r.reason}")
+    if check.anchor_note:
+        text.append(f"\n⚠ {check.anchor_note}", style=pal.warn)
+    return text
+
+
+class AuditTable(VirtualTable):
+    """The audit events, newest first; Enter opens the event's model."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select", "Open the event's model", show=False),
+    ]
+    help_group = "audit table"
+
+
+class AuditScreen(Screen[None]):
+    """Every console audit event: seq, time, actor, action, model, version, stage, change,
+    result, reason; filters; verification."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("v", "verify", "Verify chain"),
+        Binding("m", "filter_by('model')", "Only this model"),
+        Binding("t", "filter_by('action')", "Only this action"),
+        Binding("u", "filter_by('actor')", "Only this actor"),
+    ]
+    DEFAULT_CSS = """
+    AuditScreen { layout: vertical; background: $background; }
+    AuditScreen #events { height: 1fr; }
+    AuditScreen #verify { height: auto; max-height: 3; padding: 0 1; background: $surface; }
+    AuditScreen #detail {
+        height: auto; max-height: 5; padding: 0 1; background: $panel;
+        border-top: solid $primary 30%;
+    }
+    """
+    help_title = "Audit log"
+
+    def __init__(self, *, model: str | None = None) -> None:
+        super().__init__()
+        self.scope = model
+        self.events: dict[int, Any] = {}
+        self.order: list[int] = []  # newest first
+        self.total = 0
+        self.filter_text = f"model:{model}" if model else ""
+        self.check: Any = None
+        self.bad_seq: int | None = None
+        self.problem = ""
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar(id="title")
+        yield AuditTable(AUDIT_COLUMNS, self._cells, id="events", empty_text="reading the log…")
+        yield Static("", id="verify")
+        yield Static("", id="detail")
+        yield FilterBar("filter: words, model:NAME, action:NAME, actor:NAME", id="filter")
+        yield Footer(compact=True)
+
+    @property
+    def table(self) -> AuditTable:
+        return self.query_one("#events", AuditTable)
+
+    def on_mount(self) -> None:
+        self.query_one(FilterBar).value = self.filter_text
+        self.query_one("#verify", Static).update(
+            Text("v verifies the hash chain and its git anchor", style=palette_of(self.app).muted)
+        )
+        self._update_title()
+        self.table.focus()
+        self.load()
+
+    def _cells(self, key: Hashable) -> dict[str, Cell]:
+        return event_cells(self.events[int(str(key))], palette_of(self.app), bad_seq=self.bad_seq)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @work(group="audit", exclusive=True)
+    @tolerate_teardown
+    async def load(self) -> None:
+        from console.services.release.audit_view import read_log
+
+        app: Any = self.app
+        await app.ready.wait()
+        try:
+            got = await read_log(app.workspace, limit=LIMIT)
+        except Exception as exc:  # no audit backend, or unreadable: in words
+            self.problem = str(getattr(exc, "message", exc))
+            self.table.empty_text = f"the audit log can not be read: {self.problem}"
+            self.table.set_rows([])
+            self._update_title()
+            return
+        self.problem = ""
+        self.events = {e.seq: e for e in got.events}
+        self.order = sorted(self.events, reverse=True)
+        self.total = got.total
+        self._apply_filter()
+
+    @work(group="verify", exclusive=True)
+    @tolerate_teardown
+    async def verify(self) -> None:
+        from console.services.release.audit_view import check_log
+
+        app: Any = self.app
+        await app.ready.wait()
+        status = self.query_one("#verify", Static)
+        status.update(Text("verifying every record and the anchor…", style="italic"))
+        try:
+            check = await check_log(app.workspace)
+        except Exception as exc:
+            status.update(error_text(exc, palette_of(app)))
+            return
+        self.check = check
+        self.bad_seq = None if check.result.ok else check.result.first_bad_seq
+        status.update(verify_text(check, palette_of(app)))
+        self.table.refresh_keys()
+        if self.bad_seq is not None and self.bad_seq in self.events:
+            self.table.move_to(self.bad_seq)
+        self._update_title()
+
+    def refresh_data(self) -> None:
+        """`r`: read the log again."""
+        self.load()
+        self.notify("Refreshing…", timeout=1.5)
+
+    # -- filtering ---------------------------------------------------------------------------
+
+    def _apply_filter(self) -> None:
+        fields, words = parse_filter(self.filter_text)
+        keys = [s for s in self.order if matches(self.events[s], fields, words)]
+        self.table.empty_text = (
+            "no event matches the filter" if self.filter_text.strip() else "the audit log is empty"
+        )
+        self.table.set_rows(keys)
+        self._update_title()
+        self._update_detail()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_filter_by(self, name: str) -> None:
+        key = self.table.cursor_key
+        if key is None:
+            return
+        e = self.events[int(str(key))]
+        value = e.action if name == "action" else getattr(e, name)
+        if not value:
+            self.notify(f"this event names no {name}", timeout=2)
+            return
+        self._set_filter(toggle_token(self.filter_text, name, str(value)))
+
+    def _set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self.query_one(FilterBar).value = text
+        self._apply_filter()
+
+    @on(FilterBar.Changed, "#filter")
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        if event.value != self.filter_text:
+            self.filter_text = event.value
+            self._apply_filter()
+
+    @on(FilterBar.Closed, "#filter")
+    def _filter_closed(self, event: FilterBar.Closed) -> None:
+        if event.cleared:
+            self._set_filter("")
+        self.table.focus()
+
+    def action_verify(self) -> None:
+        self.verify()
+
+    def action_back(self) -> None:
+        if self.filter_text:
+            self._set_filter("")
+            return
+        self.app.pop_screen()
+
+    @on(VirtualTable.RowSelected, "#events")
+    def _selected(self, event: VirtualTable.RowSelected) -> None:
+        e = self.events[int(str(event.key))]
+        if e.model:
+            self.app.open_model(e.model, e.version or None)  # type: ignore[attr-defined]
+
+    @on(VirtualTable.CursorMoved, "#events")
+    def _moved(self, event: VirtualTable.CursorMoved) -> None:
+        self._update_detail()
+
+    # -- text --------------------------------------------------------------------------------
+
+    def _update_title(self) -> None:
+        pal = palette_of(self.app)
+        left = Text.assemble(
+            ("cd4ml-console", pal.muted), (" \u203a ", pal.muted), ("audit log", pal.heading)
+        )
+        right = Text()
+        if self.problem:
+            right.append("⚠ unreadable", style=pal.warn)
+        elif self.events:
+            shown = len(self.events)
+            right.append(
+                fmt.plural(shown, "event")
+                if self.total <= shown
+                else f"newest {shown:,} of {self.total:,}",
+                style=pal.muted,
+            )
+            if self.filter_text.strip():
+                right.append(
+                    f"  filter \u201c{self.filter_text.strip()}\u201d {self.table.row_count}",
+                    style=pal.accent,
+                )
+        if self.check is not None:
+            ok = self.check.result.ok
+            right.append(
+                "  ✓ verified" if ok else f"  ✗ bad at seq {self.bad_seq}",
+                style=pal.ok if ok else pal.err,
+            )
+        self.query_one(TitleBar).update(title_line(left, right))
+
+    def _update_detail(self) -> None:
+        key = self.table.cursor_key
+        detail = self.query_one("#detail", Static)
+        if key is None:
+            detail.update("")
+            return
+        detail.update(event_detail(self.events[int(str(key))], palette_of(self.app)))

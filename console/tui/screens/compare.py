@@ -1,0 +1,201 @@
+"""`c`: the marked versions (or the selected one) against the stage's version: metric deltas
+(direction-aware: ▲ better, ▼ worse, with signed numbers), CI, a metric trend across every
+version, and each candidate's four axes (code, model/params, schema, sampling)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from console.tui import format as fmt
+from console.tui.headers import title_line
+from console.tui.palette import Palette, palette_of
+from console.tui.planview import error_text, heading
+from console.tui.widgets.bars import TitleBar, tolerate_teardown
+from console.tui.widgets.lineage import render_lineage
+
+log = logging.getLogger(__name__)
+TREND_METRICS = 4
+TREND_WIDTH = 50
+
+
+def _metric_cell(m: Any, spec: Any, pal: Palette) -> Text:
+    if m is None or m.value is None:
+        return Text("\u2013", style=pal.muted)
+    text = Text(fmt.number(m.value, spec.format))
+    if m.delta is not None:
+        better = fmt.better(m.delta, m.direction, spec.format)
+        text.append(
+            f" {fmt.verdict(better, m.delta)}{fmt.signed(m.delta, spec.format)}",
+            style=pal.verdict(better),
+        )
+    return text
+
+
+def metrics_table(c: Any, pal: Palette, specs: Any) -> Table:
+    """Metric rows; the stage's version, then one column per candidate."""
+    table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style=pal.muted)
+    table.add_column("metric", no_wrap=True, style=pal.bold)
+    table.add_column(f"{c.stage} {c.base_version or '∅'}", no_wrap=True, justify="right")
+    for cand in c.candidates:
+        table.add_column(cand.version, no_wrap=True, justify="right")
+    for name in c.metric_names:
+        spec = specs(name)
+        found = [next((m for m in cand.metrics if m.name == name), None) for cand in c.candidates]
+        base = next((m.base for m in found if m is not None and m.base is not None), None)
+        table.add_row(
+            name, fmt.number(base, spec.format), *(_metric_cell(m, spec, pal) for m in found)
+        )
+    if c.candidates:
+        verdicts = []
+        for cand in c.candidates:
+            text = Text(f"{cand.better} {fmt.BETTER}", style=pal.better)
+            text.append(" · ", style=pal.muted)
+            text.append(f"{cand.worse} {fmt.WORSE}", style=pal.worse)
+            verdicts.append(text)
+        table.add_row(Text("better · worse", style=pal.muted), "", *verdicts)
+        table.add_row(
+            Text("CI", style=pal.muted),
+            "",
+            *(
+                Text(f"{fmt.CI_GLYPHS.get(x.ci, '·')} {fmt.CI_WORDS.get(x.ci, x.ci)}",
+                     style=pal.ci(x.ci))
+                for x in c.candidates
+            ),
+        )  # fmt: skip
+        table.add_row(
+            Text("by", style=pal.muted), "", *(x.created_by or "\u2013" for x in c.candidates)
+        )
+    return table
+
+
+def trend_block(c: Any, pal: Palette, specs: Any) -> RenderableType:
+    """One sparkline per metric across the versions (oldest → newest), with the candidates
+    (^) and the stage's version (P) marked underneath."""
+    points = list(c.trend)[-TREND_WIDTH:]
+    if not points or not c.metric_names:
+        return Text("no metric history", style=pal.muted)
+    wanted = {x.version for x in c.candidates}
+    marks = "".join(
+        "^" if p.version in wanted else "P" if p.version == c.base_version else " " for p in points
+    )
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True, style=pal.bold)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style=pal.muted)
+    for name in c.metric_names[:TREND_METRICS]:
+        values = [p.metrics.get(name) for p in points]
+        known = [v for v in values if v is not None]
+        if not known:
+            continue
+        spec = specs(name)
+        line = fmt.spark([v if v is not None else min(known) for v in values], len(points))
+        span = f"{fmt.number(min(known), spec.format)} … {fmt.number(max(known), spec.format)}"
+        direction = "higher is better" if spec.direction == "higher" else "lower is better"
+        table.add_row(name, Text(line, style=pal.primary), f"{span} ({direction})")
+    table.add_row("", Text(marks, style=pal.accent), "^ compared  P " + c.stage)
+    first, last = points[0].version, points[-1].version
+    note = Text(f"{len(points)} versions, {first} → {last}", style=pal.muted)
+    return Group(note, table)
+
+
+def render_comparison(c: Any, pal: Palette, now: datetime, specs: Any) -> RenderableType:
+    """Metrics, trend, then each candidate's four axes."""
+    parts: list[RenderableType] = []
+    for kind, message in sorted(c.errors.items()):
+        parts.append(Text(f"⚠ {kind}: {message}", style=pal.warn))
+    parts += [heading(f"metrics vs {c.stage} {c.base_version or '(nothing there)'}", pal)]
+    parts += [metrics_table(c, pal, specs), Text("")]
+    parts += [heading("trend across versions", pal), trend_block(c, pal, specs)]
+    for cand in c.candidates:
+        parts.append(Rule(style=pal.muted))
+        parts.append(render_lineage(cand.lineage, pal, now, specs, base_label=c.stage))
+    return Group(*parts)
+
+
+class CompareScreen(Screen[None]):
+    """N candidates against the stage's version, on one scrollable page."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+    ]
+    DEFAULT_CSS = """
+    CompareScreen { layout: vertical; background: $background; }
+    CompareScreen #compare { height: 1fr; background: $surface; padding: 0 1; }
+    CompareScreen #compare:focus { background-tint: $foreground 3%; }
+    """
+    help_title = "Compare"
+
+    def __init__(self, model: str, versions: Sequence[str], *, stage: str | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.versions = list(dict.fromkeys(versions))
+        self.stage = stage
+        self.comparison: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar(id="title")
+        with VerticalScroll(id="compare"):
+            yield Static(Text("comparing…", style="italic"), id="comparison")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._title()
+        self.query_one("#compare").focus()
+        self.load()
+
+    def _title(self) -> None:
+        pal = palette_of(self.app)
+        left = Text.assemble(
+            ("cd4ml-console", pal.muted), (" \u203a ", pal.muted), (self.model, pal.heading),
+            (" \u203a compare ", pal.muted), (", ".join(self.versions), pal.bold),
+        )  # fmt: skip
+        right = Text()
+        c = self.comparison
+        if c is not None:
+            right.append(f"vs {c.stage} {c.base_version or '∅'}", style=pal.muted)
+        self.query_one(TitleBar).update(title_line(left, right))
+
+    @work(group="compare", exclusive=True)
+    @tolerate_teardown
+    async def load(self) -> None:
+        from console.services.release.compare import compare
+
+        app: Any = self.app
+        await app.ready.wait()
+        body = self.query_one("#comparison", Static)
+        try:
+            c = await compare(
+                app.workspace, self.model, self.versions,
+                stage=self.stage, overview=app.services.overview,
+            )  # fmt: skip
+        except Exception as exc:  # refused (unknown version) or a backend: in words
+            from console.services.release import Refused
+
+            if not isinstance(exc, Refused):
+                log.exception("compare failed")
+            body.update(error_text(exc, palette_of(app)))
+            return
+        self.comparison = c
+        self._title()
+        body.update(render_comparison(c, palette_of(app), app.clock(), app.config.metric_spec))
+
+    def refresh_data(self) -> None:
+        """`r`: compare again."""
+        self.load()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,96 @@
+"""`p`: promote the selected version to the next stage, after its plan and gates are shown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import RenderableType
+from textual import on
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Input
+
+from console.tui.planview import plan_preview, quality_failures, schema_gate
+from console.tui.screens.dialog import ActionDialog, field
+
+
+def next_stage(stages: Sequence[str], current: Sequence[str]) -> str | None:
+    """The stage after the furthest one ``current`` holds; "" when the version holds none and
+    more than one stage could be meant (ask); None when it is already in the last stage."""
+    held = [stages.index(s) for s in current if s in stages]
+    if held:
+        i = max(held)
+        return stages[i + 1] if i + 1 < len(stages) else None
+    return stages[0] if len(stages) == 1 else ""
+
+
+class PromoteDialog(ActionDialog):
+    """The promotion plan (move, deploy, gates, approvals, audit steps), a reason, confirm."""
+
+    def __init__(self, model: str, version: str, stage: str) -> None:
+        super().__init__(model)
+        self.version = version
+        self.stage = stage
+        self.ack = False
+
+    def dialog_title(self) -> str:
+        return f"Promote {self.model} {self.version} → {self.stage}"
+
+    def form(self) -> Iterable[Widget]:
+        yield field(
+            "reason (required)",
+            Input(placeholder="why: recorded in the audit log", id="reason", compact=True),
+            id="reason-row",
+        )
+        yield Checkbox("I acknowledge the schema change", id="ack", compact=True, classes="-hidden")
+
+    def buttons(self) -> Iterable[Button]:
+        yield Button("Promote", id="confirm", variant="primary", compact=True, classes="act")
+
+    async def fetch_plan(self) -> Any:
+        return await self.release.plan_promotion(
+            self.model, self.version, self.stage, ack_schema_change=self.ack
+        )
+
+    def render_plan(self, plan: Any) -> RenderableType:
+        return plan_preview(plan, self.palette, self.prod_stage)
+
+    def after_plan(self, plan: Any) -> None:
+        gate = schema_gate(plan)
+        box = self.query_one("#ack", Checkbox)
+        if gate is not None or self.ack:
+            if gate is not None:
+                box.label = f"I acknowledge the schema change ({gate.observed} fields)"
+            box.remove_class("-hidden")
+        self.relabel("confirm", "Promote now" if plan.ready else "Request promotion")
+
+    def why_blocked(self, button: str) -> str:
+        plan = self.plan
+        if plan is None:
+            return self.no_plan()
+        if plan.may_request:
+            return f"you may not promote: {plan.may_request}"
+        if plan.already:
+            return f"{plan.stage} already points at {plan.version}: nothing to move"
+        fails = quality_failures(plan)
+        if fails:
+            if [g.gate for g in fails] == ["schema"]:
+                return "the schema changed: tick the acknowledgement (tab to it, space) to go on"
+            return "blocked by gates: " + "; ".join(g.detail for g in fails)
+        if not self.input_value("reason").strip():
+            return "a reason is required: it is recorded in the audit log"
+        return ""
+
+    async def execute(self, button: str) -> Any:
+        return await self.release.promote(
+            self.model, self.version, self.stage,
+            reason=self.input_value("reason").strip(), ack_schema_change=self.ack,
+            evidence_hash=self.plan.evidence_hash,
+        )  # fmt: skip
+
+    @on(Checkbox.Changed, "#ack")
+    def _ack_changed(self, event: Checkbox.Changed) -> None:
+        self.ack = event.value
+        self.plan = None  # nothing runs on the old evidence: the schema gate changes with it
+        self.update_state()
+        self.load_plan()
