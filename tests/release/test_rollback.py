@@ -83,3 +83,13 @@ async def test_nothing_to_roll_back_to() -> None:
     w = World(approvals=0)
     with pytest.raises(Refused, match="no earlier version"):
         await w.svc("dev").plan_rollback("m", stage="staging")
+
+
+async def test_rollback_target_from_the_audit_when_the_registry_keeps_no_history() -> None:
+    """MLflow keeps no alias history: the console's own record of the last move decides."""
+    w = World(approvals=0)
+    result = await w.svc("sam").promote("m", "v1.1.0", "production", reason="better")
+    assert result.status == "executed"
+    w.registry.hist.clear()  # as if the registry remembered nothing
+    plan = await w.svc("sam").plan_rollback("m")
+    assert (plan.from_version, plan.version) == ("v1.1.0", "v1.0.0")

@@ -57,6 +57,30 @@ def previous_version(
     return None
 
 
+async def _previous_from_audit(
+    svc: ReleaseService, model: str, stage: str, current: str, versions: Sequence[ModelVersion]
+) -> str | None:
+    """What ``stage`` held before it moved to ``current``, per the newest executed move the
+    audit log recorded (None when the log has none or can not be read)."""
+    active = {v.version for v in versions if not v.deregistered}
+    try:
+        events = await call("audit", svc.port("audit").events(model=model), svc.timeout)
+    except (Unavailable, ReleaseError):
+        return None
+    for ev in reversed(events):
+        if (
+            ev.stage == stage
+            and ev.result == "executed"
+            and ev.after == current
+            and ev.before
+            and ev.before != current
+            and ev.before in active
+            and ev.details.get("op") != "rollback"  # never propose what was rolled away from
+        ):
+            return ev.before
+    return None
+
+
 async def _resolve(
     svc: ReleaseService, model: str, stage: str | None, to_version: str | None
 ) -> Context:
@@ -79,6 +103,8 @@ async def _resolve(
             f"nothing to roll back: {stage} of {model} points at no version", kind="policy"
         )
     target = to_version or previous_version(history, stage, current, versions)
+    if target is None:  # registries without alias history (MLflow): the console's own record
+        target = await _previous_from_audit(svc, model, stage, current, versions)
     if target is None:
         raise Refused(
             f"no earlier version of {model} was in {stage} (it holds {current}); "
