@@ -11,13 +11,13 @@ import signal
 from pathlib import Path
 
 from console.backends.plugin import CommandDeployConfig
+from console.deploy_templates import fill
 from console.plugins import BackendContext
 from console.ports import BackendError, Unreachable
 
 TAIL_BYTES = 64 * 1024
 MAX_LINE = 300
 GRACE_SECONDS = 2.0
-PLACEHOLDERS = ("model", "version", "stage", "actor")
 
 
 def last_line(data: bytes) -> str:
@@ -65,13 +65,7 @@ class CommandDeployer:
 
     def argv(self, model: str, version: str, stage: str, actor: str) -> list[str]:
         """The command with placeholders substituted in each element (never through a shell)."""
-        values = {"model": model, "version": version, "stage": stage, "actor": actor}
-        out = []
-        for element in self.config.command:
-            for key in PLACEHOLDERS:
-                element = element.replace("{" + key + "}", values[key])
-            out.append(element)
-        return out
+        return [fill(element, model, version, stage, actor) for element in self.config.command]
 
     def _program(self) -> str | None:
         """The executable the command names, resolved like the OS will (relative to the workspace)."""

@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from console.credentials import CredentialOptions
+from console.deploy_templates import check_templates
 from console.plugins import API_VERSION, BackendContext, BackendPlugin
 
-PLACEHOLDERS = ("model", "version", "stage", "actor")
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 
@@ -69,13 +69,7 @@ class GitHubActionsConfig(CredentialOptions):
     def _inputs(cls, value: dict[str, str]) -> dict[str, str]:
         if len(value) > 25:
             raise ValueError("GitHub accepts at most 25 workflow_dispatch inputs")
-        for name, template in value.items():
-            unknown = set(re.findall(r"\{(\w*)\}", template)) - set(PLACEHOLDERS)
-            if unknown:
-                raise ValueError(
-                    f"{name}: unknown placeholder(s) {sorted(unknown)}; use "
-                    + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-                )
+        check_templates(value)
         return value
 
 

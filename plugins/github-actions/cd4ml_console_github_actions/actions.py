@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cd4ml_console_github_actions import PLACEHOLDERS, GitHubActionsConfig
+from cd4ml_console_github_actions import GitHubActionsConfig
 from cd4ml_console_github_actions.mapping import (
     Job,
     WorkflowRun,
@@ -22,6 +22,7 @@ from cd4ml_console_github_actions.mapping import (
 )
 from console import http_api as tp
 from console.credentials import Credential, alookup, credential_name, require
+from console.deploy_templates import fill
 from console.domain import CIJob, CIRun
 from console.plugins import BackendContext
 from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
@@ -178,13 +179,10 @@ class GitHubActions:
 
     def inputs(self, model: str, version: str, stage: str, actor: str) -> dict[str, str]:
         """The workflow_dispatch inputs with the placeholders substituted."""
-        values = dict(zip(PLACEHOLDERS, (model, version, stage, actor), strict=True))
-        out = {}
-        for name, template in self.config.deploy_inputs.items():
-            for key, value in values.items():
-                template = template.replace("{" + key + "}", value)
-            out[name] = template
-        return out
+        return {
+            name: fill(template, model, version, stage, actor)
+            for name, template in self.config.deploy_inputs.items()
+        }
 
     async def _dispatch_runs(self, workflow_path: str) -> list[WorkflowRun]:
         params = {"event": "workflow_dispatch", "branch": self.config.deploy_ref, "per_page": 20}

@@ -10,9 +10,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from console.credentials import CredentialOptions
+from console.deploy_templates import check_templates
 from console.plugins import API_VERSION, BackendContext, BackendPlugin
 
-PLACEHOLDERS = ("model", "version", "stage", "actor")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -68,15 +68,10 @@ class GitLabCIConfig(CredentialOptions):
     @field_validator("deploy_variables")
     @classmethod
     def _variables(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, template in value.items():
+        for name in value:
             if not _VARIABLE.fullmatch(name):
                 raise ValueError(f"{name!r} is not a CI/CD variable name (letters, digits, _)")
-            unknown = set(re.findall(r"\{(\w*)\}", template)) - set(PLACEHOLDERS)
-            if unknown:
-                raise ValueError(
-                    f"{name}: unknown placeholder(s) {sorted(unknown)}; use "
-                    + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-                )
+        check_templates(value)
         return value
 
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from cd4ml_console_gitlab_ci import PLACEHOLDERS, GitLabCIConfig
+from cd4ml_console_gitlab_ci import GitLabCIConfig
 from cd4ml_console_gitlab_ci.mapping import Job, Pipeline, parse_items, pipeline_to_domain
 from console import http_api as tp
 from console.credentials import (
@@ -20,6 +20,7 @@ from console.credentials import (
     credential_name,
     require,
 )
+from console.deploy_templates import fill
 from console.domain import CIRun
 from console.plugins import BackendContext
 from console.ports import BackendError, InvalidResponse, Unreachable
@@ -187,13 +188,10 @@ class GitLabCI:
 
     def variables(self, model: str, version: str, stage: str, actor: str) -> dict[str, str]:
         """The deploy pipeline's CI/CD variables with the placeholders substituted."""
-        values = dict(zip(PLACEHOLDERS, (model, version, stage, actor), strict=True))
-        out = {}
-        for name, template in self.config.deploy_variables.items():
-            for key, value in values.items():
-                template = template.replace("{" + key + "}", value)
-            out[name] = template
-        return out
+        return {
+            name: fill(template, model, version, stage, actor)
+            for name, template in self.config.deploy_variables.items()
+        }
 
     async def deploy(self, model: str, version: str, stage: str, *, actor: str) -> str:
         """Create the deploy pipeline once, then follow it until it finishes."""
