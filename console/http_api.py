@@ -11,7 +11,7 @@ import email.utils
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -417,3 +417,29 @@ class HttpApi:
 
     def __repr__(self) -> str:
         return f"HttpApi({self.backend!r}, {self.safe_base!r})"
+
+
+T = TypeVar("T")
+
+
+async def poll_until(
+    item: T,
+    refresh: Callable[[T], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    deadline: float,
+    poll_seconds: float,
+    still: Callable[[T], str],
+    backend: str,
+    hint: str,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Re-read ``item`` every ``poll_seconds`` until ``done``; Unreachable saying ``still(item)``
+    when the next poll would pass ``deadline`` (a deploy run that is still going)."""
+    while not done(item):
+        if clock() + poll_seconds > deadline:
+            raise Unreachable(still(item), backend=backend, hint=hint)
+        await sleep(poll_seconds)
+        item = await refresh(item)
+    return item

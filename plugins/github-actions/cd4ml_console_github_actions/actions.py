@@ -25,7 +25,7 @@ from console.credentials import Credential, alookup, credential_name, require
 from console.deploy_templates import fill
 from console.domain import CIJob, CIRun
 from console.plugins import BackendContext
-from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
+from console.ports import BackendError, InvalidResponse, NotFound
 
 CACHE_SIZE = 1024
 JOB_FETCHES = 4  # runs whose jobs are read at once
@@ -273,18 +273,21 @@ class GitHubActions:
 
     async def _follow(self, run: WorkflowRun, started: float) -> WorkflowRun:
         """Poll ``run`` until it completes or the deploy's time is up."""
-        deadline = started + self.config.timeout_seconds
-        while not run.completed:
-            if monotonic() + self.config.poll_seconds > deadline:
-                raise Unreachable(
-                    f"run #{run.run_number} is still {run.status} after "
-                    f"{self.config.timeout_seconds:g}s: {run.html_url}",
-                    backend=self.name,
-                    hint="follow it on GitHub; the registry already moved",
-                )
-            await sleep(self.config.poll_seconds)
-            run = await self.run(run.id)
-        return run
+        return await tp.poll_until(
+            run,
+            lambda r: self.run(r.id),
+            lambda r: r.completed,
+            deadline=started + self.config.timeout_seconds,
+            poll_seconds=self.config.poll_seconds,
+            still=lambda r: (
+                f"run #{r.run_number} is still {r.status} after "
+                f"{self.config.timeout_seconds:g}s: {r.html_url}"
+            ),
+            backend=self.name,
+            hint="follow it on GitHub; the registry already moved",
+            sleep=sleep,
+            clock=monotonic,
+        )
 
     def _outcome(self, run: WorkflowRun) -> str:
         label = f"{run.name or self.config.deploy_workflow} run #{run.run_number}"

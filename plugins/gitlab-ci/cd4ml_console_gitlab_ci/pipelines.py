@@ -23,7 +23,7 @@ from console.credentials import (
 from console.deploy_templates import fill
 from console.domain import CIRun
 from console.plugins import BackendContext
-from console.ports import BackendError, InvalidResponse, Unreachable
+from console.ports import BackendError, InvalidResponse
 
 CACHE_SIZE = 1024
 JOB_FETCHES = 4
@@ -228,18 +228,22 @@ class GitLabCI:
         return self._outcome(pipeline)
 
     async def _follow(self, pipeline: Pipeline, started: float) -> Pipeline:
-        deadline = started + self.config.timeout_seconds
-        while not pipeline.finished:
-            if monotonic() + self.config.poll_seconds > deadline:
-                raise Unreachable(
-                    f"pipeline {pipeline.id} is still {pipeline.status} after "
-                    f"{self.config.timeout_seconds:g}s: {pipeline.web_url}",
-                    backend=self.name,
-                    hint="follow it in GitLab; the registry already moved",
-                )
-            await sleep(self.config.poll_seconds)
-            pipeline = await self.pipeline(pipeline.id)
-        return pipeline
+        """Poll ``pipeline`` until it finishes or the deploy's time is up."""
+        return await tp.poll_until(
+            pipeline,
+            lambda p: self.pipeline(p.id),
+            lambda p: p.finished,
+            deadline=started + self.config.timeout_seconds,
+            poll_seconds=self.config.poll_seconds,
+            still=lambda p: (
+                f"pipeline {p.id} is still {p.status} after "
+                f"{self.config.timeout_seconds:g}s: {p.web_url}"
+            ),
+            backend=self.name,
+            hint="follow it in GitLab; the registry already moved",
+            sleep=sleep,
+            clock=monotonic,
+        )
 
     def _outcome(self, pipeline: Pipeline) -> str:
         label = f"deploy pipeline {pipeline.id}"
