@@ -66,25 +66,14 @@ async def print_events(ws: Workspace, model: str | None, fmt: str, limit: int) -
 
 async def verify_log(ws: Workspace, *, as_json: bool = False) -> int:
     """Verify the chain and every anchor; exit 1 naming the first bad record."""
-    from console.audit.anchor import ANCHOR_REF, read_anchor_history
+    from console.audit.anchor import ANCHOR_REF
 
-    store = _store(ws)
-    if store is None:
-        return 1
-    verify = getattr(store, "verify", None)
-    if not callable(verify):
-        print(f"audit: the {store.name} store can not verify itself", file=sys.stderr)
-        return 1
-    note = ""
     try:
-        anchors = await read_anchor_history(ws.config.root, timeout=ws.config.timeout_seconds)
-    except Exception as exc:
-        anchors, note = [], f"anchor unreadable in {ws.config.root}: {exc}"
-    try:
-        result = await verify(anchors)
-    except Exception as exc:
-        print(f"audit verify: {exc}", file=sys.stderr)
+        check = await check_log(ws)
+    except ReleaseError as exc:
+        print(exc.message, file=sys.stderr)
         return 1
+    result, note = check.result, check.anchor_note
     if as_json:
         doc = {"schema": "cd4ml-console/audit-verify/v1", "ref": ANCHOR_REF,
                **result.model_dump(mode="json"), "anchor_note": note or None}  # fmt: skip
