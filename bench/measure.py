@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LOG_DIR = REPO / "bench" / ".work" / "logs"
+CACHE_DIR = REPO / "bench" / ".work" / "cache"  # XDG_CACHE_HOME of measured processes
 
 
 def console_exe() -> str:
@@ -35,6 +36,7 @@ def bench_env(**extra: str) -> dict[str, str]:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEXTUAL", "CD4ML_"))}
     env.update(CD4ML_LOG_FILE=str(LOG_DIR / "console.log"), PYTHONDONTWRITEBYTECODE="")
+    env.update(XDG_CACHE_HOME=str(CACHE_DIR))  # the start cache (console.tui.startcache)
     env.update(extra)
     return env
 

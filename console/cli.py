@@ -173,7 +173,14 @@ def cli(
 
 
 def open_tui(state: State, model: str | None = None) -> int:
-    config = state.config()
+    """The TUI on the workspace: the config is only located here (no pydantic before the
+    first frame); the app validates it right after, exiting 2 with what to fix."""
+    from console.config.locate import ConfigError, locate_config
+
+    try:
+        located = locate_config(state.config_file, state.workspace)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
     from console.logs import setup_logging
 
     setup_logging(verbose=state.verbose)
@@ -181,7 +188,7 @@ def open_tui(state: State, model: str | None = None) -> int:
         from console.tui.app import run_tui
     except ImportError:  # the TUI is not installed in this build
         fail("the TUI is not available in this build; use `cd4ml-console status`", EXIT_USAGE)
-    return run_tui(config, theme=state.theme, read_only=state.read_only, model=model)
+    return run_tui(located, theme=state.theme, read_only=state.read_only, model=model)
 
 
 pass_state = click.make_pass_decorator(State)

@@ -12,6 +12,7 @@ from console.config.locate import (
     CONFIG_NAME,
     DOCS_HINT,
     ConfigError,
+    Located,
     NoWorkspace,
     env_theme,
     find_git_root,
@@ -27,6 +28,7 @@ __all__ = [
     "config_label",
     "find_git_root",
     "load_config",
+    "load_located",
     "parse_config",
     "read_config_file",
     "user_config_path",
@@ -101,7 +103,11 @@ def zero_config(root: Path) -> ConsoleConfig:
 
 def load_config(config_file: Path | None = None, workspace: Path | None = None) -> ConsoleConfig:
     """Resolve the config the way the docs promise (see console.config.locate) and validate it."""
-    located = locate_config(config_file, workspace)
+    return load_located(locate_config(config_file, workspace))
+
+
+def load_located(located: Located) -> ConsoleConfig:
+    """Validate the config found by :func:`console.config.locate.locate_config`."""
     if located.path is not None:
         return read_config_file(located.path)
     assert located.root is not None

@@ -4,6 +4,7 @@ file's location and theme; validation runs after it (console.config.load)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tomllib
 from dataclasses import dataclass
@@ -90,6 +91,24 @@ def locate_config(config_file: Path | None = None, workspace: Path | None = None
     )
 
 
+_HEADER = re.compile(r"^\s*\[", re.MULTILINE)
+_UI_HEADER = re.compile(r"^\s*\[\s*ui\s*\]\s*(#.*)?$", re.MULTILINE)
+_UI_KEY = re.compile(r"^\s*ui\s*[.=]")
+
+
+def _ui_part(text: str) -> str:
+    """Only what can set ``ui.theme`` (the ``[ui]`` table and top-level ``ui`` keys): a config
+    listing a thousand models is otherwise parsed twice before the first frame."""
+    first = _HEADER.search(text)
+    top = text[: first.start()] if first else text
+    part = [line for line in top.splitlines() if _UI_KEY.match(line)]
+    table = _UI_HEADER.search(text)
+    if table is not None:
+        end = _HEADER.search(text, table.end())
+        part.append(text[table.start() : end.start() if end else len(text)])
+    return "\n".join(part)
+
+
 def peek_theme(located: Located) -> str | None:
     """The theme the environment or the file asks for, read cheaply (None: default or unreadable;
     full validation reports any problem with the file later)."""
@@ -98,7 +117,7 @@ def peek_theme(located: Located) -> str | None:
     if located.path is None:
         return None
     try:
-        data = tomllib.loads(located.path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_ui_part(located.path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     ui = data.get("ui")

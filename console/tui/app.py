@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from console.config import ConsoleConfig
+    from console.config.locate import Located
     from console.identity import IdentityProvider
     from console.services.lineage import LineageService
     from console.services.live import LiveService
@@ -121,8 +122,12 @@ class ConsoleApp(ReleaseActions):
 
     def __init__(
         self,
-        config: ConsoleConfig,
+        config: ConsoleConfig | None = None,
         *,
+        load_config: Callable[[], ConsoleConfig] | None = None,
+        label: str = "",
+        cache_key: str | None = None,
+        peeked_theme: str | None = None,
         workspace: Workspace | None = None,
         theme: str | None = None,
         read_only: bool = False,
@@ -133,18 +138,31 @@ class ConsoleApp(ReleaseActions):
         release: Any | None = None,
         identity: IdentityProvider | None = None,
     ) -> None:
-        """``release`` (a ReleaseService) and ``identity`` (who acts) may be injected, e.g. by
-        tests; by default the release service acts as the OS user."""
+        """Either ``config`` or ``load_config`` (validated in a worker after the first frame,
+        which then shows ``label`` as the workspace's name and, with ``cache_key``, the model
+        list of the last session). ``release`` (a ReleaseService) and ``identity`` (who acts)
+        may be injected, e.g. by tests; by default the release service acts as the OS user."""
         super().__init__()
-        self.config = config
+        if config is None and load_config is None:
+            raise TypeError("ConsoleApp needs a config or a way to load one")
+        self.config: Any = config  # ConsoleConfig once loaded (None only before the first frame)
+        self._load_config = load_config
         self.workspace = workspace
         self._owns_workspace = workspace is None
         self.read_only = read_only
         self.initial_model = model
         self.clock: Clock = clock or clock_from_env()
-        self.refresh_seconds = (
-            config.ui.refresh_seconds if refresh_seconds is None else refresh_seconds
-        )
+        self._refresh_override = refresh_seconds
+        self.refresh_seconds = 0.0
+        self.label = label
+        self.cache_key = cache_key
+        self.listing: Any = None  # (models, saved_at) of the last session, see startcache
+        if cache_key is not None:
+            from console.tui.startcache import read_listing
+
+            self.listing = read_listing(cache_key)
+        if config is not None:
+            self._use_config(config)
         self.services: Services | None = None
         self._release = release
         self.identity: IdentityProvider | None = identity or getattr(release, "identity", None)
@@ -154,7 +172,23 @@ class ConsoleApp(ReleaseActions):
         self.theme_specs, self.theme_problems = load_themes(theme_dirs)
         for spec in self.theme_specs.values():
             self.register_theme(spec.to_textual())
-        self.theme = self._pick_theme(theme or config.ui.theme or DEFAULT_THEME)
+        self._asked_theme = theme
+        wanted = theme or (config.ui.theme if config is not None else peeked_theme)
+        self.theme = self._pick_theme(wanted or DEFAULT_THEME)
+
+    def _use_config(self, config: ConsoleConfig) -> None:
+        self.config = config
+        self.label = config.workspace.name or config.root.name
+        self.refresh_seconds = (
+            config.ui.refresh_seconds if self._refresh_override is None else self._refresh_override
+        )
+        self._actions_off = None  # roles come from the config
+
+    def _theme_from_config(self) -> None:
+        """The first frame used a quick reading of the file; the validated config decides."""
+        wanted = self.config.ui.theme
+        if self._asked_theme is None and wanted and wanted != self.theme:
+            self.theme = self._pick_theme(wanted)
 
     # -- themes ------------------------------------------------------------------------------
 
@@ -193,14 +227,38 @@ class ConsoleApp(ReleaseActions):
     def on_mount(self) -> None:
         for problem in self.theme_problems:
             self.notify(problem, title="Themes", severity="warning", timeout=8)
-        # The first frame (the overview skeleton) goes out before any backend is built.
+        # The first frame (the overview skeleton) goes out before the config is validated and
+        # before any backend is built.
         self.call_after_refresh(self._open_workspace)
+        if self.initial_model and self.config is not None:
+            self.open_model(self.initial_model)
+
+    async def _validate_config(self) -> bool:
+        """Validate the config off the UI thread; on a problem exit saying what to fix."""
+        from console.config.locate import ConfigError
+
+        assert self._load_config is not None
+        try:
+            config = await asyncio.to_thread(self._load_config)
+        except ConfigError as exc:
+            self.exit(None, return_code=2, message=str(exc))
+            return False
+        self._use_config(config)
+        self._theme_from_config()
+        self.refresh_bindings()
+        title = getattr(self.screen, "config_loaded", None)
+        if title is not None:
+            title()
         if self.initial_model:
             self.open_model(self.initial_model)
+        return True
 
     @work(group="workspace", exclusive=True)
     async def _open_workspace(self) -> None:
-        """Build the backends off the UI thread, then the services the screens use."""
+        """Validate the config and build the backends off the UI thread, then the services
+        the screens use."""
+        if self.config is None and not await self._validate_config():
+            return
         if self.workspace is None:
             from console.config import ConfigError
             from console.services.workspace import open_workspace
@@ -235,6 +293,10 @@ class ConsoleApp(ReleaseActions):
     def open_model(self, name: str, version: str | None = None) -> None:
         """Show ``name``'s screen (replacing another model's screen), optionally on ``version``."""
         from console.tui.screens.model import ModelScreen
+
+        if self.config is None:  # the first instant: open it once the config is read
+            self.initial_model = name
+            return
 
         current = self.screen
         if isinstance(current, ModelScreen):
@@ -315,13 +377,27 @@ class ConsoleApp(ReleaseActions):
 
 
 def run_tui(
-    config: ConsoleConfig,
+    located: Located,
     *,
     theme: str | None = None,
     read_only: bool = False,
     model: str | None = None,
 ) -> int:
-    """Open the console on ``config``'s workspace; returns the exit code."""
-    app = ConsoleApp(config, theme=theme, read_only=read_only, model=model)
+    """Open the console on the workspace whose config was ``located``; returns the exit code.
+    The config is validated after the first frame (a problem exits 2 saying what to fix)."""
+    from console.config.locate import peek_theme
+
+    def load() -> ConsoleConfig:
+        from console.config import load_located
+
+        return load_located(located)
+
+    where = located.path.resolve() if located.path is not None else located.root
+    assert where is not None
+    label = where.name if located.path is None else where.parent.name
+    app = ConsoleApp(
+        load_config=load, label=label, cache_key=str(where), theme=theme,
+        peeked_theme=peek_theme(located), read_only=read_only, model=model,
+    )  # fmt: skip
     app.run()
     return app.return_code or 0

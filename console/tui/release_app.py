@@ -21,6 +21,7 @@ class ReleaseActions(App[int]):
     workspace: Any
     config: Any
     read_only: bool
+    ready: Any  # asyncio.Event, set once the services are built
     identity: Any
     _actions_off: str | None
 
@@ -68,6 +69,8 @@ class ReleaseActions(App[int]):
         """Why this session may not change anything ('' when it may): --read-only, or the
         person's role from the config is viewer."""
         if self._actions_off is None:
+            if self.config is None and not self.read_only:
+                return ""  # roles are not known yet: the action re-checks once they are
             if self.read_only:
                 self._actions_off = "read-only session (--read-only)"
             else:
@@ -108,6 +111,10 @@ class ReleaseActions(App[int]):
         context = context_of() if context_of is not None else actions.ActionContext()
 
         async def perform() -> None:
+            if self.config is None:  # pressed in the first instant: wait for the config
+                await self.ready.wait()
+                if self.refuse_if_off(action_id):
+                    return
             await actions.perform(self, action_id, context)
 
         self.run_worker(perform, group="release-action")  # type: ignore[arg-type]

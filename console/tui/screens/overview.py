@@ -66,13 +66,14 @@ class OverviewScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.models: list[Model] = []
+        self.models: list[Any] = []  # Model, or startcache.Listed before the registry answers
         self._by_name: dict[str, Model] = {}
         self.rows: dict[str, OverviewRow] = {}
         self._inflight: set[str] = set()
         self.registry_section: Any = None
         self.filter_text = ""
         self._viewport_timer: Timer | None = None
+        self._ticker: Timer | None = None
         self._ticks = 0
         self.pending_counts: dict[str, int] | None = None  # model -> requests awaiting approval
 
@@ -90,13 +91,18 @@ class OverviewScreen(Screen[None]):
         return self.query_one("#models", ModelsTable)
 
     def on_mount(self) -> None:
+        listing = getattr(self.app, "listing", None)
+        if listing and not self.models:  # last session's names until the registry answers
+            self.models = list(listing[0])
+            self._apply_filter()
         self._update_title()
         self._update_detail()
         self.table.focus()
         self.load_models()
-        seconds = getattr(self.app, "refresh_seconds", 0)
-        if seconds and seconds > 0:
-            self.set_interval(seconds, self._tick)
+
+    def config_loaded(self) -> None:
+        """The app has validated its config (after the first frame): the real workspace name."""
+        self._update_title()
 
     def _cells(self, key: Hashable) -> dict[str, Cell]:
         name = str(key)
@@ -110,6 +116,7 @@ class OverviewScreen(Screen[None]):
     async def load_models(self) -> None:
         app: Any = self.app
         await app.ready.wait()
+        self._start_ticking()
         models, section = await app.services.overview.list_models()
         if not self.is_attached:
             return
@@ -118,11 +125,26 @@ class OverviewScreen(Screen[None]):
         self._by_name = {m.name: m for m in self.models}
         app.catalog.models = {m.name: m.description for m in self.models}
         self._apply_filter()
+        if section.ok and getattr(app, "cache_key", None) is not None:
+            self.save_listing(app.cache_key)
         self.request_rows(self.table.visible_keys(margin=5), force=True)
         self.load_pending()
         self._update_title()
         if len(self.models) <= BACKGROUND_FILL_LIMIT:
             self.fill_rest()
+
+    def _start_ticking(self) -> None:
+        """Refresh on the configured interval (known once the config is validated)."""
+        seconds = getattr(self.app, "refresh_seconds", 0)
+        if self._ticker is None and seconds and seconds > 0:
+            self._ticker = self.set_interval(seconds, self._tick)
+
+    @work(group="listing", exclusive=True, thread=True)
+    def save_listing(self, key: str) -> None:
+        """Keep the model list for the next start's first frame (see console.tui.startcache)."""
+        from console.tui.startcache import Listed, write_listing
+
+        write_listing(key, [Listed(m.name, m.description) for m in self.models])
 
     @work(group="pending", exclusive=True)
     @tolerate_teardown
@@ -161,6 +183,8 @@ class OverviewScreen(Screen[None]):
                 await self._load_rows(chunk)
 
     def request_rows(self, names: Sequence[Hashable], *, force: bool = False) -> None:
+        if getattr(self.app, "services", None) is None:
+            return  # the first instant (names from the last session): rows load once open
         wanted = [
             str(n)
             for n in names
@@ -338,7 +362,7 @@ class OverviewScreen(Screen[None]):
         app: Any = self.app
         title = overview_title(
             palette_of(app),
-            app.config.workspace.name or app.config.root.name,
+            app.label,
             ready=app.services is not None,
             total=len(self.models),
             shown=self.table.row_count,

@@ -1,0 +1,136 @@
+"""Start-up: the first frame comes before the config is validated and before any backend; it
+shows the last session's model list; a bad config still exits 2 saying what to fix."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.config.locate import Located, _ui_part, peek_theme
+from console.tui import startcache
+from console.tui.app import ConsoleApp
+from console.tui.screens.model import ModelScreen
+from console.tui.startcache import Listed, read_listing, write_listing
+
+
+@pytest.fixture(autouse=True)
+def _cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home
+
+
+def _deferred(world: Any, make_app: Any, gate: asyncio.Event | None = None, **kw: Any) -> Any:
+    """An app built like ``run_tui`` builds it: the config is loaded by the app, in a worker
+    (held back by ``gate``, so a test can look at the first instant)."""
+    ready = make_app(**kw)
+    config = ready.config
+
+    def load() -> Any:
+        if gate is not None:
+            asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(10)
+        return config
+
+    loop = asyncio.get_running_loop()
+    app = ConsoleApp(
+        load_config=load, label="repo-dir", cache_key="/ws/one", workspace=ready.workspace,
+        release=ready._release, clock=ready.clock, refresh_seconds=0,
+        theme=kw.get("theme"), peeked_theme=kw.get("peeked_theme"),
+        model=kw.get("model"),
+    )  # fmt: skip
+    return app
+
+
+def _title(app: Any) -> str:
+    return app.screen.query_one("#title").render_line(0).text
+
+
+async def test_first_frame_shows_last_sessions_models_before_the_config(world, make_app, wait):
+    write_listing("/ws/one", [Listed("fraud-detector", "card fraud"), Listed("old-model")])
+    gate = asyncio.Event()
+    app = _deferred(world, make_app, gate)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.config is None and app.services is None
+        assert app.screen.table.keys == ["fraud-detector", "old-model"]
+        assert "repo-dir" in _title(app) and "opening workspace" in _title(app)
+        await pilot.press("down", "p", "question_mark", "escape")  # keys in the first instant
+        assert app.is_running
+        gate.set()
+        await wait(pilot)
+        names = app.screen.table.keys
+        assert "old-model" not in names and "fraud-detector" in names  # the registry decides
+        assert "acme-ml" in _title(app)
+    listed, _ = read_listing("/ws/one")
+    assert [m.name for m in listed] == names  # saved for the next start
+
+
+async def test_bad_config_found_after_the_first_frame_exits_2_with_the_reason(capsys):
+    from console.config import ConfigError
+
+    def load() -> Any:
+        raise ConfigError("cd4ml-console.toml: ui.refresh_seconds: must be > 0 (got -1)")
+
+    app = ConsoleApp(load_config=load, label="repo")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+    assert app.return_code == 2
+    assert "ui.refresh_seconds: must be > 0" in capsys.readouterr().err
+
+
+async def test_model_asked_for_opens_once_the_config_is_read(world, make_app, wait):
+    app = _deferred(world, make_app, model="fraud-detector")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        assert isinstance(app.screen, ModelScreen)
+        assert app.screen.model_name == "fraud-detector"
+
+
+async def test_validated_theme_replaces_the_quick_reading_unless_asked(world, make_app, wait):
+    app = _deferred(world, make_app, peeked_theme="light")  # the config says dark
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait(pilot)
+        assert app.theme == "dark"
+    app = _deferred(world, make_app, theme="high-contrast")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait(pilot)
+        assert app.theme == "high-contrast"
+
+
+def test_start_cache_ignores_damaged_foreign_or_huge_files(tmp_path):
+    write_listing("/ws/a", [Listed("m1", "d")])
+    path = startcache.cache_file("/ws/a")
+    assert read_listing("/ws/a") is not None
+    assert read_listing("/ws/b") is None  # another workspace
+    for junk in (b"{", b"[]", b'{"version": 1}', json.dumps({"version": 9}).encode()):
+        path.write_bytes(junk)
+        assert read_listing("/ws/a") is None
+    path.write_bytes(b" " * (startcache.MAX_BYTES + 1))
+    assert read_listing("/ws/a") is None
+    doc = {"version": 1, "key": "/ws/b", "saved_at": 1, "models": [["x", ""]]}
+    path.write_text(json.dumps(doc))
+    assert read_listing("/ws/a") is None  # a hash collision never shows another's models
+
+
+def test_start_cache_write_failure_is_silent(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # not a folder: mkdir fails
+    write_listing("/ws/a", [Listed("m1")])
+    assert read_listing("/ws/a") is None
+
+
+def test_peek_theme_reads_only_the_ui_table(tmp_path):
+    conf = tmp_path / "c.toml"
+    models = "".join(
+        f'[models.m{i}]\ndescription = "[ui] is not a header here"\n' for i in range(50)
+    )
+    conf.write_text(f'[workspace]\nname = "x"\n{models}[ui]\ntheme = "light"  # mine\n[policy]\n')
+    assert peek_theme(Located(conf)) == "light"
+    assert _ui_part('ui = { theme = "dark" }\n[a]\nb = 1\n') == 'ui = { theme = "dark" }'
+    conf.write_text("[ui\ntheme=")
+    assert peek_theme(Located(conf)) is None  # broken: validation says why, later
