@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import Field
 
@@ -19,6 +19,14 @@ from console.domain.models import Frozen
 from console.services.overview import OverviewService, Section
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Timed(Protocol):
+    @property
+    def at(self) -> datetime | None: ...
+
+
+T = TypeVar("T", bound=_Timed)
 
 
 class TimelineEntry(Frozen):
@@ -126,6 +134,17 @@ def from_audit(events: Iterable[AuditEvent]) -> list[TimelineEntry]:
     return out
 
 
+def newest(events: Sequence[T], limit: int) -> list[T]:
+    """The ``limit`` newest of ``events`` (oldest first in and out), ranked as
+    :func:`merge_entries` ranks them: a 10,000-event history only words what can be shown."""
+    if len(events) <= limit:
+        return list(events)
+    ranked = sorted(range(len(events)), key=lambda i: (_sort_at(events[i].at), i), reverse=True)[
+        :limit
+    ]
+    return [events[i] for i in sorted(ranked)]
+
+
 def merge_entries(*sources: Iterable[TimelineEntry]) -> list[TimelineEntry]:
     """All entries, newest first; entries without a time go last. Stable within a source."""
     merged = [e for src in sources for e in src]
@@ -183,7 +202,9 @@ class TimelineService:
             call("registry", ("history", model), lambda r: r.history(model), sections, ()),
             call("audit", ("events", model), lambda a: a.events(model=model), sections, ()),
         )
-        entries = merge_entries(from_registry(history), from_audit(audit))[:limit]
+        entries = merge_entries(
+            from_registry(newest(history, limit)), from_audit(newest(audit, limit))
+        )[:limit]
         return Timeline(
             model=model,
             entries=tuple(entries),

@@ -7,6 +7,7 @@ filled by its own worker so a slow backend only delays its own panel.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 from typing import Any, ClassVar
 
@@ -85,6 +86,8 @@ class ModelScreen(ModelReleaseSide):
         self._viewport_timer: Timer | None = None
         self._metric_names: list[str] = []
         self.waiting: list[Any] = []  # pending requests of this model (RequestView)
+        # The versions table first: the panels start loading once it is shown.
+        self._table_shown = asyncio.Event()
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -148,6 +151,12 @@ class ModelScreen(ModelReleaseSide):
     @work(group="view", exclusive=True)
     @tolerate_teardown
     async def load_view(self) -> None:
+        try:
+            await self._load_view()
+        finally:
+            self._table_shown.set()
+
+    async def _load_view(self) -> None:
         await self.app.ready.wait()  # type: ignore[attr-defined]
         from console.domain import Model
 
@@ -264,7 +273,7 @@ class ModelScreen(ModelReleaseSide):
     @work(group="live", exclusive=True)
     @tolerate_teardown
     async def load_live(self) -> None:
-        await self.app.ready.wait()  # type: ignore[attr-defined]
+        await self._table_shown.wait()
         config: Any = self.app.config  # type: ignore[attr-defined]
         view = await self.services.live.live(self.model_name)
         if not self.is_attached:
@@ -284,7 +293,7 @@ class ModelScreen(ModelReleaseSide):
     @work(group="trail", exclusive=True)
     @tolerate_teardown
     async def load_trail(self) -> None:
-        await self.app.ready.wait()  # type: ignore[attr-defined]
+        await self._table_shown.wait()
         timeline = await self.services.timeline.timeline(self.model_name)
         if self.is_attached:
             self.query_one(TrailPanel).update_timeline(timeline)
