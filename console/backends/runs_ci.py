@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_RECORD_BYTES = 1 << 20
 MAX_JUNIT_BYTES = 50 << 20
 MIN_PREFIX = 7
+RUNS_KEPT = 4096  # CIRuns built for look-ups, most recently used
 RECHECK_SECONDS = 1.0  # callers within this long of the last look share its index
 SETTLED_NS = 2_000_000_000  # a folder mtime older than this can not hide a same-tick change
 DONE = CIStatus.COMPLETED
@@ -121,28 +123,29 @@ def junit_counts(path: Path) -> tuple[int, int]:
     return attr("tests"), attr("failures") + attr("errors")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
-    """One file as last parsed; ``record`` is None when the file is bad. The domain CIRun is
-    built when first asked for (runs_for), so indexing 10,000 files builds none."""
+    """One file as last indexed: only what look-ups and ordering need (a parsed record is
+    ~7 KB of objects; an entry ~0.2 KB). The CIRun is built from the file when asked for.
+    ``commit`` is "" when the file is bad."""
 
+    name: str
     mtime_ns: int
     size: int
-    record: RunRecord | None
+    commit: str = ""
+    done: bool = True
+    key: tuple[datetime, int, str] = (_OLDEST, -1, "")
     problem: str = ""
     junit_problems: list[str] = field(default_factory=list)
-    built: CIRun | None = None
+    built: CIRun | None = None  # kept for records with JUnit reports (counts read with them)
 
-    @property
-    def run(self) -> CIRun:
-        assert self.record is not None, "a bad record has no run"
-        if self.built is None:
-            self.built = _to_run(self.record, [_to_job(j) for j in self.record.jobs])
-        return self.built
 
-    @property
-    def commit(self) -> str:
-        return self.record.commit if self.record is not None else ""
+def _order_key(
+    status: CIStatus, started: datetime | None, finished: datetime | None, run_id: str
+) -> tuple[datetime, int, str]:
+    """Newest first when sorted in reverse: by start (unstarted runs newest), then id."""
+    unstarted = _OLDEST if status is CIStatus.COMPLETED else _NEWEST
+    return started or finished or unstarted, int(run_id) if run_id.isdigit() else -1, run_id
 
 
 def _to_job(
@@ -197,48 +200,76 @@ class RunsFolderCI:
         self._view: tuple[dict[str, list[_Entry]], list[str]] = ({}, [])
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[bool] | None = None
+        self._runs: OrderedDict[tuple[str, int, int], CIRun] = OrderedDict()  # built, LRU
 
     # -- indexing -------------------------------------------------------------------------
 
-    def _parse(self, path: Path, mtime_ns: int, size: int) -> _Entry:
+    def _read(self, path: Path, size: int) -> RunRecord | str:
+        """The checked record in ``path``, or what is wrong with it (one sentence)."""
         rel = path.name
         if size > MAX_RECORD_BYTES:
-            return _Entry(mtime_ns, size, None, f"{rel}: larger than 1 MB; is it a run record?")
+            return f"{rel}: larger than 1 MB; is it a run record?"
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            return _Entry(mtime_ns, size, None, f"{rel}: unreadable: {exc}")
-        try:  # parsed and checked in one pass (pydantic-core): 10,000 files index in well < 1 s
-            record = RunRecord.model_validate_json(raw)
+            return f"{rel}: unreadable: {exc}"
+        try:  # parsed and checked in one pass (pydantic-core)
+            return RunRecord.model_validate_json(raw)
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 try:  # say where, the way json does
                     json.loads(raw)
                 except UnicodeDecodeError as bad:
-                    return _Entry(mtime_ns, size, None, f"{rel}: unreadable: {bad}")
+                    return f"{rel}: unreadable: {bad}"
                 except json.JSONDecodeError as bad:
-                    return _Entry(
-                        mtime_ns, size, None, f"{rel}: not valid JSON: line {bad.lineno}: {bad.msg}"
-                    )
-            errs = "; ".join(
+                    return f"{rel}: not valid JSON: line {bad.lineno}: {bad.msg}"
+            return f"{rel}: " + "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg'].lower()}"
                 for e in exc.errors()[:3]
             )
-            return _Entry(mtime_ns, size, None, f"{rel}: {errs}")
-        if not record.junit and not any(j.junit for j in record.jobs):
-            return _Entry(mtime_ns, size, record)
-        junit_problems: list[str] = []
-        jobs = [self._job(j, j.junit, junit_problems, rel) for j in record.jobs]
+
+    def _parse(self, path: Path, mtime_ns: int, size: int) -> _Entry:
+        record = self._read(path, size)
+        if isinstance(record, str):
+            return _Entry(path.name, mtime_ns, size, problem=record)
+        entry = _Entry(
+            path.name, mtime_ns, size, commit=record.commit, done=record.status is DONE,
+            key=_order_key(record.status, record.started_at, record.finished_at, str(record.id)),
+        )  # fmt: skip
+        if record.junit or any(j.junit for j in record.jobs):
+            entry.built = self._with_junit(record, entry.junit_problems, path.name)
+        return entry
+
+    def _with_junit(self, record: RunRecord, problems: list[str], rel: str) -> CIRun:
+        """The run with its jobs' test counts read from the JUnit files it names."""
+        jobs = [self._job(j, j.junit, problems, rel) for j in record.jobs]
         if record.junit:
             named = next((i for i, j in enumerate(jobs) if j.name == JUNIT_JOB), None)
             base = jobs[named] if named is not None else _to_job(record)
-            job = self._job(base, record.junit, junit_problems, rel)
+            job = self._job(base, record.junit, problems, rel)
             if named is None:
                 jobs.append(job)
             else:
                 jobs[named] = job
-        run = _to_run(record, jobs)
-        return _Entry(mtime_ns, size, record, junit_problems=junit_problems, built=run)
+        return _to_run(record, jobs)
+
+    def _build(self, entry: _Entry) -> CIRun | None:
+        """The CIRun of an indexed file, read again (None: it changed into something else; the
+        next indexing says what)."""
+        if entry.built is not None:
+            return entry.built
+        cached = self._runs.get((entry.name, entry.mtime_ns, entry.size))
+        if cached is not None:
+            self._runs.move_to_end((entry.name, entry.mtime_ns, entry.size))
+            return cached
+        record = self._read(self.folder / entry.name, entry.size)
+        if isinstance(record, str) or record.commit != entry.commit:
+            return None
+        run = _to_run(record, [_to_job(j) for j in record.jobs])
+        self._runs[(entry.name, entry.mtime_ns, entry.size)] = run
+        while len(self._runs) > RUNS_KEPT:
+            self._runs.popitem(last=False)
+        return run
 
     def _job(
         self, src: JobRecord | CIJob, junit: str | None, problems: list[str], rel: str
@@ -310,7 +341,7 @@ class RunsFolderCI:
                     entries[name] = self._parse(self.folder / name, st.st_mtime_ns, st.st_size)
                     self._log(entries[name])
             self._entries, self._stamp, changed = entries, stamp, True
-            self._live = {n for n, e in entries.items() if e.record and e.record.status is not DONE}
+            self._live = {n for n, e in entries.items() if e.commit and not e.done}
         # Runs still queued or in progress are often rewritten in place: re-check just those.
         for name in list(self._live):
             entry = self._entries[name]
@@ -324,7 +355,7 @@ class RunsFolderCI:
                 )
                 self._log(entry)
                 changed = True
-                if entry.record is None or entry.record.status is DONE:
+                if not entry.commit or entry.done:
                     self._live.discard(name)
         if changed:
             self._rebuild()
@@ -338,10 +369,10 @@ class RunsFolderCI:
     def _rebuild(self) -> None:
         by_commit: dict[str, list[_Entry]] = {}
         for entry in self._entries.values():
-            if entry.record is not None:
-                by_commit.setdefault(entry.record.commit, []).append(entry)
+            if entry.commit:
+                by_commit.setdefault(entry.commit, []).append(entry)
         self._view = (by_commit, sorted(by_commit))
-        self._valid = sum(1 for e in self._entries.values() if e.record is not None)
+        self._valid = sum(1 for e in self._entries.values() if e.commit)
 
     @property
     def problems(self) -> list[str]:
@@ -418,9 +449,12 @@ class RunsFolderCI:
             )
         for sha in longer:
             found += by_commit[sha]
-        runs = [entry.run for entry in found]
-        runs.sort(key=_newest_first_key, reverse=True)
-        return runs
+        found.sort(key=lambda e: e.key, reverse=True)
+        if all(e.built is not None or (e.name, e.mtime_ns, e.size) in self._runs for e in found):
+            built = [self._build(e) for e in found]
+        else:  # file reads: off the event loop
+            built = await asyncio.to_thread(lambda: [self._build(e) for e in found])
+        return [run for run in built if run is not None]
 
     async def check(self) -> str:
         """Index the folder; say how many runs it holds and how many records were skipped."""
@@ -439,9 +473,3 @@ class RunsFolderCI:
 
     async def aclose(self) -> None:
         return None
-
-
-def _newest_first_key(run: CIRun) -> tuple[datetime, int, str]:
-    unstarted = _OLDEST if run.status is CIStatus.COMPLETED else _NEWEST
-    when = run.started_at or run.finished_at or unstarted
-    return when, int(run.id) if run.id.isdigit() else -1, run.id

@@ -7,7 +7,7 @@ reported by :func:`discover` and never raises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -118,14 +118,19 @@ def load_entry_point(ep: EntryPoint) -> BackendPlugin | PluginProblem:
     return obj
 
 
-def discover(entries: Mapping[str, EntryPoint] | None = None) -> PluginCatalog:
-    """Find every installed backend plugin. Never raises."""
+def discover(
+    entries: Mapping[str, EntryPoint] | None = None, *, names: Collection[str] | None = None
+) -> PluginCatalog:
+    """Find every installed backend plugin (only those whose entry point is in ``names``, when
+    given: opening a workspace imports just the plugins it uses). Never raises."""
     catalog = PluginCatalog()
     eps = (
         list(entries.values())
         if entries is not None
         else list(entry_points(group=ENTRY_POINT_GROUP))
     )
+    if names is not None:
+        eps = [ep for ep in eps if ep.name in names]
     seen: set[str] = set()
     for ep in sorted(eps, key=lambda e: e.name):
         result = load_entry_point(ep)

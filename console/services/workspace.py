@@ -88,7 +88,11 @@ def validate_backend_options(config: ConsoleConfig, catalog: PluginCatalog) -> d
 def open_workspace(config: ConsoleConfig, catalog: PluginCatalog | None = None) -> Workspace:
     """Build every configured backend. Bad options raise ConfigError; a backend whose factory
     fails is recorded as a problem of its kind and the rest still work."""
-    catalog = catalog or discover()
+    if catalog is None:
+        wanted = {b.type for b in (config.backend(k) for k in KIND_NAMES) if b is not None}
+        catalog = discover(names=wanted)
+        if not wanted <= set(catalog.plugins):  # named differently, or broken: say it fully
+            catalog = discover()
     options = validate_backend_options(config, catalog)
     ctx = BackendContext(
         workspace=config.root,
