@@ -179,8 +179,8 @@ class Snapshot:
             tags = {"gto.tag": origin.name} if origin else {}
             if not vs.registered:
                 tags["gto.registered"] = "false"
-            out.append(  # built from parsed tags: model_construct skips re-validating 10,000
-                ModelVersion.model_construct(
+            out.append(
+                ModelVersion(
                     model=artifact,
                     version=vs.version,
                     commit=vs.commit,
@@ -203,7 +203,7 @@ class Snapshot:
         if state is None:
             return ()
         out = tuple(
-            RegistryEvent.model_construct(  # from parsed tags, already checked
+            RegistryEvent(
                 model=artifact,
                 kind=RegistryEventKind(ev.tag.action.value),
                 version=ev.tag.version or state.event_versions.get(ev.name),

@@ -154,7 +154,7 @@ def _to_job(
     """A job of the domain from a checked record (a whole run stands for its JUnit job)."""
     if counts is None:
         counts = (src.tests_total, src.tests_failed) if isinstance(src, CIJob) else (None, None)
-    return CIJob.model_construct(  # every field checked by RunRecord already
+    return CIJob(
         name=src.name if isinstance(src, JobRecord | CIJob) else JUNIT_JOB,
         status=src.status,
         conclusion=src.conclusion,
@@ -167,7 +167,7 @@ def _to_job(
 
 
 def _to_run(record: RunRecord, jobs: list[CIJob]) -> CIRun:
-    return CIRun.model_construct(  # every field checked by RunRecord already
+    return CIRun(
         id=str(record.id),
         pipeline=record.pipeline,
         commit=record.commit,

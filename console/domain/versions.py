@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache, total_ordering
+from typing import Any
 
 _SEMVER = re.compile(
     r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
@@ -61,34 +62,22 @@ class SemVer:
 
 
 @lru_cache(maxsize=65536)
-def version_key(text: str) -> tuple[int, object]:
+def version_key(text: str) -> tuple[Any, ...]:
     """Sort key for version strings: semantic versions in semver order, then others by text.
 
     Non-semver identifiers (MLflow's integer versions) sort numerically when they are
-    plain integers.
+    plain integers. The key is a tuple of plain ints, strings and tuples, so sorting 10,000
+    versions compares in C, never calling back into Python.
     """
     try:
-        return (1, SemVer(text))
+        return (1, *SemVer(text)._key())
     except ValueError:
         pass
     if text.isdigit():
-        return (0, (int(text), ""))
-    return (0, (-1, text))
+        return (0, int(text), "")
+    return (0, -1, text)
 
 
 def sort_versions(texts: list[str]) -> list[str]:
     """Return ``texts`` sorted oldest to newest by version precedence."""
-    return sorted(texts, key=_SortKey)
-
-
-class _SortKey:
-    __slots__ = ("key",)
-
-    def __init__(self, text: str) -> None:
-        kind, value = version_key(text)
-        self.key = (kind, value)
-
-    def __lt__(self, other: _SortKey) -> bool:
-        if self.key[0] != other.key[0]:
-            return self.key[0] < other.key[0]
-        return self.key[1] < other.key[1]  # type: ignore[operator]
+    return sorted(texts, key=version_key)
