@@ -17,13 +17,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.tui import format as fmt
 from console.tui.headers import title_line
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text
 from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, Column, VirtualTable
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class AuditScreen(Screen[None]):
         yield Static("", id="verify")
         yield Static("", id="detail")
         yield FilterBar("filter: words, model:NAME, action:NAME, actor:NAME", id="filter")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     @property
     def table(self) -> AuditTable:

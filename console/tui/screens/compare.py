@@ -18,13 +18,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.tui import format as fmt
 from console.tui.headers import title_line
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text, heading
 from console.tui.widgets.bars import TitleBar, tolerate_teardown
+from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.lineage import render_lineage
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class CompareScreen(Screen[None]):
         yield TitleBar(id="title")
         with VerticalScroll(id="compare"):
             yield Static(Text("comparing…", style="italic"), id="comparison")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._title()

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.tui.actions import RELEASE_ACTIONS
 from console.tui.headers import model_title, stage_line
@@ -27,6 +27,7 @@ from console.tui.screens.versionbook import VersionBook
 from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
 from console.tui.widgets.ci import CIPanel
 from console.tui.widgets.deck import PanelDeck
+from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.lineage import LineagePanel
 from console.tui.widgets.live import LivePanel
 from console.tui.widgets.panel import Panel
@@ -109,7 +110,7 @@ class ModelScreen(ModelReleaseSide):
             )
             yield PanelDeck(id="deck")
         yield FilterBar("filter versions by version, author, commit or stage", id="filter")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     @property
     def table(self) -> VersionsTable:

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.tui.headers import overview_detail, overview_title
 from console.tui.palette import palette_of
@@ -29,6 +29,7 @@ from console.tui.rows import (
     with_live,
 )
 from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, VirtualTable
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class OverviewScreen(Screen[None]):
         yield ModelsTable(OVERVIEW_COLUMNS, self._cells, id="models", empty_text="loading models…")
         yield Static("", id="detail")
         yield FilterBar("filter models by name or description", id="filter")
-        yield Footer()
+        yield KeyBar()
 
     @property
     def table(self) -> ModelsTable:
