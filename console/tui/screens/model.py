@@ -154,8 +154,11 @@ class ModelScreen(ModelReleaseSide):
     async def load_view(self) -> None:
         try:
             await self._load_view()
-        finally:
-            self._table_shown.set()
+        finally:  # once the table is on screen (the next refresh), not before it
+            if self.is_attached:
+                self.call_after_refresh(self._table_shown.set)
+            else:
+                self._table_shown.set()
 
     async def _load_view(self) -> None:
         await self.app.ready.wait()  # type: ignore[attr-defined]

@@ -128,11 +128,19 @@ class OverviewScreen(Screen[None]):
         self._apply_filter()
         if section.ok and getattr(app, "cache_key", None) is not None:
             self.save_listing(app.cache_key)
-        self.request_rows(self.table.visible_keys(margin=5), force=True)
         self.load_pending()
         self._update_title()
+        if self.is_current:  # under a model screen opened at start: rows load when shown
+            self._load_shown(force=True)
+
+    def _load_shown(self, *, force: bool = False) -> None:
+        self.request_rows(self.table.visible_keys(margin=5), force=force)
         if len(self.models) <= BACKGROUND_FILL_LIMIT:
             self.fill_rest()
+
+    def on_screen_resume(self) -> None:
+        if self._by_name and len(self.rows) < len(self.models):
+            self._load_shown()
 
     def _start_ticking(self) -> None:
         """Refresh on the configured interval (known once the config is validated)."""
