@@ -32,6 +32,7 @@ RETRY_WITHIN = 10.0
 BACKOFF = (0.25, 0.75, 2.0)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_MESSAGE = 200
+MAX_BODY = 32 << 20  # an API page is KBs to a few MB; anything near this is not one
 monotonic = time.monotonic  # module attributes so tests can drive time
 sleep = asyncio.sleep
 wall_clock = time.time
@@ -312,16 +313,47 @@ class HttpApi:
         self, method: str, path: str, *, authenticate: bool = True, **kwargs: Any
     ) -> httpx.Response:
         auth = await self._get_auth() if authenticate else None
+        request = self.client.build_request(method, path, **kwargs)
         # wait_for bounds the whole exchange; httpx's timeout bounds each phase of it.
         try:
             resp = await asyncio.wait_for(
-                self.client.request(method, path, auth=auth or httpx.USE_CLIENT_DEFAULT, **kwargs),
-                self.timeout * 2 + 1,
+                self._bounded(request, auth or httpx.USE_CLIENT_DEFAULT), self.timeout * 2 + 1
             )
         except TimeoutError:
             raise httpx.ReadTimeout("the whole exchange took too long") from None
         self._note_limits(resp)
         return resp
+
+    async def _bounded(self, request: httpx.Request, auth: Any) -> httpx.Response:
+        """Send ``request`` and read its body, refusing one larger than MAX_BODY: a broken
+        proxy or a wrong URL must not fill the memory of the console."""
+        resp = await self.client.send(request, auth=auth, stream=True)
+        try:
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY:
+                raise self._too_big(request, int(declared))
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise self._too_big(request, size)
+                chunks.append(chunk)
+        finally:
+            await resp.aclose()
+        headers = [(k, v) for k, v in resp.headers.multi_items() if k != "content-encoding"]
+        return httpx.Response(
+            resp.status_code, headers=headers, content=b"".join(chunks), request=request,
+            extensions=resp.extensions,
+        )  # fmt: skip
+
+    def _too_big(self, request: httpx.Request, size: int) -> InvalidResponse:
+        return InvalidResponse(
+            f"{self.where(str(request.url))} answered more than {MAX_BODY >> 20} MB "
+            f"({size >> 20} MB or more); not read",
+            backend=self.backend,
+            hint=f"is {self.safe_base} the API's address, and not a file server or proxy page?",
+        )
 
     def _note_limits(self, resp: httpx.Response) -> None:
         remaining, reset = _rate_headers(resp)
