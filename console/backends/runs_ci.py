@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import json
 import logging
@@ -36,6 +37,12 @@ DONE = CIStatus.COMPLETED
 JUNIT_JOB = "tests"
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 _NEWEST = datetime.max.replace(tzinfo=UTC)
+_MARKS = {"oldest": _OLDEST, "newest": _NEWEST}
+INDEX_VERSION = 1
+
+
+def _mark(at: datetime) -> str:
+    return "oldest" if at == _OLDEST else "newest" if at == _NEWEST else at.isoformat()
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -198,6 +205,8 @@ class RunsFolderCI:
         self._exists = False
         # Runs by commit and the sorted commits, swapped as one tuple by the indexing thread.
         self._view: tuple[dict[str, list[_Entry]], list[str]] = ({}, [])
+        # The index of the last session: a restart parses only the files changed since.
+        self._saved = Path(ctx.state_dir) / "ci-index.json"
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[bool] | None = None
         self._runs: OrderedDict[tuple[str, int, int], CIRun] = OrderedDict()  # built, LRU
@@ -332,15 +341,20 @@ class RunsFolderCI:
         stamp, stats = scanned
         changed = False
         if stamp != self._stamp:
+            known = self._entries if self._stamp is not None else self._load_saved()
             entries: dict[str, _Entry] = {}
+            parsed = 0
             for name, st in stats.items():
-                old = self._entries.get(name)
+                old = known.get(name)
                 if old is not None and (old.mtime_ns, old.size) == (st.st_mtime_ns, st.st_size):
                     entries[name] = old
                 else:
                     entries[name] = self._parse(self.folder / name, st.st_mtime_ns, st.st_size)
                     self._log(entries[name])
+                    parsed += 1
             self._entries, self._stamp, changed = entries, stamp, True
+            if parsed or len(known) != len(entries):
+                self._save()
             self._live = {n for n, e in entries.items() if e.commit and not e.done}
         # Runs still queued or in progress are often rewritten in place: re-check just those.
         for name in list(self._live):
@@ -360,6 +374,44 @@ class RunsFolderCI:
         if changed:
             self._rebuild()
         return True
+
+    def _load_saved(self) -> dict[str, _Entry]:
+        """The entries saved by the last session for this folder ({} when none or unusable).
+        Only where to look is kept, never what a run says: runs are read from their files."""
+        try:
+            doc = json.loads(self._saved.read_bytes())
+            if doc.get("version") != INDEX_VERSION or doc.get("folder") != str(self.folder):
+                return {}
+            out: dict[str, _Entry] = {}
+            for name, mtime_ns, size, commit, done, when, number, run_id, problem in doc["runs"]:
+                at = _MARKS.get(when) or datetime.fromisoformat(when)
+                out[name] = _Entry(
+                    str(name), int(mtime_ns), int(size), commit=str(commit), done=bool(done),
+                    key=(at, int(number), str(run_id)), problem=str(problem),
+                )  # fmt: skip
+            return out
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return {}
+
+    def _save(self) -> None:
+        """Keep the index for the next start (entries with JUnit counts are parsed again);
+        failing to write it (read-only checkout, full disk) only costs the next start time."""
+        runs = [
+            [e.name, e.mtime_ns, e.size, e.commit, e.done, _mark(e.key[0]), e.key[1], e.key[2],
+             e.problem]
+            for e in self._entries.values()
+            if e.built is None and not e.junit_problems
+        ]  # fmt: skip
+        doc = {"version": INDEX_VERSION, "folder": str(self.folder), "runs": runs}
+        tmp = self._saved.with_name(f"{self._saved.name}.{os.getpid()}.tmp")
+        try:
+            self._saved.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, self._saved)
+        except OSError as exc:
+            log.info("could not save the CI index %s: %s", self._saved, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def _log(self, entry: _Entry) -> None:
         for problem in [entry.problem, *entry.junit_problems]:

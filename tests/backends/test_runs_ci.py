@@ -245,3 +245,58 @@ async def test_unchanged_settled_folder_is_not_listed(
     os.utime(folder, (stamp, stamp))
     assert len(await ci.runs_for(SHA_A)) == 2
     assert len(listed) == 1
+
+
+async def test_a_restart_parses_only_what_changed_since_the_last_session(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(folder, "1.json", run(1))
+    write(folder, "2.json", run(2, commit=SHA_C))
+    write(folder, "bad.json", "{not json")
+    write(folder, "j.json", run(4, junit="r.xml"))
+    write(folder, "r.xml", JUNIT)
+    first = RunsFolderCI(RunsFolderConfig(), context(tmp_path))
+    assert [r.id for r in await first.runs_for(SHA_A)] == ["4", "1"]
+    write(folder, "3.json", run(3))  # written while no console runs
+    second = RunsFolderCI(RunsFolderConfig(), context(tmp_path))
+    parsed: list[str] = []
+    original = second._parse
+
+    def counting(path: Path, mtime_ns: int, size: int) -> Any:
+        parsed.append(path.name)
+        return original(path, mtime_ns, size)
+
+    monkeypatch.setattr(second, "_parse", counting)
+    runs = await second.runs_for(SHA_A)
+    assert [r.id for r in runs] == ["4", "3", "1"]
+    assert sorted(parsed) == ["3.json", "j.json"]  # JUnit counts are read again, not kept
+    assert runs[0].jobs[-1].tests_total == 4
+    assert [r.id for r in await second.runs_for(SHA_C)] == ["2"]
+    assert any("bad.json" in p for p in second.problems)  # what was wrong is kept too
+
+
+async def test_a_damaged_or_foreign_saved_index_is_ignored(folder: Path, tmp_path: Path) -> None:
+    write(folder, "1.json", run(1))
+    ctx = context(tmp_path)
+    saved = Path(ctx.state_dir) / "ci-index.json"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    for junk in ("{", "[]", '{"version": 1, "folder": "/elsewhere", "runs": []}',
+                 json.dumps({"version": 1, "folder": str(folder.resolve()),
+                             "runs": [["1.json", 1, 2, SHA_C, True, "x", 0, "1", ""]]})):  # fmt: skip
+        saved.write_text(junk)
+        ci = RunsFolderCI(RunsFolderConfig(), ctx)
+        assert [r.id for r in await ci.runs_for(SHA_A)] == ["1"]
+
+
+async def test_a_saved_index_pointing_a_commit_at_another_file_shows_no_false_run(
+    folder: Path, tmp_path: Path
+) -> None:
+    write(folder, "1.json", run(1))
+    first = RunsFolderCI(RunsFolderConfig(), context(tmp_path))
+    assert len(await first.runs_for(SHA_A)) == 1
+    saved = Path(context(tmp_path).state_dir) / "ci-index.json"
+    doc = json.loads(saved.read_text())
+    doc["runs"][0][3] = SHA_C  # the index now claims 1.json is a run of SHA_C
+    saved.write_text(json.dumps(doc))
+    second = RunsFolderCI(RunsFolderConfig(), context(tmp_path))
+    assert await second.runs_for(SHA_C) == []  # the file says SHA_A: no run is invented
