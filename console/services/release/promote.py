@@ -172,7 +172,7 @@ class Executor:
     ) -> ActionResult:
         """Anchor, then run the deploy effect; a deploy failure is reported as exactly that."""
         model, stage, version = ctx.model, ctx.stage, ctx.version.version
-        for other in ctx.views.values():  # their "expected" is gone: close them, audited
+        for other in ctx.open:  # their "expected" is gone: close them, audited
             r = other.request
             if other.id != request_id and r.stage == stage and r.state.value == "pending":
                 await j.try_write(

@@ -9,7 +9,7 @@ mutation (``details.op`` = promote, rollback or deploy) for fail-closed executio
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,35 +136,83 @@ def _set(view: RequestView, state: RequestState, ev: AuditEvent) -> None:
     view.closed_by = ev
 
 
+def _copy(view: RequestView) -> RequestView:
+    return replace(
+        view, approvals=list(view.approvals), events=list(view.events),
+        intents=dict(view.intents), outcomes=dict(view.outcomes),
+    )  # fmt: skip
+
+
+class RequestFold:
+    """``fold_requests`` done in steps: events arrive in batches, each batch newer than the
+    last (an audit log read from where it was read up to). A view once handed out is never
+    changed: an event touching it replaces it in ``views`` with an updated copy."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, RequestView] = {}  # by id, in the order they were opened
+        self.pending: dict[str, None] = {}  # ids of the PENDING views (expiry aside), in order
+        self.orphans: dict[str, list[AuditEvent]] = {}  # events seen before their request
+        self.last: AuditEvent | None = None  # the newest event added
+
+    def add(self, events: Iterable[AuditEvent]) -> None:
+        """Fold ``events`` (any order among themselves) into the views; those not newer than
+        the newest already added are skipped (two overlapping reads of the log)."""
+        floor = self.last.seq if self.last is not None else None
+        touched: set[str] = set()
+        for ev in sorted(events, key=lambda e: e.seq):
+            if floor is not None and ev.seq <= floor:
+                continue
+            if self.last is None or ev.seq >= self.last.seq:
+                self.last = ev
+            rid = ev.request_id
+            if not rid:
+                continue
+            if ev.action == REQUEST and rid not in self.views:
+                view = self.views[rid] = _open(ev)
+                self.pending[rid] = None
+                touched.add(rid)
+                for early in self.orphans.pop(rid, []):
+                    _apply(view, early)
+            elif rid in self.views:
+                if rid not in touched:
+                    self.views[rid] = _copy(self.views[rid])
+                    touched.add(rid)
+                _apply(self.views[rid], ev)
+            else:
+                self.orphans.setdefault(rid, []).append(ev)
+        for rid in touched:
+            view = self.views[rid]
+            view.request = view.request.model_copy(update={"approvals": tuple(view.approvals)})
+            if view.state is not RequestState.PENDING:
+                self.pending.pop(rid, None)
+
+
 def fold_requests(events: Iterable[AuditEvent]) -> dict[str, RequestView]:
     """Every request found in ``events`` (any order), by id, in the order they were opened."""
-    views: dict[str, RequestView] = {}
-    orphans: dict[str, list[AuditEvent]] = {}
-    for ev in sorted(events, key=lambda e: e.seq):
-        rid = ev.request_id
-        if not rid:
-            continue
-        if ev.action == REQUEST and rid not in views:
-            views[rid] = _open(ev)
-            for early in orphans.pop(rid, []):
-                _apply(views[rid], early)
-        elif rid in views:
-            _apply(views[rid], ev)
-        else:
-            orphans.setdefault(rid, []).append(ev)
-    for view in views.values():
-        view.request = view.request.model_copy(update={"approvals": tuple(view.approvals)})
-    return views
+    fold = RequestFold()
+    fold.add(events)
+    return fold.views
+
+
+def is_expired(view: RequestView, now: datetime, request_ttl_hours: float) -> bool:
+    """Whether ``view`` is pending and waited longer than the policy allows."""
+    return view.request.state is RequestState.PENDING and now - view.request.created_at > (
+        timedelta(hours=request_ttl_hours)
+    )
 
 
 def with_expiry(view: RequestView, now: datetime, request_ttl_hours: float) -> RequestView:
-    """``view`` marked EXPIRED when it waited longer than the policy allows."""
-    req = view.request
-    if req.state is RequestState.PENDING and now - req.created_at > timedelta(
-        hours=request_ttl_hours
-    ):
-        view.request = req.model_copy(update={"state": RequestState.EXPIRED})
+    """``view`` marked EXPIRED (in place) when it waited longer than the policy allows."""
+    if is_expired(view, now, request_ttl_hours):
+        view.request = view.request.model_copy(update={"state": RequestState.EXPIRED})
     return view
+
+
+def expired_copy(view: RequestView, now: datetime, request_ttl_hours: float) -> RequestView:
+    """``view`` itself, or an EXPIRED copy of it when it waited too long (never changed)."""
+    if not is_expired(view, now, request_ttl_hours):
+        return view
+    return with_expiry(replace(view), now, request_ttl_hours)
 
 
 @dataclass(frozen=True)

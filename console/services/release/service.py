@@ -23,11 +23,11 @@ from console.services.release import requests as rq
 from console.services.release.facts import (
     Target,
     Unavailable,
-    call,
     gather_facts,
     read_target,
 )
 from console.services.release.journal import Journal
+from console.services.release.request_log import RequestLog
 from console.services.release.results import (
     ActionResult,
     Plan,
@@ -69,6 +69,7 @@ class Context:
     authors: tuple[str, ...]
     authors_unknown: str
     views: dict[str, rq.RequestView]
+    open: list[rq.RequestView]  # the pending ones among ``views``
     pending: rq.RequestView | None
     ack: bool
     checks: list[rq.ApprovalCheck] = field(default_factory=list)
@@ -101,6 +102,7 @@ class ReleaseService:
         self.timeout = self.config.timeout_seconds
         self.write_timeout = max(4 * self.timeout, 20.0)
         self.reconcile_grace = reconcile_grace
+        self.requests = RequestLog()  # the audit log's requests, folded as it grows
         from console.services.release.promote import Executor
 
         self.executor = Executor(self, anchor=anchor)
@@ -162,16 +164,29 @@ class ReleaseService:
 
     async def request_views(self, model: str | None = None) -> list[rq.RequestView]:
         """Every request (of ``model``) folded from the audit log, expiry applied."""
+        return list((await self.folded(model))[0].values())
+
+    async def folded(
+        self, model: str | None
+    ) -> tuple[dict[str, rq.RequestView], list[rq.RequestView]]:
+        """(every request of ``model`` by id, those still pending), expiry applied. The fold
+        is kept and extended by what was appended since the last read (request_log)."""
         store = self.port("audit")
         try:
-            events = await call("audit", store.events(model=model), self.timeout)
+            views, open_ids = await self.requests.read(store, model, self.timeout)
         except Unavailable as exc:
             raise ReleaseError(f"audit: {exc}; nothing was changed") from None
         now = self.clock()
-        views = list(rq.fold_requests(events).values())
-        for v in views:
-            rq.with_expiry(v, now, self.config.policy.for_stage(v.request.stage).request_ttl_hours)
-        return views
+        ttl: dict[str, float] = {}
+        pending: list[rq.RequestView] = []
+        for rid in open_ids:
+            view, stage = views[rid], views[rid].request.stage
+            if stage not in ttl:
+                ttl[stage] = self.config.policy.for_stage(stage).request_ttl_hours
+            view = views[rid] = rq.expired_copy(view, now, ttl[stage])
+            if view.state is RequestState.PENDING:
+                pending.append(view)
+        return views, pending
 
     async def context(
         self,
@@ -198,9 +213,9 @@ class ReleaseService:
             gone = "was deregistered" if mv else "is not a registered version"
             raise Refused(f"{model} {version} {gone} (newest: {known})", kind="not_found")
         base = target.version(target.current) if target.current else None
-        views = {v.id: v for v in await self.request_views(model)}
+        views, open_ = await self.folded(model)
         pending = rq.pending_for(
-            views.values(),
+            open_,
             model,
             version,
             stage,
@@ -218,7 +233,7 @@ class ReleaseService:
         ctx = Context(
             op=op, model=model, stage=stage, policy=policy, target=target, version=mv, base=base,
             quality=quality, evidence=evidence, authors=authors, authors_unknown=unknown,
-            views=views, pending=pending, ack=ack,
+            views=views, open=open_, pending=pending, ack=ack,
         )  # fmt: skip
         self.judge_approvals(ctx)
         return ctx
@@ -298,9 +313,9 @@ class ReleaseService:
 
     async def refresh(self, ctx: Context) -> None:
         """Re-fold the requests of ``ctx`` after events were written (facts stay as read)."""
-        ctx.views = {v.id: v for v in await self.request_views(ctx.model)}
+        ctx.views, ctx.open = await self.folded(ctx.model)
         ctx.pending = rq.pending_for(
-            ctx.views.values(), ctx.model, ctx.version.version, ctx.stage,
+            ctx.open, ctx.model, ctx.version.version, ctx.stage,
             rollback=ctx.op == rq.ROLLBACK,
         )  # fmt: skip
         self.judge_approvals(ctx)
@@ -384,5 +399,4 @@ class ReleaseService:
 
     async def pending(self, model: str | None = None) -> list[rq.RequestView]:
         """Requests still waiting for approvals (of ``model``)."""
-        views = await self.request_views(model)
-        return [v for v in views if v.state is RequestState.PENDING]
+        return (await self.folded(model))[1]

@@ -186,6 +186,35 @@ async def test_concurrent_appends_in_one_process_form_one_chain(
     assert (result.ok, result.count) == (True, 20)
 
 
+async def test_a_kept_request_fold_sees_another_connections_appends(
+    pg_env: Cluster, tmp_path: Path
+) -> None:
+    """The release service keeps its fold of the requests and reads only the events after the
+    newest one folded: appends by another process (its own connection) are seen at once."""
+    from console.services.release.request_log import RequestLog
+
+    def event(action: str, **over: Any) -> AuditEvent:
+        return make_event(0, action=action, model="churn", request_id="req-1", **over)
+
+    schema = new_schema()
+    mine, theirs = make_store(pg_env, schema, tmp_path), make_store(pg_env, schema, tmp_path)
+    try:
+        log = RequestLog()
+        await mine.append(event("request", details={"expected": "v1"}))
+        await theirs.append(make_event(1))  # another model: not read
+        assert (await log.read(mine, "churn", 5))[1] == ["req-1"]
+        await theirs.append(event("intent", details={"op": "promote"}))
+        await theirs.append(
+            event("outcome", result="executed", details={"op": "promote", "intent_seq": 3})
+        )
+        views, pending = await log.read(mine, "churn", 5)
+        assert views["req-1"].state.value == "executed" and pending == []
+        assert [e.seq for e in views["req-1"].events] == [1, 3, 4]
+    finally:
+        await mine.aclose()
+        await theirs.aclose()
+
+
 async def test_a_newer_schema_is_refused(pg_env: Cluster, tmp_path: Path) -> None:
     schema = new_schema()
     first = make_store(pg_env, schema, tmp_path)
