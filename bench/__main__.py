@@ -3,7 +3,7 @@
 python -m bench                 # every figure (a few minutes on 2 cores)
 python -m bench --quick         # smoke run: 2 runs each, 3 key presses
 python -m bench --runs 15       # more runs per figure
-python -m bench --only cli,tmux # some groups: cli, tmux, keys, rss, latency
+python -m bench --only cli,tmux # some groups: cli, tmux, keys, rss, latency, mlflow
 python -m bench --profile status-wide   # where the time goes (pyinstrument or cProfile)
 """
 
@@ -18,7 +18,7 @@ import time
 from bench import figures
 from bench.measure import Row, render_table
 
-GROUPS = ("cli", "tmux", "keys", "rss", "latency")
+GROUPS = ("cli", "tmux", "keys", "rss", "latency", "mlflow")
 
 
 def machine() -> str:
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "keys": figures.key_rows,
         "rss": figures.rss_rows,
         "latency": figures.latency_rows,
+        "mlflow": figures.mlflow_rows,
     }
     for group in GROUPS:
         if group not in groups:

@@ -375,6 +375,16 @@ def latency_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
     return rows
 
 
+# -- MLflow: the console vs mlflow's own client ---------------------------------------------
+
+
+def mlflow_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
+    """``status --json`` on an MLflow server (200 models x 20 versions) vs mlflow's client."""
+    from bench.mlflow_compare import mlflow_rows as compare
+
+    return compare(opts, built)
+
+
 def builds(opts: Options) -> dict[str, wsmod.Built]:
     specs = {
         "small": wsmod.SMALL,

@@ -140,7 +140,14 @@ class MlflowRegistry:
             ) from None
         return reply.registered_model
 
+    def _listing(self, model: str) -> asyncio.Future[list[RestVersion]]:
+        """Every version of ``model`` (paged search): the listing running, else a new one."""
+        return self.http.shared(("versions", model), lambda: self._list_versions(model))
+
     async def _rest_versions(self, model: str) -> list[RestVersion]:
+        return await asyncio.shield(self._listing(model))
+
+    async def _list_versions(self, model: str) -> list[RestVersion]:
         found: list[RestVersion] = []
         token = ""
         while True:
@@ -159,7 +166,8 @@ class MlflowRegistry:
         return found
 
     async def versions(self, model: str) -> tuple[ModelVersion, ...]:
-        rm, rest = await asyncio.gather(self._registered(model), self._rest_versions(model))
+        listing = self._listing(model)  # started first: stages() of the same view reads it too
+        rm, rest = await asyncio.gather(self._registered(model), asyncio.shield(listing))
         stages: dict[str, list[str]] = {}
         aliases: dict[str, list[str]] = {}
         for a in rm.aliases:
@@ -181,12 +189,19 @@ class MlflowRegistry:
         )
 
     async def stages(self, model: str) -> tuple[StageAssignment, ...]:
+        # versions() of the same view (started just before) lists every version with its tags:
+        # the assignment tags are read there instead of one model-versions/get per stage
+        listing = self.http.in_flight(("versions", model))
         rm = await self._registered(model)
         pointed = {a.alias: a.version for a in rm.aliases}
         wanted = [(s, a) for s, a in self.aliases.items() if a in pointed]
-        tagged = await asyncio.gather(
-            *(self._version_tags(model, pointed[a]) for _, a in wanted), return_exceptions=True
-        )
+        tagged: list[dict[str, str] | BaseException] | None
+        tagged = await self._borrowed_tags(listing, [pointed[a] for _, a in wanted])
+        if tagged is None:
+            tagged = await asyncio.gather(
+                *(self._version_tags(model, pointed[a]) for _, a in wanted),
+                return_exceptions=True,
+            )
         out = []
         for (stage, alias), tags in zip(wanted, tagged, strict=True):
             if isinstance(tags, BaseException):
@@ -195,6 +210,20 @@ class MlflowRegistry:
                 tags = {}
             out.append(to_assignment(model, stage, alias, pointed[alias], tags))
         return tuple(out)
+
+    async def _borrowed_tags(
+        self, listing: asyncio.Future[Any] | None, versions: list[str]
+    ) -> list[dict[str, str] | BaseException] | None:
+        """Tags of ``versions`` from a listing that was running when stages() began; None
+        when there was none (or it failed)."""
+        if listing is None or not versions:
+            return None
+        try:
+            rest: list[RestVersion] = await asyncio.shield(listing)
+        except BackendError:
+            return None
+        tags_of = {v.version: v.tag_map() for v in rest}
+        return [tags_of.get(v, {}) for v in versions]
 
     async def _version_tags(self, model: str, version: str) -> dict[str, str]:
         reply = await self.http.get(

@@ -7,8 +7,9 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import Generator, Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from functools import partial
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -21,9 +22,14 @@ from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized,
 
 API = "/api/2.0/mlflow/"
 RETRIES = 3  # extra attempts for reads
+# Requests in flight to one server. More only queue inside httpcore, whose pool rescans every
+# connection and queued request on each event (200 models: ~100 connections, seconds of CPU),
+# and an MLflow server (4 workers by default) answers them no sooner.
+CONCURRENCY = 16
 RETRY_BUDGET = 10.0  # seconds, all attempts of one read together
 BACKOFF = (0.2, 0.5, 1.0)
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 AuthMode = Literal["auto", "none", "basic", "bearer"]
 
 
@@ -82,11 +88,16 @@ class MlflowTransport:
         self._lookup: Lookup | None = None
         self._auth: httpx.Auth | None = None
         self._auth_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        # identical GETs in flight share one request (versions() and stages() of a model both
+        # read registered-models/get); any write starts a new generation of them
+        self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._client = httpx.AsyncClient(
             base_url=self.url,
             timeout=timeout,
             verify=self._tls(verify),
             transport=transport,
+            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY),
             headers={"User-Agent": "cd4ml-console-mlflow"},
             follow_redirects=False,
         )
@@ -146,8 +157,34 @@ class MlflowTransport:
     # -- requests ---------------------------------------------------------------------------
 
     async def get(self, endpoint: str, model: type[M], params: Mapping[str, Any]) -> M:
-        """A read: retried on 5xx and connection errors (at most 3 times within 10 s)."""
-        return await self._call("GET", endpoint, model, params=params, retry=True)
+        """A read: retried on 5xx and connection errors (at most 3 times within 10 s).
+        A caller asking for what is already being fetched waits for that answer."""
+        key = ("GET", endpoint, model, tuple(sorted((k, str(v)) for k, v in params.items())))
+        running = self.shared(
+            key, lambda: self._call("GET", endpoint, model, params=params, retry=True)
+        )
+        # shielded: one caller giving up (a timeout) does not cancel the others' answer
+        return cast(M, await asyncio.shield(running))
+
+    def shared(self, key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        """The read of ``key`` in flight, else ``read()`` started now (single flight).
+        Await it through ``asyncio.shield``: it is everyone's."""
+        running = self._inflight.get(key)
+        if running is None:
+            running = asyncio.ensure_future(read())
+            self._inflight[key] = running
+            running.add_done_callback(partial(self._landed, key))
+        return running
+
+    def in_flight(self, key: tuple[Any, ...]) -> asyncio.Future[Any] | None:
+        """The :meth:`shared` read of ``key`` still running (started since the last write)."""
+        return self._inflight.get(key)
+
+    def _landed(self, key: tuple[Any, ...], done: asyncio.Future[Any]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: nobody left waiting is not an "unretrieved" error
 
     async def search(self, endpoint: str, model: type[M], body: Mapping[str, Any]) -> M:
         """A read sent as POST (runs/search): retried like :meth:`get`."""
@@ -156,8 +193,12 @@ class MlflowTransport:
     async def write(
         self, method: Literal["POST", "DELETE"], endpoint: str, body: Mapping[str, Any]
     ) -> None:
-        """A mutation: never retried."""
-        await self._call(method, endpoint, None, body=body, retry=False)
+        """A mutation: never retried. Reads in flight are not shared across it."""
+        self._inflight.clear()
+        try:
+            await self._call(method, endpoint, None, body=body, retry=False)
+        finally:
+            self._inflight.clear()
 
     async def version(self) -> str:
         """The server's MLflow version from ``GET /version`` ("" when it has none)."""
@@ -210,17 +251,18 @@ class MlflowTransport:
         try:
             # httpx's timeout bounds each phase (connect, each read); a body trickling in one
             # byte at a time never trips it, so the whole exchange is bounded too.
-            return await asyncio.wait_for(
-                self._client.request(
-                    method,
-                    path,
-                    params=dict(params) if params else None,
-                    json=dict(body) if body is not None else None,
-                    auth=self._auth or httpx.USE_CLIENT_DEFAULT,
-                    timeout=timeout,
-                ),
-                timeout * 2 + 1,
-            )
+            async with self._slots:
+                return await asyncio.wait_for(
+                    self._client.request(
+                        method,
+                        path,
+                        params=dict(params) if params else None,
+                        json=dict(body) if body is not None else None,
+                        auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                        timeout=timeout,
+                    ),
+                    timeout * 2 + 1,
+                )
         except TimeoutError:
             raise Unreachable(
                 f"MLflow at {where} did not finish answering within {timeout * 2 + 1:g}s",
@@ -318,6 +360,9 @@ class MlflowTransport:
         )
 
     async def aclose(self) -> None:
+        for running in list(self._inflight.values()):
+            running.cancel()
+        self._inflight.clear()
         await self._client.aclose()
 
 

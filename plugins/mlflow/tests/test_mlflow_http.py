@@ -6,6 +6,7 @@ An ``httpx.MockTransport`` plays MLflow; shapes follow what the real server answ
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -21,6 +22,8 @@ from mlflow_fakes import MODELS, URL, Handler, auth_header, make, reply
 
 from console.plugins import BackendContext
 from console.ports import Conflict, InvalidResponse, NotFound, Unauthorized, Unreachable
+
+API = "/api/2.0/mlflow/"
 
 
 @pytest.mark.parametrize(
@@ -240,3 +243,90 @@ async def test_ten_thousand_versions_in_few_requests(ctx: BackendContext, tmp_pa
     again = time.perf_counter() - started
     assert "runs/search" not in rec.paths()  # finished runs are cached
     assert first < 10 and again < 5, (first, again)
+
+
+def _slow(body: dict[str, Any], log: list[str], delay: float = 0.02) -> Any:
+    """An async MockTransport handler answering ``body`` after ``delay``; logs in/out."""
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        log.append("in")
+        await asyncio.sleep(delay)
+        log.append("out")
+        return httpx.Response(200, json=body)
+
+    return handle
+
+
+async def test_identical_reads_in_flight_share_one_request(
+    ctx: BackendContext, tmp_path: Path
+) -> None:
+    log: list[str] = []
+    reg, rec = make(ctx, _slow({"registered_model": {"name": "churn"}}, log), tmp_path)
+    a, b = await asyncio.gather(reg._registered("churn"), reg._registered("churn"))
+    assert a.name == b.name == "churn" and len(rec.requests) == 1
+    await reg._registered("churn")  # the first one landed: a new request
+    assert len(rec.requests) == 2
+    # one caller giving up does not cancel the answer of the other
+    first = asyncio.ensure_future(reg._registered("churn"))
+    second = asyncio.ensure_future(reg._registered("churn"))
+    await asyncio.sleep(0.005)
+    first.cancel()
+    assert (await second).name == "churn" and len(rec.requests) == 3
+    await reg.aclose()
+
+
+async def test_a_read_after_a_write_is_never_the_one_in_flight_before_it(
+    ctx: BackendContext, tmp_path: Path
+) -> None:
+    log: list[str] = []
+    reg, rec = make(ctx, _slow({"registered_model": {"name": "churn"}}, log), tmp_path)
+    before = asyncio.ensure_future(reg._registered("churn"))
+    await asyncio.sleep(0.005)
+    await reg.http.write("POST", "registered-models/alias", {"name": "churn"})
+    after = await reg._registered("churn")
+    await before
+    assert after.name == "churn"
+    assert rec.paths() == [
+        "registered-models/get", "registered-models/alias", "registered-models/get"
+    ]  # fmt: skip
+    await reg.aclose()
+
+
+async def test_requests_in_flight_are_bounded(ctx: BackendContext, tmp_path: Path) -> None:
+    from cd4ml_console_mlflow.transport import CONCURRENCY
+
+    log: list[str] = []
+    reg, rec = make(ctx, _slow({"registered_model": {"name": "m"}}, log, 0.01), tmp_path)
+    await asyncio.gather(*(reg._registered(f"m{i}") for i in range(3 * CONCURRENCY)))
+    depth = peak = 0
+    for event in log:
+        depth += 1 if event == "in" else -1
+        peak = max(peak, depth)
+    assert len(rec.requests) == 3 * CONCURRENCY and peak == CONCURRENCY
+    await reg.aclose()
+
+
+async def test_stages_read_the_tags_of_the_listing_versions_is_making(
+    ctx: BackendContext, tmp_path: Path
+) -> None:
+    tags = [{"key": "cd4ml.stage.production.assigned_by", "value": "alice"}]
+    answers = {
+        "registered-models/get": {"registered_model": {
+            "name": "churn", "aliases": [{"alias": "production", "version": "2"}]}},
+        "model-versions/search": {"model_versions": [
+            {"name": "churn", "version": "1"}, {"name": "churn", "version": "2", "tags": tags}]},
+        "model-versions/get": {"model_version": {"name": "churn", "version": "2", "tags": tags}},
+    }  # fmt: skip
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)
+        return httpx.Response(200, json=answers[request.url.path.removeprefix(API)])
+
+    reg, rec = make(ctx, handle, tmp_path, run_details=False)
+    versions, stages = await asyncio.gather(reg.versions("churn"), reg.stages("churn"))
+    assert versions[1].stages == ("production",) and stages[0].assigned_by == "alice"
+    assert sorted(rec.paths()) == ["model-versions/search", "registered-models/get"]
+    rec.requests.clear()
+    assert (await reg.stages("churn"))[0].assigned_by == "alice"  # alone: one get per stage
+    assert rec.paths() == ["registered-models/get", "model-versions/get"]
+    await reg.aclose()
