@@ -15,7 +15,7 @@ from rich.text import Text
 from console.tui import format as fmt
 from console.tui.palette import Palette
 from console.tui.rows import OverviewRow
-from console.tui.widgets.panel import section_problem
+from console.tui.widgets.panel import data_age, section_problem
 
 
 def title_line(left: Text, right: Text) -> Table:
@@ -153,7 +153,10 @@ def stage_line(pal: Palette, now: datetime, view: Any, prod_stage: str) -> Text:
     text.append(f"   │ {fmt.plural(waiting, 'candidate')} waiting", style=pal.muted)
     registry = view.sections.get("registry")
     if registry is not None and registry.error:
-        text.append(f"   ⚠ registry {section_problem(registry, now)}", style=pal.warn)
+        # One line that may be cut: the age and what to do first, the (long) reason last.
+        reason = registry.error.rstrip(".")
+        text.append(f"   ⚠ registry: {data_age(registry, now)} · r retries · ", style=pal.warn)
+        text.append(reason, style=pal.warn)
     return text
 
 

@@ -13,7 +13,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input
 
 from console.tui.planview import heading, plan_preview
-from console.tui.screens.dialog import ActionDialog, field
+from console.tui.screens.dialog import ActionDialog, field, text_problem
 
 
 class ApproveDialog(ActionDialog):
@@ -71,7 +71,7 @@ class ApproveDialog(ActionDialog):
             return f"no pending request moves {plan.stage} of {plan.model} to {plan.version}"
         if button == "confirm" and plan.may_approve:
             return f"you may not approve: {plan.may_approve}"
-        return ""
+        return text_problem("comment", self.input_value("comment"))
 
     async def execute(self, button: str) -> Any:
         comment = self.input_value("comment").strip()

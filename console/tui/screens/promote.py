@@ -11,7 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input
 
 from console.tui.planview import plan_preview, quality_failures, schema_gate
-from console.tui.screens.dialog import ActionDialog, field
+from console.tui.screens.dialog import ActionDialog, field, text_problem
 
 
 def next_stage(stages: Sequence[str], current: Sequence[str]) -> str | None:
@@ -77,9 +77,10 @@ class PromoteDialog(ActionDialog):
             if [g.gate for g in fails] == ["schema"]:
                 return "the schema changed: tick the acknowledgement (tab to it, space) to go on"
             return "blocked by gates: " + "; ".join(g.detail for g in fails)
-        if not self.input_value("reason").strip():
+        reason = self.input_value("reason")
+        if not reason.strip():
             return "a reason is required: it is recorded in the audit log"
-        return ""
+        return text_problem("reason", reason)
 
     async def execute(self, button: str) -> Any:
         return await self.release.promote(

@@ -11,7 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input
 
 from console.tui.planview import plan_preview
-from console.tui.screens.dialog import ActionDialog, field
+from console.tui.screens.dialog import ActionDialog, field, text_problem
 
 GATES_NOTE = "shown, never blocking: rollbacks happen during incidents"
 
@@ -65,8 +65,12 @@ class RollbackDialog(ActionDialog):
             return f"you may not roll back: {plan.may_request}"
         if plan.already:
             return f"{plan.stage} already points at {plan.version}: nothing to roll back"
-        if not self.input_value("reason").strip():
+        reason = self.input_value("reason")
+        if not reason.strip():
             return "a reason is required: it is recorded in the audit log"
+        problem = text_problem("reason", reason)
+        if problem:
+            return problem
         if plan.confirm_model_name and self.input_value("confirm-name") != self.model:
             return f"type the model name {self.model} exactly to confirm"
         return ""

@@ -22,12 +22,23 @@ from console.tui import format as fmt
 from console.tui.palette import palette_of
 
 
+def data_age(section: Any, now: datetime) -> str:
+    """How old the data shown for a failing section is: 'showing data from 5m ago'."""
+    if section.fetched_at is not None:
+        return f"showing data from {fmt.ago(section.fetched_at, now)}"
+    return "no data yet"
+
+
 def section_problem(section: Any, now: datetime) -> str:
     """One sentence about a failing section: reason, and the age of the last good data."""
-    reason = section.error.rstrip(".")
-    if section.fetched_at is not None:
-        return f"{reason} · showing data from {fmt.ago(section.fetched_at, now)} · r retries"
-    return f"{reason} · no data yet · r retries"
+    return f"{section.error.rstrip('.')} · {data_age(section, now)} · r retries"
+
+
+def problem_line(section: Any, now: datetime) -> str:
+    """The kind, then :func:`section_problem` (without saying the kind twice: 'ci ci backend
+    did not answer' reads as a stutter)."""
+    problem = section_problem(section, now)
+    return problem if problem.startswith(f"{section.name} ") else f"{section.name} {problem}"
 
 
 class Panel(VerticalScroll, can_focus=True):
@@ -85,9 +96,7 @@ class Panel(VerticalScroll, can_focus=True):
         """Dim the panel and say why when any of its backend kinds failed."""
         kinds = tuple(kinds if kinds is not None else self.kinds)
         self._sections = {k: sections[k] for k in kinds if k in sections}
-        self.problems = [
-            f"{s.name} {section_problem(s, self.now())}" for s in self._sections.values() if s.error
-        ]
+        self.problems = [problem_line(s, self.now()) for s in self._sections.values() if s.error]
         self.set_class(bool(self.problems), "-problem")
 
     def _paint(self) -> None:
