@@ -143,6 +143,41 @@ class CredentialAuth(httpx.Auth):
         return f"CredentialAuth({self.credential.describe()})"
 
 
+class BodyTooLarge(Exception):
+    """An answer larger than the limit; ``size`` is how much was seen (or declared)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"body of {size} bytes or more")
+        self.size = size
+
+
+async def fetch_bounded(
+    client: httpx.AsyncClient, request: httpx.Request, auth: Any, limit: int | None = None
+) -> httpx.Response:
+    """Send ``request`` and read its body, refusing one larger than ``limit`` (MAX_BODY) with
+    BodyTooLarge: a broken proxy or a wrong URL must not fill the memory of the console."""
+    limit = MAX_BODY if limit is None else limit
+    resp = await client.send(request, auth=auth, stream=True)
+    try:
+        declared = resp.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(int(declared))
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(size)
+            chunks.append(chunk)
+    finally:
+        await resp.aclose()
+    headers = [(k, v) for k, v in resp.headers.multi_items() if k != "content-encoding"]
+    return httpx.Response(
+        resp.status_code, headers=headers, content=b"".join(chunks), request=request,
+        extensions=resp.extensions,
+    )  # fmt: skip
+
+
 class HttpApi:
     """An HTTP API seen by one backend: requests, retries and error mapping."""
 
@@ -325,27 +360,10 @@ class HttpApi:
         return resp
 
     async def _bounded(self, request: httpx.Request, auth: Any) -> httpx.Response:
-        """Send ``request`` and read its body, refusing one larger than MAX_BODY: a broken
-        proxy or a wrong URL must not fill the memory of the console."""
-        resp = await self.client.send(request, auth=auth, stream=True)
         try:
-            declared = resp.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_BODY:
-                raise self._too_big(request, int(declared))
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise self._too_big(request, size)
-                chunks.append(chunk)
-        finally:
-            await resp.aclose()
-        headers = [(k, v) for k, v in resp.headers.multi_items() if k != "content-encoding"]
-        return httpx.Response(
-            resp.status_code, headers=headers, content=b"".join(chunks), request=request,
-            extensions=resp.extensions,
-        )  # fmt: skip
+            return await fetch_bounded(self.client, request, auth)
+        except BodyTooLarge as exc:
+            raise self._too_big(request, exc.size) from None
 
     def _too_big(self, request: httpx.Request, size: int) -> InvalidResponse:
         return InvalidResponse(

@@ -156,7 +156,9 @@ class OverviewService:
         self.clock = clock
         self.timeout = workspace.config.timeout_seconds
         self._last = _LastGood(memory)
-        self._sem = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        # One bound per backend kind: 80 hanging CI reads must not hold up the data reads.
+        self._sems: dict[str, asyncio.Semaphore] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -178,9 +180,16 @@ class OverviewService:
             else:
                 sections.setdefault(kind, Section(name=kind, configured=False))
             return default
-        try:
-            async with self._sem:
-                value = await asyncio.wait_for(make(backend), self.timeout)
+        sem = self._sems.get(kind)
+        if sem is None:
+            sem = self._sems[kind] = asyncio.Semaphore(self._concurrency)
+
+        async def bounded() -> T:
+            async with sem:
+                return await make(backend)
+
+        try:  # the wait for a slot counts against the timeout: a queue of hung calls ends
+            value = await asyncio.wait_for(bounded(), self.timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -93,6 +93,18 @@ def test_gate_failure_and_schema_ack(workspace: Workspace, run_cli, act_as) -> N
     ro = run_cli(*w, "--read-only", "promote", "m", "v1.1.0", "--to", "production", "--reason", "r")
     assert ro.exit_code == 3 and "read-only" in ro.stderr
 
+    def recorded() -> int:
+        with sqlite3.connect(workspace.path / ".cd4ml" / "audit.sqlite") as db:
+            return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    events = recorded()
+    for reason, said in (("x" * 10_000, "10,000 characters long"),
+                         ("ok\x1b[2Jwiped", "control characters (\\x1b)"),
+                         ("\u202eevil", "control characters")):  # fmt: skip
+        odd = run_cli(*w, "promote", "m", "v1.1.0", "--to", "production", "--reason", reason)
+        assert odd.exit_code == 2 and said in odd.stderr, odd.stderr
+    assert recorded() == events  # nothing recorded
+
 
 def test_rollback_and_compare(tmp_path, run_cli, act_as) -> None:
     ws = make_workspace(tmp_path / "ws", approvals=0)

@@ -10,8 +10,9 @@ server. For every fault of the kind's share (every fault for every backend with 
 - after the fault clears, `r` reads again and the panel shows fresh data.
 
 Plus the code, data and audit kinds (a stand-in that fails or hangs), everything down at once
-(from the start, and after good data), a flapping peer, one slow peer, and two known faults of
-code this suite may not edit (strict xfail; see docs/reliability.md).
+(from the start, and after good data), a flapping peer, one slow peer, and three faults found
+here and fixed (registry down from the start, one hanging kind on a tall screen, a 50 MB
+MLflow answer).
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ SHARE = {
     "gitlab-ci": ("http_504", "refused", "wrong_shape"),
 }
 assert {f for share in SHARE.values() for f in share} == set(FAULTS)
-KNOWN = {("mlflow", "huge")}  # a strict xfail below until the plugin is fixed
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +159,7 @@ async def test_http_backend_faults_in_the_tui(rig: Rig, name: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await good_start(pilot)
         for fault in FAULTS if LONG else SHARE[name]:
-            if (name, fault) not in KNOWN:
-                await fault_round(pilot, rig, kind, fault)
+            await fault_round(pilot, rig, kind, fault)
         await overview_recovers(pilot, kind)
         assert app.is_running and app.return_code is None
 
@@ -294,11 +293,6 @@ async def test_all_down_from_the_start_and_after_good_data(rig: Rig) -> None:
         assert app.is_running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="console/tui/screens/model.py (not ours to edit): with the registry down from the "
-    "start, Lineage and CI stay 'loading…' and Live says 'nothing in production yet'",
-)
 async def test_registry_down_from_the_start_every_panel_says_why(rig: Rig) -> None:
     """No version could be read, so no version is selected: the version panels say so (not
     "loading…" for ever), and Live does not claim nothing serves (nobody knows)."""
@@ -314,11 +308,6 @@ async def test_registry_down_from_the_start_every_panel_says_why(rig: Rig) -> No
         assert "nothing in production" not in shown(screen.query_one("#live"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugins/mlflow (not ours to edit): a 50 MB answer {'pad': ...} to "
-    "registered-models/search is read whole and taken as 'no models'",
-)
 async def test_mlflow_huge_model_list_is_an_error_not_an_empty_list(rig: Rig) -> None:
     """Found by the CD4ML_LONG matrix: under a 50 MB body the overview shows no models and
     no warning, instead of the last good list and what is wrong."""
@@ -411,15 +400,10 @@ def rows_loaded(screen: ModelScreen) -> bool:
     return bool(keys) and all(k in screen.details for k in keys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="console/services/overview.py (not ours to edit): one semaphore for every kind, "
-    "taken before the timeout starts: 80 hanging CI reads hold it for 5 s",
-)
 async def test_one_hanging_kind_on_a_tall_screen_delays_nothing_else() -> None:
     """A 90-row terminal shows ~80 versions; CI hangs for all of them. Their metrics (data)
-    still arrive at once, and the CI panel says why within timeout + 1 s. (Today both take
-    about one timeout per 16 rows: 5 s, far past the bound whatever the machine's load.)"""
+    still arrive at once, and the CI panel says why within timeout + 1 s (one bound per
+    backend kind, and the wait for it counts against the timeout)."""
     from .tui_keys import CHURN, fakes, make_app
 
     world = fakes.FakeWorld(versions=100)

@@ -12,6 +12,7 @@ from console.services.release import requests as rq
 from console.services.release.gates import blocking_failures, gate_doc
 from console.services.release.journal import Journal
 from console.services.release.results import ActionResult, Refused, ReleaseError
+from console.services.release.text import text_problem
 
 if TYPE_CHECKING:
     from console.services.release.service import Context, ReleaseService
@@ -21,6 +22,9 @@ def _need_reason(reason: str, action: str) -> str:
     text = reason.strip()
     if not text:
         raise Refused(f"{action} needs a reason (--reason TEXT)", kind="usage")
+    problem = text_problem("reason", text)
+    if problem:
+        raise Refused(f"{action}: {problem}; nothing was changed", kind="usage")
     return text
 
 

@@ -10,7 +10,6 @@ PageUp/PageDown scroll the plan from anywhere; Esc closes (not while the action 
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -24,29 +23,14 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 
+from console.services.release.text import MAX_TEXT, text_problem
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text, result_text
 from console.tui.widgets.bars import tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 
 log = logging.getLogger(__name__)
-MAX_TEXT = 1000
-"""Characters of a reason or comment: it is one line of the audit log, read by people."""
-BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def text_problem(label: str, text: str) -> str:
-    """'' when ``text`` may be recorded as the ``label``; else what is wrong with it, in words.
-    Control characters (a pasted escape sequence would repaint the terminal of whoever reads
-    the log later) and direction overrides (they make the text read differently) are refused,
-    as is a text too long to read in one go."""
-    if len(text) > MAX_TEXT:
-        return f"the {label} is {len(text):,} characters long: keep it under {MAX_TEXT:,}"
-    bad = [c for c in text if unicodedata.category(c) == "Cc" or c in BIDI]
-    if bad:
-        shown = ", ".join(dict.fromkeys(repr(c)[1:-1] for c in bad[:5]))
-        return f"the {label} contains control characters ({shown}): type it as plain text"
-    return ""
+__all__ = ["MAX_TEXT", "text_problem"]  # where the dialogs' checks were first defined
 
 
 def field(label: str, widget: Widget, *, id: str, hidden: bool = False) -> Horizontal:

@@ -186,6 +186,8 @@ class ModelScreen(ModelReleaseSide):
                 if reason is not None and reason.error
                 else f"no versions registered for {self.model_name}"
             )
+            for panel in (self.query_one(LineagePanel), self.query_one(CIPanel)):
+                panel.show_loading(self.table.empty_text)  # no version to show, and why
         self._apply_filter(cursor=self.wanted_version or self.selected)
         self.wanted_version = None
         wanted = list(self.table.visible_keys(margin=3))
@@ -283,12 +285,14 @@ class ModelScreen(ModelReleaseSide):
         if not self.is_attached:
             return
         panel = self.query_one(LivePanel)
+        registry = self.view.sections.get("registry") if self.view is not None else None
         if (
             not view.series
             and view.health is None
             and not view.section.ok
             and self.view is not None
             and not self.production
+            and (registry is None or registry.ok)  # a registry down knows nothing of stages
         ):
             panel.no_production(config.prod_stage)
             return

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from cd4ml_console_mlflow.schema import ErrorReply
 from console.credentials import Credential, CredentialOptions, Lookup, alookup, redact_secrets
-from console.http_api import retry_after
+from console.http_api import MAX_BODY, BodyTooLarge, fetch_bounded, retry_after
 from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
 
 API = "/api/2.0/mlflow/"
@@ -251,18 +251,25 @@ class MlflowTransport:
         try:
             # httpx's timeout bounds each phase (connect, each read); a body trickling in one
             # byte at a time never trips it, so the whole exchange is bounded too.
+            request = self._client.build_request(
+                method,
+                path,
+                params=dict(params) if params else None,
+                json=dict(body) if body is not None else None,
+                timeout=timeout,
+            )
             async with self._slots:
                 return await asyncio.wait_for(
-                    self._client.request(
-                        method,
-                        path,
-                        params=dict(params) if params else None,
-                        json=dict(body) if body is not None else None,
-                        auth=self._auth or httpx.USE_CLIENT_DEFAULT,
-                        timeout=timeout,
-                    ),
+                    fetch_bounded(self._client, request, self._auth or httpx.USE_CLIENT_DEFAULT),
                     timeout * 2 + 1,
                 )
+        except BodyTooLarge as exc:
+            raise InvalidResponse(
+                f"MLflow at {where} answered more than {MAX_BODY >> 20} MB "
+                f"({exc.size >> 20} MB or more); not read",
+                backend=self.name,
+                hint="is url pointing at an MLflow tracking server, and not a file or proxy page?",
+            ) from None
         except TimeoutError:
             raise Unreachable(
                 f"MLflow at {where} did not finish answering within {timeout * 2 + 1:g}s",
