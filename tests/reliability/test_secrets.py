@@ -2,8 +2,9 @@
 actions, gitlab-ci and its trigger token, the postgres password), all from environment
 variables, against peers that echo back everything they were sent (headers and body) in their
 error messages. The canary must never appear — raw, base64, base64url, URL-encoded or hex —
-in the log file, the audit log, `--json` output, the CLI's other output, or error messages.
-(The TUI's crash output is the TUI's to test: it is being rebuilt.)
+in the log file, the audit log, `--json` output, the CLI's other output, error messages, or
+any screen of the TUI (drawn as a screenshot would hold it). A crash of the TUI itself
+(Textual's traceback) is not provoked here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -166,3 +168,40 @@ def _url_of(ws: Path) -> str:
         if line.startswith("url = "):
             return json.loads(line.split("=", 1)[1].strip())
     raise AssertionError("no url")
+
+
+async def test_no_canary_on_any_screen_of_the_tui(world: Path) -> None:
+    """The same echoing peers, seen through the TUI: the overview, every panel of the model
+    screen, help, and a refused promotion's dialog, drawn as text (what a screenshot or an
+    SVG snapshot would hold), never show any form of a canary."""
+    from console.config import load_config
+    from console.tui.app import ConsoleApp
+    from console.tui.screens.model import ModelScreen
+
+    from .tui_rig import settle, until
+
+    app = ConsoleApp(load_config=lambda: load_config(None, world), label="ws", refresh_seconds=0)
+    screens: dict[str, str] = {}
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: app.services is not None, "the workspace", 20)
+        await settle(pilot)
+        screens["overview"] = app.export_screenshot()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen", 10)
+        await settle(pilot)
+        for tab in "1234":
+            await pilot.press(tab)
+            await settle(pilot)
+            screens[f"model tab {tab}"] = app.export_screenshot()
+        await pilot.press("question_mark")
+        await settle(pilot)
+        screens["help"] = app.export_screenshot()
+        await pilot.press("escape", "p")
+        await settle(pilot)
+        screens["promote"] = app.export_screenshot()
+        await pilot.press("escape")
+        await settle(pilot)
+    drawn = {k: re.sub(r"<[^>]+>", "", v).replace("&#160;", " ") for k, v in screens.items()}
+    assert any("rejected" in v or "HTTP 400" in v for v in drawn.values()), drawn["model tab 2"]
+    found = {k: leaks(v) for k, v in screens.items() if leaks(v)}
+    assert found == {}, json.dumps(found, indent=1)
