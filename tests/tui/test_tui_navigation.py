@@ -280,3 +280,31 @@ async def test_audit_key_and_theme_picker_from_the_overview(make_app, wait):
         await pilot.press(*"high", "enter")
         await pilot.pause(0.3)
         assert app.theme == "high-contrast"
+
+
+async def test_r_while_a_read_hangs_reads_again_and_the_late_answer_is_dropped(make_app, world):
+    """A CI read hangs; `r` does not wait for it: the details are asked for again, and when
+    the old read finally answers it changes nothing (the newer read decides)."""
+    import asyncio
+
+    gate = world.faults.gates["ci"] = asyncio.Event()
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if world.faults.calls["ci.runs_for"]:
+                break
+        screen = app.screen
+        before = world.faults.calls["ci.runs_for"]
+        assert before and screen._pending  # hanging
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        # asked again at once, not waited for (the new reads queue for the CI backend's slots)
+        assert screen._pending and set(screen._pending.values()) == {screen._generation} == {1}
+        gate.set()
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if not screen._pending:
+                break
+        assert not screen._pending and "v1.10.0" in screen.details
+        assert world.faults.calls["ci.runs_for"] > before  # the new reads ran

@@ -80,7 +80,8 @@ class ModelScreen(ModelReleaseSide):
         self.help_title = model
         self.wanted_version = version
         self.book: VersionBook | None = None
-        self._pending: set[str] = set()
+        self._pending: dict[str, int] = {}  # details on their way: version -> generation
+        self._generation = 0  # `r` starts a new one: answers of an older one are dropped
         self.selected: str | None = None
         self.filter_text = ""
         self._select_timer: Timer | None = None
@@ -220,21 +221,23 @@ class ModelScreen(ModelReleaseSide):
         return list(self.versions.order)
 
     def request_details(self, names: list[str]) -> None:
-        missing = self.versions.missing(names, self._pending)
+        missing = self.versions.missing(names, set(self._pending))
         if missing:
-            self._pending.update(missing)
-            self.run_worker(self._load_details(missing), group="details")
+            self._pending.update(dict.fromkeys(missing, self._generation))
+            self.run_worker(self._load_details(missing, self._generation), group="details")
 
     @tolerate_teardown
-    async def _load_details(self, names: list[str]) -> None:
+    async def _load_details(self, names: list[str], generation: int) -> None:
         try:
             got = await self.services.overview.version_details(
                 self.model_name, [self.versions.by_name[n] for n in names]
             )
         finally:
-            self._pending.difference_update(names)
-        if not self.is_attached:
-            return
+            for n in names:
+                if self._pending.get(n) == generation:
+                    del self._pending[n]
+        if not self.is_attached or generation != self._generation:
+            return  # `r` was pressed while this read hung: a newer read answers
         self.versions.add_details(got)
         if not self._metric_names:
             self._learn_metrics(got.values())
@@ -316,6 +319,8 @@ class ModelScreen(ModelReleaseSide):
         if self.production:
             stale.append(self.production)
         self.versions.forget(stale)
+        self._generation += 1
+        self._pending.clear()  # reads still hanging are not waited for: they are read again
         self.load_view()
         self.load_live()
         self.load_trail()
