@@ -243,6 +243,10 @@ class ConsoleApp(ReleaseActions):
         except ConfigError as exc:
             self.exit(None, return_code=2, message=str(exc))
             return False
+        except Exception as exc:  # never a traceback on screen; details go to the log
+            log.exception("reading the config failed")
+            self.exit(None, return_code=1, message=f"Could not read the config: {exc}")
+            return False
         self._use_config(config)
         self._theme_from_config()
         self.refresh_bindings()

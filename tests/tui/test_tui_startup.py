@@ -82,6 +82,18 @@ async def test_bad_config_found_after_the_first_frame_exits_2_with_the_reason(ca
     assert "ui.refresh_seconds: must be > 0" in capsys.readouterr().err
 
 
+async def test_an_unexpected_failure_reading_the_config_exits_1_without_a_traceback(capsys):
+    def load() -> Any:
+        raise RuntimeError("disk on fire")
+
+    app = ConsoleApp(load_config=load, label="repo")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+    assert app.return_code == 1
+    err = capsys.readouterr().err
+    assert "Could not read the config: disk on fire" in err and "Traceback" not in err
+
+
 async def test_model_asked_for_opens_once_the_config_is_read(world, make_app, wait):
     app = _deferred(world, make_app, model="fraud-detector")
     async with app.run_test(size=(120, 40)) as pilot:
