@@ -85,6 +85,11 @@ SHARE = {
 assert {f for share in SHARE.values() for f in share} == set(FAULTS)
 
 
+# The timing bounds (timeout + 1 s to say why) are wall time: these tests share a worker with
+# the race (whose processes keep two cores busy), one after the other, never beside it.
+pytestmark = pytest.mark.xdist_group("reliability-race")
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_workspace(tmp_path_factory.mktemp("tui-faults") / "ws").path

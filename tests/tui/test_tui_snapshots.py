@@ -67,4 +67,8 @@ async def _dialog_ready(pilot, wait) -> None:
         if isinstance(screen, ActionDialog) and (screen.plan is not None or screen.plan_error):
             break
         await pilot.pause(0.05)
+    from textual.widgets import Input
+
+    for field in pilot.app.screen.query(Input):  # a blinking cursor is drawn or not by timing
+        field.cursor_blink = False
     await wait(pilot)
