@@ -17,10 +17,10 @@ import pytest
 from textual.command import CommandPalette
 from textual.widgets import Button, Input, Static
 
+from console.services.release.text import MAX_TEXT
 from console.tui.screens.approve import ApproveDialog
 from console.tui.screens.audit import AuditScreen
 from console.tui.screens.compare import CompareScreen
-from console.tui.screens.dialog import MAX_TEXT
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.model import WIDE, ModelScreen
 from console.tui.screens.overview import OverviewScreen

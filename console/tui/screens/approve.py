@@ -12,8 +12,9 @@ from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import Button, Input
 
+from console.services.release.text import text_problem
 from console.tui.planview import heading, plan_preview
-from console.tui.screens.dialog import ActionDialog, field, text_problem
+from console.tui.screens.dialog import ActionDialog, field
 
 
 class ApproveDialog(ActionDialog):

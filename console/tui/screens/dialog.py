@@ -23,14 +23,12 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 
-from console.services.release.text import MAX_TEXT, text_problem
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text, result_text
 from console.tui.widgets.bars import tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 
 log = logging.getLogger(__name__)
-__all__ = ["MAX_TEXT", "text_problem"]  # where the dialogs' checks were first defined
 
 
 def field(label: str, widget: Widget, *, id: str, hidden: bool = False) -> Horizontal:

@@ -10,8 +10,9 @@ from textual import on
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input
 
+from console.services.release.text import text_problem
 from console.tui.planview import plan_preview, quality_failures, schema_gate
-from console.tui.screens.dialog import ActionDialog, field, text_problem
+from console.tui.screens.dialog import ActionDialog, field
 
 
 def next_stage(stages: Sequence[str], current: Sequence[str]) -> str | None:

@@ -10,8 +10,9 @@ from rich.console import RenderableType
 from textual.widget import Widget
 from textual.widgets import Button, Input
 
+from console.services.release.text import text_problem
 from console.tui.planview import plan_preview
-from console.tui.screens.dialog import ActionDialog, field, text_problem
+from console.tui.screens.dialog import ActionDialog, field
 
 GATES_NOTE = "shown, never blocking: rollbacks happen during incidents"
 
