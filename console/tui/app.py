@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -100,6 +101,15 @@ def _action_commands() -> type:
     from console.tui.commands import ActionCommands
 
     return ActionCommands
+
+
+def resume_gc() -> None:
+    """After the first frame: collect garbage again if the launcher paused the collector for
+    the start-up (see ``cli.open_tui``). What the start built lives as long as the app, so it is
+    frozen: later full collections do not walk it again."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 class ConsoleApp(ReleaseActions):
@@ -229,6 +239,7 @@ class ConsoleApp(ReleaseActions):
             self.notify(problem, title="Themes", severity="warning", timeout=8)
         # The first frame (the overview skeleton) goes out before the config is validated and
         # before any backend is built.
+        self.call_after_refresh(resume_gc)
         self.call_after_refresh(self._open_workspace)
         if self.initial_model and self.config is not None:
             self.open_model(self.initial_model)

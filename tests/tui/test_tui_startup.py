@@ -4,6 +4,7 @@ shows the last session's model list; a bad config still exits 2 saying what to f
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,21 @@ async def test_first_frame_shows_last_sessions_models_before_the_config(world, m
         assert "acme-ml" in _title(app)
     listed, _ = read_listing("/ws/one")
     assert [m.name for m in listed] == names  # saved for the next start
+
+
+async def test_garbage_collection_paused_for_the_start_resumes_after_the_first_frame(
+    world, make_app
+):
+    app = _deferred(world, make_app)
+    gc.disable()  # as `cd4ml-console` does before importing Textual
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert gc.isenabled()  # a long session must not grow without bound
+            assert gc.get_freeze_count() > 0  # what the start built is not walked again
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 async def test_bad_config_found_after_the_first_frame_exits_2_with_the_reason(capsys):
