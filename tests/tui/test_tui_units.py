@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.style import Style
 from textual.color import Color
 
 from console.tui import actions
 from console.tui import format as fmt
 from console.tui.clock import clock_from_env, parse_now
 from console.tui.themes import ThemeFileError, load_themes, parse_theme, theme_dirs
+from console.tui.widgets.columns import CroppedLines
 from console.tui.widgets.vtable import Column, fit_columns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +53,33 @@ def test_flex_column_grows_only_to_its_maximum():
     fitted = dict((c.key, w) for c, w in fit_columns(COLUMNS, 200))
     assert fitted["name"] == 30
     assert fitted["a"] == 10
+
+
+def _lines_at(renderable: object, width: int) -> list[str]:
+    from rich.console import Console
+
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text().splitlines()
+
+
+def test_long_panel_lines_are_cut_with_an_ellipsis_never_wrapped():
+    red = Style(color="red")
+    lines = CroppedLines(
+        [
+            [("2026-11-23 ", None), ("alice ", red), ("promote v1.2.0 to production", None)],
+            [("short", None)],
+            [("名前が長い ", None), ("x", None)],
+        ]
+    )
+    assert _lines_at(lines, 80) == [
+        "2026-11-23 alice promote v1.2.0 to production",
+        "short",
+        "名前が長い x",
+    ]
+    assert _lines_at(lines, 20) == ["2026-11-23 alice pr…", "short", "名前が長い x"]
+    assert _lines_at(lines, 11) == ["2026-11-23…", "short", "名前が長い…"]  # cut by cells
+    assert _lines_at(lines, 1) == ["…", "…", "…"]
 
 
 # -- formats ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
@@ -13,9 +14,11 @@ from rich.text import Text
 from console.services.timeline import Timeline
 from console.tui import format as fmt
 from console.tui.palette import Palette
+from console.tui.widgets.columns import CroppedLines, Part
 from console.tui.widgets.panel import Panel
 
 MAX_ENTRIES = 200
+ACTOR_WIDTH = 12
 SOURCE_MARK = {"registry": "reg", "audit": "log"}
 
 
@@ -45,29 +48,50 @@ def _periods(timeline: Timeline, stages: list[str], pal: Palette, prod_stage: st
     return grid
 
 
+def _fit(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` in exactly ``width`` cells: padded, or cut with an ellipsis."""
+    if cell_len(text) > width:
+        return set_cell_size(text, width - 1) + "\u2026"
+    pad = " " * (width - cell_len(text))
+    return pad + text if right else text + pad
+
+
+def _events(entries: list[Any], pal: Palette, prod_stage: str, now: datetime) -> CroppedLines:
+    """One line per event, in columns (time, age, actor, source, text)."""
+    cols = [
+        (
+            fmt.when(e.at),
+            fmt.age(e.at, now),
+            e.actor or "\u2013",
+            SOURCE_MARK.get(e.source, e.source),
+        )
+        for e in entries
+    ]
+    widths = [max(cell_len(c[i]) for c in cols) for i in range(4)]
+    widths[2] = min(widths[2], ACTOR_WIDTH)
+    lines: list[list[Part]] = []
+    for e, (when, age, actor, source) in zip(entries, cols, strict=True):
+        style: Style | None = None
+        if e.stage and e.action in ("assign", "promote", "rollback"):
+            style = pal.stage(e.stage, prod_stage)
+        lines.append(
+            [
+                (f"{_fit(when, widths[0])} {_fit(age, widths[1], right=True)} ", pal.muted),
+                (_fit(actor, widths[2]) + " ", None),
+                (_fit(source, widths[3]) + " ", pal.muted),
+                (e.text, style),
+            ]
+        )
+    return CroppedLines(lines)
+
+
 def render_trail(
     timeline: Timeline, stages: list[str], prod_stage: str, pal: Palette, now: datetime
 ) -> RenderableType:
     """Stage periods on top, then the merged events."""
     if not timeline.entries:
         return Text("no history recorded yet", style=pal.muted)
-    events = Table.grid(padding=(0, 1), expand=True)
-    events.add_column(no_wrap=True, style=pal.muted)
-    events.add_column(no_wrap=True, justify="right", style=pal.muted)
-    events.add_column(no_wrap=True, max_width=12, overflow="ellipsis")
-    events.add_column(no_wrap=True, style=pal.muted)
-    events.add_column(ratio=1, overflow="ellipsis")
-    for e in timeline.entries[:MAX_ENTRIES]:
-        style: Style | str = ""
-        if e.stage and e.action in ("assign", "promote", "rollback"):
-            style = pal.stage(e.stage, prod_stage)
-        events.add_row(
-            fmt.when(e.at),
-            fmt.age(e.at, now),
-            e.actor or "\u2013",
-            SOURCE_MARK.get(e.source, e.source),
-            Text(e.text, style=style),
-        )
+    events = _events(list(timeline.entries[:MAX_ENTRIES]), pal, prod_stage, now)
     parts: list[RenderableType] = [_periods(timeline, stages, pal, prod_stage), Text(""), events]
     if len(timeline.entries) > MAX_ENTRIES:
         parts.append(Text(f"… {len(timeline.entries) - MAX_ENTRIES} older", style=pal.muted))
