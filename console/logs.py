@@ -13,7 +13,8 @@ _configured = False
 _SECRET = re.compile(
     r"(?i)(token|password|passwd|secret|authorization|api[_-]?key)(\s*[=:]\s*|\s+)(bearer\s+|basic\s+)?([^\s,;'\"&]+)"
 )
-_URL_USERINFO = re.compile(r"(\w+://)([^/@\s]+)@")
+# Anything between scheme:// and an @ (a password may hold an unencoded "/").
+_URL_USERINFO = re.compile(r"(\b[A-Za-z][\w+.-]*://)[^\s@]*@")
 
 
 def redact(text: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
+from console.config import ConsoleConfig
 from console.domain import (
     CIRun,
     Commit,
@@ -26,7 +27,9 @@ from console.domain import (
     version_key,
 )
 from console.domain.models import Frozen
+from console.logs import redact
 from console.ports import BackendError
+from console.services.backend_names import backend_label
 from console.services.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -129,13 +132,17 @@ class _LastGood:
         return self._items.get(key)
 
 
-def describe_error(exc: BaseException, kind: str, timeout: float) -> tuple[str, str]:
-    """(message, kind label) for a failure, in words a person can act on."""
+def describe_error(
+    exc: BaseException, kind: str, timeout: float, config: ConsoleConfig | None = None
+) -> tuple[str, str]:
+    """(message, kind label) for a failure, in words a person can act on; with ``config`` a
+    timeout or unexpected failure names the backend's type and where it points."""
     if isinstance(exc, BackendError):
         return str(exc), exc.kind_label
+    who = backend_label(config, kind)
     if isinstance(exc, TimeoutError):
-        return f"{kind} backend did not answer within {timeout:g}s", "timeout"
-    return f"{kind} backend failed unexpectedly: {type(exc).__name__}: {exc}", "internal error"
+        return f"{who} did not answer within {timeout:g}s", "timeout"
+    return f"{who} failed unexpectedly: {type(exc).__name__}: {redact(str(exc))}", "internal error"
 
 
 class OverviewService:
@@ -193,7 +200,7 @@ class OverviewService:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            message, label = describe_error(exc, kind, self.timeout)
+            message, label = describe_error(exc, kind, self.timeout, self.config)
             if not isinstance(exc, BackendError | TimeoutError):
                 log.exception("%s backend raised a non-BackendError", kind)
             last = self._last.get((kind, *key))

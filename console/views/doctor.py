@@ -48,13 +48,15 @@ def render_plugins(*, as_json: bool) -> int:
     return 1 if doc["problems"] else 0
 
 
-async def _check(kind: str, backend: Any, timeout: float) -> tuple[bool, str]:
+async def _check(
+    kind: str, backend: Any, timeout: float, config: ConsoleConfig | None = None
+) -> tuple[bool, str]:
     try:
         return True, await asyncio.wait_for(backend.check(), timeout)
     except (BackendError, TimeoutError) as exc:
-        return False, describe_error(exc, kind, timeout)[0]
+        return False, describe_error(exc, kind, timeout, config)[0]
     except Exception as exc:
-        return False, describe_error(exc, kind, timeout)[0]
+        return False, describe_error(exc, kind, timeout, config)[0]
 
 
 async def run_doctor(config: ConsoleConfig) -> int:
@@ -75,7 +77,7 @@ async def run_doctor(config: ConsoleConfig) -> int:
     async with ws:
         kinds = [k for k in KIND_NAMES if k in ws.backends]
         results = await asyncio.gather(
-            *(_check(k, ws.backends[k], config.timeout_seconds) for k in kinds)
+            *(_check(k, ws.backends[k], config.timeout_seconds, config) for k in kinds)
         )
         checked = dict(zip(kinds, results, strict=True))
         for kind in KIND_NAMES:

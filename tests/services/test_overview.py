@@ -4,6 +4,8 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from console.config import ConsoleConfig
 from console.domain import (
     CIConclusion,
@@ -18,7 +20,8 @@ from console.domain import (
     StageAssignment,
 )
 from console.ports import Unreachable
-from console.services.overview import OverviewService
+from console.services.backend_names import backend_label
+from console.services.overview import OverviewService, describe_error
 from console.services.workspace import Workspace
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -152,7 +155,8 @@ async def test_slow_port_times_out_alone_and_calls_run_concurrently() -> None:
     assert (
         elapsed < 3.0
     )  # about one timeout (0.5 s); run one after another the 9 data calls take 4.5 s
-    assert "did not answer within 0.5s" in view.sections["data"].error
+    # The section names the backend as configured (the embedded default here: dvc).
+    assert view.sections["data"].error == "data backend dvc did not answer within 0.5s"
     assert view.details["v1.1.0"].commit is not None  # code still answered
     assert view.health is not None
 
@@ -163,7 +167,8 @@ async def test_missing_and_broken_backends_are_sections_not_exceptions() -> None
     ws.backends["ci"] = object()  # a plugin bug: no runs_for method
     view = await OverviewService(ws).model_view("m")
     assert view.sections["metrics"].configured is False and view.health is None
-    assert "failed unexpectedly: AttributeError" in view.sections["ci"].error
+    error = view.sections["ci"].error
+    assert error.startswith("ci backend runs-folder failed unexpectedly: AttributeError"), error
 
 
 async def test_list_models_puts_configured_models_first() -> None:
@@ -171,3 +176,120 @@ async def test_list_models_puts_configured_models_first() -> None:
     ws = Workspace(config=config, backends={"registry": Registry()})
     models, section = await OverviewService(ws).list_models()
     assert [m.name for m in models] == ["zeta", "m"] and section.ok
+
+
+# -- which backend hung: messages name it as configured, never with a credential -----------
+
+SECRETS = ("password", "s3cr3t", "user:", "token=", "hunter2")
+
+
+class Hang:
+    """Any backend call never answers."""
+
+    name = "hanging"
+
+    def __getattr__(self, _name):
+        async def never(*args, **kwargs):
+            await asyncio.sleep(3600)
+
+        return never
+
+
+def configured(backends: dict) -> ConsoleConfig:
+    return ConsoleConfig.model_validate({"timeout_seconds": 0.2, "backends": backends})
+
+
+async def test_hanging_backend_with_credentials_in_url_names_host_not_secret() -> None:
+    config = configured(
+        {
+            "metrics": {
+                "type": "scrape",
+                "url": "http://user:password@127.0.0.1:9100/metrics?token=s3cr3t#frag",
+            },
+            "ci": {
+                "type": "github-actions",
+                "repository": "acme/fraud-model",
+                "api_url": "https://bot:hunter2@ghe.example.com/api/v3?access_token=s3cr3t",
+            },
+        }
+    )
+    backends = {"registry": Registry(), "code": Code(), "data": Data()}
+    ws = Workspace(config=config, backends={**backends, "ci": Hang(), "metrics": Hang()})
+    view = await OverviewService(ws).model_view("m")
+    metrics, ci = view.sections["metrics"], view.sections["ci"]
+    assert metrics.kind == ci.kind == "timeout"
+    assert metrics.error == (
+        "metrics backend scrape (http://127.0.0.1:9100/metrics) did not answer within 0.2s"
+    )
+    assert ci.error == (
+        "ci backend github-actions (https://ghe.example.com/api/v3, acme/fraud-model) "
+        "did not answer within 0.2s"
+    )
+    for text in (metrics.error, ci.error):
+        assert not any(s in text for s in SECRETS), text
+    assert view.sections["data"].ok and view.sections["registry"].ok
+
+
+@pytest.mark.parametrize(
+    ("backends", "kind", "label"),
+    [
+        ({}, "registry", "registry backend gto"),  # the embedded default
+        ({}, "metrics", "metrics backend"),  # not configured, no default
+        ({"code": {"type": "git", "path": "../models"}}, "code", "code backend git (../models)"),
+        (
+            {"ci": {"type": "gitlab-ci", "url": "https://gitlab.example.com/", "project": "ml/x"}},
+            "ci",
+            "ci backend gitlab-ci (https://gitlab.example.com, ml/x)",
+        ),
+        (
+            {"registry": {"type": "mlflow", "url": "https://u:p@mlflow.example/ml?token=t"}},
+            "registry",
+            "registry backend mlflow (https://mlflow.example/ml)",
+        ),
+        (  # a path with control characters stays one line; key=value secrets are masked
+            {"ci": {"type": "runs-folder", "path": "runs\n\x1b[2Jtoken=abc"}},
+            "ci",
+            "ci backend runs-folder (runs [2Jtoken=***)",
+        ),
+        (  # an unparsable URL is said to be one, not echoed
+            {"metrics": {"type": "scrape", "url": "http://user:pw@[::1"}},
+            "metrics",
+            "metrics backend scrape (<invalid URL>)",
+        ),
+        (  # a DSN is never shown: it may carry the password
+            {"audit": {"type": "postgres", "dsn": "postgresql://a:hunter2@db/x"}},
+            "audit",
+            "audit backend postgres",
+        ),
+        ({}, "audit anchor", "audit anchor backend"),  # not a backend kind
+    ],
+)
+def test_backend_label(backends: dict, kind: str, label: str) -> None:
+    assert backend_label(configured(backends), kind) == label
+
+
+def test_backend_label_is_short_and_plain_without_config() -> None:
+    assert backend_label(None, "ci") == "ci backend"
+    long = configured({"code": {"type": "git", "path": "x" * 500}})
+    assert len(backend_label(long, "code")) < 160
+
+
+def test_describe_error_names_backend_and_redacts_unexpected_text() -> None:
+    config = configured({"metrics": {"type": "scrape", "url": "http://a:b@h:9/m?token=t"}})
+    assert describe_error(TimeoutError(), "metrics", 1.5, config) == (
+        "metrics backend scrape (http://h:9/m) did not answer within 1.5s",
+        "timeout",
+    )
+    message, label = describe_error(
+        ValueError("GET http://a:hunter2@h:9/m?token=s3cr3t failed"), "metrics", 1, config
+    )
+    assert label == "internal error" and "ValueError" in message
+    assert "hunter2" not in message and "s3cr3t" not in message, message
+    # BackendErrors already say who and where: unchanged.
+    err = Unreachable("http://h:9/m refused the connection", backend="scrape")
+    assert describe_error(err, "metrics", 1, config) == (str(err), "unreachable")
+    # Without a config (old callers) the wording is the kind alone.
+    assert describe_error(TimeoutError(), "ci", 1) == (
+        "ci backend did not answer within 1s",
+        "timeout",
+    )

@@ -10,8 +10,11 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from console.config import ConsoleConfig
 from console.domain import ModelVersion, StageAssignment, version_key
+from console.logs import redact
 from console.ports import BackendError, NotFound
+from console.services.backend_names import backend_label
 from console.services.release.gates import GateFacts, SchemaChange
 
 T = TypeVar("T")
@@ -21,22 +24,29 @@ class Unavailable(Exception):
     """A port needed for a decision did not answer; ``str()`` says which and why."""
 
 
-def describe(exc: BaseException, kind: str, timeout: float) -> str:
+def describe(
+    exc: BaseException, kind: str, timeout: float, config: ConsoleConfig | None = None
+) -> str:
+    """Why a call to the ``kind`` backend failed; with ``config`` a timeout or unexpected
+    failure names the backend's type and where it points (never a credential)."""
     if isinstance(exc, BackendError):
         return str(exc)
+    who = backend_label(config, kind)
     if isinstance(exc, TimeoutError):
-        return f"the {kind} backend did not answer within {timeout:g}s"
-    return f"the {kind} backend failed: {type(exc).__name__}: {exc}"
+        return f"the {who} did not answer within {timeout:g}s"
+    return f"the {who} failed: {type(exc).__name__}: {redact(str(exc))}"
 
 
-async def call(kind: str, aw: Awaitable[T], timeout: float) -> T:
+async def call(
+    kind: str, aw: Awaitable[T], timeout: float, config: ConsoleConfig | None = None
+) -> T:
     """Await ``aw`` with a timeout; any failure becomes Unavailable naming the backend."""
     try:
         return await asyncio.wait_for(aw, timeout)
     except NotFound:
         raise
     except Exception as exc:
-        raise Unavailable(describe(exc, kind, timeout)) from exc
+        raise Unavailable(describe(exc, kind, timeout, config)) from exc
 
 
 @dataclass(frozen=True)
@@ -56,11 +66,13 @@ class Target:
         return next((v for v in self.versions if v.version == text), None)
 
 
-async def read_target(registry: Any, model: str, stage: str, timeout: float) -> Target:
+async def read_target(
+    registry: Any, model: str, stage: str, timeout: float, config: ConsoleConfig | None = None
+) -> Target:
     """Versions (oldest first) and the current assignment of ``stage``."""
     versions, stages = await asyncio.gather(
-        call("registry", registry.versions(model), timeout),
-        call("registry", registry.stages(model), timeout),
+        call("registry", registry.versions(model), timeout, config),
+        call("registry", registry.stages(model), timeout, config),
     )
     ordered = tuple(sorted(versions, key=lambda v: version_key(v.version)))
     assignment = next((a for a in stages if a.stage == stage), None)
@@ -68,21 +80,23 @@ async def read_target(registry: Any, model: str, stage: str, timeout: float) -> 
 
 
 async def current_assignment(
-    registry: Any, model: str, stage: str, timeout: float
+    registry: Any, model: str, stage: str, timeout: float, config: ConsoleConfig | None = None
 ) -> StageAssignment | None:
     """Read ``stage`` back from the registry (after a timeout, before a move)."""
-    stages = await call("registry", registry.stages(model), timeout)
+    stages = await call("registry", registry.stages(model), timeout, config)
     return next((a for a in stages if a.stage == stage), None)
 
 
-async def _soft(kind: str, port: Any, make: Any, timeout: float, default: T) -> tuple[T, str]:
+async def _soft(
+    kind: str, port: Any, make: Any, timeout: float, default: T, config: ConsoleConfig | None
+) -> tuple[T, str]:
     """(value, "") or (default, reason) — for facts a gate judges rather than needs."""
     if port is None:
         return default, f"no {kind} backend is configured"
     try:
         return await asyncio.wait_for(make(port), timeout), ""
     except Exception as exc:
-        return default, describe(exc, kind, timeout)
+        return default, describe(exc, kind, timeout, config)
 
 
 async def gather_facts(
@@ -99,18 +113,22 @@ async def gather_facts(
 
     sha, base_sha = version.commit, base.commit if base else ""
     data, ci, code = ports.get("data"), ports.get("ci"), ports.get("code")
+    config = getattr(ports, "config", None)  # a Workspace: messages name its backends
+    config = config if isinstance(config, ConsoleConfig) else None
 
     async def metrics_of(mv: ModelVersion) -> tuple[dict[str, float], str]:
         if not mv.commit:
             return dict(mv.metrics), ""
         empty: dict[str, float] = {}
-        got, err = await _soft("data", data, lambda d: d.metrics(model, mv.commit), timeout, empty)
+        got, err = await _soft(
+            "data", data, lambda d: d.metrics(model, mv.commit), timeout, empty, config
+        )
         return {**mv.metrics, **got}, err
 
     async def schema_of(commit: str) -> tuple[Any, str]:
         if not commit:
             return None, ""
-        return await _soft("data", data, lambda d: d.schema(model, commit), timeout, None)
+        return await _soft("data", data, lambda d: d.schema(model, commit), timeout, None, config)
 
     no_runs: Sequence[Any] = ()
     (
@@ -123,12 +141,12 @@ async def gather_facts(
     ) = await asyncio.gather(
         metrics_of(version),
         metrics_of(base) if base else _none({}),
-        _soft("ci", ci, lambda c: c.runs_for(sha), timeout, no_runs)
+        _soft("ci", ci, lambda c: c.runs_for(sha), timeout, no_runs, config)
         if sha
         else _none(no_runs, "the version has no commit"),
         schema_of(sha),
         schema_of(base_sha) if base else _none(None),
-        _soft("code", code, lambda c: c.commit(sha), timeout, None)
+        _soft("code", code, lambda c: c.commit(sha), timeout, None, config)
         if sha
         else _none(None, "the version has no commit"),
     )

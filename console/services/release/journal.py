@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from console.config import ConsoleConfig
 from console.domain import Actor, AuditEvent
 from console.identity import identity_details, principal
 from console.services.release.facts import describe
@@ -21,9 +22,16 @@ class Journal:
     """Appends events on behalf of ``actor``; remembers the seq of each event written."""
 
     def __init__(
-        self, store: Any, actor: Actor, clock: Callable[[], datetime], timeout: float
+        self,
+        store: Any,
+        actor: Actor,
+        clock: Callable[[], datetime],
+        timeout: float,
+        *,
+        config: ConsoleConfig | None = None,
     ) -> None:
         self.store = store
+        self.config = config  # names the audit backend in messages
         self.actor = actor
         self.user = principal(actor)
         self.clock = clock
@@ -70,9 +78,9 @@ class Journal:
             stored: AuditEvent = await asyncio.wait_for(self.store.append(event), self.timeout)
         except Exception as exc:
             what = doing or "nothing was changed"
+            why = describe(exc, "audit", self.timeout, self.config)
             raise ReleaseError(
-                f"the audit log could not record the {action} ({describe(exc, 'audit', self.timeout)}); "
-                f"{what}"
+                f"the audit log could not record the {action} ({why}); {what}"
             ) from exc
         self.written.append(stored.seq)
         return stored

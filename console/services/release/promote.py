@@ -54,7 +54,7 @@ class Executor:
         model, stage, target = ctx.model, ctx.stage, ctx.version.version
         expected, op = view.request.from_version, view.op
         try:
-            now = await current_assignment(registry, model, stage, svc.timeout)
+            now = await current_assignment(registry, model, stage, svc.timeout, svc.config)
         except Unavailable as exc:
             raise ReleaseError(f"registry: {exc}; nothing was changed") from None
         actual = now.version if now else None
@@ -111,10 +111,12 @@ class Executor:
         """After a failed or timed-out move, record what the registry says is true.
         Returns None when the move did happen (the caller goes on to deploy)."""
         svc, model, stage, target = self.svc, ctx.model, ctx.stage, ctx.version.version
-        why = describe(exc, "registry", svc.write_timeout)
+        why = describe(exc, "registry", svc.write_timeout, svc.config)
         expected = intent.before or None
         try:
-            now = await current_assignment(svc.port("registry"), model, stage, svc.timeout)
+            now = await current_assignment(
+                svc.port("registry"), model, stage, svc.timeout, svc.config
+            )
         except Unavailable as err:
             msg = (
                 f"the outcome is unknown: moving {stage} of {model} to {target} failed ({why}) "
@@ -232,7 +234,7 @@ class Executor:
             lost = await self._deploy_outcome(j, intent, rq.UNKNOWN, msg)
             return "unknown", f"{msg}; check the deployment, then {finish}{lost}", retry
         except Exception as exc:
-            why = describe(exc, "deploy", limit)
+            why = describe(exc, "deploy", limit, svc.config)
             if "timed out" in why:  # the deployer gave up waiting: the effect is unknown
                 msg = f"the registry moved, but the deploy did not finish: {why}"
                 lost = await self._deploy_outcome(j, intent, rq.UNKNOWN, msg)
@@ -327,7 +329,9 @@ class Executor:
             )
         else:
             try:
-                now = await current_assignment(svc.port("registry"), model, stage, svc.timeout)
+                now = await current_assignment(
+                    svc.port("registry"), model, stage, svc.timeout, svc.config
+                )
                 actual = now.version if now else None
             except (Unavailable, ReleaseError) as exc:
                 return Reconciled(

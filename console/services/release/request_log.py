@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from console.config import ConsoleConfig
 from console.domain import AuditEvent
 from console.services.release.facts import call
 from console.services.release.requests import RequestFold, RequestView
@@ -23,8 +24,9 @@ FOLDS_KEPT = 32  # models whose folds stay in memory (a fold holds the model's r
 class RequestLog:
     """Per-model folds of one audit store, for the ``size`` models read most recently."""
 
-    def __init__(self, size: int = FOLDS_KEPT) -> None:
+    def __init__(self, size: int = FOLDS_KEPT, *, config: ConsoleConfig | None = None) -> None:
         self.size = size
+        self.config = config  # names the audit backend in messages
         self._store: Any = None
         self._folds: OrderedDict[str | None, RequestFold] = OrderedDict()
 
@@ -53,11 +55,11 @@ class RequestLog:
             self._folds.popitem(last=False)
         return dict(fold.views), list(fold.pending)
 
-    @staticmethod
     async def _read(
-        store: Any, model: str | None, since_seq: int, timeout: float
+        self, store: Any, model: str | None, since_seq: int, timeout: float
     ) -> Sequence[AuditEvent]:
-        return await call("audit", store.events(model=model, since_seq=since_seq), timeout)
+        events = store.events(model=model, since_seq=since_seq)
+        return await call("audit", events, timeout, self.config)
 
 
 def _continues(events: Sequence[AuditEvent], last: AuditEvent) -> bool:

@@ -64,7 +64,7 @@ async def _previous_from_audit(
     audit log recorded (None when the log has none or can not be read)."""
     active = {v.version for v in versions if not v.deregistered}
     try:
-        events = await call("audit", svc.port("audit").events(model=model), svc.timeout)
+        events = await call("audit", svc.port("audit").events(model=model), svc.timeout, svc.config)
     except (Unavailable, ReleaseError):
         return None
     for ev in reversed(events):
@@ -89,9 +89,9 @@ async def _resolve(
     registry = svc.port("registry")
     try:
         history, versions, stages = (
-            await call("registry", registry.history(model), svc.timeout),
-            await call("registry", registry.versions(model), svc.timeout),
-            await call("registry", registry.stages(model), svc.timeout),
+            await call("registry", registry.history(model), svc.timeout, svc.config),
+            await call("registry", registry.versions(model), svc.timeout, svc.config),
+            await call("registry", registry.stages(model), svc.timeout, svc.config),
         )
     except NotFound as exc:
         raise Refused(str(exc), kind="not_found") from None

@@ -102,7 +102,8 @@ class ReleaseService:
         self.timeout = self.config.timeout_seconds
         self.write_timeout = max(4 * self.timeout, 20.0)
         self.reconcile_grace = reconcile_grace
-        self.requests = RequestLog()  # the audit log's requests, folded as it grows
+        # The audit log's requests, folded as it grows.
+        self.requests = RequestLog(config=self.config)
         from console.services.release.promote import Executor
 
         self.executor = Executor(self, anchor=anchor)
@@ -118,7 +119,9 @@ class ReleaseService:
         return backend
 
     def journal(self, actor: Actor) -> Journal:
-        return Journal(self.ws.get("audit"), actor, self.clock, self.write_timeout)
+        return Journal(
+            self.ws.get("audit"), actor, self.clock, self.write_timeout, config=self.config
+        )
 
     def guard(self, action: str, allowed: tuple[str, ...] = ACTING_ROLES) -> tuple[Actor, Role]:
         """The actor and role, or Refused for read-only mode and roles that may not act."""
@@ -202,7 +205,7 @@ class ReleaseService:
         self.check_stage(stage)
         registry = self.port("registry")
         try:
-            target = await read_target(registry, model, stage, self.timeout)
+            target = await read_target(registry, model, stage, self.timeout, self.config)
         except NotFound as exc:
             raise Refused(str(exc), kind="not_found") from None
         except Unavailable as exc:
