@@ -103,7 +103,7 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine; turn unexpected errors into one line plus a log file, never a traceback."""
     import asyncio
 
-    from console.logs import log_file, setup_logging
+    from console.logs import log_file, redact, setup_logging
 
     setup_logging()
     try:
@@ -123,7 +123,8 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
         logging.getLogger("console").exception("unexpected error")
         fail(
-            f"internal error: {type(exc).__name__}: {exc} (details in {log_file()})", EXIT_INTERNAL
+            f"internal error: {type(exc).__name__}: {redact(str(exc))} (details in {log_file()})",
+            EXIT_INTERNAL,
         )
 
 

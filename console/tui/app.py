@@ -186,6 +186,12 @@ class ConsoleApp(ReleaseActions):
         wanted = theme or (config.ui.theme if config is not None else peeked_theme)
         self.theme = self._pick_theme(wanted or DEFAULT_THEME)
 
+    def _fatal_error(self) -> None:
+        """Textual's private crash hook: report without local variables (see tui/crash.py)."""
+        from console.tui.crash import report_crash
+
+        report_crash(self)
+
     def _use_config(self, config: ConsoleConfig) -> None:
         self.config = config
         self.label = config.workspace.name or config.root.name
@@ -255,8 +261,11 @@ class ConsoleApp(ReleaseActions):
             self.exit(None, return_code=2, message=str(exc))
             return False
         except Exception as exc:  # never a traceback on screen; details go to the log
+            from console.logs import redact
+
             log.exception("reading the config failed")
-            self.exit(None, return_code=1, message=f"Could not read the config: {exc}")
+            said = redact(str(exc))
+            self.exit(None, return_code=1, message=f"Could not read the config: {said}")
             return False
         self._use_config(config)
         self._theme_from_config()
@@ -284,8 +293,11 @@ class ConsoleApp(ReleaseActions):
                 self.exit(None, return_code=2, message=str(exc))
                 return
             except Exception as exc:  # never a traceback on screen; details go to the log
+                from console.logs import redact
+
                 log.exception("opening the workspace failed")
-                self.exit(None, return_code=1, message=f"Could not open the workspace: {exc}")
+                said = redact(str(exc))
+                self.exit(None, return_code=1, message=f"Could not open the workspace: {said}")
                 return
         self.services = await asyncio.to_thread(
             functools.partial(
