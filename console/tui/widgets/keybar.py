@@ -3,18 +3,37 @@
 Textual's Footer mounts a widget per key; on the model screen (a dozen keys) that was a third
 of the time from Enter to the versions table. One Static draws the same line in a fraction,
 still follows focus and ``check_action`` (hidden or dimmed keys), and a click on a key
-presses it.
+presses it. On a narrow screen the last keys give way, but never ``? Help``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.widgets import Static
 
 from console.tui.palette import palette_of
+
+KEPT = "help"  # the action that stays on a narrow screen: it lists every key of the screen
+
+
+def _fit(items: list[Any], width: int) -> list[Any]:
+    """The (key, binding, enabled) items that fit in ``width`` cells, in order; when they do not
+    all fit, the last ones go first, but the help key always stays (it lists the others)."""
+
+    def cells(some: list[Any]) -> int:
+        return sum(cell_len(k) + 1 + cell_len(b.description) + 2 for k, b, _ in some) - 2
+
+    if width <= 0 or cells(items) <= width:
+        return items
+    kept = [i for i in items if i[1].action == KEPT]
+    rest = [i for i in items if i[1].action != KEPT]
+    while rest and cells(rest + kept) > width:
+        rest.pop()
+    return rest + kept
 
 
 class KeyBar(Static):
@@ -62,11 +81,13 @@ class KeyBar(Static):
         if palette_key in self.screen.active_bindings and self.app.ENABLE_COMMAND_PALETTE:
             _node, binding, enabled, _tooltip = self.screen.active_bindings[palette_key]
             shown.append((binding, enabled))
-        for binding, enabled in shown:
+        items = [
+            (self.app.get_key_display(binding), binding, enabled) for binding, enabled in shown
+        ]
+        for key, binding, enabled in _fit(items, self.content_size.width or self.size.width):
             if text:
                 text.append("  ")
             start = len(text)
-            key = self.app.get_key_display(binding)
             text.append(key, style=(pal.accent + pal.bold) if enabled else pal.muted)
             text.append(" " + binding.description, style="" if enabled else pal.muted)
             self._spans.append((start, len(text), binding.key))
