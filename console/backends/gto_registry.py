@@ -77,7 +77,10 @@ class GtoRegistry:
                 snap.started_mono >= asked or (not fresh and snap.is_current())
             ):
                 return snap
-            self._snap = await read_snapshot(self.path, self._git_dir, self.timeout)
+            # A fresh read (before a write) trusts git alone, not the file a start saved.
+            self._snap = await read_snapshot(
+                self.path, self._git_dir, self.timeout, saved=not fresh
+            )
             return self._snap
 
     async def _artifacts_index(self) -> dict[str, dict[str, Any]]:

@@ -1,8 +1,12 @@
 """All GTO tags of a repository at one moment, read with one ``git for-each-ref``, plus a cheap
-fingerprint of the refs on disk that says when the snapshot must be read again."""
+fingerprint of the refs on disk that says when the snapshot must be read again.
+
+A snapshot that is not racy is also saved to the user's cache folder (``gto_tagcache``): the
+next process whose refs have the same fingerprint starts from it without running git."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -13,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from console.backends import gto_tagcache
 from console.backends.gitcmd import run_git
 from console.backends.gto_tags import ArtifactState, TagEvent, fold, parse_tag
 from console.backends.yamlread import safe_load
@@ -36,7 +41,7 @@ FORMAT = "%00".join(FIELDS) + "%00"
 RACY_NS = 100_000_000
 RACY_NS_COARSE = 2_000_000_000
 
-Stat = tuple[int, int, int] | None
+Stat = gto_tagcache.Stat
 
 
 def _stat(path: Path) -> Stat:
@@ -135,6 +140,12 @@ class Snapshot:
         self._versions: dict[str, tuple[ModelVersion, ...]] = {}
         self._history: dict[str, tuple[RegistryEvent, ...]] = {}
         self._by_name: dict[str, TagEvent] | None = None
+
+    @property
+    def racy(self) -> bool:
+        """True when a ref changed so shortly before the read that a later change may not show
+        in the fingerprint: never trusted as current, never saved."""
+        return self._racy
 
     def is_current(self) -> bool:
         """True when the refs on disk can not have changed since this snapshot was read."""
@@ -254,22 +265,29 @@ def parse_refs(out: bytes) -> tuple[dict[str, list[TagEvent]], dict[str, int], s
     return events, counters, names
 
 
-async def read_snapshot(repo: Path, git_dir: Path, timeout: float) -> Snapshot:
-    """Read every tag of ``repo`` with one ``git for-each-ref``."""
+async def read_snapshot(
+    repo: Path, git_dir: Path, timeout: float, *, saved: bool = True
+) -> Snapshot:
+    """Every tag of ``repo``: from the snapshot an earlier process saved for exactly these refs
+    (unless ``saved`` is False), else with one ``git for-each-ref`` (then saved if not racy)."""
     started_ns, started_mono = time.time_ns(), time.monotonic()
     dirs = tag_dirs(git_dir)
     fp = fingerprint(git_dir, dirs)  # before reading: a change during the read is seen next time
-    _, out, _ = await run_git(
-        repo, "for-each-ref", f"--format={FORMAT}", "refs/tags", timeout=timeout
-    )
-    events, counters, names = parse_refs(out)
-    return Snapshot(
-        events,
-        counters,
-        names,
+    parsed = await asyncio.to_thread(gto_tagcache.load, git_dir, dirs, fp) if saved else None
+    from_git = parsed is None
+    if parsed is None:
+        _, out, _ = await run_git(
+            repo, "for-each-ref", f"--format={FORMAT}", "refs/tags", timeout=timeout
+        )
+        parsed = parse_refs(out)
+    snap = Snapshot(
+        *parsed,
         git_dir=git_dir,
         dirs=dirs,
         fp=fp,
         started_ns=started_ns,
         started_mono=started_mono,
     )
+    if from_git and not snap.racy:
+        await asyncio.to_thread(gto_tagcache.save, git_dir, dirs, fp, *parsed)
+    return snap

@@ -497,9 +497,9 @@ async def test_unchanged_refs_are_not_read_again(registered, backend_ctx, monkey
     reads = []
     original = gto_snapshot.read_snapshot
 
-    async def counting(*args):
+    async def counting(*args, **kwargs):
         reads.append(1)
-        return await original(*args)
+        return await original(*args, **kwargs)
 
     monkeypatch.setattr(gto_registry, "read_snapshot", counting)
     registry = make_registry(repo, backend_ctx)
@@ -522,9 +522,9 @@ async def test_ten_thousand_versions(git_repo, backend_ctx, monkeypatch):
     reads = []
     original = gto_snapshot.read_snapshot
 
-    async def counting(*args):
+    async def counting(*args, **kwargs):
         reads.append(1)
-        return await original(*args)
+        return await original(*args, **kwargs)
 
     monkeypatch.setattr(gto_registry, "read_snapshot", counting)
     registry = make_registry(repo, backend_ctx)
