@@ -10,6 +10,7 @@ from textual.command import CommandPalette
 from console.tui.screens.help import HelpScreen, help_entries
 from console.tui.screens.model import ModelScreen
 from console.tui.screens.overview import OverviewScreen
+from console.tui.widgets.keybar import KeyBar
 
 MODELS = ["churn-predictor", "fraud-detector", "price-ranker", "demand-forecast"]
 
@@ -66,6 +67,9 @@ async def test_slash_filters_and_escape_clears(make_app, wait):
         await pilot.press("slash", *"fraud")
         await pilot.pause()
         assert app.screen.table.keys == ["fraud-detector"]
+        bar, keys = app.screen.query_one("#filter"), app.screen.query_one(KeyBar)
+        assert bar.value == "fraud" and bar.region.height == 1  # what you type is on screen,
+        assert bar.region.bottom <= keys.region.y  # not under the key bar
         await pilot.press("enter")  # keep the filter, back to the table
         await pilot.pause()
         assert app.screen.table.has_focus

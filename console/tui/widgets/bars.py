@@ -39,7 +39,6 @@ class FilterBar(Input):
 
     DEFAULT_CSS = """
     FilterBar {
-        dock: bottom;
         display: none;
         height: 1;
         border: none;
