@@ -38,13 +38,14 @@ AUDIT_COLUMNS = (
     Column("seq", "SEQ", 6, priority=100, align="right"),
     Column("at", "TIME UTC", 11, priority=90),
     Column("actor", "ACTOR", 10, min_width=6, priority=85, max_width=14, flex=True),
-    Column("action", "ACTION", 16, min_width=8, priority=95),
-    Column("model", "MODEL", 16, min_width=8, priority=80, max_width=22, flex=True),
+    Column("action", "ACTION", 10, min_width=8, priority=95),
+    Column("model", "MODEL", 14, min_width=8, priority=80, max_width=22, flex=True),
     Column("version", "VERSION", 8, priority=75),
-    Column("stage", "STAGE", 10, min_width=5, priority=45),
-    Column("change", "BEFORE→AFTER", 15, min_width=9, priority=55),
+    # staging or production: a promotion's row means little without it
+    Column("stage", "STAGE", 10, min_width=7, priority=70),
+    Column("change", "BEFORE→AFTER", 15, min_width=9, priority=46),
     Column("result", "RESULT", 9, min_width=7, priority=82),
-    Column("reason", "REASON", 20, priority=48, flex=True),
+    Column("reason", "REASON", 12, priority=48, flex=True),
 )
 
 
