@@ -82,8 +82,8 @@ def cli_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
         wall.values = [r.seconds * 1e3 for r in runs]
         rss.values = [r.max_rss / MB for r in runs]
         wall.note = rss.note = "; ".join(x for x in notes if x)
-        if b.spec.models >= 1000:
-            rss.target = 80
+        if b.spec.models >= 1000:  # the 80 MB target is the TUI's (rss group); this is the CLI
+            rss.note = "; ".join(x for x in (rss.note, "CLI, no target") if x)
         rows += [wall, rss]
     return rows
 
