@@ -177,6 +177,17 @@ def cli(
 def open_tui(state: State, model: str | None = None) -> int:
     """The TUI on the workspace: the config is only located here (no pydantic before the
     first frame); the app validates it right after, exiting 2 with what to fix."""
+    # Starting up (imports, Textual, the first frame) allocates a few hundred thousand objects
+    # and hardly any garbage cycles: the collector only slows that down (~10 %). The app turns
+    # it back on, with those objects frozen, once the first frame is out.
+    gc.disable()
+    try:
+        return _open_tui(state, model)
+    finally:
+        gc.enable()
+
+
+def _open_tui(state: State, model: str | None) -> int:
     from console.config.locate import ConfigError, locate_config
 
     try:
@@ -186,18 +197,11 @@ def open_tui(state: State, model: str | None = None) -> int:
     from console.logs import setup_logging
 
     setup_logging(verbose=state.verbose)
-    # Importing Textual and building the first frame allocate a few hundred thousand objects
-    # and hardly any garbage cycles: the collector only slows that down (~10 %). The app turns
-    # it back on, with those objects frozen, once the first frame is out.
-    gc.disable()
     try:
-        try:
-            from console.tui.app import run_tui
-        except ImportError:  # the TUI is not installed in this build
-            fail("the TUI is not available in this build; use `cd4ml-console status`", EXIT_USAGE)
-        return run_tui(located, theme=state.theme, read_only=state.read_only, model=model)
-    finally:
-        gc.enable()
+        from console.tui.app import run_tui
+    except ImportError:  # the TUI is not installed in this build
+        fail("the TUI is not available in this build; use `cd4ml-console status`", EXIT_USAGE)
+    return run_tui(located, theme=state.theme, read_only=state.read_only, model=model)
 
 
 pass_state = click.make_pass_decorator(State)
