@@ -7,6 +7,7 @@ backends and Textual are imported inside the commands that need them.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -139,7 +140,24 @@ def open_ws(state: State) -> Workspace:
         fail(str(exc), EXIT_USAGE)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+def _help_width() -> int:
+    """The width click wraps help to (the terminal's, at most 78 columns), found without the
+    ``shutil`` import click would make for it: ``--help`` must stay fast."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        out = sys.__stdout__
+        try:
+            columns = os.get_terminal_size(out.fileno()).columns if out is not None else 80
+        except (AttributeError, ValueError, OSError):  # not a terminal, or a closed stream
+            columns = 80
+    return max(min(columns, 80) - 2, 50)
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "terminal_width": _help_width()},
+)
 @click.option(
     "-w",
     "--workspace",

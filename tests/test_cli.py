@@ -46,13 +46,19 @@ def test_help_is_fast_path_without_heavy_imports() -> None:
         "import sys\n"
         "from console.cli import cli\n"
         "try:\n    cli(['--help'], prog_name='cd4ml-console')\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('textual', 'httpx', 'git', 'pydantic', 'prometheus_client') if m in sys.modules]\n"
+        "heavy = [m for m in ('textual', 'httpx', 'git', 'pydantic', 'prometheus_client', 'shutil') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout
     for command in ("status", "versions", "doctor", "plugins", "demo"):
         assert command in out.stdout
+
+
+def test_help_wraps_to_the_terminal_width() -> None:
+    narrow = run("--help", env={"COLUMNS": "60"}).stdout.splitlines()
+    wide = run("--help", env={"COLUMNS": "200"}).stdout.splitlines()
+    assert max(map(len, narrow)) <= 58 < max(map(len, wide)) <= 78  # click's 80-column cap
 
 
 def test_outside_any_repo_points_to_demo_and_exits_2(tmp_path: Path) -> None:
