@@ -91,10 +91,13 @@ def load(git_dir: Path, dirs: list[Path], fp: tuple[Stat, ...]) -> Parsed | None
     try:
         path = cache_file(git_dir)
         with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size > MAX_BYTES:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
                 log.debug("ignored saved GTO tags %s: bigger than %d bytes", path, MAX_BYTES)
                 return None
-            data = f.read(MAX_BYTES + 1)
+            # Not read(MAX_BYTES + 1): that allocates the whole 64 MB buffer first. A file that
+            # grew since fstat is cut here and fails its checksum.
+            data = f.read(size + 1)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
