@@ -76,11 +76,42 @@ async def run_git(
     return proc.returncode or 0, out, err
 
 
+_reaping: set[asyncio.Task[None]] = set()
+
+
 def _kill(proc: asyncio.subprocess.Process) -> None:
-    """Kill ``proc`` without waiting (asyncio's child watcher reaps it)."""
+    """Kill ``proc`` without waiting for it here (the caller is being cancelled): a task
+    reads its pipes to the end and reaps it while the loop runs. Left to garbage collection
+    after the loop closed, its transport would print 'Event loop is closed' on the terminal;
+    :func:`reap_killed` lets the owner of the loop wait for those tasks before it ends."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
+    task = asyncio.get_running_loop().create_task(_reap(proc))
+    _reaping.add(task)
+    task.add_done_callback(_reaping.discard)
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    try:
+        await asyncio.wait_for(proc.communicate(), 1.0)  # to EOF on every pipe, and the exit
+    except Exception:  # a child of git may still hold a pipe open
+        pass
+    finally:
+        # asyncio has no public way to close a Process's transport; closed now, while the
+        # loop runs, it has nothing left to do when it is collected.
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+
+async def reap_killed(timeout: float = 2.0) -> None:
+    """Wait (up to ``timeout``) until the git processes killed on this loop are reaped."""
+    loop = asyncio.get_running_loop()
+    pending = [t for t in _reaping if t.get_loop() is loop and not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+        await asyncio.sleep(0)  # the pipes' closing callbacks
 
 
 class CatFile:

@@ -43,6 +43,9 @@ class Workspace:
                 await asyncio.wait_for(backend.aclose(), 3)
             except Exception:  # closing must never mask what happened before
                 log.exception("closing %s failed", getattr(backend, "name", backend))
+        from console.backends.gitcmd import reap_killed
+
+        await reap_killed()  # git processes killed when a call gave up
 
     async def __aenter__(self) -> Workspace:
         return self

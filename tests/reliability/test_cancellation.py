@@ -8,6 +8,7 @@ import asyncio
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,33 @@ async def test_a_cancelled_git_command_leaves_no_process(
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"git (pid {pid}) still runs after its caller gave up")
+
+
+def test_a_git_call_given_up_leaves_nothing_on_the_terminal_after_the_loop(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Left to garbage collection after ``asyncio.run`` ended, the killed git's transport used
+    to print 'Exception ignored ... Event loop is closed' under the command's output."""
+    shim = tmp_path / "bin" / "git"
+    shim.parent.mkdir()
+    shim.write_text("#!/bin/sh\nsleep 30\n")  # a child of git keeps the pipes open
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    code = (
+        "import asyncio, gc, sys\n"
+        "from pathlib import Path\n"
+        "from console.backends.gitcmd import reap_killed, run_git\n"
+        "async def main():\n"
+        "    try:\n"
+        f"        await asyncio.wait_for(run_git(Path({str(repo)!r}), 'status'), 0.3)\n"
+        "    except TimeoutError:\n"
+        "        print('gave up')\n"
+        "    await reap_killed()  # what Workspace.aclose does\n"
+        "asyncio.run(main())\n"
+        "gc.collect()\n"
+    )
+    env = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert out.stdout == "gave up\n"
+    assert out.stderr == ""
