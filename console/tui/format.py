@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 BETTER = "▲"
 WORSE = "▼"
@@ -164,3 +165,25 @@ def spark(values: Sequence[float], width: int) -> str:
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+# -- a failing backend's section (panels and headers) ----------------------------------------
+
+
+def data_age(section: Any, now: datetime) -> str:
+    """How old the data shown for a failing section is: 'showing data from 5m ago'."""
+    if section.fetched_at is not None:
+        return f"showing data from {ago(section.fetched_at, now)}"
+    return "no data yet"
+
+
+def section_problem(section: Any, now: datetime) -> str:
+    """One sentence about a failing section: reason, and the age of the last good data."""
+    return f"{section.error.rstrip('.')} · {data_age(section, now)} · r retries"
+
+
+def problem_line(section: Any, now: datetime) -> str:
+    """The kind, then :func:`section_problem` (without saying the kind twice: 'ci ci backend
+    did not answer' reads as a stutter)."""
+    problem = section_problem(section, now)
+    return problem if problem.startswith(f"{section.name} ") else f"{section.name} {problem}"

@@ -13,9 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from console.tui import format as fmt
+from console.tui.format import data_age, section_problem
 from console.tui.palette import Palette
 from console.tui.rows import OverviewRow
-from console.tui.widgets.panel import data_age, section_problem
 
 
 def title_line(left: Text, right: Text) -> Table:

@@ -18,27 +18,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.tui import format as fmt
+from console.tui.format import problem_line
 from console.tui.palette import palette_of
-
-
-def data_age(section: Any, now: datetime) -> str:
-    """How old the data shown for a failing section is: 'showing data from 5m ago'."""
-    if section.fetched_at is not None:
-        return f"showing data from {fmt.ago(section.fetched_at, now)}"
-    return "no data yet"
-
-
-def section_problem(section: Any, now: datetime) -> str:
-    """One sentence about a failing section: reason, and the age of the last good data."""
-    return f"{section.error.rstrip('.')} · {data_age(section, now)} · r retries"
-
-
-def problem_line(section: Any, now: datetime) -> str:
-    """The kind, then :func:`section_problem` (without saying the kind twice: 'ci ci backend
-    did not answer' reads as a stutter)."""
-    problem = section_problem(section, now)
-    return problem if problem.startswith(f"{section.name} ") else f"{section.name} {problem}"
 
 
 class Panel(VerticalScroll, can_focus=True):
