@@ -19,6 +19,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from console.logs import redact
 from console.tui.clock import Clock, clock_from_env
 from console.tui.release_app import ReleaseActions
 from console.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, load_themes
@@ -261,8 +262,6 @@ class ConsoleApp(ReleaseActions):
             self.exit(None, return_code=2, message=str(exc))
             return False
         except Exception as exc:  # never a traceback on screen; details go to the log
-            from console.logs import redact
-
             log.exception("reading the config failed")
             said = redact(str(exc))
             self.exit(None, return_code=1, message=f"Could not read the config: {said}")
@@ -293,8 +292,6 @@ class ConsoleApp(ReleaseActions):
                 self.exit(None, return_code=2, message=str(exc))
                 return
             except Exception as exc:  # never a traceback on screen; details go to the log
-                from console.logs import redact
-
                 log.exception("opening the workspace failed")
                 said = redact(str(exc))
                 self.exit(None, return_code=1, message=f"Could not open the workspace: {said}")
