@@ -22,7 +22,8 @@ from tests.release.conftest import make_workspace
 from .faultserver import FaultServer
 from .http_cases import TOKEN_ENV, github_good, scrape_good
 
-pytestmark = pytest.mark.xdist_group("reliability-cli")
+# Wall-time bounds: `make test` runs these after the parallel tests, on a quiet machine.
+pytestmark = [pytest.mark.quiet, pytest.mark.xdist_group("reliability-cli")]
 TIMEOUT = 1.0
 
 

@@ -29,7 +29,8 @@ from console.services.workspace import Workspace, open_workspace
 from tests.release.conftest import make_workspace
 
 TIMEOUT = 1.0
-pytestmark = pytest.mark.xdist_group("reliability-files")
+# Wall-time bounds: `make test` runs these after the parallel tests, on a quiet machine.
+pytestmark = [pytest.mark.quiet, pytest.mark.xdist_group("reliability-files")]
 
 
 def git_shim(folder: Path) -> Path:

@@ -30,7 +30,8 @@ from .conftest import local_dns
 from .faultserver import FAULTS, RETRY_AFTER, SERVER_FAULTS, FaultServer, Hit
 from .http_cases import BY_NAME, CASES, TIMEOUT, TOKEN_ENV, TRIGGER_ENV, HttpCase
 
-pytestmark = pytest.mark.xdist_group("reliability-http")
+# Wall-time bounds: `make test` runs these after the parallel tests, on a quiet machine.
+pytestmark = [pytest.mark.quiet, pytest.mark.xdist_group("reliability-http")]
 
 RETRY_WINDOW = 10.0
 ATTEMPT_CAP = 2 * TIMEOUT + 1  # http_api bounds a whole exchange so

@@ -31,7 +31,8 @@ from .conftest import LagProbe, local_dns
 from .faultserver import FAULTS, SERVER_FAULTS, FaultServer
 from .http_cases import BY_NAME, CASES, TIMEOUT, TOKEN_ENV, TRIGGER_ENV, make_scrape, scrape_good
 
-pytestmark = pytest.mark.xdist_group("reliability-overview")
+# Wall-time bounds: `make test` runs these after the parallel tests, on a quiet machine.
+pytestmark = [pytest.mark.quiet, pytest.mark.xdist_group("reliability-overview")]
 
 CELLS = [(c.name, f) for c in CASES for f in FAULTS]
 BATCH = 6  # cells at once: enough to share the loop, few enough to time each one honestly
