@@ -162,9 +162,9 @@ def tmux_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
         Row("TUI first frame (title bar)", workspace=_label(deep), target=350),
         Row("Enter on overview -> versions rows", workspace=_label(deep), target=400),
         Row(
-            "model screen rows from launch (bench.open_model)",
+            "`open MODEL` from launch -> versions rows",
             workspace=_label(deep),
-            note="no CLI option opens a model; for the record",
+            note="a cold process: config, workspace and every tag first",
         ),
         Row("model screen rows filled from launch", workspace=_label(deep)),
     ]
@@ -202,7 +202,7 @@ def tmux_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
         deep_tui = [exe, "-w", str(deep.path)]
         time_launch(tmux, deep_tui, contains(model), timeout=60, then=lambda _s: time.sleep(0.5))
         _series(rows[10], n, partial(time_launch, tmux, deep_tui, contains("cd4ml-console")))
-        opener = [sys.executable, "-m", "bench.open_model", str(deep.path), model]
+        opener = [*deep_tui, "open", model]
         _series(rows[12], slow, lambda: time_launch(tmux, opener, row_shown(marker), cwd=REPO))
         _series(
             rows[13],
@@ -270,7 +270,7 @@ def pty_keys(deep: wsmod.Built, model: str, presses: int) -> dict[str, list[tupl
     from bench.pty_session import PtySession
 
     marker = wsmod.version_name(deep.spec.versions - 2).encode()
-    argv = [sys.executable, "-m", "bench.open_model", str(deep.path), model]
+    argv = [console_exe(), "-w", str(deep.path), "open", model]
     out: dict[str, list[tuple[int, int]]] = {"down": [], "pagedown": []}
     with PtySession(argv, bench_env(), cwd=REPO) as s:
         s.read_until(marker, timeout=60)

@@ -192,7 +192,7 @@ def cli(
         ctx.exit(open_tui(ctx.obj))
 
 
-def open_tui(state: State, model: str | None = None) -> int:
+def open_tui(state: State, model: str | None = None, version: str | None = None) -> int:
     """The TUI on the workspace: the config is only located here (no pydantic before the
     first frame); the app validates it right after, exiting 2 with what to fix."""
     # Starting up (imports, Textual, the first frame) allocates a few hundred thousand objects
@@ -200,12 +200,12 @@ def open_tui(state: State, model: str | None = None) -> int:
     # it back on, with those objects frozen, once the first frame is out.
     gc.disable()
     try:
-        return _open_tui(state, model)
+        return _open_tui(state, model, version)
     finally:
         gc.enable()
 
 
-def _open_tui(state: State, model: str | None) -> int:
+def _open_tui(state: State, model: str | None, version: str | None) -> int:
     from console.config.locate import ConfigError, locate_config
 
     try:
@@ -219,10 +219,25 @@ def _open_tui(state: State, model: str | None) -> int:
         from console.tui.app import run_tui
     except ImportError:  # the TUI is not installed in this build
         fail("the TUI is not available in this build; use `cd4ml-console status`", EXIT_USAGE)
-    return run_tui(located, theme=state.theme, read_only=state.read_only, model=model)
+    return run_tui(
+        located, theme=state.theme, read_only=state.read_only, model=model, version=version
+    )
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+@cli.command("open", short_help="Open the console on MODEL's screen (for an incident).")
+@click.argument("model")
+@click.argument("version", required=False)
+@pass_state
+def open_model(state: State, model: str, version: str | None) -> None:
+    """Open the console on MODEL's screen, with VERSION selected if given (Esc: overview).
+
+    MODEL may differ in case or be a unique prefix: `cd4ml-console open fraud` opens
+    fraud-detector. During an incident, `open MODEL` then `R` rolls back.
+    """
+    raise SystemExit(open_tui(state, model=model, version=version))
 
 
 @cli.command()

@@ -61,6 +61,30 @@ def test_help_wraps_to_the_terminal_width() -> None:
     assert max(map(len, narrow)) <= 58 < max(map(len, wide)) <= 78  # click's 80-column cap
 
 
+def test_open_starts_the_tui_on_the_model_and_version(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    import console.tui.app
+    from console.cli import cli
+
+    seen: dict[str, object] = {}
+
+    def run_tui(located: object, **kw: object) -> int:
+        seen.update(kw, config=getattr(located, "path", None))
+        return 0
+
+    monkeypatch.setattr(console.tui.app, "run_tui", run_tui)
+    monkeypatch.setenv("CD4ML_LOG_FILE", os.devnull)
+    result = CliRunner().invoke(cli, ["-w", str(demo), "open", "fraud", "1.3.0"])
+    assert result.exit_code == 0, result.output
+    assert seen["model"] == "fraud" and seen["version"] == "1.3.0"
+    assert seen["config"] == demo / "cd4ml-console.toml"
+    result = CliRunner().invoke(cli, ["-w", str(demo), "open"])
+    assert result.exit_code == 2 and "Missing argument 'MODEL'" in result.output
+
+
 def test_outside_any_repo_points_to_demo_and_exits_2(tmp_path: Path) -> None:
     out = run(
         env={"XDG_CONFIG_HOME": str(tmp_path), "GIT_CEILING_DIRECTORIES": str(tmp_path)},

@@ -143,6 +143,7 @@ class ConsoleApp(ReleaseActions):
         theme: str | None = None,
         read_only: bool = False,
         model: str | None = None,
+        version: str | None = None,
         clock: Clock | None = None,
         refresh_seconds: float | None = None,
         theme_dirs: list[Path] | None = None,
@@ -162,6 +163,8 @@ class ConsoleApp(ReleaseActions):
         self._owns_workspace = workspace is None
         self.read_only = read_only
         self.initial_model = model
+        self.initial_version = version
+        self._asked_model = model  # checked against the registry's list once it arrives
         self.clock: Clock = clock or clock_from_env()
         self._refresh_override = refresh_seconds
         self.refresh_seconds = 0.0
@@ -249,7 +252,7 @@ class ConsoleApp(ReleaseActions):
         self.call_after_refresh(resume_gc)
         self.call_after_refresh(self._open_workspace)
         if self.initial_model and self.config is not None:
-            self.open_model(self.initial_model)
+            self.open_model(self.initial_model, self.initial_version)
 
     async def _validate_config(self) -> bool:
         """Validate the config off the UI thread; on a problem exit saying what to fix."""
@@ -273,7 +276,7 @@ class ConsoleApp(ReleaseActions):
         if title is not None:
             title()
         if self.initial_model:
-            self.open_model(self.initial_model)
+            self.open_model(self.initial_model, self.initial_version)
         return True
 
     @work(group="workspace", exclusive=True)
@@ -319,7 +322,7 @@ class ConsoleApp(ReleaseActions):
         from console.tui.screens.model import ModelScreen
 
         if self.config is None:  # the first instant: open it once the config is read
-            self.initial_model = name
+            self.initial_model, self.initial_version = name, version
             return
 
         current = self.screen
@@ -334,8 +337,6 @@ class ConsoleApp(ReleaseActions):
 
     def go_to(self, text: str) -> None:
         """Run a `:` command: a model name, `theme NAME`, `help`, or `q`."""
-        from difflib import get_close_matches
-
         words = text.strip().split()
         if not words:
             return
@@ -349,20 +350,32 @@ class ConsoleApp(ReleaseActions):
         else:
             name = " ".join(words)
             known = self.catalog.models
-            if name in known or not known:
-                self.open_model(name)
-                return
-            folded = {k.lower(): k for k in known}
-            if name.lower() in folded:
-                self.open_model(folded[name.lower()])
-                return
-            prefixed = [k for k in known if k.lower().startswith(name.lower())]
-            if len(prefixed) == 1:
-                self.open_model(prefixed[0])
-                return
-            close = get_close_matches(name, list(known), n=3)
-            hint = f" — did you mean {', '.join(close)}?" if close else ""
-            self.notify(f"No model named {name!r}{hint}", severity="warning")
+            found = match_model(name, known) if known else name
+            if found is not None:
+                self.open_model(found)
+            else:
+                self.notify(no_such_model(name, known), severity="warning")
+
+    def models_listed(self) -> None:
+        """The registry's list of models arrived (the catalog holds it). A model asked for at
+        start (`cd4ml-console open NAME`) whose screen opened before the list was known is
+        checked now: a different spelling of one model (case, a unique prefix) opens that
+        model; a name of none goes back to the overview, saying so."""
+        from console.tui.screens.model import ModelScreen
+
+        asked, self._asked_model = self._asked_model, None
+        known = self.catalog.models
+        if asked is None or asked in known:
+            return
+        screen = self.screen
+        if not isinstance(screen, ModelScreen) or screen.model_name != asked:
+            return  # the user has moved on
+        found = match_model(asked, known)
+        if found is not None:
+            self.switch_screen(ModelScreen(found, version=self.initial_version))
+        else:
+            self.pop_screen()
+            self.notify(no_such_model(asked, known), severity="warning", timeout=10)
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -400,12 +413,37 @@ class ConsoleApp(ReleaseActions):
                 yield command
 
 
+def match_model(name: str, known: Iterable[str]) -> str | None:
+    """The model ``name`` means: itself, the one that differs only in case, or the only one
+    it is a prefix of (case-insensitive); None when it means none or several."""
+    names = list(known)
+    if name in names:
+        return name
+    folded = {k.lower(): k for k in names}
+    if name.lower() in folded:
+        return folded[name.lower()]
+    prefixed = [k for k in names if k.lower().startswith(name.lower())]
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
+def no_such_model(name: str, known: Iterable[str]) -> str:
+    """What to say when ``name`` matches no model: with the nearest names, if any."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, list(known), n=3)
+    if not close:
+        close = sorted(k for k in known if k.lower().startswith(name.lower()))[:3]
+    hint = f" — did you mean {', '.join(close)}?" if close else ""
+    return f"No model named {name!r}{hint}"
+
+
 def run_tui(
     located: Located,
     *,
     theme: str | None = None,
     read_only: bool = False,
     model: str | None = None,
+    version: str | None = None,
 ) -> int:
     """Open the console on the workspace whose config was ``located``; returns the exit code.
     The config is validated after the first frame (a problem exits 2 saying what to fix)."""
@@ -422,6 +460,7 @@ def run_tui(
     app = ConsoleApp(
         load_config=load, label=label, cache_key=str(where), theme=theme,
         peeked_theme=peek_theme(located), read_only=read_only, model=model,
+        version=version,
     )  # fmt: skip
     app.run()
     return app.return_code or 0

@@ -15,6 +15,7 @@ from console.config.locate import Located, _ui_part, peek_theme
 from console.tui import startcache
 from console.tui.app import ConsoleApp
 from console.tui.screens.model import ModelScreen
+from console.tui.screens.overview import OverviewScreen
 from console.tui.startcache import Listed, read_listing, write_listing
 
 
@@ -41,7 +42,7 @@ def _deferred(world: Any, make_app: Any, gate: asyncio.Event | None = None, **kw
         load_config=load, label="repo-dir", cache_key="/ws/one", workspace=ready.workspace,
         release=ready._release, clock=ready.clock, refresh_seconds=0,
         theme=kw.get("theme"), peeked_theme=kw.get("peeked_theme"),
-        model=kw.get("model"),
+        model=kw.get("model"), version=kw.get("version"),
     )  # fmt: skip
     return app
 
@@ -116,6 +117,36 @@ async def test_model_asked_for_opens_once_the_config_is_read(world, make_app, wa
         await wait(pilot)
         assert isinstance(app.screen, ModelScreen)
         assert app.screen.model_name == "fraud-detector"
+
+
+async def test_open_takes_a_prefix_in_any_case_and_a_version_without_its_v(world, make_app, wait):
+    app = _deferred(world, make_app, model="FRAUD", version="1.3.0")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen) and screen.model_name == "fraud-detector"
+        assert screen.selected == "v1.3.0" and screen.table.cursor_key == "v1.3.0"
+        await pilot.press("escape")
+        assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_open_an_unknown_model_goes_back_to_the_overview_saying_so(world, make_app, wait):
+    app = _deferred(world, make_app, model="fraud-detecter")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        assert isinstance(app.screen, OverviewScreen) and len(app.screen_stack) == 1
+        said = [n.message for n in app._notifications]
+        assert "No model named 'fraud-detecter' — did you mean fraud-detector?" in said
+
+
+async def test_open_an_unknown_version_says_so_and_shows_the_model(world, make_app, wait):
+    app = _deferred(world, make_app, model="fraud-detector", version="v9.9.9")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen) and screen.selected is not None
+        said = [n.message for n in app._notifications]
+        assert "fraud-detector has no version v9.9.9" in said
 
 
 async def test_validated_theme_replaces_the_quick_reading_unless_asked(world, make_app, wait):

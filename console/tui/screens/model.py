@@ -189,8 +189,11 @@ class ModelScreen(ModelReleaseSide):
             )
             for panel in (self.query_one(LineagePanel), self.query_one(CIPanel)):
                 panel.show_loading(self.table.empty_text)  # no version to show, and why
-        self._apply_filter(cursor=self.wanted_version or self.selected)
+        cursor = self.selected
+        if self.wanted_version is not None and view.versions:
+            cursor = self._wanted(self.wanted_version) or cursor
         self.wanted_version = None
+        self._apply_filter(cursor=cursor)
         wanted = list(self.table.visible_keys(margin=3))
         if prod:
             wanted.append(prod)
@@ -353,6 +356,16 @@ class ModelScreen(ModelReleaseSide):
         else:
             ci.show_loading(f"loading CI runs of {version}…")
         self.load_selected(version)
+
+    def _wanted(self, version: str) -> str | None:
+        """The version asked for when the screen was opened, with or without its "v"; None
+        (and a notice) when the model has no such version."""
+        other = version[1:] if version[:1] in "vV" else f"v{version}"
+        for name in (version, other):
+            if name in self.versions.by_name:
+                return name
+        self.notify(f"{self.model_name} has no version {version}", severity="warning", timeout=8)
+        return None
 
     def select_version(self, version: str) -> None:
         if version not in self.versions.by_name:

@@ -126,8 +126,12 @@ class OverviewScreen(Screen[None]):
         self._by_name = {m.name: m for m in self.models}
         app.catalog.models = {m.name: m.description for m in self.models}
         self._apply_filter()
-        if section.ok and getattr(app, "cache_key", None) is not None:
-            self.save_listing(app.cache_key)
+        if section.ok:
+            if getattr(app, "cache_key", None) is not None:
+                self.save_listing(app.cache_key)
+            listed = getattr(app, "models_listed", None)
+            if listed is not None:
+                listed()
         self.load_pending()
         self._update_title()
         if self.is_current:  # under a model screen opened at start: rows load when shown
