@@ -161,6 +161,12 @@ class TextServer:
             def do_GET(self) -> None:
                 owner.hits += 1
                 time.sleep(owner.delay)
+                try:
+                    self._answer()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the console stopped reading (too big, too slow): what is tested
+
+            def _answer(self) -> None:
                 self.send_response(owner.status)
                 if callable(owner.body):
                     self.end_headers()
