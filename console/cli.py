@@ -10,12 +10,15 @@ import gc
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from console.cli_paths import as_path
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from console.config import ConsoleConfig
     from console.services.workspace import Workspace
 
@@ -161,13 +164,15 @@ def _help_width() -> int:
 @click.option(
     "-w",
     "--workspace",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(file_okay=False),
+    callback=as_path,
     help="Workspace folder (a git repo, or a folder with cd4ml-console.toml).",
 )
 @click.option(
     "--config",
     "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(dir_okay=False),
+    callback=as_path,
     help="Config file (default: ./cd4ml-console.toml, then the user config dir).",
 )
 @click.option("--theme", help="Theme name (dark, light, high-contrast, colorblind, ...).")
@@ -309,7 +314,7 @@ def plugins(as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("directory", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.argument("directory", required=False, type=click.Path(file_okay=False), callback=as_path)
 @click.option("--no-tui", is_flag=True, help="Build the workspace and exit (no servers).")
 @click.option("--serve", is_flag=True, help="Only run the demo model server and traffic.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the demo story.")

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from console.cli_paths import as_path
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
 
@@ -332,7 +336,7 @@ def audit(
 @click.argument("model")
 @click.argument("version")
 @click.option("--to", "stage", help="Stage (default: the request's, else production).")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), callback=as_path, help="File.")
 @click.pass_obj
 def report(state: Any, model: str, version: str, stage: str | None, output: Path | None) -> None:
     """Write the Markdown evidence record of VERSION for a change board."""

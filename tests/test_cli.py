@@ -46,7 +46,7 @@ def test_help_is_fast_path_without_heavy_imports() -> None:
         "import sys\n"
         "from console.cli import cli\n"
         "try:\n    cli(['--help'], prog_name='cd4ml-console')\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('textual', 'httpx', 'git', 'pydantic', 'prometheus_client', 'shutil') if m in sys.modules]\n"
+        "heavy = [m for m in ('textual', 'httpx', 'git', 'pydantic', 'prometheus_client', 'shutil', 'pathlib') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
