@@ -122,7 +122,7 @@ class ConsoleApp(ReleaseActions):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", tooltip="Quit the console"),
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("colon", "goto", "Go to", key_display=":"),
+        Binding("colon", "goto", "Go to", key_display=":", priority=True),
         Binding("r", "refresh", "Refresh"),
         Binding("ctrl+t", "pick_theme", "Theme", show=False),
         Binding("A", "audit", "Audit log", show=False),
@@ -387,7 +387,16 @@ class ConsoleApp(ReleaseActions):
         self.push_screen(HelpScreen(self.screen))
 
     def action_goto(self) -> None:
+        """`:` is a priority binding, run as the app reads the key: the prompt is on the stack
+        before the next keys are routed (":fraud⏎" typed fast goes to the prompt, not to the
+        screen's `r` and `a`). In a text field `:` is text."""
+        from textual.actions import SkipAction
+        from textual.widgets import Input, TextArea
+
         from console.tui.screens.prompt import GotoScreen
+
+        if isinstance(self.screen.focused, Input | TextArea):
+            raise SkipAction()
 
         def done(text: str | None) -> None:
             if text:

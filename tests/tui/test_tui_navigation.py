@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from textual import events
 from textual.command import CommandPalette
 
 from console.tui.screens.help import HelpScreen, help_entries
@@ -89,6 +90,32 @@ async def test_filter_on_model_screen_matches_authors_and_stages(make_app, wait)
         await pilot.press("escape")
         await pilot.pause()
         assert len(app.screen.table.keys) == 15
+
+
+def _typed_at_once(app: Any, text: str) -> None:
+    """Queue ``text``'s keys before the app reads any: a fast typist over SSH, or a paste."""
+    names = {"/": "slash", ":": "colon", "\r": "enter"}
+    for ch in text:
+        app.post_message(events.Key(names.get(ch, ch), None if ch == "\r" else ch))
+
+
+async def test_keys_typed_right_after_slash_or_colon_are_not_screen_keys(make_app, wait, world):
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        model = app.screen
+        _typed_at_once(app, "/prod")  # `p` is Promote and `r` Refresh on this screen
+        await wait(pilot)
+        assert app.screen is model and model.query_one("#filter").value == "prod"
+        assert model.table.keys == ["v1.10.0"]
+        _typed_at_once(app, "/")  # in the field, `/` is text
+        await wait(pilot)
+        assert model.query_one("#filter").value == "prod/"
+        await pilot.press("escape")
+        _typed_at_once(app, ":fra\r")  # `a` is Approve
+        await wait(pilot)
+        assert isinstance(app.screen, ModelScreen) and app.screen.model_name == "fraud-detector"
+        assert len(app.screen_stack) == 2
 
 
 async def _help_text(app: Any) -> str:

@@ -137,7 +137,7 @@ async def test_rollback_needs_reason_and_the_typed_model_name(make_app, wait, wo
         assert "shown, never blocking" in plan
         confirm = dialog.query_one("#confirm", Button)
         assert confirm.disabled
-        await pilot.press(*"p95 doubled after release")
+        await pilot.press(*"p95 doubled after release: INC-42/b")  # `:` and `/` are text here
         assert confirm.disabled  # the model name is still missing
         await pilot.press("tab", *"churn-predicto")
         await pilot.pause()
@@ -158,7 +158,7 @@ async def test_rollback_needs_reason_and_the_typed_model_name(make_app, wait, wo
             ("intent", "rollback", "pending"),
             ("outcome", "rollback", "executed"),
         ]
-        assert world.audit_log[-3].reason == "p95 doubled after release"
+        assert world.audit_log[-3].reason == "p95 doubled after release: INC-42/b"
         await pilot.press("escape")
         await wait(pilot)
         assert app.screen.production == "v1.8.0"
