@@ -10,14 +10,16 @@ import asyncio
 import functools
 import gc
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.widgets import Input
 
 from console.logs import redact
 from console.tui.clock import Clock, clock_from_env
@@ -122,7 +124,7 @@ class ConsoleApp(ReleaseActions):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", tooltip="Quit the console"),
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("colon", "goto", "Go to", key_display=":", priority=True),
+        Binding("colon", "goto", "Go to", key_display=":"),
         Binding("r", "refresh", "Refresh"),
         Binding("ctrl+t", "pick_theme", "Theme", show=False),
         Binding("A", "audit", "Audit log", show=False),
@@ -183,12 +185,69 @@ class ConsoleApp(ReleaseActions):
         self._actions_off: str | None = None
         self.ready = asyncio.Event()
         self.catalog = Catalog()
+        self._held: list[events.Key] = []  # keys typed ahead of a screen (see on_event)
+        self._held_since = 0.0
         self.theme_specs, self.theme_problems = load_themes(theme_dirs)
         for spec in self.theme_specs.values():
             self.register_theme(spec.to_textual())
         self._asked_theme = theme
         wanted = theme or (config.ui.theme if config is not None else peeked_theme)
         self.theme = self._pick_theme(wanted or DEFAULT_THEME)
+
+    # -- keys typed ahead ----------------------------------------------------------------------
+    # Over SSH keys arrive in bursts, and people type ahead: "R" then the reason at once, "/prod",
+    # ":fraud⏎". Textual runs a (non-priority) binding only after the key has bubbled up from
+    # the focused widget through each parent's queue, and a pushed screen takes the focus only
+    # once it is mounted; the keys behind went to the old focus meanwhile ("R" + "p95 up"
+    # opened Promote's stage picker over the rollback dialog). Here a key's binding runs as the
+    # app reads the key, and keys wait while a new screen is not ready for them (at most
+    # HOLD_LIMIT), in the order typed. Keys for a text field go to it as before, and a key no
+    # binding takes goes on to the focused widget as Textual sends it.
+
+    HOLD_LIMIT = 0.5
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._held or not self._ready_for_keys():
+                self._hold(event)
+                return
+            if await self._bound(event):
+                return
+        await super().on_event(event)
+
+    def _ready_for_keys(self) -> bool:
+        screen = self.screen
+        if self.opening_from is not None:  # a release action is reading, then opens a dialog
+            if screen is self.opening_from:
+                return False
+            self.opening_from = None
+        return screen.is_mounted and (screen.focused is not None or not screen.focus_chain)
+
+    def _hold(self, event: events.Key) -> None:
+        self._held.append(event)
+        if len(self._held) == 1:
+            self._held_since = time.monotonic()
+            self.set_timer(0.01, self._release_held)
+
+    async def _release_held(self) -> None:
+        while self._held:
+            waited = time.monotonic() - self._held_since
+            if not self._ready_for_keys() and waited < self.HOLD_LIMIT:
+                self.set_timer(0.01, self._release_held)
+                return
+            event = self._held.pop(0)
+            self._held_since = time.monotonic()  # a held key may open a screen in turn
+            if not await self._bound(event):
+                await super().on_event(event)
+
+    async def _bound(self, event: events.Key) -> bool:
+        """Run ``event``'s binding now, unless a text field has the focus; True if one ran."""
+        if isinstance(self.focused, Input) or self.screen.maximized is not None:
+            return False  # every text field here is an Input
+        self.app_focus = True
+        return await self._check_bindings(event.key, priority=True) or await self._check_bindings(
+            event.key
+        )
 
     def _fatal_error(self) -> None:
         """Textual's private crash hook: report without local variables (see tui/crash.py)."""
@@ -387,16 +446,9 @@ class ConsoleApp(ReleaseActions):
         self.push_screen(HelpScreen(self.screen))
 
     def action_goto(self) -> None:
-        """`:` is a priority binding, run as the app reads the key: the prompt is on the stack
-        before the next keys are routed (":fraud⏎" typed fast goes to the prompt, not to the
-        screen's `r` and `a`). In a text field `:` is text."""
-        from textual.actions import SkipAction
-        from textual.widgets import Input, TextArea
-
+        """The prompt is on the stack before the next key is routed (see ``on_event``):
+        ":fraud⏎" typed fast goes to the prompt, not to the screen's `r` and `a`."""
         from console.tui.screens.prompt import GotoScreen
-
-        if isinstance(self.screen.focused, Input | TextArea):
-            raise SkipAction()
 
         def done(text: str | None) -> None:
             if text:

@@ -23,6 +23,7 @@ class ReleaseActions(App[int]):
     read_only: bool
     ready: Any  # asyncio.Event, set once the services are built
     identity: Any
+    opening_from: Any = None  # the screen an action is opening a dialog over, until it has
     _actions_off: str | None
 
     @work(group="reconcile", exclusive=True)
@@ -110,12 +111,20 @@ class ReleaseActions(App[int]):
         context_of = getattr(self.screen, "action_context", None)
         context = context_of() if context_of is not None else actions.ActionContext()
 
+        # The handler may read before it opens its dialog: keys typed meanwhile wait for it
+        # (ConsoleApp.on_event) rather than act on the screen below.
+        origin = self.opening_from = self.screen
+
         async def perform() -> None:
-            if self.config is None:  # pressed in the first instant: wait for the config
-                await self.ready.wait()
-                if self.refuse_if_off(action_id):
-                    return
-            await actions.perform(self, action_id, context)
+            try:
+                if self.config is None:  # pressed in the first instant: wait for the config
+                    await self.ready.wait()
+                    if self.refuse_if_off(action_id):
+                        return
+                await actions.perform(self, action_id, context)
+            finally:
+                if self.opening_from is origin:
+                    self.opening_from = None
 
         self.run_worker(perform, group="release-action")  # type: ignore[arg-type]
 

@@ -7,10 +7,12 @@ from typing import Any
 from rich.console import Console
 from textual import events
 from textual.command import CommandPalette
+from textual.widgets import Input
 
 from console.tui.screens.help import HelpScreen, help_entries
 from console.tui.screens.model import ModelScreen
 from console.tui.screens.overview import OverviewScreen
+from console.tui.screens.rollback import RollbackDialog
 from console.tui.widgets.keybar import KeyBar
 
 MODELS = ["churn-predictor", "fraud-detector", "price-ranker", "demand-forecast"]
@@ -116,6 +118,22 @@ async def test_keys_typed_right_after_slash_or_colon_are_not_screen_keys(make_ap
         await wait(pilot)
         assert isinstance(app.screen, ModelScreen) and app.screen.model_name == "fraud-detector"
         assert len(app.screen_stack) == 2
+
+
+async def test_keys_typed_right_after_an_action_key_go_to_its_dialog(make_app, wait, world):
+    """The action reads before its dialog opens: the reason typed at once waits for it
+    (`p` would have opened Promote's stage picker over the dialog)."""
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        _typed_at_once(app, "Rp95 up")
+        await wait(pilot)
+        assert isinstance(app.screen, RollbackDialog), app.screen_stack
+        assert app.screen.query_one("#reason", Input).value == "p95 up"
+        assert world.models["churn-predictor"].prod == 10  # nothing ran
+        await pilot.press("escape")
+        await wait(pilot)
+        assert isinstance(app.screen, ModelScreen)
 
 
 async def _help_text(app: Any) -> str:

@@ -168,7 +168,7 @@ class AuditScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
-        Binding("slash", "filter", "Filter", key_display="/", priority=True),
+        Binding("slash", "filter", "Filter", key_display="/"),
         Binding("v", "verify", "Verify chain"),
         Binding("m", "filter_by('model')", "Only this model"),
         Binding("t", "filter_by('action')", "Only this action"),

@@ -56,7 +56,7 @@ class ModelScreen(ModelReleaseSide):
     CSS_PATH = "model.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
-        Binding("slash", "filter", "Filter", key_display="/", priority=True),
+        Binding("slash", "filter", "Filter", key_display="/"),
         *(
             Binding(a.key, f"app.{a.id}", a.label, group=RELEASE_GROUP)
             for a in RELEASE_ACTIONS.values()

@@ -59,7 +59,7 @@ class OverviewScreen(Screen[None]):
 
     CSS_PATH = "overview.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", key_display="/", priority=True),
+        Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 

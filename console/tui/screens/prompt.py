@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -48,23 +48,7 @@ class GotoScreen(ModalScreen[str | None]):
             )
 
     def on_mount(self) -> None:
-        self.set_focus(self.query_one(Input))  # at once, for the keys queued behind `:`
-
-    def on_key(self, event: events.Key) -> None:
-        """Keys typed right after `:` reach the screen before its field had the focus: they
-        are the field's."""
-        box = self.query_one(Input)
-        if self.focused is box:
-            return
-        if event.key == "enter":
-            event.stop()
-            self.dismiss(box.value.strip() or None)
-        elif event.key == "backspace":
-            event.stop()
-            box.action_delete_left()
-        elif event.is_printable and event.character:
-            event.stop()
-            box.insert_text_at_cursor(event.character)
+        self.query_one(Input).focus()
 
     @on(Input.Submitted, "#goto")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
-from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -66,12 +65,9 @@ class FilterBar(Input):
         super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
 
     def open(self) -> None:
-        """Show the bar and take the focus at once. `/` is a priority binding of the screens,
-        run as the app reads the key, so the keys typed right after it (fast, or pasted:
-        "/prod") come to the bar and do not press `p` on the screen. With the bar already
-        focused, `/` is text."""
-        if self.screen.focused is self:  # set at once, unlike has_focus
-            raise SkipAction()
+        """Show the bar and take the focus at once (``focus()`` would wait for the queue): the
+        keys typed right after `/` (fast, or pasted: "/prod") are the bar's, not the screen's
+        (where `p` is Promote)."""
         self.add_class("-open")
         self.screen.set_focus(self)
 
