@@ -136,6 +136,26 @@ async def test_keys_typed_right_after_an_action_key_go_to_its_dialog(make_app, w
         assert isinstance(app.screen, ModelScreen)
 
 
+async def test_a_filter_matching_no_version_leaves_nothing_selected(make_app, wait):
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        screen = app.screen
+        assert screen.selected == "v1.14.0"
+        await pilot.press("slash", *"zzz", "enter")
+        await wait(pilot)
+        assert screen.table.keys == [] and screen.selected is None
+        body = screen.query_one("#lineage")._renderable
+        assert "no version matches the filter" in plain(body)
+        await pilot.press("p")  # acts on no hidden version
+        await wait(pilot)
+        assert app.screen is screen
+        assert "Promote: select a version first" in [n.message for n in app._notifications]
+        await pilot.press("slash", "escape")
+        await wait(pilot)
+        assert screen.selected == "v1.14.0" and len(screen.table.keys) == 15
+
+
 async def _help_text(app: Any) -> str:
     assert isinstance(app.screen, HelpScreen)
     return plain(app.screen._render_help())

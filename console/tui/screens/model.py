@@ -345,6 +345,16 @@ class ModelScreen(ModelReleaseSide):
         else:
             self._select_timer = self.set_timer(SELECT_DEBOUNCE, lambda: self._follow(version))
 
+    def _unselect(self, why: str) -> None:
+        """No row left to select: the version panels say why, and the keys that act on the
+        selected version (p, a, c) find none, rather than one the filter hides."""
+        self.selected = None
+        if self._select_timer is not None:
+            self._select_timer.stop()
+            self._select_timer = None
+        for panel in (self.query_one(LineagePanel), self.query_one(CIPanel)):
+            panel.show_loading(why)
+
     def _follow(self, version: str) -> None:
         self._select_timer = None
         if version != self.selected or not self.is_attached:
@@ -443,6 +453,10 @@ class ModelScreen(ModelReleaseSide):
         else:
             keys = self.versions.order
         self.table.set_rows(keys, cursor_key=cursor)
+        if not keys and self.versions.order:
+            self._unselect("no version matches the filter · esc clears it")
+        elif self.selected is None and self.table.cursor_key is not None:
+            self._select(str(self.table.cursor_key), immediate=True)  # rows are back
         self._fit_table()
         self._update_title()
 
