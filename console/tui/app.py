@@ -187,6 +187,7 @@ class ConsoleApp(ReleaseActions):
         self.catalog = Catalog()
         self._held: list[events.Key] = []  # keys typed ahead of a screen (see on_event)
         self._held_since = 0.0
+        self._screen_since = 0.0  # when the screen on top last changed
         self.theme_specs, self.theme_problems = load_themes(theme_dirs)
         for spec in self.theme_specs.values():
             self.register_theme(spec.to_textual())
@@ -221,7 +222,15 @@ class ConsoleApp(ReleaseActions):
             if screen is self.opening_from:
                 return False
             self.opening_from = None
-        return screen.is_mounted and (screen.focused is not None or not screen.focus_chain)
+        if not screen.is_mounted:
+            return False
+        # A new screen takes its focus just after it is mounted; one shown for a while (its
+        # focus moved away) or with nothing to focus is ready as it is.
+        new = time.monotonic() - self._screen_since < self.HOLD_LIMIT
+        return screen.focused is not None or not new or not screen.focus_chain
+
+    def _screen_changed(self, _screen: Screen[Any]) -> None:
+        self._screen_since = time.monotonic()
 
     def _hold(self, event: events.Key) -> None:
         self._held.append(event)
@@ -304,6 +313,7 @@ class ConsoleApp(ReleaseActions):
         return OverviewScreen()
 
     def on_mount(self) -> None:
+        self.screen_change_signal.subscribe(self, self._screen_changed)
         for problem in self.theme_problems:
             self.notify(problem, title="Themes", severity="warning", timeout=8)
         # The first frame (the overview skeleton) goes out before the config is validated and

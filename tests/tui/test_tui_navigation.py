@@ -96,7 +96,7 @@ async def test_filter_on_model_screen_matches_authors_and_stages(make_app, wait)
 
 def _typed_at_once(app: Any, text: str) -> None:
     """Queue ``text``'s keys before the app reads any: a fast typist over SSH, or a paste."""
-    names = {"/": "slash", ":": "colon", "\r": "enter"}
+    names = {"/": "slash", ":": "colon", "?": "question_mark", " ": "space", "\r": "enter"}
     for ch in text:
         app.post_message(events.Key(names.get(ch, ch), None if ch == "\r" else ch))
 
@@ -134,6 +134,18 @@ async def test_keys_typed_right_after_an_action_key_go_to_its_dialog(make_app, w
         await pilot.press("escape")
         await wait(pilot)
         assert isinstance(app.screen, ModelScreen)
+
+
+async def test_keys_do_not_wait_on_a_screen_whose_focus_was_moved_away(make_app, wait):
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        await pilot.pause(app.HOLD_LIMIT)  # no longer a new screen
+        app.screen.set_focus(None)  # e.g. a click on no widget
+        assert app._ready_for_keys()  # keys are not held for it
+        _typed_at_once(app, "?")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
 
 
 async def test_a_filter_matching_no_version_leaves_nothing_selected(make_app, wait):
