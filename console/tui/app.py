@@ -498,12 +498,21 @@ def match_model(name: str, known: Iterable[str]) -> str | None:
 
 
 def no_such_model(name: str, known: Iterable[str]) -> str:
-    """What to say when ``name`` matches no model: with the nearest names, if any."""
+    """What to say when ``name`` matches no model: with the nearest names, if any (a whole
+    name close to it, else one with a word close to it: "frod" → fraud-detector)."""
+    import re
     from difflib import get_close_matches
 
-    close = get_close_matches(name, list(known), n=3)
+    names = list(known)
+    close = get_close_matches(name, names, n=3)
     if not close:
-        close = sorted(k for k in known if k.lower().startswith(name.lower()))[:3]
+        words: dict[str, list[str]] = {}
+        for k in names:
+            for word in re.split(r"[-_.:/ ]+", k.lower()):
+                words.setdefault(word, []).append(k)
+        for word in get_close_matches(name.lower(), list(words), n=3):
+            close.extend(k for k in words[word] if k not in close)
+        close = close[:3]
     hint = f" — did you mean {', '.join(close)}?" if close else ""
     return f"No model named {name!r}{hint}"
 

@@ -12,6 +12,7 @@ from textual.color import Color
 
 from console.tui import actions
 from console.tui import format as fmt
+from console.tui.app import match_model, no_such_model
 from console.tui.clock import clock_from_env, parse_now
 from console.tui.themes import ThemeFileError, load_themes, parse_theme, theme_dirs
 from console.tui.widgets.columns import CroppedLines
@@ -262,3 +263,34 @@ def test_keys_doc_lists_every_binding():
                 if shown not in documented:
                     missing.append(f"{cls.__name__}: {shown}")
     assert missing == []
+
+
+MODEL_NAMES = ["fraud-detector", "churn-predictor", "price-recommender", "price-ranker"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("churn-predictor", "churn-predictor"),
+        ("Churn-Predictor", "churn-predictor"),
+        ("FRAUD", "fraud-detector"),
+        ("price", None),  # two models start so
+        ("price-rec", "price-recommender"),
+        ("detector", None),  # not a prefix
+    ],
+)
+def test_a_model_name_may_differ_in_case_or_be_a_unique_prefix(typed, meant):
+    assert match_model(typed, MODEL_NAMES) == meant
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("fraud-detecter", "No model named 'fraud-detecter' — did you mean fraud-detector?"),
+        ("frod", "No model named 'frod' — did you mean fraud-detector?"),
+        ("chrun", "No model named 'chrun' — did you mean churn-predictor?"),
+        ("xyz", "No model named 'xyz'"),
+    ],
+)
+def test_an_unknown_model_name_is_answered_with_the_nearest(typed, said):
+    assert no_such_model(typed, iter(MODEL_NAMES)) == said
