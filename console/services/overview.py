@@ -233,13 +233,21 @@ class OverviewService:
         return models, sections.get("registry", Section(name="registry"))
 
     async def version_details(
-        self, model: str, versions: Sequence[ModelVersion]
+        self, model: str, versions: Sequence[ModelVersion], *, with_params: bool = True
     ) -> dict[str, VersionDetail]:
-        """Lineage facts for ``versions`` of ``model``, all fetched concurrently."""
-        results = await asyncio.gather(*(self._detail(model, v) for v in versions))
+        """Lineage facts for ``versions`` of ``model``, all fetched concurrently; without
+        ``with_params`` the parameters files are not read (only the registry's params)."""
+        results = await asyncio.gather(
+            *(self._detail(model, v, with_params=with_params) for v in versions)
+        )
         return {d.version: d for d in results}
 
-    async def _detail(self, model: str, version: ModelVersion) -> VersionDetail:
+    async def _no_params(self) -> dict[str, Any]:
+        return {}
+
+    async def _detail(
+        self, model: str, version: ModelVersion, *, with_params: bool = True
+    ) -> VersionDetail:
         sections: dict[str, Section] = {}
         sha = version.commit
         if not sha:
@@ -267,7 +275,9 @@ class OverviewService:
                 lambda d: d.params(model, sha),
                 sections,
                 dict[str, Any](),
-            ),
+            )
+            if with_params
+            else self._no_params(),
             self._call("ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ()),
         )
         # Registry-provided facts (MLflow runs) complete what git knows, never override it.
@@ -301,6 +311,7 @@ class OverviewService:
         with_details: bool = True,
         with_health: bool = True,
         candidates_detail: int = 3,
+        with_params: bool = True,
     ) -> ModelView:
         """One model: stages in configured order, versions, waiting candidates, details for
         the versions in a stage and the newest candidates, and production health."""
@@ -335,7 +346,7 @@ class OverviewService:
             wanted_names = {a.version for a in stages if a.version}
             wanted_names.update(candidates[-candidates_detail:] if candidates_detail else [])
             wanted = [v for v in versions if v.version in wanted_names]
-            details = await self.version_details(name, wanted)
+            details = await self.version_details(name, wanted, with_params=with_params)
             for d in details.values():
                 for kind, sec in d.sections.items():
                     if not sec.ok and sections.get(kind, Section(name=kind)).ok:
@@ -360,12 +371,19 @@ class OverviewService:
         )
 
     async def overview(
-        self, models: Sequence[Model] | None = None, *, candidates_detail: int = 3
+        self,
+        models: Sequence[Model] | None = None,
+        *,
+        candidates_detail: int = 3,
+        with_params: bool = True,
     ) -> list[ModelView]:
         """A view of every model (or ``models``), gathered concurrently."""
         if models is None:
             models, _ = await self.list_models()
-        views = (self.model_view(m, candidates_detail=candidates_detail) for m in models)
+        views = (
+            self.model_view(m, candidates_detail=candidates_detail, with_params=with_params)
+            for m in models
+        )
         return list(await asyncio.gather(*views))
 
     # -- rules ------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, A
     models, reg = await service.list_models()
     if model is not None:
         models = [m for m in models if m.name == model]
-    views = await service.overview(models, candidates_detail=0)
+    views = await service.overview(models, candidates_detail=0, with_params=False)
     config = ws.config
     docs = [model_doc(v, config.stages, config.prod_stage) for v in views]
     errors = [
@@ -109,7 +109,7 @@ async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, A
 async def collect_versions(ws: Workspace, model: str) -> dict[str, Any]:
     service = OverviewService(ws)
     view = await service.model_view(model, with_details=False, with_health=False)
-    details = await service.version_details(model, list(view.versions))
+    details = await service.version_details(model, list(view.versions), with_params=False)
     sections = dict(view.sections)
     for d in details.values():
         for name, sec in d.sections.items():

@@ -167,3 +167,18 @@ async def test_ci_detail_reads_only_the_ci_port():
     assert detail.sections["ci"].ok
     assert world.faults.calls["ci.runs_for"] == before.get("ci.runs_for", 0) + 1
     assert world.faults.calls["data.metrics"] == before.get("data.metrics", 0)
+
+
+async def test_details_without_params_read_no_parameters_file():
+    """`status` and `versions` show no parameters: their details skip the params reads."""
+    f = fakes()
+    ws, world = f.make_workspace()
+    overview = OverviewService(ws, clock=lambda: f.NOW)
+    view = await overview.model_view("fraud-detector", with_details=False, with_health=False)
+    versions = list(view.versions[-3:])
+    lean = await overview.version_details("fraud-detector", versions, with_params=False)
+    assert world.faults.calls["data.params"] == 0
+    assert all(d.metrics and d.commit is not None for d in lean.values())
+    full = await overview.version_details("fraud-detector", versions)
+    assert world.faults.calls["data.params"] == 3
+    assert {v: d.metrics for v, d in lean.items()} == {v: d.metrics for v, d in full.items()}
