@@ -236,13 +236,18 @@ class ConsoleApp(ReleaseActions):
         self._held.append(event)
         if len(self._held) == 1:
             self._held_since = time.monotonic()
-            self.set_timer(0.01, self._release_held)
+            self._look_again()
+
+    def _look_again(self) -> None:
+        # A timer's callback runs in the timer's own task: the held keys are let go from the
+        # app's queue instead, one message among the others, never beside a key being handled.
+        self.set_timer(0.01, lambda: self.call_later(self._release_held))
 
     async def _release_held(self) -> None:
         while self._held:
             waited = time.monotonic() - self._held_since
             if not self._ready_for_keys() and waited < self.HOLD_LIMIT:
-                self.set_timer(0.01, self._release_held)
+                self._look_again()
                 return
             event = self._held.pop(0)
             self._held_since = time.monotonic()  # a held key may open a screen in turn
