@@ -368,8 +368,8 @@ class ModelScreen(ModelReleaseSide):
         self.load_selected(version)
 
     def _wanted(self, version: str) -> str | None:
-        """The version asked for when the screen was opened, with or without its "v"; None
-        (and a notice) when the model has no such version."""
+        """The version asked for, with or without its "v"; None (and a notice) when the model
+        has no such version."""
         other = version[1:] if version[:1] in "vV" else f"v{version}"
         for name in (version, other):
             if name in self.versions.by_name:
@@ -378,9 +378,10 @@ class ModelScreen(ModelReleaseSide):
         return None
 
     def select_version(self, version: str) -> None:
-        if version not in self.versions.by_name:
-            self.notify(f"{self.model_name} has no version {version}", severity="warning")
+        found = self._wanted(version)
+        if found is None:
             return
+        version = found
         if not self.table.move_to(version):
             self.query_one(FilterBar).value = ""
             self.filter_text = ""
