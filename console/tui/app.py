@@ -187,7 +187,6 @@ class ConsoleApp(ReleaseActions):
         self.catalog = Catalog()
         self._held: list[events.Key] = []  # keys typed ahead of a screen (see on_event)
         self._held_since = 0.0
-        self._screen_since = 0.0  # when the screen on top last changed
         self.theme_specs, self.theme_problems = load_themes(theme_dirs)
         for spec in self.theme_specs.values():
             self.register_theme(spec.to_textual())
@@ -201,8 +200,8 @@ class ConsoleApp(ReleaseActions):
     # the focused widget through each parent's queue, and a pushed screen takes the focus only
     # once it is mounted; the keys behind went to the old focus meanwhile ("R" + "p95 up"
     # opened Promote's stage picker over the rollback dialog). Here a key's binding runs as the
-    # app reads the key, and keys wait while a new screen is not ready for them (at most
-    # HOLD_LIMIT), in the order typed. Keys for a text field go to it as before, and a key no
+    # app reads the key, and keys wait while a new screen is not mounted or a release action
+    # has not opened its dialog yet (at most HOLD_LIMIT), in the order typed. Keys for a text field go to it as before, and a key no
     # binding takes goes on to the focused widget as Textual sends it.
 
     HOLD_LIMIT = 0.5
@@ -222,15 +221,10 @@ class ConsoleApp(ReleaseActions):
             if screen is self.opening_from:
                 return False
             self.opening_from = None
-        if not screen.is_mounted:
-            return False
-        # A new screen takes its focus just after it is mounted; one shown for a while (its
-        # focus moved away) or with nothing to focus is ready as it is.
-        new = time.monotonic() - self._screen_since < self.HOLD_LIMIT
-        return screen.focused is not None or not new or not screen.focus_chain
-
-    def _screen_changed(self, _screen: Screen[Any]) -> None:
-        self._screen_since = time.monotonic()
+        # Once mounted, a new screen has asked for its focus (compose, or focus() in on_mount,
+        # which queues it on the app before the screen counts as mounted): the held keys are
+        # let go from the same queue, after it.
+        return screen.is_mounted
 
     def _hold(self, event: events.Key) -> None:
         self._held.append(event)
@@ -318,7 +312,6 @@ class ConsoleApp(ReleaseActions):
         return OverviewScreen()
 
     def on_mount(self) -> None:
-        self.screen_change_signal.subscribe(self, self._screen_changed)
         for problem in self.theme_problems:
             self.notify(problem, title="Themes", severity="warning", timeout=8)
         # The first frame (the overview skeleton) goes out before the config is validated and

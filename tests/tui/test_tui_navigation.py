@@ -140,7 +140,6 @@ async def test_keys_do_not_wait_on_a_screen_whose_focus_was_moved_away(make_app,
     app = make_app(model="churn-predictor")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait(pilot)
-        await pilot.pause(app.HOLD_LIMIT)  # no longer a new screen
         app.screen.set_focus(None)  # e.g. a click on no widget
         assert app._ready_for_keys()  # keys are not held for it
         _typed_at_once(app, "?")
