@@ -3,6 +3,7 @@ whose file kinds stand behind a Breakable, and what the screens show about each 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,23 +203,37 @@ def mounted_model(app: Any, old: Any) -> Any:
     return isinstance(screen, ModelScreen) and screen is not old and screen.is_mounted
 
 
+# Wall time on this shared 2-core VM moves by half within a minute (an empty Textual app starts
+# in 270 to 450 ms), which the CPU-queue correction of Watch does not see. A miss of the bound is
+# therefore measured once more, on a second opening under the same fault; two misses fail.
+ATTEMPTS = 2
+
+
 async def open_under_fault(
     pilot: Any, kind: str, label: str, keys: tuple[str, ...] = ("enter",)
 ) -> Any:
-    """Press ``keys`` (they open the model screen) and wait for the kind's problem; the time
-    from the screen's mount to the problem on it must stay within timeout + 1 s, and help
-    answers meanwhile."""
+    """Press ``keys`` (they open the model screen, from the overview) and wait for the kind's
+    problem; the time from the screen's mount to the problem on it must stay within
+    timeout + 1 s (see ATTEMPTS), and help answers meanwhile."""
     app = pilot.app
     old = app.screen
-    watch = Watch(lambda: problems(app.screen, kind), start=lambda: mounted_model(app, old))
-    await pilot.press(*keys)
-    screen = app.screen
-    assert isinstance(screen, ModelScreen) and screen is not old, (label, app.screen_stack)
-    if label in HANGS:
-        await keys_answer(pilot, screen)
-    await until(pilot, lambda: problems(screen, kind), f"{kind} problem under {label}", 8)
-    elapsed = watch.stop()
-    assert elapsed is not None and elapsed <= TIMEOUT + 1, f"{label}: {elapsed}s to say why"
+    times: list[float | None] = []
+    for _attempt in range(ATTEMPTS):
+        watch = Watch(lambda: problems(app.screen, kind), start=lambda: mounted_model(app, old))
+        await pilot.press(*keys)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen) and screen is not old, (label, app.screen_stack)
+        if label in HANGS:
+            await keys_answer(pilot, screen)
+        said = functools.partial(problems, screen, kind)
+        await until(pilot, said, f"{kind} problem under {label}", 8)
+        times.append(watch.stop())
+        if times[-1] is not None and times[-1] <= TIMEOUT + 1:
+            break
+        await settle(pilot)
+        await pilot.press("escape")  # back to the overview, and open it once more
+        assert app.screen is old
+    assert times[-1] is not None and times[-1] <= TIMEOUT + 1, f"{label}: {times}s to say why"
     await settle(pilot)
     for line in problems(screen, kind):
         assert_words(line, AGE)
