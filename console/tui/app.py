@@ -201,8 +201,9 @@ class ConsoleApp(ReleaseActions):
     # once it is mounted; the keys behind went to the old focus meanwhile ("R" + "p95 up"
     # opened Promote's stage picker over the rollback dialog). Here a key's binding runs as the
     # app reads the key, and keys wait while a new screen is not mounted or a release action
-    # has not opened its dialog yet (at most HOLD_LIMIT), in the order typed. Keys for a text field go to it as before, and a key no
-    # binding takes goes on to the focused widget as Textual sends it.
+    # has not opened its dialog yet (at most HOLD_LIMIT), in the order typed. Keys for a text
+    # field go to it as before, and a key no binding takes goes on to the focused widget as
+    # Textual sends it.
 
     HOLD_LIMIT = 0.5
 
