@@ -29,13 +29,13 @@ tools: $(GTO_VENV)/bin/gto $(MLFLOW_VENV)/bin/mlflow
 demo: $(STAMP)
 	$(BIN)/cd4ml-console demo
 
-# Two runs: everything else on two workers, then the tests with wall-time bounds ("quiet":
-# a fault must be reported within timeout + 1 s) alone. Exit 5 is "nothing selected" (when
-# PYTEST_ARGS picks tests of one run only).
+# Two runs: first the tests with wall-time bounds ("quiet": a fault must be reported within
+# timeout + 1 s) alone, before minutes of load have slowed this VM down; then everything else
+# on two workers. Exit 5 is "nothing selected" (when PYTEST_ARGS picks tests of one run only).
 PEERS := CD4ML_GTO=$(abspath $(GTO_VENV)/bin/gto) CD4ML_MLFLOW=$(abspath $(MLFLOW_VENV)/bin/mlflow)
 test: $(STAMP) tools
-	$(PEERS) $(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not quiet" $(PYTEST_ARGS) || test $$? -eq 5
 	$(PEERS) $(BIN)/python -m pytest -q -m quiet $(PYTEST_ARGS) || test $$? -eq 5
+	$(PEERS) $(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not quiet" $(PYTEST_ARGS) || test $$? -eq 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check console plugins tests bench
