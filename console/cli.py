@@ -220,13 +220,37 @@ def _open_tui(state: State, model: str | None, version: str | None) -> int:
     from console.logs import setup_logging
 
     setup_logging(verbose=state.verbose)
+    frame = None
+    if model is None:  # the last start's first frame, while Textual loads (see lastframe)
+        from console.config.locate import peek_theme
+        from console.tui.lastframe import slot_for
+
+        frame = slot_for(
+            str(located.where),
+            theme=state.theme,
+            peeked_theme=peek_theme(located),
+            read_only=state.read_only,
+        )
+        if frame is not None:
+            frame.show()
     try:
-        from console.tui.app import run_tui
-    except ImportError:  # the TUI is not installed in this build
-        fail("the TUI is not available in this build; use `cd4ml-console status`", EXIT_USAGE)
-    return run_tui(
-        located, theme=state.theme, read_only=state.read_only, model=model, version=version
-    )
+        try:
+            from console.tui.app import run_tui
+        except ImportError:  # the TUI is not installed in this build
+            if frame is not None:
+                frame.release()  # the message goes to the user's screen, not the frame's
+            fail("the TUI is not available in this build; use `cd4ml-console status`", EXIT_USAGE)
+        return run_tui(
+            located,
+            theme=state.theme,
+            read_only=state.read_only,
+            model=model,
+            version=version,
+            frame=frame,
+        )
+    finally:
+        if frame is not None:
+            frame.release()
 
 
 pass_state = click.make_pass_decorator(State)

@@ -19,11 +19,11 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from console import cachefiles
 from console.backends.gto_tags import TAG_RE, Action, TagEvent, TagName
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,7 @@ _ZONES: dict[int, timezone] = {}
 
 def cache_file(git_dir: Path) -> Path:
     """Where the tags of the repository at ``git_dir`` are saved."""
-    from platformdirs import user_cache_dir
-
-    digest = hashlib.sha256(_key(git_dir).encode("utf-8", "replace")).hexdigest()[:24]
-    return Path(user_cache_dir("cd4ml-console")) / "gto-tags" / f"{digest}.json"
+    return cachefiles.cache_file("gto-tags", _key(git_dir), ".json")
 
 
 def _key(git_dir: Path) -> str:
@@ -228,16 +225,11 @@ def _offset(at: datetime) -> int:
 
 def _write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically; a failure (read-only home, full disk) is logged."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not cachefiles.write_atomic(path, data):
+        log.debug("could not save the GTO tags to %s", path)
+        return
+    with contextlib.suppress(OSError):
         _prune(path.parent)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.debug("could not save the GTO tags to %s: %s", path, exc)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def _prune(folder: Path) -> None:

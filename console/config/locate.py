@@ -62,6 +62,13 @@ class Located:
     path: Path | None
     root: Path | None = None
 
+    @property
+    def where(self) -> Path:
+        """The config file, or the repo of a zero-config workspace: what identifies it."""
+        where = self.path.resolve() if self.path is not None else self.root
+        assert where is not None
+        return where
+
 
 def locate_config(config_file: Path | None = None, workspace: Path | None = None) -> Located:
     """1. ``--config FILE``; 2. ``cd4ml-console.toml`` in ``-w DIR`` or the current folder;

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from console.services.overview import OverviewService
     from console.services.timeline import TimelineService
     from console.services.workspace import Workspace
+    from console.tui.lastframe import FrameSlot
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,27 @@ def _action_commands() -> type:
     return ActionCommands
 
 
+def _over_shown_frame(driver: type, frame: FrameSlot) -> type:
+    """``driver`` (Textual's terminal driver), taking over a screen on which the last start's
+    frame is shown already: the terminal settings are the user's again before Textual reads
+    them, and its switch to the alternate screen (which some terminals clear) is skipped."""
+    from textual.drivers.linux_driver import LinuxDriver
+
+    if driver is not LinuxDriver:  # another driver asked for (e.g. by TEXTUAL_DRIVER)
+        return driver
+
+    class OverShownFrame(LinuxDriver):
+        def start_application_mode(self) -> None:
+            frame.hand_over()
+            super().start_application_mode()
+
+        def write(self, data: str) -> None:
+            if not frame.skip_alt_screen(data):
+                super().write(data)
+
+    return OverShownFrame
+
+
 def resume_gc() -> None:
     """After the first frame: collect garbage again if the launcher paused the collector for
     the start-up (see ``cli.open_tui``). What the start built lives as long as the app, so it is
@@ -151,12 +173,16 @@ class ConsoleApp(ReleaseActions):
         theme_dirs: list[Path] | None = None,
         release: Any | None = None,
         identity: IdentityProvider | None = None,
+        first_frame: FrameSlot | None = None,
     ) -> None:
         """Either ``config`` or ``load_config`` (validated in a worker after the first frame,
         which then shows ``label`` as the workspace's name and, with ``cache_key``, the model
         list of the last session). ``release`` (a ReleaseService) and ``identity`` (who acts)
         may be injected, e.g. by tests; by default the release service acts as the OS user."""
         super().__init__()
+        self.first_frame = first_frame
+        if first_frame is not None and first_frame.shown is not None:
+            self.driver_class = _over_shown_frame(self.driver_class, first_frame)
         if config is None and load_config is None:
             raise TypeError("ConsoleApp needs a config or a way to load one")
         self.config: Any = config  # ConsoleConfig once loaded (None only before the first frame)
@@ -317,10 +343,35 @@ class ConsoleApp(ReleaseActions):
             self.notify(problem, title="Themes", severity="warning", timeout=8)
         # The first frame (the overview skeleton) goes out before the config is validated and
         # before any backend is built.
+        if self.first_frame is not None and not self.theme_problems:
+            self.call_after_refresh(self._keep_first_frame)
         self.call_after_refresh(resume_gc)
         self.call_after_refresh(self._open_workspace)
         if self.initial_model and self.config is not None:
             self.open_model(self.initial_model, self.initial_version)
+
+    def _keep_first_frame(self) -> None:
+        """Keep the overview's first frame, as the terminal output Textual wrote for it, for
+        the next start to show while Textual loads (see console.tui.lastframe)."""
+        slot = self.first_frame
+        screen = self.screen
+        if slot is None or len(self.screen_stack) != 1:
+            return
+        try:
+            # What App._display writes for a full repaint (Textual's own screenshots read the
+            # compositor the same way).
+            from textual._compositor import CompositorUpdate
+
+            update = screen._compositor.render_update(full=True)
+            if not isinstance(update, CompositorUpdate):
+                return
+            frame = update.render_segments(self.console)
+        except Exception:  # a later Textual may render differently: no frame kept, no harm
+            log.warning("could not keep the first frame", exc_info=True)
+            return
+        if frame:
+            size = (self.size.width, self.size.height)
+            self.run_worker(functools.partial(slot.save, frame, size), thread=True)
 
     async def _validate_config(self) -> bool:
         """Validate the config off the UI thread; on a problem exit saying what to fix."""
@@ -523,9 +574,12 @@ def run_tui(
     read_only: bool = False,
     model: str | None = None,
     version: str | None = None,
+    frame: FrameSlot | None = None,
 ) -> int:
     """Open the console on the workspace whose config was ``located``; returns the exit code.
-    The config is validated after the first frame (a problem exits 2 saying what to fix)."""
+    The config is validated after the first frame (a problem exits 2 saying what to fix).
+    ``frame``: where the first frame is kept for the next start (and whether this start
+    showed the last one, see console.tui.lastframe)."""
     from console.config.locate import peek_theme
 
     def load() -> ConsoleConfig:
@@ -533,13 +587,12 @@ def run_tui(
 
         return load_located(located)
 
-    where = located.path.resolve() if located.path is not None else located.root
-    assert where is not None
+    where = located.where
     label = where.name if located.path is None else where.parent.name
     app = ConsoleApp(
         load_config=load, label=label, cache_key=str(where), theme=theme,
-        peeked_theme=peek_theme(located), read_only=read_only, model=model,
-        version=version,
+        peeked_theme=frame.key["peeked_theme"] if frame is not None else peek_theme(located),
+        read_only=read_only, model=model, version=version, first_frame=frame,
     )  # fmt: skip
     app.run()
     return app.return_code or 0

@@ -7,13 +7,14 @@ last session, until the registry answers; a missing, unreadable or foreign file 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
 import time
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+from console import cachefiles
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 VERSION = 1
 MAX_BYTES = 4 << 20  # a listing of ~50,000 models; anything bigger is not ours
@@ -28,10 +29,7 @@ class Listed(NamedTuple):
 
 def cache_file(key: str) -> Path:
     """Where the listing of the workspace identified by ``key`` (its config path) is kept."""
-    from platformdirs import user_cache_dir
-
-    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24]
-    return Path(user_cache_dir("cd4ml-console")) / "models" / f"{digest}.json"
+    return cachefiles.cache_file("models", key, ".json")
 
 
 def read_listing(key: str) -> tuple[list[Listed], float] | None:
@@ -52,21 +50,10 @@ def read_listing(key: str) -> tuple[list[Listed], float] | None:
 def write_listing(key: str, models: list[Listed]) -> None:
     """Replace the saved listing atomically; a failure (read-only home, full disk) is ignored:
     the cache only makes the next start faster."""
-    path = cache_file(key)
     doc = {
         "version": VERSION,
         "key": key,
         "saved_at": time.time(),
         "models": [[m.name, m.description] for m in models],
     }
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for stray in path.parent.glob(f"{path.name}.*.tmp"):  # left by a killed session
-            if time.time() - stray.stat().st_mtime > 60:
-                stray.unlink()
-        tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    cachefiles.write_atomic(cache_file(key), json.dumps(doc, separators=(",", ":")).encode("utf-8"))

@@ -120,6 +120,16 @@ async def test_keys_typed_right_after_slash_or_colon_are_not_screen_keys(make_ap
         assert len(app.screen_stack) == 2
 
 
+async def test_enter_typed_right_after_the_filters_enter_opens_the_model(make_app, wait):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        _typed_at_once(app, "/chu\r\r")  # keep the filter, then open the one model left
+        await wait(pilot)
+        assert isinstance(app.screen, ModelScreen), app.screen_stack
+        assert app.screen.model_name == "churn-predictor"
+
+
 async def test_keys_typed_right_after_an_action_key_go_to_its_dialog(make_app, wait, world):
     """The action reads before its dialog opens: the reason typed at once waits for it
     (`p` would have opened Promote's stage picker over the dialog)."""

@@ -157,7 +157,13 @@ class OverviewScreen(Screen[None]):
         """Keep the model list for the next start's first frame (see console.tui.startcache)."""
         from console.tui.startcache import Listed, write_listing
 
-        write_listing(key, [Listed(m.name, m.description) for m in self.models])
+        listed = [Listed(m.name, m.description) for m in self.models]
+        write_listing(key, listed)
+        app: Any = self.app
+        shown = app.listing[0] if app.listing else None
+        frame = getattr(app, "first_frame", None)
+        if frame is not None and listed != shown:
+            frame.forget()  # the kept first frame shows other models
 
     @work(group="pending", exclusive=True)
     @tolerate_teardown

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 log = logging.getLogger(__name__)
@@ -63,16 +64,25 @@ class FilterBar(Input):
 
     def __init__(self, placeholder: str, *, id: str | None = None) -> None:
         super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
+        self._back_to: Widget | None = None  # what had the focus before the bar opened
 
     def open(self) -> None:
         """Show the bar and take the focus at once (``focus()`` would wait for the queue): the
         keys typed right after `/` (fast, or pasted: "/prod") are the bar's, not the screen's
         (where `p` is Promote)."""
+        back = self.screen.focused
+        if back is not self:
+            self._back_to = back
         self.add_class("-open")
         self.screen.set_focus(self)
 
     def close(self, *, cleared: bool) -> None:
+        """Hide the bar and give the focus back at once, for the same reason: "/chu⏎⏎" opens
+        the model (the second Enter is the list's, not the bar's)."""
         self.remove_class("-open")
+        back = self._back_to
+        if self.has_focus and back is not None and back.is_attached:
+            self.screen.set_focus(back)
         self.post_message(self.Closed(self, cleared))
 
     def action_clear(self) -> None:
