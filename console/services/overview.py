@@ -61,6 +61,15 @@ class Section(Frozen):
         return bool(self.error) and self.fetched_at is not None
 
 
+class VersionCI(Frozen):
+    """The CI runs for one version's commit, read apart from its other facts: a CI server that
+    hangs then holds back no metric or data version in the versions table."""
+
+    version: str
+    runs: tuple[CIRun, ...] = ()
+    section: Section | None = None
+
+
 class VersionDetail(Frozen):
     """Lineage facts of one version: commit, data version, metrics, params, CI runs."""
 
@@ -71,11 +80,22 @@ class VersionDetail(Frozen):
     metrics: dict[str, float] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     ci: tuple[CIRun, ...] = ()
+    ci_read: bool = True  # False: the CI runs are read apart and have not come yet
     sections: dict[str, Section] = Field(default_factory=dict)
+
+    def with_ci(self, runs: VersionCI) -> VersionDetail:
+        """This detail with its CI runs (and the CI section) read apart."""
+        sections = {k: s for k, s in self.sections.items() if k != "ci"}
+        if runs.section is not None:
+            sections["ci"] = runs.section
+        return self.model_copy(update={"ci": runs.runs, "ci_read": True, "sections": sections})
 
     @property
     def ci_state(self) -> str:
-        """success / failure / running / none, from the newest run of each pipeline."""
+        """success / failure / running / none (pending: not read yet), from the newest run of
+        each pipeline."""
+        if not self.ci_read:
+            return "pending"
         if not self.ci:
             return "none"
         newest: dict[str, CIRun] = {}
@@ -233,20 +253,43 @@ class OverviewService:
         return models, sections.get("registry", Section(name="registry"))
 
     async def version_details(
-        self, model: str, versions: Sequence[ModelVersion], *, with_params: bool = True
+        self,
+        model: str,
+        versions: Sequence[ModelVersion],
+        *,
+        with_params: bool = True,
+        with_ci: bool = True,
     ) -> dict[str, VersionDetail]:
         """Lineage facts for ``versions`` of ``model``, all fetched concurrently; without
-        ``with_params`` the parameters files are not read (only the registry's params)."""
+        ``with_params`` the parameters files are not read (only the registry's params);
+        without ``with_ci`` the CI runs are left to :meth:`version_ci` (``ci_read`` False)."""
         results = await asyncio.gather(
-            *(self._detail(model, v, with_params=with_params) for v in versions)
+            *(self._detail(model, v, with_params=with_params, with_ci=with_ci) for v in versions)
         )
         return {d.version: d for d in results}
+
+    async def version_ci(self, versions: Sequence[ModelVersion]) -> dict[str, VersionCI]:
+        """The CI runs for each version's commit, all fetched concurrently."""
+
+        async def one(version: ModelVersion) -> VersionCI:
+            sha = version.commit
+            if not sha:
+                return VersionCI(version=version.version)
+            sections: dict[str, Section] = {}
+            runs = await self._call("ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ())
+            return VersionCI(version=version.version, runs=tuple(runs), section=sections.get("ci"))
+
+        results = await asyncio.gather(*(one(v) for v in versions))
+        return {r.version: r for r in results}
 
     async def _no_params(self) -> dict[str, Any]:
         return {}
 
+    async def _no_ci(self) -> tuple[CIRun, ...]:
+        return ()
+
     async def _detail(
-        self, model: str, version: ModelVersion, *, with_params: bool = True
+        self, model: str, version: ModelVersion, *, with_params: bool = True, with_ci: bool = True
     ) -> VersionDetail:
         sections: dict[str, Section] = {}
         sha = version.commit
@@ -278,7 +321,9 @@ class OverviewService:
             )
             if with_params
             else self._no_params(),
-            self._call("ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ()),
+            self._call("ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ())
+            if with_ci
+            else self._no_ci(),
         )
         # Registry-provided facts (MLflow runs) complete what git knows, never override it.
         merged_metrics = {**version.metrics, **metrics}
@@ -291,6 +336,7 @@ class OverviewService:
             metrics=merged_metrics,
             params=merged_params,
             ci=tuple(ci),
+            ci_read=with_ci,
             sections=sections,
         )
 

@@ -20,12 +20,14 @@ CI_GLYPHS = {
     "failure": "✗",
     "running": "○",
     "none": "\u2013",
+    "pending": "…",  # the runs are still being read
 }
 CI_WORDS = {
     "success": "passed",
     "failure": "failed",
     "running": "running",
     "none": "no runs",
+    "pending": "CI runs loading",
 }
 
 

@@ -161,6 +161,49 @@ async def test_slow_port_times_out_alone_and_calls_run_concurrently() -> None:
     assert view.health is not None
 
 
+class HangingCI:
+    name = "fake-ci"
+
+    async def runs_for(self, commit):
+        await asyncio.Event().wait()  # never answers
+
+
+async def test_ci_read_apart_holds_back_nothing_and_joins_either_way() -> None:
+    """The model screen reads a version's facts and its CI runs apart: the facts come without
+    waiting for a hanging CI server, marked as CI still to come; the runs join the detail
+    whichever came first, with the CI section's error when they fail."""
+    from console.tui.screens.versionbook import VersionBook
+
+    service = OverviewService(workspace(ci=HangingCI()))
+    versions = Registry().vs[:3]
+    started = time.perf_counter()
+    facts = await service.version_details("m", versions, with_ci=False)
+    assert time.perf_counter() - started < 0.4  # no CI timeout (0.5 s) waited for
+    detail = facts["v1.1.0"]
+    assert detail.metrics == {"auc": 0.9} and detail.ci_state == "pending"
+    assert "ci" not in detail.sections
+    runs = await service.version_ci(versions)  # the hanging server times out
+    assert runs["v1.1.0"].runs == ()
+    assert runs["v1.1.0"].section.error == "ci backend runs-folder did not answer within 0.5s"
+    joined = detail.with_ci(runs["v1.1.0"])
+    assert joined.ci_read and joined.ci_state == "none" and joined.sections["ci"].error
+    assert joined.metrics == detail.metrics and joined.sections["data"] == detail.sections["data"]
+
+    good = OverviewService(workspace())
+    facts, runs = (
+        await good.version_details("m", versions, with_ci=False),
+        await good.version_ci(versions),
+    )
+    for first, second in (("facts", "ci"), ("ci", "facts")):
+        book = VersionBook("production")
+        for part in (first, second):
+            book.add_details(facts) if part == "facts" else book.add_ci(runs)
+        assert {d.ci_state for d in book.details.values()} == {"success"}, first
+        assert all(d.metrics == {"auc": 0.9} for d in book.details.values())
+    with_both = await good.version_details("m", versions)
+    assert with_both["v1.1.0"].ci == book.details["v1.1.0"].ci  # the same as read together
+
+
 async def test_missing_and_broken_backends_are_sections_not_exceptions() -> None:
     ws = workspace()
     del ws.backends["metrics"]

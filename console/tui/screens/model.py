@@ -231,25 +231,44 @@ class ModelScreen(ModelReleaseSide):
 
     @tolerate_teardown
     async def _load_details(self, names: list[str], generation: int) -> None:
+        """The rows' facts and their CI runs, read side by side: each fills in when it comes,
+        so a CI server that hangs holds back no metric or data version."""
+        overview = self.services.overview
+        versions = [self.versions.by_name[n] for n in names]
+
+        async def facts() -> None:
+            got = await overview.version_details(self.model_name, versions, with_ci=False)
+            if self._current(generation):
+                self.versions.add_details(got)
+                if not self._metric_names:
+                    self._learn_metrics(got.values())
+                self._show_details(list(got), everything=self.production in got)
+
+        async def ci() -> None:
+            got = await overview.version_ci(versions)
+            if self._current(generation):
+                self.versions.add_ci(got)
+                self._show_details(list(got))
+
         try:
-            got = await self.services.overview.version_details(
-                self.model_name, [self.versions.by_name[n] for n in names]
-            )
+            await asyncio.gather(facts(), ci())
         finally:
             for n in names:
                 if self._pending.get(n) == generation:
                     del self._pending[n]
-        if not self.is_attached or generation != self._generation:
-            return  # `r` was pressed while this read hung: a newer read answers
-        self.versions.add_details(got)
-        if not self._metric_names:
-            self._learn_metrics(got.values())
-        if self.production in got:
+
+    def _current(self, generation: int) -> bool:
+        """Is a read of this generation still wanted? (`r` pressed while it hung: a newer read
+        answers.)"""
+        return self.is_attached and generation == self._generation
+
+    def _show_details(self, names: list[str], *, everything: bool = False) -> None:
+        if everything:  # production's facts are every row's base
             self.table.refresh_keys()
         else:
-            self.table.refresh_keys(list(got))
-        if self.selected in got:
-            self.query_one(CIPanel).update_detail(got[self.selected])
+            self.table.refresh_keys([n for n in names if n in self.details])
+        if self.selected in names and self.selected in self.details:
+            self.query_one(CIPanel).update_detail(self.details[self.selected])
         self._update_title()
 
     def _learn_metrics(self, details: Any) -> None:

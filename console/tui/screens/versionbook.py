@@ -1,7 +1,8 @@
 """What the model screen knows about a model's versions, kept apart from how it is shown.
 
 The view (versions, stages) arrives once; details arrive per visible row and are kept in a
-bounded LRU, as are computed lineages.
+bounded LRU, as are computed lineages. A detail's CI runs come apart (a CI server that hangs
+holds back nothing else) and join it when both are here, whichever came first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class VersionBook:
         self.by_name: dict[str, Any] = {}
         self.order: list[str] = []  # newest first
         self.details: OrderedDict[str, Any] = OrderedDict()
+        self._ci: OrderedDict[str, Any] = OrderedDict()  # CI runs come before their detail
         self.lineages: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
 
     def load(self, view: Any) -> None:
@@ -42,15 +44,30 @@ class VersionBook:
 
     def add_details(self, got: Mapping[str, Any]) -> None:
         for name, detail in got.items():
+            runs = self._ci.pop(name, None)
+            if runs is not None and not detail.ci_read:
+                detail = detail.with_ci(runs)
             self.details[name] = detail
             self.details.move_to_end(name)
         while len(self.details) > DETAILS_CACHE:
             self.details.popitem(last=False)
 
+    def add_ci(self, got: Mapping[str, Any]) -> None:
+        """CI runs read apart: into their detail, or kept until it comes."""
+        for name, runs in got.items():
+            detail = self.details.get(name)
+            if detail is not None:
+                self.details[name] = detail.with_ci(runs)
+            else:
+                self._ci[name] = runs
+        while len(self._ci) > DETAILS_CACHE:
+            self._ci.popitem(last=False)
+
     def forget(self, names: Iterable[str]) -> None:
         """Drop details (and every lineage) so the next look reads them again."""
         for name in names:
             self.details.pop(name, None)
+            self._ci.pop(name, None)
         self.lineages.clear()
 
     def lineage(self, key: tuple[str, str | None]) -> Any | None:

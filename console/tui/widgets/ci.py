@@ -38,6 +38,8 @@ def render_ci(detail: Any, pal: Palette, now: datetime) -> RenderableType:
     head.append(detail.version, style=pal.bold)
     if detail.commit is not None:
         head.append(f" · {detail.commit.short} {detail.commit.subject}", style=pal.muted)
+    if not detail.ci_read:
+        return Group(head, Text("loading CI runs…", style="italic"))
     if not detail.ci:
         return Group(head, Text("no CI runs recorded for this commit", style=pal.muted))
     parts: list[RenderableType] = [head]
