@@ -21,6 +21,7 @@ CI_GLYPHS = {
     "running": "○",
     "none": "\u2013",
     "pending": "…",  # the runs are still being read
+    "unknown": "?",  # the CI backend failed and no runs were ever read
 }
 CI_WORDS = {
     "success": "passed",
@@ -28,7 +29,18 @@ CI_WORDS = {
     "running": "running",
     "none": "no runs",
     "pending": "CI runs loading",
+    "unknown": "CI unknown",
 }
+
+
+def ci_state(detail: Any) -> str:
+    """The CI state a screen shows: ``detail.ci_state``, but "unknown" rather than "none" (no
+    runs) when the CI backend failed and no runs were ever read."""
+    state: str = detail.ci_state
+    section = detail.sections.get("ci")
+    if state == "none" and section is not None and section.error:
+        return "unknown"
+    return state
 
 
 def age(then: datetime | None, now: datetime) -> str:

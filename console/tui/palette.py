@@ -74,6 +74,7 @@ class Palette:
             "success": self.ok,
             "failure": self.err,
             "running": self.warn,
+            "unknown": self.warn,
         }.get(state, self.muted)
 
 

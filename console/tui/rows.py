@@ -99,7 +99,7 @@ def summarize(
         staging_name=pre_stage,
         waiting=len(view.candidates),
         newest=view.candidates[-1] if view.candidates else None,
-        ci=newest_detail.ci_state
+        ci=fmt.ci_state(newest_detail)
         if newest_detail is not None
         else ("none" if not view.candidates else ""),
         p95=health.latency_p95_ms if health else None,
@@ -287,7 +287,8 @@ def version_cells(
         return cells
     digest = detail.data.digest if detail.data is not None else ""
     cells["data"] = _c(digest or "\u2013", style=pal.muted)
-    cells["ci"] = _c(fmt.CI_GLYPHS.get(detail.ci_state, "·"), style=pal.ci(detail.ci_state))
+    ci = fmt.ci_state(detail)
+    cells["ci"] = _c(fmt.CI_GLYPHS.get(ci, "·"), style=pal.ci(ci))
     base_metrics = base_detail.metrics if base_detail is not None else {}
     for name in metric_names:
         spec = specs(name)

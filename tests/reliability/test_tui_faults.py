@@ -30,6 +30,7 @@ from textual.command import CommandPalette
 from console.config import load_config
 from console.ports import AuditUnavailable, InvalidResponse, Unreachable
 from console.services.workspace import open_workspace
+from console.tui import format as fmt
 from console.tui.screens.model import ModelScreen
 from console.tui.screens.overview import OverviewScreen
 from console.tui.screens.prompt import GotoScreen
@@ -434,3 +435,6 @@ async def test_one_hanging_kind_on_a_tall_screen_delays_nothing_else() -> None:
         said = watch.stop()
         gate.set()
         assert said is not None and said <= TIMEOUT + 1, f"the CI problem came after {said}s"
+        # Runs never read are unknown ("?"), not "no runs" (a dash), in the column and the panel.
+        assert {fmt.ci_state(screen.details[k]) for k in keys} == {"unknown"}
+        assert "CI runs unknown" in shown(screen.query_one("#ci"))

@@ -41,6 +41,8 @@ def render_ci(detail: Any, pal: Palette, now: datetime) -> RenderableType:
     if not detail.ci_read:
         return Group(head, Text("loading CI runs…", style="italic"))
     if not detail.ci:
+        if fmt.ci_state(detail) == "unknown":  # the problem line above says why
+            return Group(head, Text("CI runs unknown", style=pal.muted))
         return Group(head, Text("no CI runs recorded for this commit", style=pal.muted))
     parts: list[RenderableType] = [head]
     for n, run in enumerate(detail.ci):
