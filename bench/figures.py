@@ -234,6 +234,9 @@ def tmux_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
         enter: list[float] = []
 
         def press_enter(session: str) -> None:
+            # The row filled, not just shown: the last start's frame shows the same screen
+            # while Textual still loads, and a quiet screen would not tell them apart.
+            tmux.wait_for(session, row_filled(model, "…", "loading"), since=0, timeout=60)
             settle(tmux, session, timeout=60)
             started = time.perf_counter()
             tmux.send(session, "Enter")
