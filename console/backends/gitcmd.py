@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
+from collections import deque
 from pathlib import Path
 
 from console.ports import InvalidResponse, NotFound, Unreachable
@@ -114,23 +116,94 @@ async def reap_killed(timeout: float = 2.0) -> None:
         await asyncio.sleep(0)  # the pipes' closing callbacks
 
 
+class _Batch:
+    """One ``git cat-file --batch`` process, its requests in the order they were written, and
+    the task that reads its answers in that order."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.waiting: deque[tuple[asyncio.Future[bytes | None], bytes, str]] = deque()
+        self.progress = time.monotonic()  # the last answer (or the start)
+        self.reader = asyncio.get_running_loop().create_task(self._answer())
+
+    async def _answer(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        error: BaseException = Unreachable("git cat-file ended", backend="git")
+        try:
+            while True:
+                header = await stdout.readline()
+                if not header:
+                    if self.waiting:
+                        spec = self.waiting[0][2]
+                        error = Unreachable(f"git cat-file died reading {spec}", backend="git")
+                    return
+                if not self.waiting:
+                    error = InvalidResponse(f"unasked cat-file output {header!r}", backend="git")
+                    return
+                fut, want, spec = self.waiting[0]
+                parts = header.split()
+                if len(parts) >= 2 and parts[-1] in (b"missing", b"ambiguous"):
+                    answer = None
+                elif len(parts) == 3 and parts[2].isdigit():
+                    body = await stdout.readexactly(int(parts[2]) + 1)
+                    answer = body[:-1] if parts[1] == want else None
+                else:  # the stream can not be trusted past this: no later answer is read
+                    error = InvalidResponse(f"unexpected cat-file header {header!r}", backend="git")
+                    return
+                self.waiting.popleft()
+                self.progress = time.monotonic()
+                if not fut.done():  # a caller that gave up left its answer to be skipped
+                    fut.set_result(answer)
+        except asyncio.IncompleteReadError:
+            spec = self.waiting[0][2] if self.waiting else "?"
+            error = Unreachable(f"git cat-file died reading {spec}", backend="git")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken pipe, a closed loop: every waiting read fails
+            error = Unreachable(f"git cat-file failed: {type(exc).__name__}", backend="git")
+        finally:
+            self.fail(error)
+
+    def fail(self, error: BaseException) -> None:
+        while self.waiting:
+            fut, _, _ = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(error)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None and not self.reader.done()
+
+
 class CatFile:
     """A long-lived ``git cat-file --batch`` reading ``REV:PATH`` objects.
 
-    Requests are serialised with a lock; a missing object returns None. The process is
-    restarted if it dies.
+    Reads are pipelined: each request is written at once and its answer taken, in order, by one
+    reader task, so many concurrent reads cost one round trip, not one each. A missing object
+    returns None. A caller that gives up leaves its answer to be skipped; a process that makes
+    no progress for ``timeout`` is killed (its waiting reads fail) and the next read starts a
+    fresh one, as does a read after the process died.
     """
 
     def __init__(self, repo: Path, timeout: float = 10.0) -> None:
         self.repo = repo
         self.timeout = timeout
-        self._proc: asyncio.subprocess.Process | None = None
-        self._lock = asyncio.Lock()
+        self._batch: _Batch | None = None
+        self._starting = asyncio.Lock()
 
-    async def _start(self) -> asyncio.subprocess.Process:
-        if self._proc is None or self._proc.returncode is not None:
+    async def _start(self) -> _Batch:
+        batch = self._batch
+        if batch is not None and batch.alive:
+            return batch
+        async with self._starting:
+            batch = self._batch
+            if batch is not None and batch.alive:
+                return batch
+            if batch is not None:
+                self._drop(batch)
             try:
-                self._proc = await asyncio.create_subprocess_exec(
+                proc = await asyncio.create_subprocess_exec(
                     "git",
                     "-C",
                     str(self.repo),
@@ -144,7 +217,8 @@ class CatFile:
                 )
             except FileNotFoundError:
                 raise Unreachable("git is not installed", backend="git") from None
-        return self._proc
+            self._batch = _Batch(proc)
+            return self._batch
 
     async def read(self, rev: str, path: str) -> bytes | None:
         """Contents of ``path`` at ``rev``, or None when it does not exist there."""
@@ -159,53 +233,50 @@ class CatFile:
         return await self._request(f"{rev}^{{commit}}", b"commit")
 
     async def _request(self, spec: str, want: bytes) -> bytes | None:
-        async with self._lock:
-            try:
-                return await asyncio.wait_for(self._read(spec, want), self.timeout)
-            except TimeoutError:
-                await self._kill()
-                raise Unreachable(f"git cat-file timed out reading {spec}", backend="git") from None
-            except (BrokenPipeError, ConnectionResetError, asyncio.IncompleteReadError):
-                await self._kill()
-                raise Unreachable(f"git cat-file died reading {spec}", backend="git") from None
-            except asyncio.CancelledError:
-                # A request may be half answered: the next reader would get this answer.
-                # Drop the process; the next read starts a fresh one.
-                proc, self._proc = self._proc, None
-                if proc is not None:
-                    _kill(proc)
-                raise
+        batch = await self._start()
+        assert batch.proc.stdin is not None
+        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        if not batch.waiting:
+            batch.progress = time.monotonic()  # an idle process has not been slow
+            self._watch(batch)
+        batch.waiting.append((fut, want, spec))
+        try:
+            batch.proc.stdin.write(spec.encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            self._drop(batch, Unreachable(f"git cat-file died reading {spec}", backend="git"))
+        return await fut  # cancelled, the reader skips its answer when it comes
 
-    async def _read(self, spec: str, want: bytes = b"blob") -> bytes | None:
-        proc = await self._start()
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(spec.encode() + b"\n")
-        await proc.stdin.drain()
-        header = await proc.stdout.readline()
-        if not header:
-            raise asyncio.IncompleteReadError(b"", None)
-        parts = header.split()
-        if len(parts) >= 2 and parts[-1] == b"missing":
-            return None
-        if len(parts) >= 2 and parts[1] == b"ambiguous":
-            return None
-        if len(parts) != 3:
-            raise InvalidResponse(f"unexpected cat-file header {header!r}", backend="git")
-        size = int(parts[2])
-        body = await proc.stdout.readexactly(size + 1)
-        if parts[1] != want:
-            return None
-        return body[:-1]
+    def _watch(self, batch: _Batch) -> None:
+        """Once ``timeout`` after the last answer, with reads still waiting: the process hangs.
+        (The time runs from the last answer: a long queue that moves is not a hung git.)"""
 
-    async def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        def check() -> None:
+            if not batch.waiting or not batch.alive:
+                return
+            late = batch.progress + self.timeout - time.monotonic()
+            if late > 0:
+                loop.call_later(late, check)
+                return
+            spec = batch.waiting[0][2]
+            self._drop(batch, Unreachable(f"git cat-file timed out reading {spec}", backend="git"))
+
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.timeout, check)
+
+    def _drop(self, batch: _Batch, error: BaseException | None = None) -> None:
+        """Kill ``batch``'s process; its waiting reads fail, the next read starts afresh."""
+        if self._batch is batch:
+            self._batch = None
+        batch.reader.cancel()
+        batch.fail(error or Unreachable("git cat-file was restarted", backend="git"))
+        _kill(batch.proc)
 
     async def aclose(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return
+        proc = batch.proc
+        if proc.returncode is None:
             if proc.stdin is not None:
                 proc.stdin.close()
             try:
@@ -213,3 +284,6 @@ class CatFile:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        await asyncio.wait({batch.reader}, timeout=1)  # it reads to the end and stops
+        batch.reader.cancel()
+        batch.fail(Unreachable("git cat-file was closed", backend="git"))
