@@ -211,12 +211,9 @@ class OverviewService:
         if sem is None:
             sem = self._sems[kind] = asyncio.Semaphore(self._concurrency)
 
-        async def bounded() -> T:
-            async with sem:
-                return await make(backend)
-
         try:  # the wait for a slot counts against the timeout: a queue of hung calls ends
-            value = await asyncio.wait_for(bounded(), self.timeout)
+            async with asyncio.timeout(self.timeout), sem:  # no task per call, unlike wait_for
+                value = await make(backend)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -244,10 +241,12 @@ class OverviewService:
             "registry", ("models",), lambda r: r.models(), sections, list[Model]()
         )
         by_name = {m.name: m for m in found}
-        names = [n for n in self.config.models if n not in by_name]
-        for n in names:
-            cfg = self.config.models[n]
-            by_name[n] = Model(name=n, description=cfg.description)
+        for n, cfg in self.config.models.items():
+            known = by_name.get(n)
+            if known is None:
+                by_name[n] = Model(name=n, description=cfg.description)
+            elif not known.description and cfg.description:  # the config's words, then
+                by_name[n] = known.model_copy(update={"description": cfg.description})
         order = {n: i for i, n in enumerate(self.config.models)}
         models = sorted(by_name.values(), key=lambda m: (order.get(m.name, len(order)), m.name))
         return models, sections.get("registry", Section(name="registry"))

@@ -221,6 +221,15 @@ async def test_list_models_puts_configured_models_first() -> None:
     assert [m.name for m in models] == ["zeta", "m"] and section.ok
 
 
+async def test_list_models_takes_the_configs_description_when_the_registry_has_none() -> None:
+    """GTO's artifacts.yaml often has no description; `status --json` showed "" although the
+    config describes the model (the TUI already fell back to the config)."""
+    config = ConsoleConfig.model_validate({"models": {"m": {"description": "Scores fraud"}}})
+    ws = Workspace(config=config, backends={"registry": Registry()})
+    models, _ = await OverviewService(ws).list_models()
+    assert [(m.name, m.description) for m in models] == [("m", "Scores fraud")]
+
+
 # -- which backend hung: messages name it as configured, never with a credential -----------
 
 SECRETS = ("password", "s3cr3t", "user:", "token=", "hunter2")
