@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import stat
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,23 +14,15 @@ import pytest
 
 from console.backends.gitcmd import CatFile
 from console.ports import Unreachable
-from tests.release.conftest import git_env
+from tests.gittools import gone, hanging_git, one_commit_repo
 
 FILES = 60
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    env = git_env({"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.com",
-                   "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@example.com"})  # fmt: skip
-    subprocess.run(["git", "init", "-q", str(path)], check=True, env=env)
-    for i in range(FILES):
-        (path / f"f{i}.txt").write_text(f"file {i}\n" * (i + 1))
-    (path / "with space.txt").write_text("spaced")
-    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(path), "commit", "-qm", "x"], check=True, env=env)
-    return path
+    files = {f"f{i}.txt": f"file {i}\n" * (i + 1) for i in range(FILES)}
+    return one_commit_repo(tmp_path / "repo", {**files, "with space.txt": "spaced"})
 
 
 def cat_pids(repo: Path) -> set[int]:
@@ -110,12 +100,7 @@ async def test_a_git_that_dies_fails_the_waiting_reads_and_the_next_read_starts_
 async def test_a_hung_git_times_out_from_its_last_answer_and_is_killed(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shim = tmp_path / "bin" / "git"
-    shim.parent.mkdir()
-    marker = tmp_path / "started"
-    shim.write_text(f"#!/bin/sh\necho $$ > {marker}\nexec sleep 30\n")  # never answers
-    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    marker = hanging_git(tmp_path, monkeypatch)  # never answers
     cat = CatFile(repo, timeout=0.5)
     try:
         started = time.monotonic()
@@ -126,14 +111,7 @@ async def test_a_hung_git_times_out_from_its_last_answer_and_is_killed(
         assert all(isinstance(r, Unreachable) and "timed out" in str(r) for r in results)
         assert took < 3, took  # one timeout (0.5 s) for the queue, not one per read (5 s)
         pid = int(marker.read_text())
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"the hung git (pid {pid}) still runs")
+        assert await gone(pid), f"the hung git (pid {pid}) still runs"
     finally:
         await cat.aclose()
 

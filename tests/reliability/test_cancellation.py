@@ -14,20 +14,14 @@ from pathlib import Path
 import pytest
 
 from console.backends.gitcmd import CatFile, run_git
-from tests.release.conftest import git_env
+from tests.gittools import gone, hanging_git, one_commit_repo
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    env = git_env({"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.com",
-                   "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@example.com"})  # fmt: skip
-    subprocess.run(["git", "init", "-q", str(path)], check=True, env=env)
-    for name in ("a.txt", "b.txt"):
-        (path / name).write_text(name.upper() * 3)
-    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(path), "commit", "-qm", "x"], check=True, env=env)
-    return path
+    return one_commit_repo(
+        tmp_path / "repo", {name: name.upper() * 3 for name in ("a.txt", "b.txt")}
+    )
 
 
 @pytest.mark.parametrize("ticks", [0, 1, 2, 3, 5, 8])
@@ -55,22 +49,11 @@ async def test_a_cancelled_cat_file_read_does_not_answer_the_next_one(
 async def test_a_cancelled_git_command_leaves_no_process(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shim = tmp_path / "bin" / "git"
-    shim.parent.mkdir()
-    marker = tmp_path / "started"
-    shim.write_text(f"#!/bin/sh\necho $$ > {marker}\nexec sleep 30\n")
-    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    marker = hanging_git(tmp_path, monkeypatch)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(run_git(repo, "status", timeout=10), 0.5)
     pid = int(marker.read_text())
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"git (pid {pid}) still runs after its caller gave up")
+    assert await gone(pid), f"git (pid {pid}) still runs after its caller gave up"
 
 
 def test_a_git_call_given_up_leaves_nothing_on_the_terminal_after_the_loop(
