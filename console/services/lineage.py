@@ -315,16 +315,8 @@ class LineageService:
     async def ci_detail(self, model: str, version: ModelVersion) -> VersionDetail:
         """Only the CI runs of ``version``'s commit (a VersionDetail with ``ci`` and its section):
         what the overview needs for a candidate, without reading params, metrics or data."""
-        sections: dict[str, Section] = {}
-        sha = version.commit
-        runs: Sequence[Any] = ()
-        if sha:
-            runs = await self.overview._call(
-                "ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ()
-            )
-        return VersionDetail(
-            model=model, version=version.version, ci=tuple(runs), sections=sections
-        )
+        runs = await self.overview.version_ci([version])
+        return VersionDetail(model=model, version=version.version).with_ci(runs[version.version])
 
     async def lineage(
         self, model: str, version: ModelVersion, base: ModelVersion | None

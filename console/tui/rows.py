@@ -101,7 +101,7 @@ def summarize(
         newest=view.candidates[-1] if view.candidates else None,
         ci=fmt.ci_state(newest_detail)
         if newest_detail is not None
-        else ("none" if not view.candidates else ""),
+        else ("pending" if view.candidates else "none"),
         p95=health.latency_p95_ms if health else None,
         error_rate=health.error_rate if health else None,
         traffic=health.traffic_rps if health else None,
@@ -117,18 +117,56 @@ def with_live(
 ) -> OverviewRow:
     """``row`` with fresh live health and trend (and its metrics problem, if any, updated)."""
     failing = next((s for s in (health_section, trend_section) if s.error), None)
-    problems = tuple(p for p in row.problems if p.kind != "metrics")
-    if failing is not None:
-        problem = Problem("metrics", failing.error, failing.kind, failing.fetched_at)
-        problems = tuple(sorted((*problems, problem), key=lambda p: p.kind))
     return replace(
         row,
         p95=health.latency_p95_ms if health else row.p95,
         error_rate=health.error_rate if health else row.error_rate,
         traffic=health.traffic_rps if health else row.traffic,
         trend=tuple(p.value for p in trend.points) if trend is not None else row.trend,
-        problems=problems,
+        problems=_with_problem(row.problems, "metrics", _problem("metrics", failing)),
     )
+
+
+def with_ci(row: OverviewRow, detail: Any) -> OverviewRow:
+    """``row`` with its newest candidate's CI runs, read after the rest of the row (a CI
+    server that hangs holds back nothing else), and the CI problem, if any."""
+    section = detail.sections.get("ci")
+    unknown = section is not None and not section.configured
+    return _set_ci(row, fmt.ci_state(detail), _problem("ci", section), unconfigured=unknown)
+
+
+def keep_ci(row: OverviewRow, old: OverviewRow) -> OverviewRow:
+    """``row`` (read again, its CI not yet) showing ``old``'s CI for the same candidate, so a
+    refresh does not blink the CI column to "…"."""
+    problem = next((p for p in old.problems if p.kind == "ci"), None)
+    return _set_ci(row, old.ci, problem, unconfigured="ci" in old.unconfigured)
+
+
+def _set_ci(
+    row: OverviewRow, ci: str, problem: Problem | None, *, unconfigured: bool
+) -> OverviewRow:
+    kinds = set(row.unconfigured) - {"ci"}
+    if unconfigured:
+        kinds.add("ci")
+    problems = _with_problem(row.problems, "ci", problem)
+    return replace(row, ci=ci, problems=problems, unconfigured=tuple(sorted(kinds)))
+
+
+def _problem(kind: str, section: Any) -> Problem | None:
+    """``kind``'s problem when ``section`` (a services Section, or None) failed."""
+    if section is None or not section.error:
+        return None
+    return Problem(kind, section.error, section.kind, section.fetched_at)
+
+
+def _with_problem(
+    problems: tuple[Problem, ...], kind: str, problem: Problem | None
+) -> tuple[Problem, ...]:
+    """``problems`` with ``kind``'s replaced by ``problem`` (None: no problem)."""
+    kept = tuple(p for p in problems if p.kind != kind)
+    if problem is None:
+        return kept
+    return tuple(sorted((*kept, problem), key=lambda p: p.kind))
 
 
 OVERVIEW_COLUMNS = (

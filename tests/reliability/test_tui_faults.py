@@ -438,3 +438,34 @@ async def test_one_hanging_kind_on_a_tall_screen_delays_nothing_else() -> None:
         # Runs never read are unknown ("?"), not "no runs" (a dash), in the column and the panel.
         assert {fmt.ci_state(screen.details[k]) for k in keys} == {"unknown"}
         assert "CI runs unknown" in shown(screen.query_one("#ci"))
+
+
+async def test_a_hanging_ci_holds_back_no_overview_row() -> None:
+    """The overview reads a model's row, then its newest candidate's CI: with CI hanging the
+    versions, stages and live figures are there while the CI column still says "…"; at the
+    timeout it says "?" with the CI problem, and `r` after CI is back shows the runs."""
+    from .tui_keys import fakes, make_app
+
+    world = fakes.FakeWorld()
+    gate = world.faults.gates["ci"] = asyncio.Event()  # CI never answers
+    app = make_app(world)
+    app.config = app.config.model_copy(update={"timeout_seconds": TIMEOUT})
+    app.workspace.config = app.config
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        waiting = list(world.models)  # every fake model has versions after production
+
+        def rows() -> list[Any]:
+            return [screen.rows.get(name) for name in waiting]
+
+        await until(pilot, lambda: all(r is not None and r.loaded for r in rows()), "the rows", 15)
+        # The order, not a clock, says the rows did not wait for CI.
+        assert all(r.ci == "pending" and r.waiting and r.staging for r in rows()), rows()
+        assert not any(p.kind == "ci" for r in rows() for p in r.problems)
+        await until(pilot, lambda: all(r.ci == "unknown" for r in rows()), "CI unknown", 15)
+        assert all(any(p.kind == "ci" for p in r.problems) for r in rows())
+        gate.set()
+        await pilot.press("r")
+        await until(pilot, lambda: all(r.ci in ("success", "failure", "running") for r in rows()),
+                    "the CI runs after r", 15)  # fmt: skip
+        assert not any(p.kind == "ci" for r in rows() for p in r.problems)

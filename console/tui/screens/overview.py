@@ -24,8 +24,10 @@ from console.tui.palette import palette_of
 from console.tui.rows import (
     OVERVIEW_COLUMNS,
     OverviewRow,
+    keep_ci,
     overview_cells,
     summarize,
+    with_ci,
     with_live,
 )
 from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
@@ -217,25 +219,50 @@ class OverviewScreen(Screen[None]):
 
     @tolerate_teardown
     async def _load_rows(self, names: list[str], *, claimed: bool = False) -> None:
+        """The rows, then their newest candidates' CI: a CI server that hangs holds back no
+        version, stage or live figure (the CI column says "…" meanwhile)."""
         if not claimed:
             names = [n for n in names if n not in self._inflight]
             self._inflight.update(names)
         try:
-            rows = await asyncio.gather(*(self._row(n) for n in names))
+            got = await asyncio.gather(*(self._row(n) for n in names))
         finally:
             self._inflight.difference_update(names)
         if not self.is_attached:
             return
-        for row in rows:
+        wanted = []
+        for row, newest in got:
             if self.pending_counts is not None:
                 row = replace(row, approvals=self.pending_counts.get(row.name, 0))
+            old = self.rows.get(row.name)
+            if newest is not None and old is not None and old.newest == row.newest:
+                row = keep_ci(row, old)  # the last runs until the new ones come: no blink
             self.rows[row.name] = row
             self._remember_versions(row)
+            if newest is not None:
+                wanted.append((row.name, newest))
+        self._rows_changed(names)
+        if wanted:
+            await self._load_ci(wanted)
+
+    async def _load_ci(self, wanted: list[tuple[str, Any]]) -> None:
+        lineage = self.app.services.lineage  # type: ignore[attr-defined]
+        details = await asyncio.gather(*(lineage.ci_detail(n, v) for n, v in wanted))
+        if not self.is_attached:
+            return
+        for (name, version), detail in zip(wanted, details, strict=True):
+            row = self.rows.get(name)
+            if row is not None and row.newest == version.version:
+                self.rows[name] = with_ci(row, detail)
+        self._rows_changed([n for n, _ in wanted])
+
+    def _rows_changed(self, names: list[str]) -> None:
         self.table.refresh_keys(list(names))
         self._update_detail()
         self._update_title()
 
-    async def _row(self, name: str) -> OverviewRow:
+    async def _row(self, name: str) -> tuple[OverviewRow, Any]:
+        """A model's row without its CI, and the newest candidate (None: none waits)."""
         app: Any = self.app
         services = app.services
         config = app.config
@@ -244,25 +271,16 @@ class OverviewScreen(Screen[None]):
             services.overview.model_view(model, with_details=False),
             services.live.trend(name, points=24),
         )
-        detail = None
-        if view.candidates:  # only the newest candidate's CI: no params, metrics or data here
-            newest = view.candidates[-1]
-            version = next(v for v in view.versions if v.version == newest)
-            detail = await services.lineage.ci_detail(name, version)
+        newest = None
+        if view.candidates:  # only the newest candidate's CI, read next
+            newest = next(v for v in view.versions if v.version == view.candidates[-1])
         sections = (
             {} if view.stage_version(config.prod_stage) is None else {"metrics": trend_section}
         )
-        row = summarize(
-            view,
-            config.prod_stage,
-            config.stages,
-            newest_detail=detail,
-            trend=trend,
-            sections=sections,
-        )
+        row = summarize(view, config.prod_stage, config.stages, trend=trend, sections=sections)
         if row.production is None:  # nothing serves: no live health is expected
             row = _without(row, "metrics")
-        return row
+        return row, newest
 
     def _remember_versions(self, row: OverviewRow) -> None:
         app: Any = self.app
