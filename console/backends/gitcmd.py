@@ -276,6 +276,10 @@ class CatFile:
         if batch is None:
             return
         proc = batch.proc
+        if proc.returncode is None and batch.waiting:
+            # Reads git has not answered (their callers gave up: a signal, a timeout): it may
+            # hang, and nothing waits for the answers.
+            proc.kill()
         if proc.returncode is None:
             if proc.stdin is not None:
                 proc.stdin.close()

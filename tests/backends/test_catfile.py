@@ -126,3 +126,24 @@ async def test_an_idle_process_is_not_slow(repo: Path) -> None:
         assert await cat.read("HEAD", "f2.txt") == b"file 2\n" * 3
     finally:
         await cat.aclose()
+
+
+async def test_closing_with_unanswered_reads_kills_git_at_once(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal cancels a read on a git that hangs; the shutdown that follows must not wait
+    the 2 s a well-behaved git gets to finish (the CLI exits within 2 s of SIGTERM)."""
+    marker = hanging_git(tmp_path, monkeypatch)
+    cat = CatFile(repo, timeout=30)
+    task = asyncio.create_task(cat.read("HEAD", "f1.txt"))
+    for _ in range(500):  # the held git has started
+        if marker.exists():
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    started = time.monotonic()
+    await cat.aclose()
+    assert time.monotonic() - started < 1.5
+    assert await gone(int(marker.read_text()))
