@@ -124,6 +124,7 @@ class _Batch:
         self.proc = proc
         self.waiting: deque[tuple[asyncio.Future[bytes | None], bytes, str]] = deque()
         self.progress = time.monotonic()  # the last answer (or the start)
+        self.watchdog: asyncio.TimerHandle | None = None
         self.reader = asyncio.get_running_loop().create_task(self._answer())
 
     async def _answer(self) -> None:
@@ -251,17 +252,19 @@ class CatFile:
         (The time runs from the last answer: a long queue that moves is not a hung git.)"""
 
         def check() -> None:
+            batch.watchdog = None
             if not batch.waiting or not batch.alive:
                 return
             late = batch.progress + self.timeout - time.monotonic()
             if late > 0:
-                loop.call_later(late, check)
+                batch.watchdog = loop.call_later(late, check)
                 return
             spec = batch.waiting[0][2]
             self._drop(batch, Unreachable(f"git cat-file timed out reading {spec}", backend="git"))
 
         loop = asyncio.get_running_loop()
-        loop.call_later(self.timeout, check)
+        if batch.watchdog is None:  # one per process
+            batch.watchdog = loop.call_later(self.timeout, check)
 
     def _drop(self, batch: _Batch, error: BaseException | None = None) -> None:
         """Kill ``batch``'s process; its waiting reads fail, the next read starts afresh."""

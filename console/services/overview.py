@@ -275,7 +275,7 @@ class OverviewService:
             if not sha:
                 return VersionCI(version=version.version)
             sections: dict[str, Section] = {}
-            runs = await self._call("ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ())
+            runs = await self._runs_for(sha, sections)
             return VersionCI(version=version.version, runs=tuple(runs), section=sections.get("ci"))
 
         results = await asyncio.gather(*(one(v) for v in versions))
@@ -286,6 +286,9 @@ class OverviewService:
 
     async def _no_ci(self) -> tuple[CIRun, ...]:
         return ()
+
+    def _runs_for(self, sha: str, sections: dict[str, Section]) -> Awaitable[Sequence[CIRun]]:
+        return self._call("ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ())
 
     async def _detail(
         self, model: str, version: ModelVersion, *, with_params: bool = True, with_ci: bool = True
@@ -320,9 +323,7 @@ class OverviewService:
             )
             if with_params
             else self._no_params(),
-            self._call("ci", ("runs", sha), lambda c: c.runs_for(sha), sections, ())
-            if with_ci
-            else self._no_ci(),
+            self._runs_for(sha, sections) if with_ci else self._no_ci(),
         )
         # Registry-provided facts (MLflow runs) complete what git knows, never override it.
         merged_metrics = {**version.metrics, **metrics}
