@@ -469,3 +469,20 @@ async def test_a_hanging_ci_holds_back_no_overview_row() -> None:
         await until(pilot, lambda: all(r.ci in ("success", "failure", "running") for r in rows()),
                     "the CI runs after r", 15)  # fmt: skip
         assert not any(p.kind == "ci" for r in rows() for p in r.problems)
+
+
+async def test_a_hanging_ci_holds_back_no_chunk_of_the_overview() -> None:
+    """A workspace of 60 models fills its rows a chunk at a time; with CI hanging, every chunk
+    comes before the first CI timeout (a chunk used to wait for the last one's CI runs)."""
+    from .tui_keys import fakes, make_app
+
+    world = fakes.FakeWorld(n_models=60)
+    world.faults.gates["ci"] = asyncio.Event()  # CI never answers
+    app = make_app(world)
+    app.config = app.config.model_copy(update={"timeout_seconds": TIMEOUT})
+    app.workspace.config = app.config
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: len(screen.rows) == 60, "every row", 15)
+        # The order, not a clock: no row has heard from CI yet, not even its timeout.
+        assert {r.ci for r in screen.rows.values()} == {"pending"}

@@ -242,9 +242,10 @@ class OverviewScreen(Screen[None]):
             if newest is not None:
                 wanted.append((row.name, newest))
         self._rows_changed(names)
-        if wanted:
-            await self._load_ci(wanted)
+        if wanted:  # apart: the next chunk of rows (fill_rest) does not wait for these runs
+            self.run_worker(self._load_ci(wanted), group="rows-ci")
 
+    @tolerate_teardown
     async def _load_ci(self, wanted: list[tuple[str, Any]]) -> None:
         lineage = self.app.services.lineage  # type: ignore[attr-defined]
         details = await asyncio.gather(*(lineage.ci_detail(n, v) for n, v in wanted))
