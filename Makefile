@@ -35,7 +35,7 @@ demo: $(STAMP)
 # most, 10 s apart: this VM's speed moves by half for a minute at a time, and a real slowdown
 # misses all three. Exit 5 is "nothing selected" (when PYTEST_ARGS picks one run's tests only).
 PEERS := CD4ML_GTO=$(abspath $(GTO_VENV)/bin/gto) CD4ML_MLFLOW=$(abspath $(MLFLOW_VENV)/bin/mlflow)
-QUIET_RERUNS := --reruns 2 --reruns-delay 10 --only-rerun AssertionError
+QUIET_RERUNS := --reruns 2 --reruns-delay 10 --only-rerun AssertionError -rR
 test: $(STAMP) tools
 	$(PEERS) $(BIN)/python -m pytest -q -m quiet $(QUIET_RERUNS) $(PYTEST_ARGS) || test $$? -eq 5
 	$(PEERS) $(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not quiet" $(PYTEST_ARGS) || test $$? -eq 5
