@@ -13,7 +13,6 @@ from console.demo.build import build_demo
 from console.demo.run import set_metrics_port
 from console.demo.server import ModelServer
 
-NOW = "2026-11-20T12:00:00+00:00"
 
 
 def run(
@@ -33,10 +32,8 @@ def run(
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from datetime import datetime
-
     path = tmp_path_factory.mktemp("demo") / "ws"
-    build_demo(path, seed=7, now=datetime.fromisoformat(NOW))
+    build_demo(path, seed=7)  # at today's date: the CLI below runs on the system clock
     set_metrics_port(path / "cd4ml-console.toml", 9)  # nothing listens on the discard port
     return path
 
@@ -136,10 +133,8 @@ def test_status_text_and_single_model(demo: Path) -> None:
 
 
 def test_status_with_live_metrics_exits_0(tmp_path: Path) -> None:
-    from datetime import datetime
-
     ws = tmp_path / "ws"
-    build_demo(ws, seed=7, now=datetime.fromisoformat(NOW))
+    build_demo(ws, seed=7)  # at today's date: the CLI below runs on the system clock
     with ModelServer(ws, port=0, rps=20.0) as server:
         assert server.wait_ready(10)
         set_metrics_port(ws / "cd4ml-console.toml", server.port)
@@ -190,10 +185,8 @@ def test_zero_config_in_a_plain_gto_repo(demo: Path, tmp_path: Path) -> None:
 
 def test_demo_waiting_request_can_be_approved_by_another_user(tmp_path: Path) -> None:
     """The new-user story: approve the seeded request, production moves, the audit verifies."""
-    from datetime import datetime
-
     ws = tmp_path / "ws"
-    build_demo(ws, seed=7, now=datetime.fromisoformat(NOW))
+    build_demo(ws, seed=7)  # at today's date: the CLI below runs on the system clock
     pending = json.loads(run("-w", str(ws), "requests", "--json").stdout)
     assert [r["id"] for r in pending["requests"]] == ["req-demo-0001"]
     approve = run(
