@@ -6,6 +6,7 @@ from console.ports.errors import (
     Conflict,
     InvalidResponse,
     NotFound,
+    StageBusy,
     Unauthorized,
     Unreachable,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "MetricsSource",
     "ModelRegistry",
     "NotFound",
+    "StageBusy",
     "Unauthorized",
     "Unreachable",
 ]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.domain import AuditEvent
+
 
 class BackendError(Exception):
     """A backend could not answer. ``str(err)`` is a sentence for a person; ``hint`` says what to do."""
@@ -64,6 +69,22 @@ class Conflict(BackendError):
         self.expected = expected
         self.actual = actual
         self.changed_by = changed_by
+
+
+class StageBusy(Conflict):
+    """The per-stage intent lock is held: an ``intent`` for the same (model, stage) has no
+    ``outcome`` yet, so another writer is moving that stage (or crashed while doing so)."""
+
+    kind_label = "stage busy"
+
+    def __init__(
+        self, message: str, *, intent: AuditEvent, backend: str = "", hint: str = ""
+    ) -> None:
+        super().__init__(
+            message, backend=backend, hint=hint, actual=intent.after or None,
+            changed_by=intent.actor,
+        )  # fmt: skip
+        self.intent = intent
 
 
 class AuditUnavailable(BackendError):

@@ -147,7 +147,19 @@ class AuditStore(Backend, Protocol):
     """Append-only, hash-chained audit log."""
 
     async def append(self, event: AuditEvent) -> AuditEvent:
-        """Durably append; returns the stored event with seq, prev_hash and hash filled in."""
+        """Durably append; returns the stored event with seq, prev_hash and hash filled in.
+
+        The per-stage intent lock (docs/team.md): an ``intent`` event whose ``details.lock``
+        is true takes the lock of (event.model, event.stage) in the same transaction as the
+        append, or raises StageBusy (nothing appended) when an earlier locking intent of that
+        stage has no outcome yet. An ``outcome`` event releases the intent named by its
+        ``details.intent_seq``. The lock is derived from the records alone, so a store can
+        rebuild it from its log.
+        """
+        ...
+
+    async def open_intents(self, *, model: str | None = None) -> Sequence[AuditEvent]:
+        """Locking intents (``details.lock``) with no outcome yet, oldest first."""
         ...
 
     async def events(
