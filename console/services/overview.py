@@ -27,6 +27,7 @@ from console.domain import (
     version_key,
 )
 from console.domain.models import Frozen
+from console.domain.text import clean_value
 from console.logs import redact
 from console.ports import BackendError
 from console.services.backend_names import backend_label
@@ -227,6 +228,7 @@ class OverviewService:
                     name=kind, error=message, kind=label, fetched_at=last[1] if last else None
                 )
             return last[0] if last else default
+        value = clean_value(value)  # parameters and metric names come as plain dicts
         now = self.clock()
         self._last.put((kind, *key), value, now)
         sections.setdefault(kind, Section(name=kind, fetched_at=now))

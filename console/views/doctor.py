@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from console.config import KIND_NAMES, ConfigError, ConsoleConfig, config_label
+from console.logs import excerpt
 from console.plugins import PluginCatalog, discover
 from console.ports import BackendError
 from console.services.overview import describe_error
@@ -52,7 +53,7 @@ async def _check(
     kind: str, backend: Any, timeout: float, config: ConsoleConfig | None = None
 ) -> tuple[bool, str]:
     try:
-        return True, await asyncio.wait_for(backend.check(), timeout)
+        return True, excerpt(await asyncio.wait_for(backend.check(), timeout), 500)
     except (BackendError, TimeoutError) as exc:
         return False, describe_error(exc, kind, timeout, config)[0]
     except Exception as exc:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from console.config import ConsoleConfig
 from console.domain import ModelVersion, StageAssignment, version_key
+from console.domain.text import clean_value
 from console.logs import redact
 from console.ports import BackendError, NotFound
 from console.services.backend_names import backend_label
@@ -42,7 +43,7 @@ async def call(
 ) -> T:
     """Await ``aw`` with a timeout; any failure becomes Unavailable naming the backend."""
     try:
-        return await asyncio.wait_for(aw, timeout)
+        return clean_value(await asyncio.wait_for(aw, timeout))  # plain dicts: metrics
     except NotFound:
         raise
     except Exception as exc:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from console.domain import AuditEvent, GateResult
+from console.domain.text import escape_controls
 from console.services.release import requests as rq
 from console.services.release.compare import Candidate, compare
 from console.services.release.results import Plan
@@ -230,4 +231,5 @@ async def evidence_report(
         else ["No audit events for this version."]
     )
     lines += ["", *await _integrity(svc), ""]
-    return "\n".join(lines)
+    # Audit records keep what they were given: a control character is written escaped.
+    return escape_controls("\n".join(lines), lines=True)

@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
+from console.domain.text import escape_controls
 from console.tui import format as fmt
 from console.tui.headers import title_line
 from console.tui.palette import Palette, palette_of
@@ -114,20 +115,21 @@ def event_cells(e: Any, pal: Palette, *, bad_seq: int | None) -> dict[str, Cell]
 
 
 def event_detail(e: Any, pal: Palette) -> Text:
-    """The highlighted event in full."""
+    """The highlighted event in full; a control character a record holds is shown escaped."""
+    x = escape_controls
     text = Text(no_wrap=False)
     text.append(f"seq {e.seq} ", style=pal.heading)
-    text.append(f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {e.actor}", style=pal.muted)
+    text.append(f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {x(e.actor)}", style=pal.muted)
     who = e.details.get("identity") if isinstance(e.details, dict) else None
     if isinstance(who, dict) and who.get("ssh_client"):
-        text.append(f" (ssh {who['ssh_client']})", style=pal.muted)
-    text.append(f" · {action_of(e)} ", style=pal.bold)
-    text.append(" ".join(x for x in (e.model, e.version, e.stage) if x))
+        text.append(f" (ssh {x(str(who['ssh_client']))})", style=pal.muted)
+    text.append(f" · {x(action_of(e))} ", style=pal.bold)
+    text.append(x(" ".join(part for part in (e.model, e.version, e.stage) if part)))
     if e.before or e.after:
-        text.append(f" {e.before or DASH} → {e.after or DASH}")
-    text.append(f" · {e.result}" + (f" · {e.request_id}" if e.request_id else ""))
+        text.append(x(f" {e.before or DASH} → {e.after or DASH}"))
+    text.append(x(f" · {e.result}" + (f" · {e.request_id}" if e.request_id else "")))
     if e.reason:
-        text.append(f"\nreason: {e.reason}")
+        text.append(f"\nreason: {x(e.reason)}")
     if e.hash:
         text.append(f"\nhash {e.hash[:16]} · prev {e.prev_hash[:16] or '(first)'}", style=pal.muted)
     return text
@@ -147,9 +149,9 @@ def verify_text(check: Any, pal: Palette) -> Text:
     else:
         problem = r.problem.value.replace("_", " ") if r.problem else "bad record"
         text.append(f"✗ verification FAILED at seq {r.first_bad_seq} ({problem})", style=pal.err)
-        text.append(f": {r.reason}")
+        text.append(f": {escape_controls(r.reason)}")
     if check.anchor_note:
-        text.append(f"\n⚠ {check.anchor_note}", style=pal.warn)
+        text.append(f"\n⚠ {escape_controls(check.anchor_note)}", style=pal.warn)
     return text
 
 
