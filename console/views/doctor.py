@@ -60,12 +60,28 @@ async def _check(
         return False, describe_error(exc, kind, timeout, config)[0]
 
 
+def identity_lines(config: ConsoleConfig) -> list[str]:
+    """Who the console acts as, with the role the config gives, and why ``SUDO_USER`` was
+    ignored when it was (docs/release.md, "Who is acting")."""
+    from console import identity
+
+    actor = identity.current_actor()
+    role = identity.actor_role(actor, config.roles).replace("_", " ")
+    out = [f"you:       {actor} ({role})"]
+    _, ignored = identity.sudo_user()
+    if ignored:
+        out.append(f"identity:  {ignored}")
+    return out
+
+
 async def run_doctor(config: ConsoleConfig) -> int:
     """Check every configured backend concurrently; exit 0 when all answer, 1 otherwise."""
     from console.services.workspace import open_workspace
 
     print(f"config:    {config_label(config)}")
     print(f"workspace: {config.root}")
+    for line in identity_lines(config):
+        print(line)
     catalog = discover()
     for prob in catalog.problems:
         print(f"plugin !   {prob.entry_point}: {prob.reason}")
