@@ -369,9 +369,11 @@ def report(state: Any, model: str, version: str, stage: str | None, output: Path
     if output is None:
         sys.stdout.write(text)
         return
+    from console.services.release.report import ReportFileError, write_report
+
     try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"can not write {output}: {exc.strerror}", err=True)
+        write_report(output, text)
+    except ReportFileError as exc:
+        click.echo(str(exc), err=True)
         raise SystemExit(EXIT_FAILED) from None
     click.echo(f"wrote {output}", err=True)
