@@ -272,6 +272,7 @@ def rollback(
 def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> None:
     """Promotion and rollback requests (pending ones by default), from the audit log."""
     from console.cli import open_ws, run_async
+    from console.logs import cut, mask
     from console.services.release import ReleaseError
     from console.services.release.requests import request_doc
     from console.services.release.views import reconciled_lines
@@ -302,7 +303,7 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
         _say(
             f"{d['id']}  {d['state']:<9} {d['kind']:<8} {d['model']} {d['from_version'] or '-'}"
             f" -> {d['version']} to {d['stage']}  by {d['requested_by']}  approvals {got}"
-            f"  {d['created_at'][:16]}  {d['reason'][:60]}"
+            f"  {d['created_at'][:16]}  {cut(mask(d['reason']), 60)}"
         )
     if not docs:
         click.echo("no pending requests" if not show_all else "no requests")

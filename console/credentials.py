@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import os
 import stat
 import tomllib
@@ -103,14 +104,16 @@ def _encodings(text: SecretStr) -> Iterator[SecretStr]:
     yield SecretStr(text.get_secret_value().encode().hex().upper())
 
 
-def _forms(cred: Credential) -> list[SecretStr]:
+@functools.lru_cache(maxsize=64)
+def _forms(cred: Credential) -> tuple[SecretStr, ...]:
     """The ways ``cred``'s secret can appear in a text: raw, URL-encoded, base64, base64url
-    and hex, and the base64 of ``username:secret`` (an echoed Basic header)."""
+    and hex, and the base64 of ``username:secret`` (an echoed Basic header). Cached: every
+    error message of a backend is masked with them."""
     forms = [cred.secret]
     if len(cred.secret.get_secret_value()) >= MIN_ENCODED:
         forms += _encodings(cred.secret)
         forms += _encodings(SecretStr(f"{cred.username or ''}:{cred.secret.get_secret_value()}"))
-    return forms
+    return tuple(forms)
 
 
 def _longest_first(forms: Iterable[SecretStr]) -> list[SecretStr]:

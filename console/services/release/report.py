@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.domain import AuditEvent, GateResult
 from console.domain.text import escape_controls
+from console.logs import cut, mask
 from console.services.release import requests as rq
 from console.services.release.compare import Candidate, compare
 from console.services.release.results import Plan
@@ -186,7 +187,7 @@ async def _integrity(svc: ReleaseService) -> list[str]:
 def _trail(events: list[AuditEvent]) -> list[str]:
     rows = [
         [e.seq, _iso(e.at), e.actor, e.action + (f" ({e.details['op']})" if e.details.get("op") else ""),
-         e.result, e.reason[:80], e.hash[:16]]
+         e.result, cut(mask(e.reason), 80), e.hash[:16]]
         for e in events
     ]  # fmt: skip
     return _table(["seq", "at", "actor", "action", "result", "reason", "hash"], rows)
