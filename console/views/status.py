@@ -168,7 +168,8 @@ def _console() -> Any:
 
     # Piped output is read by people in wide windows and by grep: do not wrap it at 80.
     width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, soft_wrap=False, width=width)
+    # markup and emoji off: names and messages come from backends and are printed as they are
+    return Console(highlight=False, soft_wrap=False, width=width, markup=False, emoji=False)
 
 
 def _print_errors(console: Any, errors: list[dict[str, Any]]) -> None:

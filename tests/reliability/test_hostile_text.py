@@ -198,12 +198,15 @@ def test_the_table_covers_every_character_and_field() -> None:
 # -- what the CLI prints ---------------------------------------------------------------------
 
 
+MARKUP = '[link="https://evil.example"]click[/link][bold red]x[/][/]'
+
+
 def _hostile_workspace(root: Path) -> str:
     """The release workspace plus a version per character whose commit, tag, staging
     assignment, CI run and audit records all carry it (and OSC 52 / clear-screen sequences);
     returns the version that staging points at."""
     made = make_workspace(root)
-    chars = [*CONTROLS, CLEAR + OSC52]  # v2.74.0: whole sequences
+    chars = [*CONTROLS, CLEAR + OSC52, MARKUP]  # v2.74.0: whole sequences; v2.75.0: markup
     shas = hostile_commits(root, made.commits["c4"], chars)
     hostile_tags(root, shas, chars, names=[f"m@v2.{i}.0" for i in range(len(chars))])
     hostile_tags(root, [shas[74]], [CLEAR], names=["m#staging#2"], field="tagger")
@@ -276,11 +279,11 @@ def test_cli_output_holds_no_control_character(
     assert "Eve\\x1b[2J\\x1b[H" in outputs["audit"].stdout  # the record, escaped
     assert "Eve\\x1b[2J" in outputs["report m v2.74.0"].stdout
     assert outputs["versions m"].exit_code == 0, outputs["versions m"].stderr
+    assert f"Tag{MARKUP}Ger" in outputs["versions m"].stdout.replace("\n", "")  # not markup
+    assert "\x1b]8;" not in outputs["versions m"].stdout  # no hyperlink was made of it
 
 
 # -- what the TUI draws ----------------------------------------------------------------------
-
-MARKUP = '[link="https://evil.example"]click[/link][bold red]x[/][/]'
 
 
 def _drawn(svg: str) -> str:
@@ -306,11 +309,6 @@ async def test_tui_shows_hostile_text_stripped_or_escaped_never_raw_nor_as_marku
 
     root = tmp_path / "ws"
     version = _hostile_workspace(root)
-    made = open_workspace(load_config(None, root))
-    base = (await made.get("registry").versions("m"))[0].commit
-    await made.aclose()
-    marked = hostile_commits(root, base, [MARKUP])
-    hostile_tags(root, marked, [MARKUP], names=["m@v2.75.0"])
     await _hostile_audit(root, version)
     app = ConsoleApp(load_config=lambda: load_config(None, root), label="ws", refresh_seconds=0,
                      model="m", version="v2.75.0")  # fmt: skip
