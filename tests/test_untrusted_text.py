@@ -76,3 +76,14 @@ def test_backend_error_messages_are_one_clean_line_whenever_set() -> None:
         not bad_chars(BackendError("x" * 10_000).message)
         and len(BackendError("x" * 10_000).message) <= 2000
     )
+
+
+def test_an_unexpected_failure_of_a_backend_is_described_in_one_clean_masked_line() -> None:
+    """Not a BackendError (a bug in a plugin): its text is shown as a panel's reason."""
+    from console.services.overview import describe_error
+    from console.services.release.facts import describe
+
+    exc = ValueError(f"bad\nvalue {CLEAR} at http://u:hunter22@h/x?token=s3cr3t-value")
+    for said in (describe_error(exc, "ci", 1.0)[0], describe(exc, "ci", 1.0)):
+        assert not bad_chars(said) and "\n" not in said
+        assert "hunter22" not in said and "s3cr3t" not in said

@@ -28,7 +28,7 @@ from console.domain import (
 )
 from console.domain.models import Frozen
 from console.domain.text import clean_value
-from console.logs import redact
+from console.logs import excerpt
 from console.ports import BackendError
 from console.services.backend_names import backend_label
 from console.services.workspace import Workspace
@@ -163,7 +163,7 @@ def describe_error(
     who = backend_label(config, kind)
     if isinstance(exc, TimeoutError):
         return f"{who} did not answer within {timeout:g}s", "timeout"
-    return f"{who} failed unexpectedly: {type(exc).__name__}: {redact(str(exc))}", "internal error"
+    return f"{who} failed unexpectedly: {type(exc).__name__}: {excerpt(str(exc))}", "internal error"
 
 
 class OverviewService:
