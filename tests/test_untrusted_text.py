@@ -87,3 +87,20 @@ def test_an_unexpected_failure_of_a_backend_is_described_in_one_clean_masked_lin
     for said in (describe_error(exc, "ci", 1.0)[0], describe(exc, "ci", 1.0)):
         assert not bad_chars(said) and "\n" not in said
         assert "hunter22" not in said and "s3cr3t" not in said
+
+
+def test_an_audit_export_to_a_terminal_is_escaped_and_to_a_pipe_exact() -> None:
+    import io
+
+    from console.services.release.audit_view import _screen_safe
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown = Terminal()
+    _screen_safe(shown).write(f"1,Eve{CLEAR},ok\r\n")
+    assert shown.getvalue() == "1,Eve\\x1b[2J\\x1b[H,ok\n"
+    piped = io.StringIO()
+    _screen_safe(piped).write(f"1,Eve{CLEAR},ok\r\n")
+    assert piped.getvalue() == f"1,Eve{CLEAR},ok\r\n"  # a file gets the exact record
