@@ -44,49 +44,59 @@ def _leaks(value: Any, where: str = "") -> list[str]:
     return out
 
 
-async def _seed(url: str) -> list[str]:
+async def _seed(http: httpx.AsyncClient) -> tuple[list[str], str]:
     """One version of MODEL per character, the character in every text field MLflow keeps
-    for it; returns the characters MLflow itself refused (it refuses NUL in a version)."""
+    for it; returns the characters MLflow itself refused (it refuses NUL in a version) and
+    the experiment's id."""
     refused: list[str] = []
-    async with httpx.AsyncClient(base_url=f"{url}/api/2.0/mlflow/", timeout=30) as http:
 
-        async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-            resp = await http.post(path, json=body)
-            resp.raise_for_status()
-            doc: dict[str, Any] = resp.json()
-            return doc
+    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        resp = await http.post(path, json=body)
+        resp.raise_for_status()
+        doc: dict[str, Any] = resp.json()
+        return doc
 
-        got = await http.get("registered-models/get", params={"name": MODEL})
-        if got.status_code == 200:  # seeded by an earlier test of this session
-            return refused
-        await post("registered-models/create", {
-            "name": MODEL, "description": "".join(CONTROLS),
-            "tags": [{"key": f"t{i}", "value": f"v{c}x"} for i, c in enumerate(CONTROLS)],
-        })  # fmt: skip
-        exp = await post("experiments/create", {"name": "hostile-text"})
-        for i, c in enumerate(CONTROLS):
-            try:
-                run = await post("runs/create", {
-                    "experiment_id": exp["experiment_id"], "user_id": f"u{c}x",
-                    "tags": [{"key": "mlflow.user", "value": f"u{c}x"},
-                             {"key": "mlflow.source.git.commit", "value": f"{i:040x}"}],
-                })  # fmt: skip
-                rid = run["run"]["info"]["run_id"]
-                await post("runs/log-batch", {"run_id": rid,
-                           "params": [{"key": "lr", "value": f"0.1{c}x"}]})  # fmt: skip
-                tags = {"cd4ml.stage.production.assigned_at": AT,
-                        "cd4ml.stage.production.assigned_by": f"a{c}x",
-                        "cd4ml.stage.production.message": f"m{c}x\nline 2", "note": f"n{c}x"}  # fmt: skip
-                await post("model-versions/create", {
-                    "name": MODEL, "source": f"s3://bucket/{c}x", "run_id": rid,
-                    "description": f"d{c}x", "tags": [{"key": k, "value": v}
-                                                     for k, v in tags.items()],
-                })  # fmt: skip
-            except httpx.HTTPStatusError:
-                refused.append(f"U+{ord(c):04X}")
-        await post("registered-models/alias",
-                   {"name": MODEL, "alias": "champion", "version": "1"})  # fmt: skip
-    return refused
+    await post("registered-models/create", {
+        "name": MODEL, "description": "".join(CONTROLS),
+        "tags": [{"key": f"t{i}", "value": f"v{c}x"} for i, c in enumerate(CONTROLS)],
+    })  # fmt: skip
+    exp = (await post("experiments/create", {"name": MODEL}))["experiment_id"]
+    for i, c in enumerate(CONTROLS):
+        try:
+            run = await post("runs/create", {
+                "experiment_id": exp, "user_id": f"u{c}x",
+                "tags": [{"key": "mlflow.user", "value": f"u{c}x"},
+                         {"key": "mlflow.source.git.commit", "value": f"{i:040x}"}],
+            })  # fmt: skip
+            rid = run["run"]["info"]["run_id"]
+            await post("runs/log-batch", {"run_id": rid,
+                       "params": [{"key": "lr", "value": f"0.1{c}x"}]})  # fmt: skip
+            tags = {"cd4ml.stage.production.assigned_at": AT,
+                    "cd4ml.stage.production.assigned_by": f"a{c}x",
+                    "cd4ml.stage.production.message": f"m{c}x\nline 2", "note": f"n{c}x"}  # fmt: skip
+            await post("model-versions/create", {
+                "name": MODEL, "source": f"s3://bucket/{c}x", "run_id": rid,
+                "description": f"d{c}x", "tags": [{"key": k, "value": v}
+                                                 for k, v in tags.items()],
+            })  # fmt: skip
+        except httpx.HTTPStatusError:
+            refused.append(f"U+{ord(c):04X}")
+    await post("registered-models/alias", {"name": MODEL, "alias": "champion", "version": "1"})
+    return refused, exp
+
+
+@pytest.fixture
+async def seeded(mlflow_server: Any) -> AsyncIterator[list[str]]:
+    """MODEL on the session's server for this test only: the other tests count its models."""
+    async with httpx.AsyncClient(
+        base_url=f"{mlflow_server.url}/api/2.0/mlflow/", timeout=30
+    ) as http:
+        refused, exp = await _seed(http)
+        try:
+            yield refused
+        finally:
+            await http.request("DELETE", "registered-models/delete", json={"name": MODEL})
+            await http.post("experiments/delete", json={"experiment_id": exp})
 
 
 @pytest.fixture
@@ -98,9 +108,9 @@ async def registry(mlflow_server: Any, ctx: BackendContext) -> AsyncIterator[Mlf
 
 
 async def test_no_control_character_from_any_mlflow_field_comes_out_of_the_port(
-    mlflow_server: Any, registry: MlflowRegistry
+    seeded: list[str], registry: MlflowRegistry
 ) -> None:
-    refused = await _seed(mlflow_server.url)
+    refused = seeded
     assert set(refused) <= {"U+0000"}, f"MLflow refused {refused}: they would not be covered"
     models = [m for m in await registry.models() if m.name == MODEL]
     versions = await registry.versions(MODEL)
