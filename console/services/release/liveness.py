@@ -1,9 +1,11 @@
 """Is the process that wrote an intent still running? Only provable on the same host.
 
-An intent records its writer as (host, boot id, pid, start time of the pid). On the same
-host, a different boot, a missing pid, or a pid started at another time (reused) prove the
-writer is gone, so its lock can be reconciled at once; from another host nothing is proven
-and the lock is reconciled only once it is older than any writer could still be writing.
+An intent records its writer as (host, boot id, pid, start time of the pid, process group).
+On the same host, a different boot, or a missing pid (or one started at another time: reused)
+with no process left in its group, prove the writer is gone, so its lock can be reconciled at
+once. The group matters: a console killed while its `git update-ref` runs leaves that child
+running for a moment, and it may still write. From another host nothing is proven and the
+lock is reconciled only once it is older than any writer could still be writing.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def this_process() -> dict[str, Any]:
     """This process as an intent records its writer (not cached: a fork is another one)."""
     host, boot = _host()
     pid = os.getpid()
-    return {"host": host, "boot": boot, "pid": pid, "start": _start_ticks(pid)}
+    return {
+        "host": host, "boot": boot, "pid": pid, "start": _start_ticks(pid),
+        "group": os.getpgid(0),
+    }  # fmt: skip
 
 
 def writer_gone(record: Mapping[str, Any] | None) -> bool:
@@ -57,11 +62,27 @@ def writer_gone(record: Mapping[str, Any] | None) -> bool:
         return False
     if pid == me["pid"] and record.get("start") == me["start"]:
         return False  # this very process
+    if _alive(pid):
+        started = _start_ticks(pid)
+        if not (started and record.get("start") and started != record["start"]):
+            return False  # still running (or can not be told apart from a reused pid)
+    group = record.get("group")
+    if not isinstance(group, int) or isinstance(group, bool) or group <= 0:
+        return True
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return True  # nothing left of its process group
+    except PermissionError:
+        return False
+    return False  # a child of it (a git write?) may still run
+
+
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return False
     except PermissionError:  # another user's process: it exists
-        pass
-    started = _start_ticks(pid)
-    return bool(started and record.get("start") and started != record["start"])
+        return True
+    return True
