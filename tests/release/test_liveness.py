@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from console.services.release.liveness import this_process, writer_gone
 
 
 def _record_of(proc: subprocess.Popen[bytes]) -> dict[str, object]:
     me = this_process()
-    stat = open(f"/proc/{proc.pid}/stat").read().rpartition(")")[2].split()
+    stat = Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()
     return {**me, "pid": proc.pid, "start": stat[19], "group": proc.pid}
 
 
