@@ -20,8 +20,10 @@ class GtoConfig(PluginConfig):
     """GTO's git-tag registry in the workspace repo."""
 
     path: str | None = None
-    # Remote to push tags to after a write (None: local only).
-    push_remote: str | None = None
+    # The remote that is the registry's shared truth: fetched before every release decision,
+    # written with one atomic push. None: ``origin`` when the repository has it; false: local
+    # only (the console then says how to push each tag it writes).
+    push_remote: str | bool | None = None
 
 
 class DvcConfig(PluginConfig):

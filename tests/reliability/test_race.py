@@ -10,10 +10,15 @@ versions into the same stage. Two lines of defence are raced separately:
 - ``shared`` audit store: the per-stage intent lock decides before the registry is touched;
   the holder is held at the registry while the others are refused, naming it. The log holds a
   request from each worker, one intent, one executed outcome and a conflict per loser.
+- ``clones``: every worker in its own clone of one bare remote (its own audit store too), as
+  release managers on two bastions: each fetches before deciding and writes with one atomic
+  push; the remote decides. The remote's tags name the winners, and `gto show` in a third
+  clone agrees after a fetch.
 
 Each round: exactly one wins, nobody else reports success, every loser is refused with a
-conflict saying nothing changed. Rounds: 1,000 (own) and 250 (shared) with two workers;
-CD4ML_LONG=1: eight workers (CD4ML_RACE_ROUNDS overrides the count).
+conflict saying nothing changed. Rounds: 1,000 (own), 250 (shared) and 50 (clones) with
+two workers; CD4ML_LONG=1: eight workers, 200 rounds across clones (CD4ML_RACE_ROUNDS
+overrides the count).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +51,8 @@ WORKERS = 8 if LONG else 2
 # fold of the requests), but the GTO registry still reads every tag on each read, so rounds
 # get slower as staging tags pile up (one per round): see docs/reliability.md, "Race".
 ROUNDS = int(os.environ.get("CD4ML_RACE_ROUNDS", "1000"))
+# A round across clones fetches and pushes (~0.6 s on the 2-core VM): 50 here, 200 when long.
+CLONE_ROUNDS = int(os.environ.get("CD4ML_RACE_ROUNDS", "200" if LONG else "50"))
 
 
 class Worker:
@@ -112,7 +120,21 @@ def _staging_tags(path: Path) -> list[tuple[int, str]]:
     return sorted(stage)
 
 
-@pytest.mark.parametrize("store", ["own", "shared"])
+def _clones(ws: Workspace, tmp_path: Path, n: int) -> tuple[Path, list[Path]]:
+    """A bare remote of ``ws`` and ``n`` clones of it, each with the workspace's config."""
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(ws.path), str(remote)], check=True)
+    clones = []
+    for i in range(n):
+        path = tmp_path / f"clone-{i}"
+        subprocess.run(["git", "clone", "-q", str(remote), str(path)], check=True)
+        shutil.copy(ws.path / "cd4ml-console.toml", path / "cd4ml-console.toml")
+        shutil.copytree(ws.path / ".ci-runs", path / ".ci-runs")
+        clones.append(path)
+    return remote, clones
+
+
+@pytest.mark.parametrize("store", ["own", "shared", "clones"])
 def test_racing_promotions_exactly_one_wins_each_round(tmp_path: Path, store: str) -> None:
     ws = make_workspace(tmp_path / "ws")
     _more_versions(ws, max(0, WORKERS + 1 - 4))
@@ -120,9 +142,11 @@ def test_racing_promotions_exactly_one_wins_each_round(tmp_path: Path, store: st
                       key=lambda v: tuple(int(x) for x in v[1:].split(".")))  # fmt: skip
     users = ["dev", "rita", "erin", "alice"][: min(WORKERS, 4)]
     audits = [tmp_path / f"audit-{i}.sqlite" if store == "own" else None for i in range(WORKERS)]
-    workers = [Worker(ws.path, users[i % len(users)], audits[i]) for i in range(WORKERS)]
-    rounds = ROUNDS if store == "own" else max(1, ROUNDS // 4)
-    reach = WORKERS if store == "own" else 1  # the lock stops the others before the registry
+    remote, clones = _clones(ws, tmp_path, WORKERS) if store == "clones" else (None, [])
+    places = clones or [ws.path] * WORKERS
+    workers = [Worker(places[i], users[i % len(users)], audits[i]) for i in range(WORKERS)]
+    rounds = {"own": ROUNDS, "shared": max(1, ROUNDS // 4), "clones": CLONE_ROUNDS}[store]
+    reach = 1 if store == "shared" else WORKERS  # the lock stops the others before the registry
     current: str | None = None
     winners: list[str] = []
     problems: list[str] = []
@@ -162,10 +186,29 @@ def test_racing_promotions_exactly_one_wins_each_round(tmp_path: Path, store: st
             w.stop()
     elapsed = time.monotonic() - started
     assert problems == [], problems
-    assert [v for _, v in _staging_tags(ws.path)] == winners  # the registry agrees
-    files = [a for a in audits if a is not None] or [ws.path / ".cd4ml" / "audit.sqlite"]
-    _check_audit(files, rounds, store)
+    truth = remote or ws.path
+    assert [v for _, v in _staging_tags(truth)] == winners  # the registry agrees
+    files = (
+        [a for a in audits if a is not None]
+        or [c / ".cd4ml" / "audit.sqlite" for c in clones]
+        or [ws.path / ".cd4ml" / "audit.sqlite"]
+    )
+    _check_audit(files, rounds, "shared" if store == "shared" else "own")
+    if remote is not None:
+        _gto_agrees(remote, tmp_path / "third", winners[-1])
     print(f"{store} store: {rounds} rounds x {WORKERS} workers in {elapsed:.1f}s")
+
+
+def _gto_agrees(remote: Path, third: Path, version: str) -> None:
+    """`gto show` in a third clone, after a fetch, sees the last winner in staging."""
+    gto = Path(os.environ.get("CD4ML_GTO") or ROOT / ".venv-gto" / "bin" / "gto")
+    if not gto.exists():
+        pytest.skip(f"the gto CLI is not installed at {gto} (set CD4ML_GTO)")
+    subprocess.run(["git", "clone", "-q", str(remote), str(third)], check=True)
+    subprocess.run(["git", "-C", str(third), "fetch", "-q", "--tags"], check=True)
+    out = subprocess.run([str(gto), "show", "--json"], cwd=third, capture_output=True,
+                         text=True, check=True, timeout=120).stdout  # fmt: skip
+    assert json.loads(out)["m"]["stage"]["staging"] == version, out
 
 
 def _by_worker(

@@ -93,7 +93,7 @@ class Executor:
         )
         extra = {"commit": ctx.version.commit} if getattr(registry, "checks_commit", False) else {}
         try:
-            await asyncio.wait_for(
+            assigned = await asyncio.wait_for(
                 registry.assign(model, target, stage, actor=j.user, message=message,
                                 expected=expected, **extra),
                 svc.write_timeout,
@@ -114,6 +114,9 @@ class Executor:
                 return moved
         else:
             await self.outcome(j, intent, rq.EXECUTED, f"{stage}: {expected} -> {target}", {})
+            unpublished = getattr(registry, "unpublished", None)
+            if callable(unpublished) and (note := await unpublished(assigned.ref)):
+                j.notes.append(note)
         return await self.after_move(ctx, j, view.id, reason, expected, op)
 
     async def stage_now(self, model: str, stage: str) -> StageAssignment | None:
@@ -242,7 +245,10 @@ class Executor:
         svc, model, stage, target = self.svc, ctx.model, ctx.stage, ctx.version.version
         why = describe(exc, "registry", svc.write_timeout, svc.config)
         expected = intent.before or None
+        unsynced = await svc.sync_registry(strict=False)  # the remote may have taken it
         try:
+            if unsynced:
+                raise Unavailable(f"the registry's remote could not be fetched: {unsynced}")
             now = await current_assignment(
                 svc.port("registry"), model, stage, svc.timeout, svc.config
             )
