@@ -159,6 +159,8 @@ async def test_outcome_write_failure_after_the_move_says_exactly_that() -> None:
     with pytest.raises(ReleaseError) as err:
         await w.svc("dev").promote("m", "v1.1.0", "production", reason="r")
     assert "now points at v1.1.0" in err.value.message and "reconciled" in err.value.message
+    assert "disk full)" in err.value.message
+    assert "nothing was changed" not in err.value.message  # it did change: say only that
     assert w.registry.assign_calls == 1
 
 

@@ -118,7 +118,7 @@ class Journal:
             what = doing or "nothing was changed"
             why = describe(exc, "audit", self.timeout, self.config)
             raise ReleaseError(
-                f"the audit log could not record the {action} ({why}); {what}"
+                f"the audit log could not record the {action} ({why}); {what}", why=why
             ) from exc
         self.written.append(stored.seq)
         return stored

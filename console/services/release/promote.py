@@ -300,8 +300,9 @@ class Executor:
                 else "nothing changed"
             )
             raise ReleaseError(
-                f"{done}, but the audit log could not record the outcome ({exc.message}); "
-                f"intent seq {intent.seq} is reconciled on the next start"
+                f"{done}, but the audit log could not record the outcome "
+                f"({exc.why or exc.message}); intent seq {intent.seq} is reconciled by the "
+                "next action on this model"
             ) from None
 
     async def after_move(
