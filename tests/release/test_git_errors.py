@@ -28,7 +28,7 @@ def refusing_git(tmp_path: Path, workspace: Workspace, monkeypatch: pytest.Monke
     script.write_text(
         "#!/bin/sh\n"
         'case " $* " in *" update-ref --stdin "*)\n'
-        f"  echo \"{DENIED.format(repo=workspace.path)}\" >&2; exit 128;;\n"
+        f'  echo "{DENIED.format(repo=workspace.path)}" >&2; exit 128;;\n'
         "esac\n"
         f'exec "{real}" "$@"\n'
     )
