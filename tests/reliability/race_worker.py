@@ -1,7 +1,7 @@
 """A long-lived promoter for the race test: one promotion per command, held at the registry's
 compare-and-set until the coordinator releases every worker of the round at once.
 
-stdin lines:  {"round": R, "version": V}   then, when asked, "go"
+stdin lines:  {"round": R, "version": V[, "model": M]}   then, when asked, "go"
 stdout lines: {"at": "assign", "round": R} and {"round": R, "status", "kind", "message"}
 
 usage: python race_worker.py WORKSPACE USER [AUDIT_FILE]
@@ -73,7 +73,7 @@ async def main() -> None:
             cmd = json.loads(line)
             held.round = cmd["round"]
             try:
-                res = await svc.promote("m", cmd["version"], "staging",
+                res = await svc.promote(cmd.get("model", "m"), cmd["version"], "staging",
                                         reason=f"race {cmd['round']}", ack_schema_change=True)  # fmt: skip
                 say({"round": cmd["round"], "status": res.status, "kind": "",
                      "message": res.message})  # fmt: skip
