@@ -574,3 +574,18 @@ async def test_local_only_writes_say_how_to_push(registered, backend_ctx, git_re
     assert remote.git("tag", "-l") == ""
     note = await registry.unpublished(done.ref)
     assert f"push origin refs/tags/{done.ref}" in note and "only in this clone" in note
+
+
+async def test_reads_say_how_old_the_last_fetch_is(registered, backend_ctx, git_repo):
+    repo, _ = registered
+    remote = git_repo("remote.git", bare=True)
+    repo.git("remote", "add", "origin", str(remote.path))
+    registry = make_registry(repo, backend_ctx)
+    assert await registry.remote() == "origin" and await registry.fetched_at() is None
+    await registry.sync()
+    fetched = await registry.fetched_at()
+    (repo.path / "now").touch()  # the file system's clock, not the process's (faketime)
+    assert (
+        fetched is not None and abs((repo.path / "now").stat().st_mtime - fetched.timestamp()) < 600
+    )
+    assert await make_registry(repo, backend_ctx, push_remote=False).fetched_at() is None
