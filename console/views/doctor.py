@@ -142,7 +142,9 @@ async def run_init_shared(config: ConsoleConfig, group: str) -> int:
         return 2
     async with ws:
         store = ws.get("audit")
-        if store is not None and getattr(store, "path", None) is not None:  # create the SQLite log now, to share it
+        if (
+            store is not None and getattr(store, "path", None) is not None
+        ):  # create the SQLite log now, to share it
             try:
                 await asyncio.wait_for(store.head(), config.timeout_seconds * 3)
             except Exception as exc:

@@ -29,8 +29,10 @@ class Journal:
         timeout: float,
         *,
         config: ConsoleConfig | None = None,
+        notices: Any = None,
     ) -> None:
         self.store = store
+        self.notices = notices  # services.notify.Notices: told of each event once it is durable
         self.config = config  # names the audit backend in messages
         self.actor = actor
         self.user = principal(actor)
@@ -83,6 +85,8 @@ class Journal:
                 f"the audit log could not record the {action} ({why}); {what}"
             ) from exc
         self.written.append(stored.seq)
+        if self.notices is not None:
+            self.notices.fire(stored, self)
         return stored
 
     async def try_write(self, action: str, **fields: Any) -> AuditEvent | None:

@@ -18,6 +18,7 @@ from console.config.model import StagePolicy
 from console.domain import Actor, GateResult, ModelVersion, RequestState
 from console.identity import IdentityProvider, Role, actor_role, is_same_person, principal
 from console.ports import NotFound
+from console.services.notify import Notices, notified
 from console.services.release import gates as g
 from console.services.release import requests as rq
 from console.services.release.facts import (
@@ -104,6 +105,7 @@ class ReleaseService:
         self.reconcile_grace = reconcile_grace
         # The audit log's requests, folded as it grows.
         self.requests = RequestLog(config=self.config)
+        self.notices = Notices(workspace.get("notify"))
         from console.services.release.promote import Executor
 
         self.executor = Executor(self, anchor=anchor)
@@ -120,8 +122,9 @@ class ReleaseService:
 
     def journal(self, actor: Actor) -> Journal:
         return Journal(
-            self.ws.get("audit"), actor, self.clock, self.write_timeout, config=self.config
-        )
+            self.ws.get("audit"), actor, self.clock, self.write_timeout, config=self.config,
+            notices=self.notices,
+        )  # fmt: skip
 
     def guard(self, action: str, allowed: tuple[str, ...] = ACTING_ROLES) -> tuple[Actor, Role]:
         """The actor and role, or Refused for read-only mode and roles that may not act."""
@@ -366,19 +369,21 @@ class ReleaseService:
         """Request (and, when gates and quorum allow, execute) a promotion."""
         from console.services.release.actions import promote
 
-        return await promote(self, model, version, stage, reason=reason, **kw)
+        return await notified(
+            self, model, lambda: promote(self, model, version, stage, reason=reason, **kw)
+        )
 
     async def approve(self, model: str, version: str, stage: str, **kw: Any) -> ActionResult:
         """Approve the pending request; executes it when this approval completes the quorum."""
         from console.services.release.actions import approve
 
-        return await approve(self, model, version, stage, **kw)
+        return await notified(self, model, lambda: approve(self, model, version, stage, **kw))
 
     async def reject(self, model: str, version: str, stage: str, **kw: Any) -> ActionResult:
         """Reject the pending request (the requester withdrawing it cancels it)."""
         from console.services.release.actions import reject
 
-        return await reject(self, model, version, stage, **kw)
+        return await notified(self, model, lambda: reject(self, model, version, stage, **kw))
 
     async def plan_rollback(
         self, model: str, *, stage: str | None = None, to_version: str | None = None
@@ -394,11 +399,15 @@ class ReleaseService:
         """Roll back after a reason and the typed confirmation the policy asks for."""
         from console.services.release.rollback import rollback
 
-        return await rollback(self, model, reason=reason, confirmation=confirmation, **kw)
+        return await notified(
+            self,
+            model,
+            lambda: rollback(self, model, reason=reason, confirmation=confirmation, **kw),
+        )
 
     async def reconcile(self) -> list[Reconciled]:
         """Resolve intents that never got an outcome by reading the registry back."""
-        return await self.executor.reconcile()
+        return await notified(self, None, self.executor.reconcile)
 
     async def pending(self, model: str | None = None) -> list[rq.RequestView]:
         """Requests still waiting for approvals (of ``model``)."""
