@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -135,7 +137,12 @@ def _audit_findings(audit: Path, gid: int) -> list[Finding]:
 
 def trusted_by_git(root: Path) -> str:
     """ "" when git works in ``root`` for this user; else git's complaint (dubious ownership)."""
-    done = _git(["-C", str(root), "rev-parse", "--git-dir"])
+    from console.backends.gitcmd import git_env
+
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--git-dir"], env=git_env(), capture_output=True,
+        text=True, timeout=GIT_TIMEOUT, check=False,
+    )  # fmt: skip  # as the console runs git: without the system config
     if done.returncode == 0:
         return ""
     return (done.stderr.strip().splitlines() or ["git refused the folder"])[0]
@@ -174,7 +181,9 @@ def check_shared(config: ConsoleConfig, store: Any = None) -> list[Finding]:
     ]  # fmt: skip
     out += _tree_findings(where.git_dir, gid, writable=False, label="git")
     if where.state_dir.exists():
-        out += _tree_findings(where.state_dir, gid, writable=True, label="state")
+        # Files there are replaced by a rename (the folder's write bit is what counts), but
+        # the SQLite files, which are written in place: those are checked below.
+        out += _tree_findings(where.state_dir, gid, writable=False, label="state")
     else:
         out.append(Finding("FAIL", f"state: {where.state_dir} does not exist yet — {fix}"))
     if where.audit_file is not None and where.audit_file.exists():
@@ -184,8 +193,7 @@ def check_shared(config: ConsoleConfig, store: Any = None) -> list[Finding]:
     complaint = trusted_by_git(where.root)
     if complaint:
         out.append(Finding("FAIL", f"git refuses the clone for this user ({complaint}) — fix: "
-                           f"git config --global --add safe.directory {where.root} (an admin: "
-                           "--system, for every user)"))  # fmt: skip
+                           f"git config --global --add safe.directory {where.root}"))  # fmt: skip
     if not _in_group(gid) and os.geteuid() != 0:
         out.append(Finding("note", f"you are not in group {name}: you can read, not act"))
     return out
@@ -219,17 +227,46 @@ def _fix_tree(top: Path, gid: int, *, writable: bool) -> int:
     return changed
 
 
-def _trust(root: Path) -> str:
-    """Add ``root`` to git's safe.directory (system-wide as root); "" when already there."""
-    scope = "--system" if os.geteuid() == 0 else "--global"
-    have = _git(["config", scope, "--get-all", "safe.directory"]).stdout.split("\n")
-    if str(root) in have or "*" in have:
-        return ""
-    done = _git(["config", scope, "--add", "safe.directory", str(root)])
-    if done.returncode != 0:
-        raise SharedError(f"git config {scope} --add safe.directory {root}: {done.stderr.strip()}")
-    who = "every user" if scope == "--system" else "you (each other user runs the same)"
-    return f"git trusts {root} for {who}: git config {scope} --add safe.directory {root}"
+def _members(gid: int) -> list[pwd.struct_passwd]:
+    """The users of group ``gid``: listed in it, or with it as their primary group."""
+    names = set(grp.getgrgid(gid).gr_mem)
+    return sorted(
+        (p for p in pwd.getpwall() if p.pw_name in names or p.pw_gid == gid),
+        key=lambda p: p.pw_name,
+    )
+
+
+def _git_as(user: pwd.struct_passwd, *args: str) -> subprocess.CompletedProcess[str]:
+    """``git ARGS`` as ``user``, with their own HOME (so ``--global`` is their ~/.gitconfig)."""
+    runuser = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if Path(p).exists()), "runuser"
+    )
+    argv = [runuser, "-u", user.pw_name, "--", "env", f"HOME={user.pw_dir}", "git", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False)
+
+
+def _trust(root: Path, gid: int) -> list[str]:
+    """Add ``root`` to git's safe.directory of every group member (as root), or of this user.
+    The console runs git without the system config, so each user's own config says it."""
+    line = f"git config --global --add safe.directory {root}"
+    if os.geteuid() != 0:
+        have = _git(["config", "--global", "--get-all", "safe.directory"]).stdout.split("\n")
+        if str(root) in have or "*" in have:
+            return []
+        _git(["config", "--global", "--add", "safe.directory", str(root)])
+        return [f"git trusts {root} for you: {line} (each other user runs the same)"]
+    added = []
+    for user in _members(gid):
+        listed = _git_as(user, "config", "--global", "--get-all", "safe.directory").stdout
+        if str(root) in listed.split("\n") or "*" in listed.split("\n"):
+            continue
+        done = _git_as(user, "config", "--global", "--add", "safe.directory", str(root))
+        if done.returncode != 0:
+            raise SharedError(f"{line} as {user.pw_name}: {done.stderr.strip()}")
+        added.append(user.pw_name)
+    if not added:
+        return []
+    return [f"git trusts {root} for {', '.join(added)}: {line}, as each of them"]
 
 
 class SharedError(Exception):
@@ -265,7 +302,5 @@ def init_shared(config: ConsoleConfig, group: str, store: Any = None) -> list[st
             done.append(
                 f"gave the audit log's folder {audit.parent} to group {group} ({n} changes)"
             )
-    trusted = _trust(where.root)
-    if trusted:
-        done.append(trusted)
+    done += _trust(where.root, gid)
     return done

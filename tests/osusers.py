@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 
 
 def _ancestors(paths: Iterable[Path]) -> list[Path]:
@@ -77,7 +78,7 @@ class Users:
     def run(self, who: str, *argv: str, env: dict[str, str] | None = None, **kw: object):
         """``argv`` as ``who`` through ``runuser`` (its umask 022, as a login's would be)."""
         return subprocess.run(
-            ["runuser", "-u", self.names[who], "--", "sh", "-c", 'umask 022; exec "$@"', "sh",
+            [RUNUSER, "-u", self.names[who], "--", "sh", "-c", 'umask 022; exec "$@"', "sh",
              *argv],
             env=env or self.env(who), capture_output=True, text=True, timeout=120, **kw,
         )  # fmt: skip
