@@ -24,7 +24,4 @@ def four_eyes_caveat(config: ConsoleConfig) -> str:
     audit = config.backend("audit")
     if audit is None or audit.type not in SQLITE_STORES or not needs_approvals(config):
         return ""
-    return (
-        "four-eyes here rests on the audit file's permissions; "
-        "for a team, see the PostgreSQL store (docs/team.md)"
-    )
+    return "four-eyes rests on file permissions here; teams: PostgreSQL (docs/team.md)"

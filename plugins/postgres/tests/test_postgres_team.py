@@ -16,7 +16,7 @@ import pytest
 from cd4ml_console_postgres.__main__ import main as sql_main
 from cd4ml_console_postgres.schema import SCHEMA_VERSION, grants
 from cd4ml_console_postgres.store import PostgresAuditStore
-from postgres_peer import Cluster, make_store, new_schema
+from postgres_peer import PASSWORD_ENV, Cluster, make_store, new_schema
 from psycopg import sql
 from test_postgres_audit import make_event
 
@@ -316,3 +316,32 @@ def test_the_grants_are_what_the_docs_show() -> None:
     docs = Path(__file__).parents[3] / "docs" / "plugins" / "postgres.md"
     for line in text.splitlines():
         assert line.replace('"', "") + ";" in docs.read_text(encoding="utf-8")
+
+
+async def test_doctor_reports_missing_grants_and_the_role_mapping(
+    team: Team, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from console.config import parse_config
+    from console.domain import Actor
+    from console.views.doctor import run_doctor
+
+    frank = team.add("frank", member=False)
+    monkeypatch.setattr("console.identity.current_actor", lambda *a, **k: Actor(user=frank))
+    config = parse_config(
+        f'[backends.audit]\ntype = "postgres"\nschema = "{team.schema}"\n'
+        f'dsn = "postgresql://{frank}@127.0.0.1:{team.cluster.port}/postgres"\n'
+        f'token_env = "{PASSWORD_ENV}"\nuse_keyring = false\n',
+        None,
+    )
+    assert await run_doctor(config) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL team                     role {frank} lacks USAGE on schema {team.schema}" in out
+    team.admin(f"GRANT {team.group} TO {frank}")
+    await run_doctor(config)
+    team_lines = [x for x in capsys.readouterr().out.splitlines() if " team " in x]
+    assert team_lines == [
+        "ok   team                     trigger events_on_append: the server checks every "
+        "event's actor",
+        f"ok   team                     role {frank}: reads the log, appends events, nothing more",
+        f"ok   team                     events by {frank} are accepted from role {frank}",
+    ]
