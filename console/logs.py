@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 
 _configured = False
@@ -57,12 +58,14 @@ def _private_log(path: Path) -> None:
         private_folder(path.parent, Path(user_log_dir("cd4ml-console")).parent)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
     try:
-        if os.fstat(fd).st_mode & 0o077:
-            os.fchmod(fd, PRIVATE_FILE)
-    finally:
-        os.close(fd)
+        st = path.lstat()
+    except FileNotFoundError:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE))
+        return
+    # Only a regular file of this user's is tightened: never /dev/null or someone else's.
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        os.chmod(path, PRIVATE_FILE)
 
 
 def setup_logging(verbose: bool = False) -> Path:

@@ -14,7 +14,6 @@ from console.demo.run import set_metrics_port
 from console.demo.server import ModelServer
 
 
-
 def run(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

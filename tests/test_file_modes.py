@@ -70,3 +70,15 @@ def test_cache_files_are_private(_own_cache_folder: Path, umask_022: None) -> No
     assert path.read_bytes() == b"frame" and mode(path) == 0o600
     assert mode(path.parent) == mode(root) == 0o700
     assert mode(_own_cache_folder) == 0o755
+
+
+def test_a_log_set_to_dev_null_leaves_it_alone(
+    monkeypatch: pytest.MonkeyPatch, fresh_logging: None
+) -> None:
+    before = os.stat(os.devnull).st_mode
+    monkeypatch.setenv("CD4ML_LOG_FILE", os.devnull)
+    try:
+        logs.setup_logging()
+        assert os.stat(os.devnull).st_mode == before
+    finally:
+        os.chmod(os.devnull, stat.S_IMODE(before))
