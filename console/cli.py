@@ -341,8 +341,9 @@ def init(state: State, group: str) -> None:
     """Set up the workspace for a team on one bastion (docs/team.md); says what it changed.
 
     Idempotent: core.sharedRepository=group; .git and the state folder owned by GROUP,
-    group-writable, setgid folders; the SQLite audit log created and group-writable; git's
-    safe.directory (system-wide when run as root).
+    group-writable, setgid folders; the SQLite audit log created and group-writable; the
+    clone in each member's git safe.directory (as root; else in yours, with the line for
+    the others).
     """
     from console.views.doctor import run_init_shared
 
