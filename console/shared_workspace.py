@@ -58,15 +58,16 @@ def layout(config: ConsoleConfig, store: Any = None) -> Layout:
     return Layout(root, git_dir, config.state_path, path if sqlite else None)
 
 
-def _git(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _git(args: list[str], timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False
+        ["git", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
-def shared_setting(git_dir: Path) -> str:
+def shared_setting(git_dir: Path, timeout: float = GIT_TIMEOUT) -> str:
     """``core.sharedRepository`` as the clone's own config file says ("" when unset)."""
-    done = _git(["config", "--file", str(git_dir / "config"), "--get", "core.sharedRepository"])
+    config = str(git_dir / "config")
+    done = _git(["config", "--file", config, "--get", "core.sharedRepository"], timeout)
     return done.stdout.strip().lower() if done.returncode == 0 else ""
 
 
@@ -135,13 +136,13 @@ def _audit_findings(audit: Path, gid: int) -> list[Finding]:
     return out or [Finding("ok", f"audit log {audit}: it and its -wal/-shm files group-writable")]
 
 
-def trusted_by_git(root: Path) -> str:
+def trusted_by_git(root: Path, timeout: float = GIT_TIMEOUT) -> str:
     """ "" when git works in ``root`` for this user; else git's complaint (dubious ownership)."""
     from console.backends.gitcmd import git_env
 
     done = subprocess.run(
         ["git", "-C", str(root), "rev-parse", "--git-dir"], env=git_env(), capture_output=True,
-        text=True, timeout=GIT_TIMEOUT, check=False,
+        text=True, timeout=timeout, check=False,
     )  # fmt: skip  # as the console runs git: without the system config
     if done.returncode == 0:
         return ""
@@ -159,13 +160,26 @@ def group_name(gid: int) -> str:
         return str(gid)
 
 
-def check_shared(config: ConsoleConfig, store: Any = None) -> list[Finding]:
+def check_shared(
+    config: ConsoleConfig, store: Any = None, timeout: float = GIT_TIMEOUT
+) -> list[Finding]:
     """``doctor``'s shared section: nothing to say of a one-user workspace but how to share
-    it; for a group workspace, each thing it needs that is missing, with the fix."""
+    it; for a group workspace, each thing it needs that is missing, with the fix. Each git
+    call is bounded by ``timeout``; a git that does not answer is a finding, not a crash."""
+    try:
+        return _check_shared(config, store, timeout)
+    except subprocess.TimeoutExpired as exc:
+        return [Finding("FAIL", f"the group workspace can not be checked: {exc.cmd[0]} "
+                        f"{exc.cmd[1]} did not answer within {timeout:g}s")]  # fmt: skip
+    except OSError as exc:
+        return [Finding("FAIL", f"the group workspace can not be checked: {exc}")]
+
+
+def _check_shared(config: ConsoleConfig, store: Any, timeout: float) -> list[Finding]:
     where = layout(config, store)
     if where.git_dir is None:
         return []
-    setting = shared_setting(where.git_dir)
+    setting = shared_setting(where.git_dir, timeout)
     st = where.git_dir.stat()
     shared = is_group_shared(setting) or bool(st.st_mode & 0o020) or st.st_uid != os.geteuid()
     if not shared:
@@ -190,7 +204,7 @@ def check_shared(config: ConsoleConfig, store: Any = None) -> list[Finding]:
         out += _audit_findings(where.audit_file, gid)
     out = [Finding(f.mark, f"{f.text} — {fix}") if f.mark == "FAIL" and "fix:" not in f.text
            else f for f in out]  # fmt: skip
-    complaint = trusted_by_git(where.root)
+    complaint = trusted_by_git(where.root, timeout)
     if complaint:
         out.append(Finding("FAIL", f"git refuses the clone for this user ({complaint}) — fix: "
                            f"git config --global --add safe.directory {where.root}"))  # fmt: skip

@@ -147,7 +147,8 @@ async def team_section(config: ConsoleConfig, ws: Any) -> int:
     caveat = four_eyes_caveat(config)
     if caveat:
         _line("note", "team", caveat)
-    for finding in await asyncio.to_thread(check_shared, config, store):
+    checks = asyncio.to_thread(check_shared, config, store, config.timeout_seconds)
+    for finding in await checks:
         failures += finding.mark == "FAIL"
         _line(finding.mark, "shared", finding.text)
     return failures
