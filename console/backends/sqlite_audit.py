@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from console.audit.chain import (
     FORMAT,
@@ -79,6 +83,9 @@ _REASONS = {  # primary SQLite result code -> (words in its message, reason, wha
     "SQLITE_CORRUPT": ("malformed", "the file is damaged", "keep it as evidence (docs/audit.md)"),
     "SQLITE_NOTADB": ("not a database", "it is not SQLite", "check backends.audit.path"),
 }
+# SQLite's lock bytes (os_unix.c): a shared lock is a read lock on SHARED_SIZE bytes here.
+SHARED_FIRST, SHARED_SIZE = 0x40000000 + 2, 510
+_NO_WAL_FILES = frozenset({"SQLITE_READONLY_DIRECTORY", "SQLITE_CANTOPEN", "SQLITE_READONLY"})
 _T = TypeVar("_T")
 
 
@@ -108,6 +115,29 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def writable(path: Path) -> bool:
+    """Whether this user can write the log and create its -wal/-shm files beside it."""
+    if not path.exists():
+        return True
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _shared_lock(path: Path, timeout: float) -> int:
+    """A read lock on SQLite's shared byte range of ``path``: while held, no writer can take
+    the exclusive lock a checkpoint-and-delete of the WAL needs. Returns the fd holding it."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, SHARED_SIZE, SHARED_FIRST)
+            return fd
+        except OSError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise sqlite3.OperationalError("database is locked") from None
+            time.sleep(0.02)
 
 
 def _unescape(field: str) -> str:
@@ -196,6 +226,7 @@ class SqliteAuditStore(ExportMixin):
         self.fs_type = ""
         self.journal_mode = ""
         self._conn: sqlite3.Connection | None = None
+        self._snapshot_fd: int | None = None  # read-only without WAL files: the lock's fd
         self._lock = threading.Lock()
 
     # --- plumbing ---------------------------------------------------------------------
@@ -215,7 +246,18 @@ class SqliteAuditStore(ExportMixin):
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
-            return self._conn
+            if self._snapshot_fd is None or not Path(f"{self.path}-wal").exists():
+                return self._conn
+            self._close()  # a writer came while this reader held the file: read its WAL now
+        if not writable(self.path):
+            conn = self._open_read_only()
+            try:
+                self._migrate(conn)  # refuses a newer schema; writes nothing when current
+            except BaseException:
+                self._close(conn)
+                raise
+            self._conn = conn
+            return conn
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -245,6 +287,48 @@ class SqliteAuditStore(ExportMixin):
             raise
         self.journal_mode, self._conn = mode, conn
         return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The log opened read-only, for a user who may read it but not write it or its
+        folder. A WAL database needs its -wal and -shm files, which such a user can not create
+        (SQLite docs, wal.html: read-only databases): when no writer left them, the file alone
+        holds every record, read as immutable while a shared lock keeps writers from changing
+        it; once a writer's -wal appears, the next read goes through it."""
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        for _ in range(2):
+            conn = self._connect_uri(uri)
+            try:
+                self.journal_mode = (
+                    str(conn.execute("PRAGMA journal_mode").fetchone()[0]) + " (read-only)"
+                )
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if getattr(exc, "sqlite_errorname", "") not in _NO_WAL_FILES:
+                    raise
+            fd = _shared_lock(self.path, self.timeout)
+            if Path(f"{self.path}-wal").exists():
+                os.close(fd)  # a writer came meanwhile: its files are there to read through
+                continue
+            conn = self._connect_uri(uri + "&immutable=1")
+            self._snapshot_fd = fd
+            self.journal_mode = "wal (read-only, no writer)"
+            return conn
+        raise sqlite3.OperationalError("unable to open database file")
+
+    def _connect_uri(self, uri: str) -> sqlite3.Connection:
+        return sqlite3.connect(
+            uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+
+    def _close(self, conn: sqlite3.Connection | None = None) -> None:
+        """Close the connection (and let go of a read-only snapshot's lock)."""
+        conn, self._conn = conn or self._conn, None
+        if conn is not None:
+            conn.close()
+        fd, self._snapshot_fd = self._snapshot_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _schema_version(self, conn: sqlite3.Connection) -> int | None:
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
@@ -317,9 +401,7 @@ class SqliteAuditStore(ExportMixin):
     async def aclose(self) -> None:
         def close() -> None:
             with self._lock:
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    conn.close()
+                self._close()
 
         await asyncio.to_thread(close)
 

@@ -20,6 +20,7 @@ from console.ports.protocols import (
     Deployer,
     MetricsSource,
     ModelRegistry,
+    Notifier,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "MetricsSource",
     "ModelRegistry",
     "NotFound",
+    "Notifier",
     "StageBusy",
     "Unauthorized",
     "Unreachable",

@@ -45,8 +45,10 @@ class Journal:
         *,
         config: ConsoleConfig | None = None,
         anchoring: Anchoring | None = None,
+        notices: Any = None,
     ) -> None:
         self.store = store
+        self.notices = notices  # services.notify.Notices: told of each event once it is durable
         self.config = config  # names the audit backend in messages
         self.actor = actor
         self.user = principal(actor)
@@ -121,6 +123,8 @@ class Journal:
                 f"the audit log could not record the {action} ({why}); {what}", why=why
             ) from exc
         self.written.append(stored.seq)
+        if self.notices is not None:
+            self.notices.fire(stored, self)
         return stored
 
     async def try_write(self, action: str, **fields: Any) -> AuditEvent | None:

@@ -19,6 +19,7 @@ from console.config.model import StagePolicy
 from console.domain import Actor, GateResult, ModelVersion, RequestState
 from console.identity import IdentityProvider, Role, actor_role, is_same_person, principal
 from console.ports import NotFound
+from console.services.notify import Notices, notified
 from console.services.release import gates as g
 from console.services.release import requests as rq
 from console.services.release.facts import (
@@ -114,6 +115,7 @@ class ReleaseService:
         # The audit log's requests, folded as it grows.
         self.requests = RequestLog(config=self.config)
         self._anchoring = anchor
+        self.notices = Notices(workspace.get("notify"))
         from console.services.release.promote import Executor
 
         self.executor = Executor(self)
@@ -141,7 +143,7 @@ class ReleaseService:
         store = self.ws.get("audit")
         return Journal(
             store, actor, self.clock, self.write_timeout, config=self.config,
-            anchoring=self.anchoring() if store is not None else None,
+            anchoring=self.anchoring() if store is not None else None, notices=self.notices,
         )  # fmt: skip
 
     def guard(self, action: str, allowed: tuple[str, ...] = ACTING_ROLES) -> tuple[Actor, Role]:
@@ -451,19 +453,21 @@ class ReleaseService:
         """Request (and, when gates and quorum allow, execute) a promotion."""
         from console.services.release.actions import promote
 
-        return await promote(self, model, version, stage, reason=reason, **kw)
+        return await notified(
+            self, model, lambda: promote(self, model, version, stage, reason=reason, **kw)
+        )
 
     async def approve(self, model: str, version: str, stage: str, **kw: Any) -> ActionResult:
         """Approve the pending request; executes it when this approval completes the quorum."""
         from console.services.release.actions import approve
 
-        return await approve(self, model, version, stage, **kw)
+        return await notified(self, model, lambda: approve(self, model, version, stage, **kw))
 
     async def reject(self, model: str, version: str, stage: str, **kw: Any) -> ActionResult:
         """Reject the pending request (the requester withdrawing it cancels it)."""
         from console.services.release.actions import reject
 
-        return await reject(self, model, version, stage, **kw)
+        return await notified(self, model, lambda: reject(self, model, version, stage, **kw))
 
     async def plan_rollback(
         self, model: str, *, stage: str | None = None, to_version: str | None = None
@@ -479,11 +483,15 @@ class ReleaseService:
         """Roll back after a reason and the typed confirmation the policy asks for."""
         from console.services.release.rollback import rollback
 
-        return await rollback(self, model, reason=reason, confirmation=confirmation, **kw)
+        return await notified(
+            self,
+            model,
+            lambda: rollback(self, model, reason=reason, confirmation=confirmation, **kw),
+        )
 
     async def reconcile(self) -> list[Reconciled]:
         """Resolve intents that never got an outcome by reading the registry back."""
-        return await self.executor.reconcile()
+        return await notified(self, None, self.executor.reconcile)
 
     async def pending(self, model: str | None = None) -> list[rq.RequestView]:
         """Requests still waiting for approvals (of ``model``)."""
