@@ -10,12 +10,19 @@ compare-and-set: ``git update-ref REF NEW OLD``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from console.audit.chain import Anchor, VerifyResult, compute_hash, format_time, parse_time
+from console.audit.chain import (
+    ANCHOR_RESET,
+    Anchor,
+    VerifyResult,
+    compute_hash,
+    format_time,
+    parse_time,
+)
 from console.backends.gitcmd import run_git
 from console.domain import AuditEvent
 from console.ports import AuditStore, AuditUnavailable, Conflict, InvalidResponse, Unreachable
@@ -218,28 +225,72 @@ async def _check_extends(store: AuditStore, old: Anchor, count: int, head: str) 
         )
 
 
-def recorded_count(event: AuditEvent) -> int | None:
-    """The anchor count ``event`` says was in place when it was written (``details.anchor``),
-    or None: the log's own, hash-chained memory that it was anchored."""
+def remembered(event: AuditEvent) -> tuple[int, str] | None:
+    """(count, anchor commit) that ``event`` says was in place when it was written
+    (``details.anchor``), or None: the log's own, hash-chained memory of its anchor."""
     value = event.details.get(RECORDED)
-    count = value.get("count") if isinstance(value, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
+    if not isinstance(value, dict):
+        return None
+    count, commit = value.get("count"), value.get("commit")
+    if not isinstance(count, int) or isinstance(count, bool) or not isinstance(commit, str):
+        return None
+    return count, commit
 
 
-async def recorded_anchor(store: AuditStore, *, newest: int | None = None) -> tuple[int, int]:
-    """(highest anchor count recorded, seq of the record saying so); (0, 0) when no record
-    says the log was anchored. ``newest``: look only at that many of the newest records."""
+async def remembered_anchors(
+    store: AuditStore, *, newest: int | None = None
+) -> dict[str, tuple[int, int]]:
+    """Anchor commit -> (its count, seq of the newest record remembering it), for the whole
+    log or its ``newest`` records."""
     if newest is None:
         events: Sequence[AuditEvent] = await store.events(since_seq=0)
     else:
         count, _ = await store.head()
         events = await store.events(since_seq=max(0, count - newest))
-    best = (0, 0)
+    out: dict[str, tuple[int, int]] = {}
     for event in events:
-        n = recorded_count(event)
-        if n is not None and n >= best[0]:
-            best = (n, event.seq)
-    return best
+        if event.action == ANCHOR_RESET:  # an admin accepted the log as it was then
+            out.clear()
+        elif (got := remembered(event)) is not None:
+            out[got[1]] = (got[0], event.seq)
+    return out
+
+
+async def existing_commits(repo: Path, shas: Iterable[str], timeout: float = 10.0) -> set[str]:
+    """Which of ``shas`` are commits in ``repo`` (one ``git cat-file --batch-check``)."""
+    wanted = [s for s in dict.fromkeys(shas) if re.fullmatch(r"[0-9a-f]{40,64}", s)]
+    if not wanted:
+        return set()
+    _, out, _ = await run_git(
+        repo, "cat-file", "--batch-check", input=("\n".join(wanted) + "\n").encode(),
+        timeout=timeout,
+    )  # fmt: skip
+    lines = out.decode().splitlines()
+    return {
+        sha for sha, line in zip(wanted, lines, strict=False) if line.split()[1:2] == ["commit"]
+    }
+
+
+async def _history_commits(repo: Path, tip: Anchor | None, timeout: float) -> set[str]:
+    if tip is None or not tip.source:
+        return set()
+    _, out, _ = await run_git(repo, "rev-list", "--first-parent", tip.source, timeout=timeout)
+    return set(out.decode().split())
+
+
+async def _lost_anchor(
+    repo: Path, store: AuditStore, tip: Anchor | None, timeout: float, *, newest: int | None
+) -> tuple[int, int] | None:
+    """(count, seq) of a record remembering an anchor of *this* repository that the ref's
+    history no longer holds (the ref was removed or moved back); None when there is none.
+    Anchors whose commits this repository does not have are another clone's (a store shared
+    by several clones) and are not this ref's to hold."""
+    seen = await remembered_anchors(store, newest=newest)
+    if not seen:
+        return None
+    missing = set(seen) - await _history_commits(repo, tip, timeout)
+    ours = await existing_commits(repo, missing, timeout)
+    return max((seen[c] for c in ours), default=None)
 
 
 def _anchor_gone(ref: str, repo: Path, recorded: tuple[int, int], why: str) -> AuditUnavailable:
@@ -258,8 +309,9 @@ async def prove_anchored(
 ) -> Anchor | None:
     """Prove, before a mutation, that ``store`` is the log anchored in ``repo``: the anchor is
     readable, the store still holds the anchored record, its records since then chain up to
-    its head, and no record remembers a newer anchor than the ref. Returns the anchor, or None
-    for a log that was never anchored; AuditUnavailable saying why otherwise (fail closed)."""
+    its head, and no record remembers an anchor of this repository that the ref's history no
+    longer holds. Returns the anchor, or None for a log this repository never anchored;
+    AuditUnavailable saying why otherwise (fail closed)."""
     located = in_git_repo(repo)
     try:
         old = await read_anchor(repo, ref=ref, timeout=timeout) if located else None
@@ -271,10 +323,9 @@ async def prove_anchored(
         ) from None
     count, head = await store.head()
     if old is None:
-        recorded = await recorded_anchor(store)
-        if recorded[0]:
-            why = f"{ref} is missing in {repo}" if located else f"{repo} is not a git repository"
-            raise _anchor_gone(ref, repo, recorded, why)
+        lost = await _lost_anchor(repo, store, None, timeout, newest=None) if located else None
+        if lost:
+            raise _anchor_gone(ref, repo, lost, f"{ref} is missing in {repo}")
         return None
     if old.count > count or (old.count == count and old.head != head):
         raise AuditUnavailable(
@@ -285,9 +336,9 @@ async def prove_anchored(
             hint="check backends.audit in the config in use; run `cd4ml-console audit verify`",
         )
     await _check_extends(store, old, count, head)
-    recorded = await recorded_anchor(store, newest=RECENT)
-    if recorded[0] > old.count:
-        raise _anchor_gone(ref, repo, recorded, f"{ref} says only {old.count} (it was moved back)")
+    lost = await _lost_anchor(repo, store, old, timeout, newest=RECENT)
+    if lost:
+        raise _anchor_gone(ref, repo, lost, f"{ref} no longer holds that anchor (moved back)")
     return old
 
 
@@ -318,8 +369,8 @@ async def advance_anchor(
             return old
         if old is not None:
             await _check_extends(store, old, count, head)
-        elif (recorded := await recorded_anchor(store))[0]:
-            raise _anchor_gone(ref, repo, recorded, f"{ref} is missing in {repo}")
+        elif lost := await _lost_anchor(repo, store, None, timeout, newest=None):
+            raise _anchor_gone(ref, repo, lost, f"{ref} is missing in {repo}")
         try:
             return await write_anchor(repo, count, head, old, ref=ref, timeout=timeout)
         except Conflict as exc:

@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from console.domain import AuditEvent
 
+ANCHOR_RESET = "anchor_reset"  # the action of an admin's re-anchoring (`audit anchor --reset`)
 FORMAT = "cd4ml-audit-chain/1"
 """Name of the encoding below; stored beside the records so a later format can be told apart."""
 
@@ -214,6 +215,11 @@ class VerifyResult(BaseModel):
     unanchored_since: int | None = None
     unanchored_since_at: datetime | None = None
     note: str = ""
+    # Anchor commit -> (its count, seq of the newest record remembering it): the log's own
+    # memory of the anchors it was written under (details.anchor). Which of them the given
+    # anchors must hold is the caller's to judge: a store shared by several clones remembers
+    # each clone's anchors (console.audit.anchor checks them against the repository).
+    remembered: dict[str, tuple[int, int]] = Field(default_factory=dict, exclude=True)
 
 
 @dataclass(frozen=True)
@@ -247,7 +253,7 @@ class _Walk:
     anchors: dict[int, Anchor] = field(default_factory=dict)
     unanchored_from: int | None = None
     unanchored_at: datetime | None = None
-    recorded: tuple[int, int] = (0, 0)  # (highest anchor count a record remembers, its seq)
+    remembered: dict[str, tuple[int, int]] = field(default_factory=dict)  # see VerifyResult
 
     def digest_of(self, seq: int) -> bytes:
         i = (seq - self.first_seq) * 32
@@ -345,10 +351,13 @@ class _Walk:
             )
         if pos == self.unanchored_from:
             self.unanchored_at = parse_time(fields["at"])
-        remembered = fields["details"].get("anchor")
-        count = remembered.get("count") if isinstance(remembered, dict) else None
-        if isinstance(count, int) and not isinstance(count, bool) and count >= self.recorded[0]:
-            self.recorded = (count, pos)
+        said = fields["details"].get("anchor")
+        if fields["action"] == ANCHOR_RESET:  # an admin accepted the log as it is here
+            self.remembered.clear()
+        elif isinstance(said, dict) and isinstance(said.get("commit"), str):
+            count = said.get("count")
+            if isinstance(count, int) and not isinstance(count, bool):
+                self.remembered[said["commit"]] = (count, pos)
         self.digests += digest
         self.prev = stored_hash
         self.expected = pos + 1
@@ -376,9 +385,8 @@ def verify_chain(
     With several anchors (an anchor's history), each must match the record at its count, so a
     consistent rewrite is pinned down to the oldest anchor it contradicts.
 
-    ``anchors`` None checks the chain alone. Given (even empty), they are all the anchors the
-    log has: a record remembering a newer anchor (``details.anchor``) than the newest given
-    fails verification (the anchor was removed or moved back).
+    The anchors the records remember (``details.anchor``) are returned in ``remembered``
+    for the caller to hold against the repository (``console.audit.anchor``).
     """
     walk = _Walk(first_seq=first_seq, expected=first_seq, prev=first_prev)
     for a in anchors or ():
@@ -420,21 +428,6 @@ def verify_chain(
             f"{when} says {tip.count} records, the log has {count}",
             anchor=tip,
         )
-    if anchors is not None and walk.recorded[0] > (tip.count if tip else 0):
-        said, seq = walk.recorded
-        now = (
-            f"the anchor says only {tip.count} (it was moved back)" if tip else "there is no anchor"
-        )
-        return VerifyResult(
-            ok=False,
-            count=count,
-            head_hash=head,
-            first_bad_seq=seq,
-            problem=Problem.ANCHOR_MISSING,
-            reason=f"seq {seq} was written under an anchor of {said} records, but {now}: records "
-            "may have been removed, or this is not the anchored log",
-            anchor=tip,
-        )
     return VerifyResult(
         ok=True,
         count=count,
@@ -443,6 +436,7 @@ def verify_chain(
         unanchored_since=walk.unanchored_from if walk.unanchored_at else None,
         unanchored_since_at=walk.unanchored_at,
         note=_note(tip, walk, count),
+        remembered=walk.remembered,
     )
 
 

@@ -168,3 +168,30 @@ def test_a_workspace_that_never_had_an_anchor_acts_and_anchors(
                    "--reason", "first")  # fmt: skip
     assert done.exit_code == 0, done.stdout + done.stderr
     assert _ref(workspace) and os.path.exists(workspace.path / ".cd4ml" / "audit.sqlite")
+
+
+def test_two_clones_sharing_one_audit_store_keep_their_own_anchors(
+    tmp_path: Path, run_cli, act_as
+) -> None:
+    """A store shared by two clones remembers both clones' anchors; each clone holds only its
+    own, and neither takes the other's for a removed one."""
+    from tests.release.conftest import make_workspace
+
+    shared = tmp_path / "shared" / "audit.sqlite"
+    a = make_workspace(
+        tmp_path / "a", extra=f'[backends.audit]\ntype = "sqlite-audit"\npath = "{shared}"\n'
+    )
+    b = tmp_path / "b"
+    subprocess.run(["git", "clone", "-q", str(a.path), str(b)], check=True)
+    (b / "cd4ml-console.toml").write_text((a.path / "cd4ml-console.toml").read_text())
+    act_as("dev")
+    for place, version in ((a.path, "v1.1.0"), (b, "v1.2.0"), (a.path, "v1.0.0"), (b, "v1.1.0")):
+        done = run_cli("-w", str(place), "promote", "m", version, "--to", "staging",
+                       "--reason", "shared")  # fmt: skip
+        assert done.exit_code == 0, done.stdout + done.stderr
+    for place in (a.path, b):
+        verify = run_cli("-w", str(place), "audit", "verify")
+        assert verify.exit_code == 0, verify.stdout + verify.stderr
+    a.git("update-ref", "-d", REF)  # clone a loses its anchor: a notices, b does not care
+    assert run_cli("-w", str(a.path), "audit", "verify").exit_code == 1
+    assert run_cli("-w", str(b), "audit", "verify").exit_code == 0

@@ -17,7 +17,7 @@ from console.services.release.results import ActionResult, ReleaseError
 if TYPE_CHECKING:
     from console.services.release.service import ReleaseService
 
-RESET = "anchor_reset"
+from console.audit.chain import ANCHOR_RESET as RESET
 
 
 async def anchor_state(svc: ReleaseService) -> tuple[bool, str]:

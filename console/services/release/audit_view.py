@@ -173,4 +173,31 @@ async def check_log(ws: Workspace) -> AuditCheck:
             update={"ok": False, "problem": Problem.ANCHOR_UNREADABLE, "reason": unreadable,
                     "note": ""}
         )  # fmt: skip
+    elif result.ok and result.remembered and in_git_repo(root):
+        result = await _held_by_the_ref(root, result, anchors, ws.config.timeout_seconds)
     return AuditCheck(result=result)
+
+
+async def _held_by_the_ref(
+    root: Any, result: VerifyResult, anchors: list[Any], timeout: float
+) -> VerifyResult:
+    """Fail ``result`` when a record remembers an anchor of this repository that the ref's
+    history does not hold (the ref was removed or moved back); another clone's anchors (a
+    shared store) are not this ref's to hold."""
+    from console.audit.anchor import existing_commits
+
+    missing = set(result.remembered) - {a.source for a in anchors}
+    ours = await existing_commits(root, missing, timeout)
+    if not ours:
+        return result
+    count, seq = max(result.remembered[c] for c in ours)
+    tip = max((a.count for a in anchors), default=None)
+    now = f"the anchor's history ends at {tip} records" if tip else "there is no anchor"
+    return result.model_copy(
+        update={
+            "ok": False, "problem": Problem.ANCHOR_MISSING, "first_bad_seq": seq, "note": "",
+            "reason": f"seq {seq} was written under an anchor of {count} records that the "
+            f"ref no longer holds ({now}): records may have been removed, or the anchor moved "
+            "back",
+        }
+    )  # fmt: skip

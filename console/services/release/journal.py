@@ -96,7 +96,8 @@ class Journal:
                 "(check backends.audit; `cd4ml-console doctor` says what is wrong)"
             )
         await self.prove()
-        recorded = {RECORDED: {"count": self.anchor.count}} if self.anchor else {}
+        a = self.anchor
+        recorded = {RECORDED: {"count": a.count, "commit": a.source}} if a else {}
         event = AuditEvent(
             seq=0,
             at=self.clock(),
