@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,15 @@ def _workspace(root: Path, url: str, audit: Path) -> Path:
     root.mkdir(parents=True)
     (root / "cd4ml-console.toml").write_text(CONFIG.format(url=url, audit=audit))
     return root
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mlflow_serve: Any
+) -> Iterator[Any]:
+    """A server of the race's own: the shared one's model list must stay as seeded."""
+    with mlflow_serve(request, tmp_path_factory.mktemp("mlflow-race"), seed=False) as server:
+        yield server
 
 
 def test_two_consoles_sharing_one_audit_store_never_both_move_mlflow(
