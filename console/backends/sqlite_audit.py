@@ -28,12 +28,13 @@ from console.audit.chain import (
     verify_chain,
 )
 from console.audit.export import ExportMixin
+from console.audit.locks import open_locks, released_intent, takes_lock
 from console.backends.plugin import SqliteAuditConfig
 from console.domain import AuditEvent
 from console.plugins import BackendContext
-from console.ports import AuditUnavailable, InvalidResponse
+from console.ports import AuditUnavailable, InvalidResponse, StageBusy
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NETWORK_FS = frozenset(
     {
         "nfs", "nfs4", "cifs", "smb3", "smbfs", "sshfs", "fuse.sshfs", "9p", "afs", "ceph",
@@ -43,6 +44,11 @@ NETWORK_FS = frozenset(
 )  # fmt: skip
 """File systems on which SQLite's WAL (shared memory between processes) is not safe."""
 
+_LOCKS = (
+    # The per-stage intent lock (console.audit.locks): one row per open locking intent.
+    "CREATE TABLE IF NOT EXISTS stage_locks (model TEXT NOT NULL, stage TEXT NOT NULL,"
+    " intent_seq INTEGER NOT NULL UNIQUE, PRIMARY KEY (model, stage))",
+)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # seq is the rowid: the chain assigns it, so no AUTOINCREMENT.
@@ -55,6 +61,7 @@ _SCHEMA = (
     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events"
     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    *_LOCKS,
 )
 _VERIFY_SQL = (
     "SELECT seq, CAST(hash AS BLOB), typeof(hash), CAST(record AS BLOB), typeof(record),"
@@ -73,8 +80,27 @@ _REASONS = {  # primary SQLite result code -> (words in its message, reason, wha
     "SQLITE_NOTADB": ("not a database", "it is not SQLite", "check backends.audit.path"),
 }
 _T = TypeVar("_T")
-_MIGRATIONS: dict[int, tuple[str, ...]] = {}
-"""Statements taking schema version N to N+1 (none yet: version 1 is the first)."""
+
+
+def _rebuild_locks(conn: sqlite3.Connection) -> None:
+    """Fill stage_locks from the records (schema 1 had none; the rule reads records only)."""
+    rows = conn.execute("SELECT seq, hash, record FROM events ORDER BY seq").fetchall()
+    events = [decode_record(rec, h) for _, h, rec in rows if isinstance(rec, bytes)]
+    conn.execute("DELETE FROM stage_locks")
+    conn.executemany(
+        "INSERT INTO stage_locks (model, stage, intent_seq) VALUES (?, ?, ?)",
+        [(m, st, ev.seq) for (m, st), ev in open_locks(events).items()],
+    )
+
+
+def _to_v2(conn: sqlite3.Connection) -> None:
+    for statement in _LOCKS:
+        conn.execute(statement)
+    _rebuild_locks(conn)
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_v2}
+"""What takes schema version N to N+1, inside the migration's transaction."""
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -148,7 +174,7 @@ def _stored_records(conn: sqlite3.Connection, page: int) -> Iterator[StoredRecor
 
 
 def verify_database(
-    conn: sqlite3.Connection, anchors: Sequence[Anchor] = (), *, page: int = 1000
+    conn: sqlite3.Connection, anchors: Sequence[Anchor] | None = None, *, page: int = 1000
 ) -> VerifyResult:
     """Verify every stored byte of the audit database open on ``conn`` (see verify_chain)."""
     return verify_chain(_stored_records(conn, page), anchors=anchors)
@@ -252,8 +278,7 @@ class SqliteAuditStore(ExportMixin):
                     conn.execute(statement)
                 version = SCHEMA_VERSION
             for step in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[step]:
-                    conn.execute(statement)
+                _MIGRATIONS[step](conn)
             conn.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("chain_format", FORMAT)],
@@ -318,6 +343,7 @@ class SqliteAuditStore(ExportMixin):
                         hint="run `cd4ml-console audit verify` (docs/audit.md: recovery)",
                     )
                 stored, record = seal(event, seq + 1, prev)
+                self._lock_or_release(conn, stored)
                 conn.execute(
                     "INSERT INTO events (seq, hash, record, model, request_id) VALUES (?,?,?,?,?)",
                     (stored.seq, stored.hash, record, stored.model, stored.request_id),
@@ -334,6 +360,41 @@ class SqliteAuditStore(ExportMixin):
             raise AuditUnavailable(
                 f"the event can not be recorded: {exc}", backend=self.name
             ) from None
+
+    def _lock_or_release(self, conn: sqlite3.Connection, event: AuditEvent) -> None:
+        """The per-stage intent lock, in the append's transaction (console.audit.locks)."""
+        if (seq := released_intent(event)) is not None:
+            conn.execute("DELETE FROM stage_locks WHERE intent_seq = ?", (seq,))
+        elif takes_lock(event):
+            row = conn.execute(
+                "SELECT e.seq, e.hash, e.record FROM stage_locks l JOIN events e"
+                " ON e.seq = l.intent_seq WHERE l.model = ? AND l.stage = ?",
+                (event.model, event.stage),
+            ).fetchone()
+            if row is not None:
+                holder = self._decode(*row)
+                raise StageBusy(
+                    f"{event.stage} of {event.model} is being moved by {holder.actor} since "
+                    f"{holder.at:%Y-%m-%d %H:%M:%S} UTC (intent seq {holder.seq}: "
+                    f"{holder.details.get('op', 'move')} to {holder.after or 'nothing'})",
+                    intent=holder,
+                    backend=self.name,
+                )
+            conn.execute(
+                "INSERT INTO stage_locks (model, stage, intent_seq) VALUES (?, ?, ?)",
+                (event.model, event.stage, event.seq),
+            )
+
+    async def open_intents(self, *, model: str | None = None) -> Sequence[AuditEvent]:
+        """Locking intents with no outcome yet, oldest first."""
+        sql = (
+            "SELECT e.seq, e.hash, e.record FROM stage_locks l JOIN events e"
+            " ON e.seq = l.intent_seq" + (" WHERE l.model = ?" if model is not None else "")
+            + " ORDER BY e.seq"
+        )  # fmt: skip
+        params = (model,) if model is not None else ()
+        rows = await self._run("read", lambda conn: conn.execute(sql, params).fetchall())
+        return [self._decode(*row) for row in rows]
 
     async def events(
         self,
@@ -384,6 +445,6 @@ class SqliteAuditStore(ExportMixin):
 
         return await self._run("read", work)
 
-    async def verify(self, anchors: Sequence[Anchor] = ()) -> VerifyResult:
+    async def verify(self, anchors: Sequence[Anchor] | None = None) -> VerifyResult:
         """Check every stored byte of every record, the links, and the given anchors."""
         return await self._run("read", lambda conn: verify_database(conn, anchors))

@@ -54,7 +54,7 @@ def colleague_service(base: Any, handle: str) -> Any:
     identity = persona_identity(root, handle, base.identity)
     return ReleaseService(
         base.ws, identity=identity, clock=base.clock, read_only=base.read_only,
-        new_id=base.new_id, anchor=getattr(base.executor, "_anchor", None),
+        new_id=base.new_id, anchor=getattr(base, "_anchoring", None),  # a test's fake, too
     )  # fmt: skip
 
 

@@ -92,4 +92,28 @@ async def run_doctor(config: ConsoleConfig) -> int:
                 print(f"FAIL {kind:<9} {bcfg.type if bcfg else '':<14} {ws.problems[kind]}")
             else:
                 print(f"--   {kind:<9} {'':<14} not configured")
+        if checked.get("audit", (False, ""))[0]:
+            ok, text = await _anchor_check(config, ws.backends["audit"])
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {'anchor':<9} {'git ref':<14} {text}")
     return 1 if failures else 0
+
+
+async def _anchor_check(config: ConsoleConfig, store: Any) -> tuple[bool, str]:
+    """Whether the audit store is the log anchored in the workspace (as actions check it),
+    and where its location came from when a config outside the workspace chose it."""
+    from console.audit.anchor import GitAnchor
+
+    where = ""
+    audit = config.backend("audit")
+    source = config.source
+    outside = source is not None and not source.resolve().is_relative_to(config.root.resolve())
+    if audit is not None and audit.options.get("path") and outside:
+        where = f"; the log's location ({audit.options['path']}) is set by {source}"
+    try:
+        anchor = await GitAnchor(config.root, store, timeout=config.timeout_seconds).prove()
+    except Exception as exc:
+        return False, f"{exc}{where}"
+    if anchor is None:
+        return True, f"the audit log has never been anchored{where}"
+    return True, f"the audit log extends its anchor of {anchor.count} records{where}"

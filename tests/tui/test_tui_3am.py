@@ -228,28 +228,16 @@ async def test_a_toast_does_not_cover_the_next_dialogs_buttons(make_app, wait):
 # -- 4. the audit log, and Esc --------------------------------------------------------------------
 
 
-async def test_audit_rows_show_how_a_request_ended_and_why(make_app, wait, world, clock, ids):
-    from console.domain import Actor
-    from console.services.release import ReleaseService
-
-    ws, _ = tui_fakes.make_workspace(world)
-
-    async def no_anchor() -> None:
-        return None
-
-    def as_user(user: str) -> ReleaseService:
-        return ReleaseService(
-            ws, identity=lambda: Actor(user=user, ssh_client="192.0.2.7"), clock=clock,
-            new_id=ids, anchor=no_anchor,
-        )  # fmt: skip
-
-    await as_user("sam").promote(CHURN, "v1.14.0", "production", reason="recall up, canary clean",
-                                 ack_schema_change=True)  # fmt: skip
-    plan = await as_user("rita").plan_approval(CHURN, "v1.14.0", "production")
-    await as_user("rita").approve(CHURN, "v1.14.0", "production", evidence_hash=plan.evidence_hash)
-    app = make_app()
+async def test_audit_rows_show_how_a_request_ended_and_why(make_app, wait, request_promotion):
+    await request_promotion("sam", CHURN, "v1.14.0")  # "recall up, canary clean"
+    app = make_app(user="rita")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait(pilot)
+        plan = await app.release.plan_approval(CHURN, "v1.14.0", "production")
+        done = await app.release.approve(
+            CHURN, "v1.14.0", "production", evidence_hash=plan.evidence_hash
+        )
+        assert done.status == "executed", done.message
         await pilot.press("A")
         await until(pilot, lambda: isinstance(app.screen, AuditScreen), "the audit log")
         screen = app.screen

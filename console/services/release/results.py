@@ -87,6 +87,7 @@ class Plan(Frozen):
     ready: bool = False  # confirming executes the move now
     already: bool = False  # the stage already points at the version
     confirm_model_name: bool = False  # rollback: the model name must be typed
+    notices: tuple[str, ...] = ()  # e.g. open intents of the model, named
 
     @property
     def quorum(self) -> tuple[int, int]:

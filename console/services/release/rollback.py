@@ -82,7 +82,12 @@ async def _previous_from_audit(
 
 
 async def _resolve(
-    svc: ReleaseService, model: str, stage: str | None, to_version: str | None
+    svc: ReleaseService,
+    model: str,
+    stage: str | None,
+    to_version: str | None,
+    *,
+    acting: bool = False,
 ) -> Context:
     stage = stage or svc.config.prod_stage
     svc.check_stage(stage)
@@ -111,7 +116,7 @@ async def _resolve(
             "name one with --to VERSION",
             kind="policy",
         )
-    return await svc.context(model, target, stage, op=rq.ROLLBACK)
+    return await svc.context(model, target, stage, op=rq.ROLLBACK, acting=acting)
 
 
 async def plan_rollback(
@@ -143,7 +148,7 @@ async def rollback(
         raise Refused(
             f"rollback not confirmed: type the model name {model!r} to confirm", kind="usage"
         )
-    ctx = await _resolve(svc, model, stage_name, to_version)
+    ctx = await _resolve(svc, model, stage_name, to_version, acting=True)
     j = svc.journal(actor)
     if ctx.target.current == ctx.version.version:
         return await finish_deploy(svc, ctx, j, reason.strip())

@@ -295,7 +295,7 @@ class PostgresAuditStore(ExportMixin):
 
         return await self._run("read", work)
 
-    async def verify(self, anchors: Sequence[Anchor] = ()) -> VerifyResult:
+    async def verify(self, anchors: Sequence[Anchor] | None = None) -> VerifyResult:
         """Check every stored byte of every record, the links, and the given anchors; the log
         is streamed through a server-side cursor on a connection of its own."""
         await self.head()  # connects once on the shared connection: creates an empty store
