@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pytest
-import tui_fakes
 from rich.console import Console
 from textual.widgets import Button, Static
 
@@ -20,7 +18,7 @@ from console.tui.screens.rollback import RollbackDialog
 from console.tui.widgets.keybar import KeyBar
 
 CHURN = "churn-predictor"
-PRICE = "price-ranker"
+PRICE = "price-ranker"  # in worse_world (conftest): three key metrics, latency worse
 
 
 def shown(widget: Any) -> str:
@@ -60,20 +58,6 @@ async def open_dialog(pilot: Any, key: str, kind: type, wait: Any) -> Any:
     await until(pilot, lambda: dialog.plan is not None or dialog.plan_error, "the plan")
     await wait(pilot)
     return dialog
-
-
-@pytest.fixture
-def worse_world(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """price-ranker with three key metrics, the third (latency) worse in every newer version:
-    at 80 columns its column does not fit."""
-    desc, _metrics = tui_fakes.CATALOG[PRICE]
-    metrics = {
-        "ndcg_at_10": (0.412, 0.003, "higher"),
-        "recall_at_5": (0.61, 0.002, "higher"),
-        "latency_ms": (41.0, 3.0, "lower"),
-    }
-    monkeypatch.setitem(tui_fakes.CATALOG, PRICE, (desc, metrics))
-    return tui_fakes.FakeWorld()
 
 
 # -- 1. narrow terminals hide nothing that matters ---------------------------------------------
@@ -116,12 +100,9 @@ async def test_no_marker_and_no_key_when_every_column_fits(make_app, wait):
 
 
 async def test_versions_table_at_80_columns_shows_each_versions_worst_change(
-    worse_world, clock, ids, wait
+    make_app, worse_world, wait
 ):
-    from console.tui.app import ConsoleApp
-
-    ws, _ = tui_fakes.make_workspace(worse_world)
-    app = ConsoleApp(ws.config, workspace=ws, clock=clock, refresh_seconds=0, model=PRICE)
+    app = make_app(over=worse_world, model=PRICE)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait(pilot)
         screen = app.screen
@@ -130,7 +111,7 @@ async def test_versions_table_at_80_columns_shows_each_versions_worst_change(
         newest = screen.table.keys[0]
         lines = [ln for ln in screen_text(app).splitlines() if f" {newest} " in ln]
         assert lines and "▼+" in lines[0] and "latency" in lines[0], lines
-    app = ConsoleApp(ws.config, workspace=ws, clock=clock, refresh_seconds=0, model=PRICE)
+    app = make_app(over=worse_world, model=PRICE)
     async with app.run_test(size=(150, 40)) as pilot:
         await wait(pilot)
         keys = [c.key for c, _ in app.screen.table.column_layout().shown]
