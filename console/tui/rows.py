@@ -283,9 +283,9 @@ def version_columns(metric_names: Sequence[str]) -> list[Column]:
         Column("created", "AGE", 4, align="right"),
         Column("commit", "COMMIT", 8),
         Column("data", "DATA", 8),
-        *(Column(key, key[2:].upper()[:14], 14, min_width=13, align="right") for key in metrics),
+        *(Column(key, key[2:].upper()[:14], 14, align="right") for key in metrics),
         Column("ci", "CI", 2),
-        Column("worst", "WORST VS PROD", 17, stands_for=tuple(metrics)),
+        Column("worst", "WORST VS PROD", 17, min_width=15, stands_for=tuple(metrics)),
     ]
     priorities = {**VERSION_PRIORITY, **{key: VERSION_PRIORITY[f"m:{i}"] for i, key in
                                          enumerate(metrics, 1)}}  # fmt: skip

@@ -222,10 +222,11 @@ def event_detail(e: Any, pal: Palette, end: RequestEnd | None = None) -> Text:
     if end is not None and e.request_id and end.state != e.result:
         closed = f" (seq {end.seq})" if end.seq is not None else ""
         text.append(f" · request now {end.state}{closed}", style=_result_style(end.state, pal))
-    if e.reason:
+    why = end.reason if end is not None and e.action in ("intent", "outcome") else ""
+    if why:  # an outcome's own text repeats the move; why it was made matters more
+        text.append(f"\nreason (the request's): {why}")
+    elif e.reason:
         text.append(f"\nreason: {e.reason}")
-    if end is not None and e.action in ("intent", "outcome") and end.reason:
-        text.append(f"\nrequest's reason: {end.reason}", style=pal.muted)
     if e.hash:
         text.append(f"\nhash {e.hash[:16]} · prev {e.prev_hash[:16] or '(first)'}", style=pal.muted)
     return text

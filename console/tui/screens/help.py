@@ -103,6 +103,14 @@ class HelpScreen(ModalScreen[None]):
             words = CI_WORDS[state]  # some say "CI" already ("CI runs loading")
             table.add_row(glyph, words if words.startswith("CI ") else f"CI {words}", "")
         table.add_row("⚠", "a backend failed: the panel says why and how old its data is", "")
+        table.add_row("+3>", "three columns do not fit this width; > shows them in turn", "")
+        table.add_row(
+            "WORST", "a version's worst change vs production, while a metric is hidden", ""
+        )
+        table.add_row("\u2013 n/a", "a gate that does not apply (neither version records it)", "")
+        table.add_row(
+            "\u203a [x]", "in a dialog: the focused button; a ticked box ([ ] unticked)", ""
+        )
         off = app.actions_off() if hasattr(app, "actions_off") else ""
         if off:
             table.add_row("", Text(f"{off}: a, p and R are off", style=pal.warn), "")
