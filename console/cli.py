@@ -120,7 +120,7 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
             "(`cd4ml-console requests` shows it)",
             128 + exc.signum,
         )
-    except SystemExit:
+    except (SystemExit, BrokenPipeError):  # the reader went away: see main()
         raise
     except Exception as exc:
         import logging
@@ -157,7 +157,51 @@ def _help_width() -> int:
     return max(min(columns, 80) - 2, 50)
 
 
+EXIT_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
+
+
+def quiet_broken_pipe() -> NoReturn:
+    """The reader of stdout went away (`doctor | head -3`): stop at once, say nothing, and
+    exit as a program killed by SIGPIPE does, which is what scripts piping into head expect.
+    Further writes (the interpreter's last flush) go nowhere instead of failing again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout already closed or replaced: nothing to flush
+        pass
+    sys.exit(EXIT_PIPE)
+
+
+class ConsoleGroup(click.Group):
+    """The top command: every subcommand's (and --help's) broken pipe ends it quietly."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:  # `--help | head -1`
+            quiet_broken_pipe()
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            quiet_broken_pipe()
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's first sentence whole, wrapped (click cuts it at the terminal's
+        width with "...", mid-sentence)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 @click.group(
+    cls=ConsoleGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "terminal_width": _help_width()},
 )

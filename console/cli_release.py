@@ -76,7 +76,7 @@ def _act(
         if as_json:
             _emit(v.refusal_doc(action, model, refused, message, reconciled))
         click.echo(message, err=True)
-        nxt = getattr(error, "next_command", "")
+        nxt = getattr(error, "next_command", "") or _flag_hint(refused)
         if nxt:
             click.echo(f"next: {nxt}", err=True)
         raise SystemExit(refused.exit_code if refused is not None else EXIT_FAILED)
@@ -91,6 +91,14 @@ def _act(
                "reconciled": v.reconciled_docs(reconciled)})  # fmt: skip
     else:
         click.echo("\n".join(v.plan_lines(result)))
+
+
+def _flag_hint(refused: Any) -> str:
+    """The flag that answers a refusal, where one does: a schema change not acknowledged."""
+    gates = getattr(refused, "gates", ()) if refused is not None else ()
+    if any(g.gate == "schema" and not g.passed and g.threshold == "ack" for g in gates):
+        return "look at the schema change, then run the command again with --ack-schema-change"
+    return ""
 
 
 def register(cli: click.Group) -> None:

@@ -57,6 +57,46 @@ def test_help_wraps_to_the_terminal_width() -> None:
     assert max(map(len, narrow)) <= 58 < max(map(len, wide)) <= 78  # click's 80-column cap
 
 
+def test_help_never_cuts_a_command_summary_mid_sentence() -> None:
+    text = run("--help", env={"COLUMNS": "80"}).stdout
+    commands = text.split("Commands:", 1)[1]
+    assert "..." not in commands
+    assert "executes it." in commands  # approve's first sentence, whole, wrapped
+
+
+PIPED = [
+    ("--help",),
+    ("plugins",),
+    ("doctor",),
+    ("status",),
+    ("status", "--json"),
+    ("versions", "fraud-detector"),
+    ("audit",),
+    ("audit", "--json"),
+    ("requests",),
+]
+
+
+@pytest.mark.parametrize("args", PIPED, ids=" ".join)
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    demo: Path, args: tuple[str, ...]
+) -> None:
+    """`cd4ml-console doctor | head -3`: no "internal error: BrokenPipeError", no traceback,
+    and the exit status of a command killed by SIGPIPE (141), as `head` users expect."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first line: every write fails
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "console", "-w", str(demo), *args],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+            env={**os.environ, "CD4ML_LOG_FILE": os.devnull},
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.stderr == ""
+    assert done.returncode == 141
+
+
 def test_open_starts_the_tui_on_the_model_and_version(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

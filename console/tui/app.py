@@ -89,6 +89,13 @@ def _build_services(
     )
 
 
+def _is_demo(workspace: Workspace) -> bool:
+    from console.demo.build import is_demo_workspace
+
+    root = getattr(workspace.config, "root", None)
+    return root is not None and is_demo_workspace(root)
+
+
 def _model_commands() -> type:
     from console.tui.commands import ModelCommands
 
@@ -209,6 +216,7 @@ class ConsoleApp(ReleaseActions):
         self._release = release
         self.identity: IdentityProvider | None = identity or getattr(release, "identity", None)
         self._actions_off: str | None = None
+        self.demo_workspace = False  # a demo's colleagues may approve (console.demo.persona)
         self.ready = asyncio.Event()
         self.catalog = Catalog()
         self._held: list[events.Key] = []  # keys typed ahead of a screen (see on_event)
@@ -424,6 +432,7 @@ class ConsoleApp(ReleaseActions):
                 identity=self.identity, read_only=self.read_only,
             )
         )  # fmt: skip
+        self.demo_workspace = await asyncio.to_thread(_is_demo, self.workspace)
         self.ready.set()
         self.reconcile()
 

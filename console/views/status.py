@@ -182,9 +182,14 @@ def _console() -> Any:
 
     from rich.console import Console
 
+    class PipedConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich would exit 1 here; the CLI ends every command's broken pipe the same way.
+            raise BrokenPipeError
+
     # Piped output is read by people in wide windows and by grep: do not wrap it at 80.
     width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return PipedConsole(highlight=False, soft_wrap=False, width=width)
 
 
 def _print_errors(console: Any, errors: list[dict[str, Any]]) -> None:

@@ -66,9 +66,9 @@ async def test_approve_dialog_shows_gates_and_refuses_self_approval(
     async with app.run_test(size=(120, 40)) as pilot:
         await wait(pilot)
         screen = app.screen
-        assert "v1.14.0 → production by sam (0 of 1) · a decides (req-0001)" in text_of(
-            screen.query_one("#requests")
-        )
+        line = text_of(screen.query_one("#requests"))
+        assert "awaiting approval: v1.14.0 → production (0 of 1) by sam" in line
+        assert line.rstrip().endswith("a decides · req-0001")
         dialog = await open_dialog(pilot, "a", ApproveDialog, wait)
         plan = text_of(dialog.query_one("#plan", Static))
         assert "✓ pass metric:auc:min" in plan  # gates with their numbers, in words

@@ -59,6 +59,8 @@ async def print_events(ws: Workspace, model: str | None, fmt: str, limit: int) -
                 first = False
         out.write("\n]}\n")
         return 0
+    except BrokenPipeError:  # the reader went away (`audit | head`): the CLI ends quietly
+        raise
     except Exception as exc:  # BackendError or a damaged record: say so, never a traceback
         print(f"audit: {exc}", file=sys.stderr)
         return 1

@@ -95,6 +95,7 @@ class Journal:
                 "no audit store is available, so nothing was changed "
                 "(check backends.audit; `cd4ml-console doctor` says what is wrong)"
             )
+        self._check_persona()
         await self.prove()
         a = self.anchor
         recorded = {RECORDED: {"count": a.count, "commit": a.source}} if a else {}
@@ -127,6 +128,20 @@ class Journal:
         if self.notices is not None:
             self.notices.fire(stored, self)
         return stored
+
+    def _check_persona(self) -> None:
+        """A demo persona (a story colleague played by the OS user) writes only into a demo
+        workspace's log: anywhere else it would be an event in another person's name."""
+        if not self.actor.demo_persona_of:
+            return
+        from console.demo.build import is_demo_workspace
+
+        root = self.config.root if self.config is not None else None
+        if root is None or not is_demo_workspace(root):
+            raise ReleaseError(
+                f"refused: {self.actor.user} is a demo persona, and {root or 'this workspace'} "
+                "is not a demo workspace; nothing was changed"
+            )
 
     async def try_write(self, action: str, **fields: Any) -> AuditEvent | None:
         """Best effort (refused attempts): a failure is logged, never raised."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from console.domain import AuditEvent, GateResult
 from console.services.release.compare import Comparison
+from console.services.release.gates import gate_numbers, not_applicable
 from console.services.release.results import ActionResult, Plan, Reconciled, Refused
 
 ACTION_SCHEMA = "cd4ml-console/release-action/v1"
@@ -87,7 +88,9 @@ def gate_lines(gates: tuple[GateResult, ...] | list[GateResult]) -> list[str]:
     out = []
     for g in gates:
         mark = (
-            "ok  "
+            "n/a "
+            if not_applicable(g)
+            else "ok  "
             if g.passed
             else "wait"
             if g.gate == "approvals"
@@ -95,7 +98,7 @@ def gate_lines(gates: tuple[GateResult, ...] | list[GateResult]) -> list[str]:
             if g.blocking
             else "warn"
         )
-        nums = f"{_num(g.observed)} vs {_num(g.threshold)}" if g.threshold is not None else ""
+        nums = gate_numbers(g)
         out.append(f"  {mark} {g.gate:<26} {nums:<22} {g.detail}")
     return out
 

@@ -31,7 +31,7 @@ from console.tui.rows import (
     with_ci,
     with_live,
 )
-from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.bars import FilterBar, TitleBar, follow_theme, tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, VirtualTable
 
@@ -104,6 +104,11 @@ class OverviewScreen(Screen[None]):
         self._update_detail()
         self.table.focus()
         self.load_models()
+        follow_theme(self, self._repaint)
+
+    def _repaint(self) -> None:
+        self._update_title()
+        self._update_detail()
 
     def config_loaded(self) -> None:
         """The app has validated its config (after the first frame): the real workspace name."""
