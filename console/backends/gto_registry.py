@@ -27,6 +27,7 @@ from console.backends.gto_tags import (
     Action,
     ArtifactState,
     StageState,
+    TagEvent,
     format_tag,
     is_valid_artifact,
     is_valid_name,
@@ -35,7 +36,7 @@ from console.backends.gto_tags import (
 from console.backends.plugin import GtoConfig
 from console.domain import Model, ModelVersion, RegistryEvent, StageAssignment
 from console.plugins import BackendContext
-from console.ports import Conflict, InvalidResponse, NotFound, Unreachable
+from console.ports import Conflict, Deprecated, InvalidResponse, NotFound, Unreachable
 
 ZERO = "0" * 40
 GUARD_PREFIX = "refs/cd4ml-console/stage-guards/"
@@ -291,6 +292,15 @@ class GtoRegistry:
             tags={"gto.tag": name},
         )  # fmt: skip
 
+    async def check_move(self, model: str, stage: str) -> None:
+        """What a stage move would be refused for, asked before anything is recorded: a stage
+        ``.gto`` does not allow (NotFound), a deprecated artifact (Deprecated: a new stage tag
+        would revive it in gto's eyes without anyone deciding so)."""
+        self._check_stage(stage)
+        _, state = await self._state(model)
+        if state is not None and state.deprecated:
+            raise _deprecated(model, state.events[-1])
+
     def _check_stage(self, stage: str) -> None:
         if not is_valid_name(stage):
             raise NotFound(f"{stage!r} is not a valid GTO stage name", backend=self.name)
@@ -410,6 +420,19 @@ class GtoRegistry:
         if self._catfile is not None:
             await self._catfile.aclose()
             self._catfile = None
+
+
+def _deprecated(model: str, ev: TagEvent) -> Deprecated:
+    """The refusal for a deprecated artifact, with the two ways gto users revive one."""
+    return Deprecated(
+        f"{model} is deprecated (tag {ev.name} by {ev.tagger or 'unknown'} at "
+        f"{ev.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC); `gto show` hides it, and no stage of it "
+        "moves until it is revived",
+        backend="gto",
+        hint=f"revive it on purpose: remove the deprecation (git tag -d '{ev.name}', and "
+        f"git push REMOTE ':refs/tags/{ev.name}' where it was pushed) or register a new "
+        f"version (gto register {model} REF)",
+    )
 
 
 def _slug(actor: str) -> str:

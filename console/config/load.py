@@ -75,7 +75,8 @@ def parse_config(text: str, source: Path | None) -> ConsoleConfig:
         config = ConsoleConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(label, exc)) from None
-    updates: dict[str, Any] = {"source": source}
+    origin = label if "stages" in data else f"the default ({label} sets no stages)"
+    updates: dict[str, Any] = {"source": source, "stages_origin": origin}
     if theme := env_theme():
         updates["ui"] = config.ui.model_copy(update={"theme": theme})
     return config.model_copy(update=updates)
@@ -92,8 +93,17 @@ def read_config_file(path: Path) -> ConsoleConfig:
 
 
 def zero_config(root: Path) -> ConsoleConfig:
-    """The embedded backends on the git repo at ``root``, no file needed."""
-    config = ConsoleConfig(source=None)
+    """The embedded backends on the git repo at ``root``, no file needed; the stages are the
+    ones its GTO registry uses (console.backends.gto_stages)."""
+    from console.backends.gto_stages import repo_stages
+
+    found = repo_stages(root)
+    config = ConsoleConfig(
+        source=None,
+        stages=list(found.stages),
+        production_stage=found.production,
+        stages_origin=found.origin,
+    )
     ws = config.workspace.model_copy(update={"path": root, "name": root.name})
     updates: dict[str, Any] = {"workspace": ws}
     if theme := env_theme():

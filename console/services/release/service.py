@@ -7,6 +7,7 @@ plan's ``evidence_hash`` so that what the person saw is what gets recorded and e
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from console import identity as identity_module
 from console.config.model import StagePolicy
 from console.domain import Actor, GateResult, ModelVersion, RequestState
 from console.identity import IdentityProvider, Role, actor_role, is_same_person, principal
-from console.ports import NotFound
+from console.ports import Deprecated, NotFound
 from console.services.release import gates as g
 from console.services.release import requests as rq
 from console.services.release.facts import (
     Target,
     Unavailable,
+    describe,
     gather_facts,
     read_target,
 )
@@ -158,10 +160,28 @@ class ReleaseService:
 
     def check_stage(self, stage: str) -> None:
         if stage not in self.config.stages:
+            origin = self.config.stages_origin
             raise Refused(
-                f"unknown stage {stage!r}; stages are {', '.join(self.config.stages)}",
+                f"unknown stage {stage!r}; stages are {', '.join(self.config.stages)}"
+                + (f" (from {origin})" if origin else ""),
                 kind="usage",
             )
+
+    async def check_registry(self, registry: Any, model: str, stage: str) -> None:
+        """Refuse what the registry itself would refuse (a stage its own config does not
+        allow, a deprecated model) before anything is recorded, not after the request."""
+        check = getattr(registry, "check_move", None)
+        if check is None:
+            return
+        try:
+            await asyncio.wait_for(check(model, stage), self.timeout)
+        except NotFound as exc:
+            raise Refused(str(exc), kind="not_found") from None
+        except Deprecated as exc:
+            raise Refused(str(exc), kind="policy") from None
+        except Exception as exc:
+            why = describe(exc, "registry", self.timeout, self.config)
+            raise ReleaseError(f"registry: {why}; nothing was changed") from None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -204,6 +224,7 @@ class ReleaseService:
         ``op`` None: whichever kind of request is pending (approve, reject)."""
         self.check_stage(stage)
         registry = self.port("registry")
+        await self.check_registry(registry, model, stage)
         try:
             target = await read_target(registry, model, stage, self.timeout, self.config)
         except NotFound as exc:

@@ -1,0 +1,94 @@
+"""Zero config on a repository built only by the ``gto`` CLI: what a gto user meets first.
+
+The commands run in-process (click's runner) on a fresh copy of the repository of
+tests/backends/_gto_world.py, with and without a ``.gto`` that lists the stages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _gto_cli import gto_reads, needs_gto
+from click.testing import CliRunner
+
+from console.cli import cli
+
+pytestmark = needs_gto
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CD4ML_LOG_FILE", os.devnull)
+    monkeypatch.setenv("USER", "rm")  # the release manager (default role) acting
+
+
+def console(path: Path, *args: str) -> Any:
+    """``cd4ml-console -w PATH ARGS``: the result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(cli, ["-w", str(path), *args], catch_exceptions=False)
+
+
+def audit_events(path: Path) -> list[dict[str, Any]]:
+    result = console(path, "audit", "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["events"]
+
+
+@pytest.mark.parametrize("dot_gto", [True, False], ids=["dot-gto", "stage-tags"])
+def test_zero_config_uses_the_stages_of_the_repository(gto_world, dot_gto):
+    world = gto_world(dot_gto=dot_gto)
+    result = console(world.repo.path, "status", "--json")
+    doc = json.loads(result.stdout)
+    assert doc["stages"] == ["dev", "staging", "prod"]
+    assert doc["production_stage"] == "prod"
+    (shown,) = gto_reads(world.repo, ["show"])
+    for model in doc["models"]:
+        if model["name"] not in shown:  # deprecated: gto show hides it
+            continue
+        ours = {s: (d or {}).get("version") for s, d in model["stages"].items()}
+        assert ours == shown[model["name"]]["stage"], model["name"]
+
+
+@pytest.mark.parametrize("dot_gto", [True, False], ids=["dot-gto", "stage-tags"])
+def test_doctor_says_where_the_stages_came_from(gto_world, dot_gto):
+    world = gto_world(dot_gto=dot_gto)
+    out = console(world.repo.path, "doctor").stdout
+    line = next(x for x in out.splitlines() if x.startswith("stages:"))
+    assert "dev, staging, prod" in line and "production: prod" in line
+    assert (".gto" in line) is dot_gto
+    assert ("stage tags" in line) is not dot_gto
+
+
+@pytest.mark.parametrize("dot_gto", [True, False], ids=["dot-gto", "stage-tags"])
+def test_promote_to_prod_is_planned_and_to_production_refused_before_any_audit_event(
+    gto_world, dot_gto
+):
+    world = gto_world(dot_gto=dot_gto)
+    path = world.repo.path
+    plan = console(path, "promote", "churn", "v1.2.0", "--to", "prod", "--dry-run", "--json")
+    assert plan.exit_code == 0, plan.stderr
+    assert json.loads(plan.stdout)["plan"]["from_version"] == "v1.1.0"
+    tags = world.repo.git("tag", "-l")
+    wrong = console(path, "promote", "churn", "v1.2.0", "--to", "production", "--reason", "go")
+    assert wrong.exit_code == 2
+    assert "unknown stage 'production'" in wrong.stderr and "dev, staging, prod" in wrong.stderr
+    assert audit_events(path) == []
+    assert world.repo.git("tag", "-l") == tags  # no parallel stage next to prod
+
+
+def test_a_stage_the_dot_gto_refuses_is_refused_before_any_audit_event(gto_world):
+    """A config naming `production` while `.gto` allows only dev/staging/prod: the registry's
+    refusal comes before the request is recorded, not after."""
+    world = gto_world(dot_gto=True)
+    path = world.repo.path
+    (path / "cd4ml-console.toml").write_text(
+        'stages = ["staging", "production"]\n'
+        "[policy.stages.production]\nrequire_ci_success = false\n"
+    )
+    wrong = console(path, "promote", "churn", "v1.2.0", "--to", "production", "--reason", "go")
+    assert wrong.exit_code == 2, wrong.stderr
+    assert "not allowed by" in wrong.stderr and ".gto" in wrong.stderr
+    assert audit_events(path) == []
