@@ -72,6 +72,7 @@ def model_doc(view: ModelView, stages: list[str], prod: str) -> dict[str, Any]:
     return {
         "name": view.model.name,
         "description": view.model.description,
+        "deprecated": view.model.deprecated,
         "stages": stage_docs,
         "candidates": list(view.candidates),
         "versions": len(view.versions),
@@ -198,8 +199,9 @@ def render_status(
         for stage in reversed(doc["stages"]):
             s = m["stages"].get(stage)
             live = _fmt_health(m["health"]) if stage == doc["production_stage"] else ""
+            name = m["name"] + (" (deprecated)" if m.get("deprecated") else "")
             table.add_row(
-                m["name"] if first else "",
+                name if first else "",
                 stage,
                 s["version"] if s else "—",
                 (s["commit_short"] or "") if s else "",

@@ -92,3 +92,27 @@ def test_a_stage_the_dot_gto_refuses_is_refused_before_any_audit_event(gto_world
     assert wrong.exit_code == 2, wrong.stderr
     assert "not allowed by" in wrong.stderr and ".gto" in wrong.stderr
     assert audit_events(path) == []
+
+
+def test_a_deprecated_artifact_is_marked_and_not_promoted_until_revived(gto_world):
+    world = gto_world(dot_gto=True)
+    path = world.repo.path
+    doc = json.loads(console(path, "status", "--json").stdout)
+    flags = {m["name"]: m["deprecated"] for m in doc["models"]}
+    assert flags["fraud"] is True and not any(v for k, v in flags.items() if k != "fraud")
+    assert "fraud (deprecated)" in console(path, "status").stdout
+    tags = world.repo.git("tag", "-l")
+    for args in (
+        ["promote", "fraud", "v0.1.0", "--to", "staging", "--reason", "go"],
+        ["promote", "fraud", "v0.1.0", "--to", "staging", "--dry-run"],
+        ["rollback", "fraud", "--to", "v0.1.0", "--reason", "incident", "--yes"],
+    ):
+        refused = console(path, *args)
+        assert refused.exit_code == 3, (args, refused.stderr)
+        assert "fraud is deprecated (tag fraud@deprecated by Erin" in refused.stderr
+        assert "git tag -d 'fraud@deprecated'" in refused.stderr
+        assert "gto register fraud" in refused.stderr
+    assert audit_events(path) == [] and world.repo.git("tag", "-l") == tags
+    world.repo.git("tag", "-d", "fraud@deprecated")  # revived, as the hint says
+    plan = console(path, "promote", "fraud", "v0.1.0", "--to", "staging", "--dry-run")
+    assert plan.exit_code == 0, plan.stderr
