@@ -423,3 +423,30 @@ async def test_deprecated_models_are_hidden_until_d_shows_them_marked(make_app, 
         await pilot.press("d")
         await wait(pilot)
         assert "price-ranker" not in screen.table.keys
+
+
+async def test_a_registry_that_does_not_answer_is_said_instead_of_no_models(world, clock):
+    """An MLflow server that is down: the body says the registry did not answer, and why."""
+    import sys
+
+    from console.ports import Unreachable
+    from console.tui.app import ConsoleApp
+
+    fakes = sys.modules["tui_fakes"]
+    world.faults.fail(
+        "registry", Unreachable("MLflow at http://mlflow.test: refused", backend="mlflow")
+    )
+    ws, _ = fakes.make_workspace(world)
+    ws.config = ws.config.model_copy(update={"models": {}})  # nothing known but from it
+    app = ConsoleApp(ws.config, workspace=ws, clock=clock, refresh_seconds=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if getattr(app.screen, "registry_section", None) is not None:
+                break
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen) and screen.table.keys == []
+        body = screen.table.render_line(1).text
+        assert "no models found" not in body
+        assert "the registry did not answer: mlflow: MLflow at http://mlflow.test: refused" in body

@@ -412,6 +412,9 @@ class OverviewScreen(Screen[None]):
         """What an empty table says: why there is nothing to show."""
         if words:
             return "no model matches the filter"
+        registry = self.registry_section
+        if registry is not None and not registry.ok:  # not "no models": we could not ask
+            return f"the registry did not answer: {registry.error} (r retries)"
         if self.hidden_deprecated():
             return "every model is deprecated: d shows them"
         return "no models found"
