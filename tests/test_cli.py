@@ -14,7 +14,6 @@ from console.demo.run import set_metrics_port
 from console.demo.server import ModelServer
 
 
-
 def run(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -127,9 +126,10 @@ def test_status_json_on_the_demo_shows_every_model_and_stage(demo: Path) -> None
 def test_status_text_and_single_model(demo: Path) -> None:
     out = run("-w", str(demo), "status", "churn-predictor")
     assert "churn-predictor" in out.stdout and "fraud-detector" not in out.stdout
-    assert "! metrics (churn-predictor)" in out.stdout
+    # backend errors go to stderr (docs/cli.md): the table on stdout stays clean for pipes
+    assert "! metrics (churn-predictor)" in out.stderr and "!" not in out.stdout
     missing = run("-w", str(demo), "status", "no-such-model")
-    assert missing.returncode == 1 and "no model named 'no-such-model'" in missing.stderr
+    assert missing.returncode == 2 and "no model named 'no-such-model'" in missing.stderr
 
 
 def test_status_with_live_metrics_exits_0(tmp_path: Path) -> None:

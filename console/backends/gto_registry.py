@@ -116,7 +116,9 @@ class GtoRegistry:
     async def check(self) -> str:
         snap = await self._snapshot()
         states = [snap.state(name) for name in snap.artifacts()]
-        n_versions = sum(len(s.versions) for s in states if s is not None)
+        n_versions = sum(  # as gto counts them: not the deregistered ones
+            sum(v.active for v in s.versions.values()) for s in states if s is not None
+        )
         return f"{len(states)} models, {n_versions} versions in git tags at {self.path}"
 
     async def models(self) -> tuple[Model, ...]:

@@ -110,7 +110,7 @@ def summarize(
         error_rate=health.error_rate if health else None,
         traffic=health.traffic_rps if health else None,
         trend=tuple(p.value for p in trend.points) if trend is not None else (),
-        versions=len(view.versions),
+        versions=sum(1 for v in view.versions if not v.deregistered),  # as gto counts
         problems=problems,
         unconfigured=unconfigured,
         deprecated=view.model.deprecated,

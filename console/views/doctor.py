@@ -72,6 +72,7 @@ async def run_doctor(config: ConsoleConfig) -> int:
     print(f"config:    {config_label(config)}")
     print(f"workspace: {config.root}")
     print(stages_line(config))
+    print(f"state:     {config.state_path}")
     catalog = discover()
     for prob in catalog.problems:
         print(f"plugin !   {prob.entry_point}: {prob.reason}")

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from console.domain import ModelVersion
+from console.ports import NotFound
 from console.services.overview import ModelView, OverviewService, VersionDetail
 from console.services.workspace import Workspace
 
@@ -75,7 +76,7 @@ def model_doc(view: ModelView, stages: list[str], prod: str) -> dict[str, Any]:
         "deprecated": view.model.deprecated,
         "stages": stage_docs,
         "candidates": list(view.candidates),
-        "versions": len(view.versions),
+        "versions": sum(1 for v in view.versions if not v.deregistered),  # as gto counts
         "health": health,
         "errors": _errors(view),
     }
@@ -107,9 +108,12 @@ async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, A
     }
 
 
-async def collect_versions(ws: Workspace, model: str) -> dict[str, Any]:
+async def collect_versions(ws: Workspace, model: str) -> tuple[dict[str, Any], bool]:
+    """The versions document, and whether the registry said it has no such model."""
     service = OverviewService(ws)
     view = await service.model_view(model, with_details=False, with_health=False)
+    registry = view.sections.get("registry")
+    unknown = registry is not None and registry.kind == NotFound.kind_label
     details = await service.version_details(model, list(view.versions), with_params=False)
     sections = dict(view.sections)
     for d in details.values():
@@ -134,7 +138,7 @@ async def collect_versions(ws: Workspace, model: str) -> dict[str, Any]:
         "model": model,
         "versions": rows,
         "errors": {k: s.error for k, s in sorted(sections.items()) if s.error},
-    }
+    }, unknown
 
 
 # -- text rendering ---------------------------------------------------------------------------
@@ -162,14 +166,15 @@ def _echo_json(doc: dict[str, Any]) -> None:
     print(json.dumps(doc, indent=2, sort_keys=False, default=str))
 
 
-def _console() -> Any:
+def _console(*, stderr: bool = False) -> Any:
     import sys
 
     from rich.console import Console
 
     # Piped output is read by people in wide windows and by grep: do not wrap it at 80.
-    width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, soft_wrap=False, width=width)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 200
+    return Console(highlight=False, soft_wrap=False, width=width, file=stream)
 
 
 def _print_errors(console: Any, errors: list[dict[str, Any]]) -> None:
@@ -216,9 +221,8 @@ def render_status(
         if waiting:
             more = f" (+{len(waiting) - 3})" if len(waiting) > 3 else ""
             table.add_row("", "waiting", ", ".join(waiting[-3:]) + more, "", "", "", "", "")
-    console = _console()
-    console.print(table)
-    _print_errors(console, doc["errors"])
+    _console().print(table)
+    _print_errors(_console(stderr=True), doc["errors"])  # the table stays clean for pipes
 
 
 def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
@@ -241,8 +245,8 @@ def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
             _fmt_metrics(r["metrics"]),
             r["ci"],
         )
-    console = _console()
-    console.print(table)
+    _console().print(table)
     _print_errors(
-        console, [{"model": None, "section": k, "message": v} for k, v in doc["errors"].items()]
+        _console(stderr=True),
+        [{"model": None, "section": k, "message": v} for k, v in doc["errors"].items()],
     )

@@ -116,3 +116,64 @@ def test_a_deprecated_artifact_is_marked_and_not_promoted_until_revived(gto_worl
     world.repo.git("tag", "-d", "fraud@deprecated")  # revived, as the hint says
     plan = console(path, "promote", "fraud", "v0.1.0", "--to", "staging", "--dry-run")
     assert plan.exit_code == 0, plan.stderr
+
+
+def test_versions_are_counted_as_gto_counts_them(gto_world):
+    """Deregistered versions are listed by `versions` (marked) but not counted."""
+    world = gto_world(dot_gto=False)
+    doc = json.loads(console(world.repo.path, "status", "churn", "--json").stdout)
+    (listed,) = gto_reads(world.repo, ["show", "churn"])
+    active = [v for v in listed if v["is_active"] and not v["discovered"]]
+    assert doc["models"][0]["versions"] == len(active) == 3
+    rows = json.loads(console(world.repo.path, "versions", "churn", "--json").stdout)["versions"]
+    assert [(r["version"], r["deregistered"]) for r in rows][:1] == [("v1.3.0", True)]
+
+
+def test_rollback_skips_the_version_gto_deprecate_pulled_from_the_stage(gto_world):
+    """Staging held v1.0.0, v1.1.0, v1.2.0; `gto deprecate churn v1.1.0 staging` pulled v1.1.0
+    on purpose: rolling staging back proposes v1.0.0, not v1.1.0."""
+    world = gto_world(dot_gto=True)
+    out = console(world.repo.path, "rollback", "churn", "--stage", "staging", "--dry-run", "--json")
+    assert out.exit_code == 0, out.stderr
+    plan = json.loads(out.stdout)["plan"]
+    assert (plan["from_version"], plan["version"]) == ("v1.2.0", "v1.0.0")
+
+
+def test_versions_json_of_a_model_only_in_artifacts_yaml_is_a_document(gto_world):
+    world = gto_world(dot_gto=True)
+    known = console(world.repo.path, "versions", "onlyyaml", "--json")
+    assert known.exit_code == 0, known.stderr
+    doc = json.loads(known.stdout)
+    assert (doc["model"], doc["versions"], doc["errors"]) == ("onlyyaml", [], {})
+    assert "onlyyaml has no versions yet" in console(world.repo.path, "versions", "onlyyaml").stderr
+    unknown = console(world.repo.path, "versions", "nosuch", "--json")
+    assert unknown.exit_code == 2
+    assert "no model 'nosuch'" in json.loads(unknown.stdout)["errors"]["registry"]
+    assert "no model 'nosuch'" in unknown.stderr
+
+
+def test_a_version_without_its_v_is_the_registered_one(gto_world):
+    world = gto_world(dot_gto=True)
+    path = world.repo.path
+    plan = console(path, "promote", "churn", "1.2.0", "--to", "prod", "--dry-run", "--json")
+    assert plan.exit_code == 0, plan.stderr
+    assert json.loads(plan.stdout)["plan"]["version"] == "v1.2.0"
+    missing = console(path, "promote", "churn", "v9.9.9", "--to", "prod", "--dry-run")
+    assert missing.exit_code == 2
+    assert "churn v9.9.9 is not a registered version (newest: v1.2.0, v1.1.0, v1.0.0)" in (
+        missing.stderr
+    )
+
+
+def test_zero_config_leaves_the_work_tree_clean(gto_world):
+    """doctor, status and a refused promotion write no file into the user's repository."""
+    world = gto_world(dot_gto=True)
+    path = world.repo.path
+    console(path, "doctor")
+    console(path, "status")
+    console(path, "promote", "churn", "v1.2.0", "--to", "prod", "--reason", "go")
+    assert world.repo.git("status", "--porcelain", "--ignored") == ""
+    git_dir = world.repo.git("rev-parse", "--path-format=absolute", "--git-common-dir")
+    state = f"state:     {Path(git_dir).resolve() / 'cd4ml-console'}"
+    assert state in console(path, "doctor").stdout.splitlines()
+    assert len(audit_events(path)) == 1  # the refused promotion (no CI run), recorded there

@@ -34,6 +34,19 @@ def rolled_back_from(history: Sequence[RegistryEvent], stage: str) -> set[str]:
     return out
 
 
+def pulled_from(history: Sequence[RegistryEvent], stage: str) -> set[str]:
+    """Versions whose last event in ``stage`` is an unassignment (``gto deprecate MODEL
+    VERSION STAGE``): someone took them out of the stage on purpose."""
+    last: dict[str, RegistryEventKind] = {}
+    for ev in history:
+        if ev.stage == stage and ev.version and ev.kind in _STAGE_MOVES:
+            last[ev.version] = ev.kind
+    return {v for v, kind in last.items() if kind is RegistryEventKind.UNASSIGN}
+
+
+_STAGE_MOVES = (RegistryEventKind.ASSIGN, RegistryEventKind.UNASSIGN)
+
+
 def previous_version(
     history: Sequence[RegistryEvent],
     stage: str,
@@ -41,9 +54,10 @@ def previous_version(
     versions: Sequence[ModelVersion],
 ) -> str | None:
     """The newest version assigned to ``stage`` before ``current`` that is still registered and
-    was not itself rolled back (proposing the version of the last incident helps nobody)."""
+    was neither rolled back nor pulled from the stage on purpose (proposing what someone took
+    out, or the version of the last incident, helps nobody)."""
     active = {v.version for v in versions if not v.deregistered}
-    bad = rolled_back_from(history, stage)
+    bad = rolled_back_from(history, stage) | pulled_from(history, stage)
     for ev in reversed(history):
         if (
             ev.kind is RegistryEventKind.ASSIGN

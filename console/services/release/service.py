@@ -17,6 +17,7 @@ from typing import Any
 from console import identity as identity_module
 from console.config.model import StagePolicy
 from console.domain import Actor, GateResult, ModelVersion, RequestState
+from console.domain.versions import other_spelling
 from console.identity import IdentityProvider, Role, actor_role, is_same_person, principal
 from console.ports import Deprecated, NotFound
 from console.services.release import gates as g
@@ -231,11 +232,13 @@ class ReleaseService:
             raise Refused(str(exc), kind="not_found") from None
         except Unavailable as exc:
             raise ReleaseError(f"registry: {exc}; nothing was changed") from None
-        mv = target.version(version)
+        mv = target.version(version) or target.version(other_spelling(version))
         if mv is None or mv.deregistered:
-            known = ", ".join(v.version for v in target.versions[-5:]) or "none"
+            newest = [v.version for v in reversed(target.versions) if not v.deregistered]
+            known = ", ".join(newest[:5]) or "none"
             gone = "was deregistered" if mv else "is not a registered version"
             raise Refused(f"{model} {version} {gone} (newest: {known})", kind="not_found")
+        version = mv.version
         base = target.version(target.current) if target.current else None
         views, open_ = await self.folded(model)
         pending = rq.pending_for(
