@@ -14,7 +14,7 @@ from cd4ml_console_mlflow.registry import MlflowRegistry
 
 from console.domain import RegistryEventKind
 from console.plugins import BackendContext
-from console.ports import Conflict, NotFound
+from console.ports import Conflict, InvalidResponse, NotFound
 
 pytestmark = pytest.mark.xdist_group("mlflow-server")  # one server per session: keep together
 
@@ -176,3 +176,18 @@ async def test_unknown_things_are_not_found(registry: MlflowRegistry) -> None:
     with pytest.raises(NotFound, match="no MLflow alias"):
         await registry.assign("fraud", "1", "qa", actor="carol", expected=None)
     assert await registry.stages("fraud") == ()
+
+
+async def test_a_wrong_path_prefix_is_a_wrong_url_not_a_missing_model(
+    make_registry: Callable[..., MlflowRegistry], mlflow_server: Any
+) -> None:
+    """The real server answers an unknown path with an HTML 404 (no MLflow error_code)."""
+    wrong = make_registry(url=mlflow_server.url + "/mlflow")
+    with pytest.raises(InvalidResponse, match="wrong url or path prefix") as err:
+        await wrong.versions("churn")
+    assert "check the name" not in str(err.value)
+    with pytest.raises(InvalidResponse, match="not an MLflow REST API"):
+        await wrong.check()
+    right = make_registry()
+    with pytest.raises(NotFound, match="no registered model 'churn2'"):  # a real missing model
+        await right.versions("churn2")
