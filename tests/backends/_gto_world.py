@@ -65,8 +65,9 @@ def _steps(c: list[str]) -> list[tuple[str, list[str]]]:
 def build_gto_world(git_repo: Any, *, dot_gto: bool, name: str = "gto-world") -> World:
     """Commits by Alice and Bob, then every registry event made with the ``gto`` CLI."""
     repo = git_repo(name)
+    notes = "".join(f"step {i}\n" for i in range(9))  # grows by a line a commit
     shas = [
-        repo.commit(f"step {i}", {"model.py": f"# v{i}\n", "NOTES": f"{i}\n"},
+        repo.commit(f"step {i}", {"model.py": f"# v{i}\n", "NOTES": notes[: 7 * (i + 1)]},
                     author=("Alice", "Bob")[i % 2])
         for i in range(9)
     ]  # fmt: skip

@@ -177,3 +177,19 @@ def test_zero_config_leaves_the_work_tree_clean(gto_world):
     state = f"state:     {Path(git_dir).resolve() / 'cd4ml-console'}"
     assert state in console(path, "doctor").stdout.splitlines()
     assert len(audit_events(path)) == 1  # the refused promotion (no CI run), recorded there
+
+
+def test_compare_a_candidate_five_commits_behind_production(gto_world):
+    """search v1.5.0 was registered at a commit five commits before production's v2.0.0."""
+    world = gto_world(dot_gto=True)
+    path = world.repo.path
+    out = console(path, "compare", "search", "v1.5.0", "--json")
+    assert out.exit_code == 0, out.stderr
+    code = json.loads(out.stdout)["candidates"][0]["code"]
+    assert code["commits"] == []
+    assert [c["sha"] for c in code["behind"]] == list(reversed(world.commits[4:9]))
+    # production's changes the candidate lacks, from the candidate's commit to production's
+    assert code["diffstat"] == {"files": 2, "insertions": 6, "deletions": 1}
+    text = console(path, "compare", "search", "v1.5.0").stdout
+    assert "code:     5 commits behind prod (it lacks 2 files +6 -1)" in text
+    assert "0 commits by" not in text
