@@ -72,7 +72,9 @@ def tag_stages(repo: Path) -> set[str]:
     stages: set[str] = set()
     for line in out.stdout.decode(errors="replace").splitlines():
         kind, _, ref = line.partition(" ")
-        parsed = parse_tag(ref.removeprefix("refs/tags/")) if kind == "tag" else None
+        if kind != "tag" or "#" not in ref:  # a stage tag always has one: parse only those
+            continue
+        parsed = parse_tag(ref.removeprefix("refs/tags/"))
         if parsed and parsed.stage and parsed.action in (Action.ASSIGN, Action.UNASSIGN):
             stages.add(parsed.stage)
     return stages
