@@ -335,6 +335,29 @@ def doctor(state: State) -> None:
 
 
 @cli.command()
+@click.option(
+    "--shared",
+    "group",
+    metavar="GROUP",
+    required=True,
+    help="Make the workspace a group workspace: every user in GROUP acts on this clone.",
+)
+@pass_state
+def init(state: State, group: str) -> None:
+    """Set up the workspace for a team on one bastion (docs/team.md); says what it changed.
+
+    Idempotent: core.sharedRepository=group; .git and the state folder owned by GROUP,
+    group-writable, setgid folders; the SQLite audit log created and group-writable; the
+    clone in each member's git safe.directory (as root; else in yours, with the line for
+    the others).
+    """
+    from console.views.doctor import run_init_shared
+
+    config = state.config()
+    raise SystemExit(run_async(lambda: run_init_shared(config, group)))
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
     """List installed backend plugins and the kinds each provides."""

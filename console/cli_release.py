@@ -305,14 +305,25 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
 @click.option("--json", "as_json", is_flag=True, help="All events as one JSON document.")
 @click.option("--csv", "as_csv", is_flag=True, help="All events as CSV.")
 @click.option("--limit", type=int, default=50, show_default=True, help="Newest events (text).")
+@click.option("--reset", is_flag=True, help="`audit anchor`: re-anchor the log (admins).")
+@click.option("--reason", default="", help="Why (`audit anchor --reset`).")
 @click.pass_obj
 def audit(
-    state: Any, model: str | None, model_opt: str | None, as_json: bool, as_csv: bool, limit: int
+    state: Any,
+    model: str | None,
+    model_opt: str | None,
+    as_json: bool,
+    as_csv: bool,
+    limit: int,
+    reset: bool,
+    reason: str,
 ) -> None:
     """The audit log (of MODEL): text, --json or --csv.
 
     `audit verify` checks every record's hash, the links and the git anchor, and names the
     first bad record (exit 1); without an anchor it says since when the log is unanchored.
+    `audit anchor` says whether the log is the anchored one; after investigating a log that is
+    not, an admin re-anchors it with `audit anchor --reset --reason TEXT` (recorded).
     """
     from console.cli import open_ws, run_async
     from console.services.release import audit_view
@@ -320,6 +331,11 @@ def audit(
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     check = model == "verify" and model_opt is None
+    if model == "anchor" and model_opt is None:
+        _anchor(state, reset=reset, reason=reason, as_json=as_json)
+        return
+    if reset:
+        raise click.UsageError("--reset goes with `audit anchor`")
     ws = open_ws(state)
 
     async def go() -> int:
@@ -330,6 +346,30 @@ def audit(
             return await audit_view.print_events(ws, model_opt or model, fmt, limit)
 
     raise SystemExit(run_async(go))
+
+
+def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
+    """`audit anchor`: say whether the log is the anchored one; with --reset, re-anchor it."""
+    from console.services.release import anchoring
+
+    if reset:
+        _act(state, "re-anchor", "", as_json, lambda svc: anchoring.reset_anchor(svc, reason),
+             reconcile=False)  # fmt: skip
+        return
+    from console.cli import open_ws, run_async
+
+    ws = open_ws(state)
+
+    async def go() -> tuple[bool, str]:
+        async with ws:
+            return await anchoring.anchor_state(_service(ws, state))
+
+    proved, text = run_async(go)
+    if as_json:
+        _emit({"schema": "cd4ml-console/audit-anchor/v1", "proved": proved, "state": text})
+    else:
+        click.echo(("ok: " if proved else "FAILED: ") + text)
+    raise SystemExit(0 if proved else EXIT_FAILED)
 
 
 @click.command()

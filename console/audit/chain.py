@@ -184,6 +184,8 @@ class Problem(StrEnum):
     COLUMN_MISMATCH = "column_mismatch"
     TRUNCATED = "truncated"
     ANCHOR_MISMATCH = "anchor_mismatch"
+    ANCHOR_MISSING = "anchor_missing"  # the records remember an anchor the ref does not hold
+    ANCHOR_UNREADABLE = "anchor_unreadable"
 
 
 class Anchor(BaseModel):
@@ -245,6 +247,7 @@ class _Walk:
     anchors: dict[int, Anchor] = field(default_factory=dict)
     unanchored_from: int | None = None
     unanchored_at: datetime | None = None
+    recorded: tuple[int, int] = (0, 0)  # (highest anchor count a record remembers, its seq)
 
     def digest_of(self, seq: int) -> bytes:
         i = (seq - self.first_seq) * 32
@@ -342,6 +345,10 @@ class _Walk:
             )
         if pos == self.unanchored_from:
             self.unanchored_at = parse_time(fields["at"])
+        remembered = fields["details"].get("anchor")
+        count = remembered.get("count") if isinstance(remembered, dict) else None
+        if isinstance(count, int) and not isinstance(count, bool) and count >= self.recorded[0]:
+            self.recorded = (count, pos)
         self.digests += digest
         self.prev = stored_hash
         self.expected = pos + 1
@@ -359,7 +366,7 @@ def _reclassify_gap(
 def verify_chain(
     records: Iterable[StoredRecord],
     *,
-    anchors: Iterable[Anchor] = (),
+    anchors: Iterable[Anchor] | None = None,
     first_seq: int = 1,
     first_prev: str = "",
 ) -> VerifyResult:
@@ -368,9 +375,13 @@ def verify_chain(
 
     With several anchors (an anchor's history), each must match the record at its count, so a
     consistent rewrite is pinned down to the oldest anchor it contradicts.
+
+    ``anchors`` None checks the chain alone. Given (even empty), they are all the anchors the
+    log has: a record remembering a newer anchor (``details.anchor``) than the newest given
+    fails verification (the anchor was removed or moved back).
     """
     walk = _Walk(first_seq=first_seq, expected=first_seq, prev=first_prev)
-    for a in anchors:
+    for a in anchors or ():
         walk.anchors.setdefault(a.count, a)
     tip = max(walk.anchors.values(), key=lambda a: a.count, default=None)
     walk.unanchored_from = tip.count + 1 if tip is not None else first_seq
@@ -407,6 +418,21 @@ def verify_chain(
             problem=Problem.TRUNCATED,
             reason=f"the newest {n} record{'s' if n > 1 else ''} ({gone}) were removed: the anchor"
             f"{when} says {tip.count} records, the log has {count}",
+            anchor=tip,
+        )
+    if anchors is not None and walk.recorded[0] > (tip.count if tip else 0):
+        said, seq = walk.recorded
+        now = (
+            f"the anchor says only {tip.count} (it was moved back)" if tip else "there is no anchor"
+        )
+        return VerifyResult(
+            ok=False,
+            count=count,
+            head_hash=head,
+            first_bad_seq=seq,
+            problem=Problem.ANCHOR_MISSING,
+            reason=f"seq {seq} was written under an anchor of {said} records, but {now}: records "
+            "may have been removed, or this is not the anchored log",
             anchor=tip,
         )
     return VerifyResult(

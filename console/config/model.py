@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-KIND_NAMES = ("code", "registry", "data", "ci", "metrics", "deploy", "audit")
+KIND_NAMES = ("code", "registry", "data", "ci", "metrics", "deploy", "audit", "notify")
 
 # The embedded default for each kind when the config does not name one.
 DEFAULT_BACKENDS: dict[str, str] = {

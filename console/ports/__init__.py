@@ -21,6 +21,7 @@ from console.ports.protocols import (
     Deployer,
     MetricsSource,
     ModelRegistry,
+    Notifier,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "MetricsSource",
     "ModelRegistry",
     "NotFound",
+    "Notifier",
     "StageBusy",
     "Unauthorized",
     "Unreachable",

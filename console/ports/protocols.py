@@ -176,6 +176,17 @@ class AuditStore(Backend, Protocol):
         ...
 
 
+@runtime_checkable
+class Notifier(Backend, Protocol):
+    """Tells people what happened (a chat webhook, a command, mail). Never blocks an action:
+    the console bounds each call with a short timeout and records a failure as a note."""
+
+    async def notify(self, message: dict[str, Any]) -> str:
+        """Deliver ``message`` (event, model, version, stage, actor, request_id, reason, text,
+        ...; docs/team.md); return a one-line description or raise BackendError."""
+        ...
+
+
 KINDS: dict[str, type] = {
     "code": CodeRepo,
     "registry": ModelRegistry,
@@ -184,4 +195,5 @@ KINDS: dict[str, type] = {
     "metrics": MetricsSource,
     "deploy": Deployer,
     "audit": AuditStore,
+    "notify": Notifier,
 }

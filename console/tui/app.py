@@ -78,8 +78,8 @@ def _build_services(
     from console.services.timeline import TimelineService
 
     overview = OverviewService(workspace, clock=clock)
-    if release is None:
-        release = ReleaseService(workspace, identity=identity, clock=clock, read_only=read_only)
+    if release is None:  # release decisions, TTLs and audit times: the system clock, always
+        release = ReleaseService(workspace, identity=identity, read_only=read_only)
     return Services(
         overview=overview,
         lineage=LineageService(overview),

@@ -121,6 +121,8 @@ def plan_preview(
     """The preview a person confirms: the move, who acts, the deploy, gates, approvals, the
     audit events to be written, and what still blocks it."""
     parts: list[RenderableType] = [heading("move", pal), move_text(plan, pal, prod_stage)]
+    # e.g. which earlier holder a rollback passes over, a move of this model still open
+    parts += [Text(f"\u2022 {n}", style=pal.warn) for n in getattr(plan, "notices", ())]
     if actor:
         who = Text(f"acting as {plan.actor} ({plan.role.replace('_', ' ')})", style=pal.muted)
         parts.append(who)

@@ -17,6 +17,8 @@ from console.tui import format as fmt
 from console.tui.palette import Palette
 from console.tui.widgets.vtable import Cell, Column
 
+UNKNOWN_APPROVALS = -1  # the audit log could not be read: whether requests wait is unknown
+
 # -- overview ---------------------------------------------------------------------------------
 
 
@@ -54,7 +56,7 @@ class OverviewRow:
     error_rate: float | None = None
     traffic: float | None = None
     trend: tuple[float, ...] = ()
-    approvals: int | None = None
+    approvals: int | None = None  # requests awaiting approval; UNKNOWN_APPROVALS: log unreadable
     versions: int = 0
     problems: tuple[Problem, ...] = ()
     unconfigured: tuple[str, ...] = ()
@@ -226,7 +228,9 @@ def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, C
         "err": _c(fmt.percent(row.error_rate), style=live_style or ""),
         "rps": _c(fmt.rps(row.traffic), style=live_style or ""),
         "trend": _c(fmt.spark(row.trend, 10), style=live_style or pal.primary),
-        "appr": _c(str(row.approvals), style=pal.accent)
+        "appr": _c("?", style=pal.warn)
+        if row.approvals == UNKNOWN_APPROVALS
+        else _c(str(row.approvals), style=pal.accent)
         if row.approvals
         else _c("\u2013", style=pal.muted),
         "status": status,

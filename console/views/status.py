@@ -103,9 +103,25 @@ async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, A
         "generated_at": service.clock().isoformat(),
         "stages": list(config.stages),
         "production_stage": config.prod_stage,
+        "registry": await registry_freshness(ws),
         "models": docs,
         "errors": errors,
     }
+
+
+async def registry_freshness(ws: Workspace) -> dict[str, Any]:
+    """Where the registry's shared truth is (a git remote) and when this clone last fetched
+    it: reads show the local clone, so a script can tell how old that view is."""
+    registry: Any = ws.get("registry")
+    remote, fetched = None, None
+    if not callable(getattr(registry, "remote", None)):
+        return {"remote": None, "fetched_at": None}
+    try:
+        remote = await registry.remote()
+        fetched = await registry.fetched_at() if remote else None
+    except Exception as exc:  # a remote that is misconfigured is said by doctor and actions
+        return {"remote": None, "fetched_at": None, "problem": str(exc)}
+    return {"remote": remote, "fetched_at": _iso(fetched)}
 
 
 async def collect_versions(ws: Workspace, model: str) -> tuple[dict[str, Any], bool]:
@@ -221,7 +237,13 @@ def render_status(
         if waiting:
             more = f" (+{len(waiting) - 3})" if len(waiting) > 3 else ""
             table.add_row("", "waiting", ", ".join(waiting[-3:]) + more, "", "", "", "", "")
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    reg = doc.get("registry") or {}
+    if reg.get("remote"):
+        when = reg.get("fetched_at") or "never"
+        console.print(f"registry: shared through {reg['remote']}; last fetched {when} "
+                      "(release actions fetch first)", highlight=False)  # fmt: skip
     _print_errors(_console(stderr=True), doc["errors"])  # the table stays clean for pipes
 
 

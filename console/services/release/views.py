@@ -123,6 +123,7 @@ def plan_lines(plan: Plan) -> list[str]:
         out += [f"  - {b}" for b in plan.blockers]
     if plan.may_request:
         out.append(f"you may not request this: {plan.may_request}")
+    out += [f"note: {n}" for n in plan.notices]
     return out
 
 

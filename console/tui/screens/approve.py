@@ -13,6 +13,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input
 
 from console.services.release.text import text_problem
+from console.services.team import four_eyes_caveat
 from console.tui.planview import heading, plan_preview
 from console.tui.screens.dialog import ActionDialog, field
 
@@ -59,7 +60,9 @@ class ApproveDialog(ActionDialog):
             you.append("✓ you may approve", style=pal.ok)
             you.append(f" as {plan.actor} ({plan.role.replace('_', ' ')})", style=pal.muted)
         preview = plan_preview(plan, pal, self.prod_stage, request=request, actor=False)
-        return Group(heading("you", pal), you, Text(""), preview)
+        caveat = four_eyes_caveat(self.release.config)
+        note = [Text(caveat, style=pal.muted)] if caveat else []
+        return Group(heading("you", pal), you, *note, Text(""), preview)
 
     def after_plan(self, plan: Any) -> None:
         self.relabel("reject", "Withdraw" if plan.requested_by == plan.actor else "Reject")

@@ -8,7 +8,7 @@ refresh runs; a failing backend marks the rows it affects and says why in the de
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,6 +23,7 @@ from console.tui.headers import overview_detail, overview_title
 from console.tui.palette import palette_of
 from console.tui.rows import (
     OVERVIEW_COLUMNS,
+    UNKNOWN_APPROVALS,
     OverviewRow,
     keep_ci,
     overview_cells,
@@ -82,6 +83,7 @@ class OverviewScreen(Screen[None]):
         self._ticker: Timer | None = None
         self._ticks = 0
         self.pending_counts: dict[str, int] | None = None  # model -> requests awaiting approval
+        self.pending_unknown = ""  # why the requests could not be read (APPR shows ?)
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -178,16 +180,27 @@ class OverviewScreen(Screen[None]):
         await app.ready.wait()
         try:
             waiting = await app.release.pending()
-        except Exception:  # no audit backend or an unreadable log: APPR stays unknown
+        except Exception as exc:  # no audit backend or an unreadable log: APPR says unknown
+            if not self.is_attached:
+                return
+            message = getattr(exc, "message", str(exc))
+            if not self.pending_unknown:
+                self.notify(f"Approvals unknown (APPR ?): {message}", severity="warning")
+            self.pending_unknown, self.pending_counts = message, None
+            self._set_approvals(lambda name: UNKNOWN_APPROVALS)
             return
+        self.pending_unknown = ""
         counts: dict[str, int] = {}
         for view in waiting:
             counts[view.request.model] = counts.get(view.request.model, 0) + 1
         if not self.is_attached:
             return
         self.pending_counts = counts
+        self._set_approvals(lambda name: counts.get(name, 0))
+
+    def _set_approvals(self, count: Callable[[str], int]) -> None:
         for name, row in list(self.rows.items()):
-            self.rows[name] = replace(row, approvals=counts.get(name, 0))
+            self.rows[name] = replace(row, approvals=count(name))
         self.table.refresh_keys()
         self._update_detail()
 
@@ -235,7 +248,9 @@ class OverviewScreen(Screen[None]):
             return
         wanted = []
         for row, newest in got:
-            if self.pending_counts is not None:
+            if self.pending_unknown:
+                row = replace(row, approvals=UNKNOWN_APPROVALS)
+            elif self.pending_counts is not None:
                 row = replace(row, approvals=self.pending_counts.get(row.name, 0))
             old = self.rows.get(row.name)
             if newest is not None and old is not None and old.newest == row.newest:
