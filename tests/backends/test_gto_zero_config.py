@@ -193,3 +193,24 @@ def test_compare_a_candidate_five_commits_behind_production(gto_world):
     text = console(path, "compare", "search", "v1.5.0").stdout
     assert "code:     5 commits behind prod (it lacks 2 files +6 -1)" in text
     assert "0 commits by" not in text
+
+
+def test_with_a_remote_the_revive_hint_deletes_the_deprecation_there_too(gto_world, git_repo):
+    """The remote is the registry's truth: deleting the tag only locally would come back with
+    the next fetch, so the hint names the push that deletes it on the remote."""
+    world = gto_world(dot_gto=True)
+    remote = git_repo("remote.git", bare=True)
+    world.repo.git("remote", "add", "origin", str(remote.path))
+    world.repo.git("push", "-q", "origin", "main", "--tags")
+    path = world.repo.path
+    refused = console(path, "promote", "fraud", "v0.1.0", "--to", "staging", "--dry-run")
+    assert refused.exit_code == 3, refused.stderr
+    hint = "git tag -d 'fraud@deprecated' && git push origin ':refs/tags/fraud@deprecated'"
+    assert hint in refused.stderr and "gto register fraud REF --push" in refused.stderr
+    world.repo.git("tag", "-d", "fraud@deprecated")  # only locally: the fetch brings it back
+    again = console(path, "promote", "fraud", "v0.1.0", "--to", "staging", "--dry-run")
+    assert again.exit_code == 3, again.stderr
+    world.repo.git("tag", "-d", "fraud@deprecated")
+    world.repo.git("push", "-q", "origin", ":refs/tags/fraud@deprecated")
+    plan = console(path, "promote", "fraud", "v0.1.0", "--to", "staging", "--dry-run")
+    assert plan.exit_code == 0, plan.stderr
