@@ -331,11 +331,13 @@ def status(state: State, model: str | None, as_json: bool) -> None:
             return await collect_status(ws, model)
 
     doc = run_async(go)
-    if model is not None and not doc["models"]:
-        fail(f"no model named {model!r} in {ws.label}", EXIT_DEGRADED)
     keys = {name: m.key_metrics for name, m in ws.config.models.items()}
+    if model is not None and not doc["models"] and not doc["errors"]:
+        if as_json:
+            render_status(doc, as_json=True)
+        fail(f"no model named {model!r} in {ws.label}", EXIT_USAGE)
     render_status(doc, as_json=as_json, key_metrics=keys)
-    if doc["errors"]:
+    if doc["errors"]:  # the registry did not answer, or another backend failed (stderr)
         raise SystemExit(EXIT_DEGRADED)
 
 
@@ -349,14 +351,18 @@ def versions(state: State, model: str, as_json: bool) -> None:
 
     ws = open_ws(state)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[dict[str, Any], bool]:
         async with ws:
             return await collect_versions(ws, model)
 
-    doc = run_async(go)
-    if not doc["versions"] and doc["errors"].get("registry") is None:
-        fail(f"no versions of {model!r} in {ws.label}", EXIT_DEGRADED)
+    doc, unknown = run_async(go)
+    if unknown:  # the registry has no such model: usage, like `status NOSUCH`
+        if as_json:
+            render_versions(doc, as_json=True)
+        fail(doc["errors"]["registry"], EXIT_USAGE)
     render_versions(doc, as_json=as_json)
+    if not doc["versions"] and not doc["errors"] and not as_json:
+        click.echo(f"{model} has no versions yet in {ws.label}", err=True)
     if doc["errors"]:
         raise SystemExit(EXIT_DEGRADED)
 

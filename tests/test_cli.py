@@ -166,9 +166,10 @@ def test_status_json_on_the_demo_shows_every_model_and_stage(demo: Path) -> None
 def test_status_text_and_single_model(demo: Path) -> None:
     out = run("-w", str(demo), "status", "churn-predictor")
     assert "churn-predictor" in out.stdout and "fraud-detector" not in out.stdout
-    assert "! metrics (churn-predictor)" in out.stdout
+    # backend errors go to stderr (docs/cli.md): the table on stdout stays clean for pipes
+    assert "! metrics (churn-predictor)" in out.stderr and "!" not in out.stdout
     missing = run("-w", str(demo), "status", "no-such-model")
-    assert missing.returncode == 1 and "no model named 'no-such-model'" in missing.stderr
+    assert missing.returncode == 2 and "no model named 'no-such-model'" in missing.stderr
 
 
 def test_status_with_live_metrics_exits_0(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from console.backends.gto_tags import (
     Action,
     ArtifactState,
     StageState,
+    TagEvent,
     format_tag,
     is_valid_artifact,
     is_valid_name,
@@ -39,7 +40,7 @@ from console.backends.gto_tags import (
 from console.backends.plugin import GtoConfig
 from console.domain import Model, ModelVersion, RegistryEvent, StageAssignment
 from console.plugins import BackendContext
-from console.ports import Conflict, InvalidResponse, NotFound, Unreachable
+from console.ports import Conflict, Deprecated, InvalidResponse, NotFound, Unreachable
 
 log = logging.getLogger(__name__)
 ZERO = "0" * 40
@@ -123,7 +124,9 @@ class GtoRegistry:
     async def check(self) -> str:
         snap = await self._snapshot()
         states = [snap.state(name) for name in snap.artifacts()]
-        n_versions = sum(len(s.versions) for s in states if s is not None)
+        n_versions = sum(  # as gto counts them: not the deregistered ones
+            sum(v.active for v in s.versions.values()) for s in states if s is not None
+        )
         return f"{len(states)} models, {n_versions} versions in git tags at {self.path}"
 
     async def models(self) -> tuple[Model, ...]:
@@ -306,6 +309,19 @@ class GtoRegistry:
             model=model, version=version, commit=sha, created_by=_tagger(actor), created_at=at,
             tags={"gto.tag": name},
         )  # fmt: skip
+
+    async def check_move(self, model: str, stage: str) -> None:
+        """What a stage move would be refused for, asked before anything is recorded: a stage
+        ``.gto`` does not allow (NotFound), a deprecated artifact (Deprecated: a new stage tag
+        would revive it in gto's eyes without anyone deciding so)."""
+        self._check_stage(stage)
+        _, state = await self._state(model)
+        if state is not None and state.deprecated:
+            try:
+                remote = await self.remote()
+            except Unreachable:  # a push_remote that is not a remote: the move says so itself
+                remote = None
+            raise _deprecated(model, state.events[-1], remote)
 
     def _check_stage(self, stage: str) -> None:
         if not is_valid_name(stage):
@@ -543,6 +559,22 @@ class GtoRegistry:
         if self._catfile is not None:
             await self._catfile.aclose()
             self._catfile = None
+
+
+def _deprecated(model: str, ev: TagEvent, remote: str | None) -> Deprecated:
+    """The refusal for a deprecated artifact, with the two ways gto users revive one (with a
+    remote, the deprecation goes there too: the next fetch would bring it back)."""
+    delete = f"git tag -d '{ev.name}'"
+    if remote is not None:
+        delete += f" && git push {remote} ':refs/tags/{ev.name}'"
+    return Deprecated(
+        f"{model} is deprecated (tag {ev.name} by {ev.tagger or 'unknown'} at "
+        f"{ev.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC); `gto show` hides it, and no stage of it "
+        "moves until it is revived",
+        backend="gto",
+        hint=f"revive it on purpose: remove the deprecation ({delete}) or register a new "
+        f"version (gto register {model} REF{' --push' if remote else ''})",
+    )
 
 
 def lost_race(reason: str) -> bool:

@@ -50,7 +50,12 @@ class CodeRepo(Backend, Protocol):
 
 @runtime_checkable
 class ModelRegistry(Backend, Protocol):
-    """Registered models, their versions and stage pointers."""
+    """Registered models, their versions and stage pointers.
+
+    Optional: ``async def check_move(model, stage) -> None`` raises what ``assign`` would
+    refuse (NotFound for a stage the registry does not allow, Deprecated for a retired
+    model); the release service asks it before it records anything.
+    """
 
     async def models(self) -> Sequence[Model]: ...
 

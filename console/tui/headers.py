@@ -37,6 +37,7 @@ def overview_title(
     filter_text: str,
     rows: Iterable[OverviewRow],
     registry: Any | None,
+    hidden: int = 0,
 ) -> Table:
     left = Text.assemble(("cd4ml-console", pal.heading), ("  ", ""), (workspace, pal.bold))
     right = Text()
@@ -44,7 +45,10 @@ def overview_title(
         right.append("opening workspace…", style=pal.muted)
         return title_line(left, right)
     rows = list(rows)
+    total -= hidden  # deprecated models left out (`d` shows them)
     right.append(fmt.plural(total, "model"), style=pal.muted)
+    if hidden:
+        right.append(f" (+{hidden} deprecated: d)", style=pal.muted)
     if filter_text:
         right.append(f"  filter \u201c{filter_text}\u201d {shown}/{total}", style=pal.accent)
     failing = sum(1 for r in rows if r.ci == "failure")

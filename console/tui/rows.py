@@ -61,6 +61,10 @@ class OverviewRow:
     versions: int = 0
     problems: tuple[Problem, ...] = ()
     unconfigured: tuple[str, ...] = ()
+    deprecated: bool = False
+
+
+DEPRECATED_MARK = "\u2020"  # †: retired in the registry (gto's @deprecated)
 
 
 def summarize(
@@ -109,9 +113,10 @@ def summarize(
         error_rate=health.error_rate if health else None,
         traffic=health.traffic_rps if health else None,
         trend=tuple(p.value for p in trend.points) if trend is not None else (),
-        versions=len(view.versions),
+        versions=sum(1 for v in view.versions if not v.deregistered),  # as gto counts
         problems=problems,
         unconfigured=unconfigured,
+        deprecated=view.model.deprecated,
     )
 
 
@@ -226,11 +231,11 @@ def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, C
         extra = f"+{len(kinds) - 1}" if len(kinds) > 1 else ""
         status = _c(f"⚠ {kinds[0]}{extra}", style=pal.warn)
     else:
-        status = _c("ok", style=pal.muted)
+        status = _c("deprecated" if row.deprecated else "ok", style=pal.muted)
     metrics_dim = "metrics" in {p.kind for p in row.problems}
     live_style = pal.stale if metrics_dim else None
     return {
-        "model": _c(row.name, style=pal.bold),
+        "model": _model_cell(row, pal),
         "prod": _c(
             row.production or "\u2013", style=pal.production if row.production else pal.muted
         ),
@@ -252,6 +257,13 @@ def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, C
         else _c("\u2013", style=pal.muted),
         "status": status,
     }
+
+
+def _model_cell(row: OverviewRow, pal: Palette) -> Cell:
+    """The model's name; a deprecated one dimmed and marked, read the same without colour."""
+    if row.deprecated:
+        return _c(f"{row.name} {DEPRECATED_MARK}", style=pal.muted)
+    return _c(row.name, style=pal.bold)
 
 
 # -- versions table ---------------------------------------------------------------------------

@@ -59,12 +59,20 @@ async def _check(
         return False, describe_error(exc, kind, timeout, config)[0]
 
 
+def stages_line(config: ConsoleConfig) -> str:
+    """The stages, the production one, and where they came from."""
+    origin = f"; from {config.stages_origin}" if config.stages_origin else ""
+    return f"stages:    {', '.join(config.stages)} (production: {config.prod_stage}{origin})"
+
+
 async def run_doctor(config: ConsoleConfig) -> int:
     """Check every configured backend concurrently; exit 0 when all answer, 1 otherwise."""
     from console.services.workspace import open_workspace
 
     print(f"config:    {config_label(config)}")
     print(f"workspace: {config.root}")
+    print(stages_line(config))
+    print(f"state:     {config.state_path}")
     catalog = discover()
     for prob in catalog.problems:
         print(f"plugin !   {prob.entry_point}: {prob.reason}")

@@ -41,6 +41,29 @@ PREVIOUS = [
 ]
 
 
+def unassign(version: str, stage: str = "production") -> RegistryEvent:
+    return RegistryEvent(model="m", kind=RegistryEventKind.UNASSIGN, version=version, stage=stage)
+
+
+PULLED = [
+    # `gto deprecate m v2 production`: v2 was taken out of the stage on purpose
+    ([assign("v1"), assign("v2"), assign("v3"), unassign("v2")], "v3", "v1"),
+    ([assign("v1"), assign("v2"), unassign("v1"), assign("v3")], "v3", "v2"),
+    # pulled, then put back on purpose: a candidate again
+    ([assign("v1"), assign("v2"), unassign("v1"), assign("v1"), assign("v3")], "v3", "v1"),
+    # pulled from another stage only: still a production candidate
+    ([assign("v1"), assign("v2"), unassign("v2", "staging"), assign("v3")], "v3", "v2"),
+    ([assign("v1"), unassign("v1"), assign("v3")], "v3", None),
+]
+
+
+@pytest.mark.parametrize(("history", "current", "expected"), PULLED)
+def test_previous_version_skips_versions_unassigned_on_purpose(
+    history, current: str, expected: str | None
+) -> None:
+    assert previous_version(history, "production", current, VERSIONS) == expected
+
+
 @pytest.mark.parametrize(("history", "current", "expected"), PREVIOUS)
 def test_previous_version(history, current: str, expected: str | None) -> None:
     rolled = rolled_back_from(history, "production")

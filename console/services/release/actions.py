@@ -99,6 +99,7 @@ async def promote(
     actor, role = await svc.admit("promote", model, version, stage)
     reason = need_reason(reason, "promote")
     ctx = await svc.context(model, version, stage, ack=ack_schema_change, acting=True)
+    version = ctx.version.version  # as registered (`1.2.0` typed for `v1.2.0`)
     j = svc.journal(actor)
     if override_window and role != "admin":
         exc = Refused(f"--override-window needs the admin role; {j.user} is {role}", kind="role")
@@ -185,6 +186,7 @@ async def approve(
     """Approve the pending request, bound to this version and the evidence shown."""
     actor, role = await svc.admit("approve", model, version, stage)
     ctx = await svc.context(model, version, stage, op=None, acting=True)
+    version = ctx.version.version
     j = svc.journal(actor)
     kind, why = svc.why_not_approver(ctx, actor)
     if why:
@@ -218,6 +220,7 @@ async def reject(
     """Reject the pending request; the requester rejecting it withdraws (cancels) it."""
     actor, role = await svc.admit("reject", model, version, stage)
     ctx = await svc.context(model, version, stage, op=None, acting=True)
+    version = ctx.version.version
     j = svc.journal(actor)
     view = ctx.pending
     if view is None:

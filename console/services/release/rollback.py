@@ -49,6 +49,24 @@ def rolled_back_from(history: Sequence[RegistryEvent], stage: str) -> dict[str, 
     return out
 
 
+def pulled_from(history: Sequence[RegistryEvent], stage: str) -> dict[str, str]:
+    """Versions whose last event in ``stage`` is an unassignment (``gto deprecate MODEL
+    VERSION STAGE``): someone took them out of the stage on purpose; with when and by whom."""
+    last: dict[str, RegistryEvent] = {}
+    for ev in history:
+        if ev.stage == stage and ev.version and ev.kind in _STAGE_MOVES:
+            last[ev.version] = ev
+    return {
+        version: f"taken out of {stage}{f' on {ev.at:%Y-%m-%d %H:%M} UTC' if ev.at else ''} by "
+        f"{ev.actor or 'someone'} (tag {ev.ref or 'unknown'})"
+        for version, ev in last.items()
+        if ev.kind is RegistryEventKind.UNASSIGN
+    }
+
+
+_STAGE_MOVES = (RegistryEventKind.ASSIGN, RegistryEventKind.UNASSIGN)
+
+
 def previous_version(
     history: Sequence[RegistryEvent],
     stage: str,
@@ -70,6 +88,7 @@ def choose_target(
 ) -> tuple[str | None, list[str]]:
     """(the rollback target, why each newer previous holder was passed over)."""
     active = {v.version for v in versions if not v.deregistered}
+    pulled = pulled_from(history, stage)  # never propose what someone took out on purpose
     passed: list[str] = []
     for version in reversed(holders(history, stage)):
         if version == current or version in passed:
@@ -78,6 +97,8 @@ def choose_target(
             passed.append(f"{version} is no longer registered")
         elif version in rolled:
             passed.append(f"{version} was itself {rolled[version]}")
+        elif version in pulled:
+            passed.append(f"{version} was {pulled[version]}")
         else:
             return version, passed
     return None, passed

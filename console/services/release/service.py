@@ -17,8 +17,9 @@ from typing import Any
 from console import identity as identity_module
 from console.config.model import StagePolicy
 from console.domain import Actor, GateResult, ModelVersion, RequestState
+from console.domain.versions import other_spelling
 from console.identity import IdentityProvider, Role, actor_role, is_same_person, principal
-from console.ports import NotFound
+from console.ports import Deprecated, NotFound
 from console.services.notify import Notices, notified
 from console.services.release import gates as g
 from console.services.release import requests as rq
@@ -181,10 +182,28 @@ class ReleaseService:
 
     def check_stage(self, stage: str) -> None:
         if stage not in self.config.stages:
+            origin = self.config.stages_origin
             raise Refused(
-                f"unknown stage {stage!r}; stages are {', '.join(self.config.stages)}",
+                f"unknown stage {stage!r}; stages are {', '.join(self.config.stages)}"
+                + (f" (from {origin})" if origin else ""),
                 kind="usage",
             )
+
+    async def check_registry(self, registry: Any, model: str, stage: str) -> None:
+        """Refuse what the registry itself would refuse (a stage its own config does not
+        allow, a deprecated model) before anything is recorded, not after the request."""
+        check = getattr(registry, "check_move", None)
+        if check is None:
+            return
+        try:
+            await asyncio.wait_for(check(model, stage), self.timeout)
+        except NotFound as exc:
+            raise Refused(str(exc), kind="not_found") from None
+        except Deprecated as exc:
+            raise Refused(str(exc), kind="policy") from None
+        except Exception as exc:
+            why = describe(exc, "registry", self.timeout, self.config)
+            raise ReleaseError(f"registry: {why}; nothing was changed") from None
 
     # -- the shared state ------------------------------------------------------------------
 
@@ -285,6 +304,7 @@ class ReleaseService:
         self.check_stage(stage)
         registry = self.port("registry")
         unsynced = await self.sync_registry(strict=acting)
+        await self.check_registry(registry, model, stage)  # on the fetched state, before any record
         notices = await self.open_intent_notices(model, settle=acting)
         if unsynced:
             notices.append(
@@ -296,11 +316,13 @@ class ReleaseService:
             raise Refused(str(exc), kind="not_found") from None
         except Unavailable as exc:
             raise ReleaseError(f"registry: {exc}; nothing was changed") from None
-        mv = target.version(version)
+        mv = target.version(version) or target.version(other_spelling(version))
         if mv is None or mv.deregistered:
-            known = ", ".join(v.version for v in target.versions[-5:]) or "none"
+            newest = [v.version for v in reversed(target.versions) if not v.deregistered]
+            known = ", ".join(newest[:5]) or "none"
             gone = "was deregistered" if mv else "is not a registered version"
             raise Refused(f"{model} {version} {gone} (newest: {known})", kind="not_found")
+        version = mv.version
         base = target.version(target.current) if target.current else None
         views, open_ = await self.folded(model)
         pending = rq.pending_for(

@@ -190,11 +190,15 @@ def comparison_lines(c: Comparison) -> list[str]:
         out.append(f"{x.version} (by {x.created_by or '—'}, CI {x.ci}):")
         if lin.code is not None:
             stat = lin.code.diffstat
-            diff = f", {stat.files} files +{stat.insertions} -{stat.deletions}" if stat else ""
-            out.append(
-                f"  code:     {len(lin.code.commits)} commits by "
-                f"{', '.join(lin.code.authors) or '—'}{diff}"
-            )
+            diff = f"{stat.files} files +{stat.insertions} -{stat.deletions}" if stat else ""
+            if lin.code.behind:  # an older commit than the base's
+                lacks = f" (it lacks {diff})" if diff else ""
+                out.append(f"  code:     {len(lin.code.behind)} commits behind {c.stage}{lacks}")
+            else:
+                out.append(
+                    f"  code:     {len(lin.code.commits)} commits by "
+                    f"{', '.join(lin.code.authors) or '—'}{', ' + diff if diff else ''}"
+                )
         params = ", ".join(
             f"{p.key} {_num(p.before)}->{_num(p.after)}" for p in lin.model_axis.params
         )

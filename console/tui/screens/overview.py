@@ -64,7 +64,9 @@ class OverviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-    ]
+        Binding("d", "toggle_deprecated", "Deprecated", id="overview.deprecated",
+                tooltip="Show or hide deprecated models (gto show hides them)"),
+    ]  # fmt: skip
 
     help_title = "Overview"
 
@@ -76,6 +78,7 @@ class OverviewScreen(Screen[None]):
         self._inflight: set[str] = set()
         self.registry_section: Any = None
         self.filter_text = ""
+        self.show_deprecated = False  # like `gto show`: retired models only on request
         self._viewport_timer: Timer | None = None
         self._ticker: Timer | None = None
         self._ticks = 0
@@ -395,13 +398,46 @@ class OverviewScreen(Screen[None]):
             self._apply_filter()
         self.table.focus()
 
+    def action_toggle_deprecated(self) -> None:
+        """`d`: show the deprecated models too (marked †), or hide them again."""
+        self.show_deprecated = not self.show_deprecated
+        self._apply_filter()
+        hidden = self.hidden_deprecated()
+        if self.show_deprecated:
+            self.notify("Showing deprecated models (marked \u2020)", timeout=3)
+        else:
+            self.notify(f"Hiding {hidden} deprecated model(s)" if hidden else
+                        "No deprecated models", timeout=3)  # fmt: skip
+
+    def hidden_deprecated(self) -> int:
+        """How many deprecated models the overview leaves out now."""
+        if self.show_deprecated:
+            return 0
+        return sum(1 for m in self.models if getattr(m, "deprecated", False))
+
     def _apply_filter(self) -> None:
         words = self.filter_text.lower().split()
-        names = [m.name for m in self.models if not words or matches(m.name, m.description, words)]
-        self.table.empty_text = "no model matches the filter" if words else "no models found"
+        names = [
+            m.name
+            for m in self.models
+            if (self.show_deprecated or not getattr(m, "deprecated", False))
+            and (not words or matches(m.name, m.description, words))
+        ]
+        self.table.empty_text = self._empty_text(words)
         self.table.set_rows(names)
         self._update_title()
         self._update_detail()
+
+    def _empty_text(self, words: list[str]) -> str:
+        """What an empty table says: why there is nothing to show."""
+        if words:
+            return "no model matches the filter"
+        registry = self.registry_section
+        if registry is not None and not registry.ok:  # not "no models": we could not ask
+            return f"the registry did not answer: {registry.error} (r retries)"
+        if self.hidden_deprecated():
+            return "every model is deprecated: d shows them"
+        return "no models found"
 
     def action_context(self) -> Any:
         from console.tui.actions import ActionContext
@@ -427,6 +463,7 @@ class OverviewScreen(Screen[None]):
             filter_text=self.filter_text,
             rows=self.rows.values(),
             registry=self.registry_section,
+            hidden=self.hidden_deprecated(),
         )
         self.query_one(TitleBar).update(title)
 
