@@ -147,3 +147,13 @@ async def test_the_default_target_passes_over_the_version_of_the_last_incident()
     plan = await w.svc("sam").plan_rollback("m")
     assert plan.version == "v1.0.0"
     assert any("v1.3.0 was itself rolled back" in n and "by sam" in n for n in plan.notices)
+
+
+def test_a_holder_passed_over_is_named_once() -> None:
+    from console.services.release.rollback import choose_target
+
+    history = [assign("v1"), assign("v3"), rolled_back_to("v2"), assign("v3"),
+               rolled_back_to("v2")]  # fmt: skip
+    target, passed = choose_target(history, "production", "v2", VERSIONS,
+                                   rolled_back_from(history, "production"))  # fmt: skip
+    assert target == "v1" and len(passed) == 1 and passed[0].startswith("v3 was itself rolled")

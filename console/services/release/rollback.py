@@ -90,9 +90,11 @@ def choose_target(
     active = {v.version for v in versions if not v.deregistered}
     pulled = pulled_from(history, stage)  # never propose what someone took out on purpose
     passed: list[str] = []
+    seen = {current}
     for version in reversed(holders(history, stage)):
-        if version == current or version in passed:
+        if version in seen:  # each earlier holder is judged (and named) once
             continue
+        seen.add(version)
         if version not in active:
             passed.append(f"{version} is no longer registered")
         elif version in rolled:
