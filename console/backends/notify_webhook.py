@@ -14,6 +14,7 @@ import httpx
 from console.backends.plugin import WebhookNotifyConfig
 from console.credentials import Credential, alookup, credential_name, redact_secrets, require
 from console.http_api import safe_url
+from console.logs import excerpt
 from console.plugins import BackendContext
 from console.ports import BackendError, InvalidResponse, Unreachable
 
@@ -65,7 +66,7 @@ class WebhookNotifier:
                 hint="check backends.notify.url",
             ) from None
         if not resp.is_success:
-            body = " ".join(self._masked(resp.text[:2000]).split())[:200]
+            body = excerpt(resp.text, mask_also=self._masked)  # masked, then cut
             raise InvalidResponse(
                 f"{self.where} answered {resp.status_code} {resp.reason_phrase}"
                 + (f": {body}" if body else ""),

@@ -27,7 +27,8 @@ from console.domain import (
     version_key,
 )
 from console.domain.models import Frozen
-from console.logs import redact
+from console.domain.text import clean_value
+from console.logs import excerpt
 from console.ports import BackendError
 from console.services.backend_names import backend_label
 from console.services.workspace import Workspace
@@ -162,7 +163,7 @@ def describe_error(
     who = backend_label(config, kind)
     if isinstance(exc, TimeoutError):
         return f"{who} did not answer within {timeout:g}s", "timeout"
-    return f"{who} failed unexpectedly: {type(exc).__name__}: {redact(str(exc))}", "internal error"
+    return f"{who} failed unexpectedly: {type(exc).__name__}: {excerpt(str(exc))}", "internal error"
 
 
 class OverviewService:
@@ -227,6 +228,7 @@ class OverviewService:
                     name=kind, error=message, kind=label, fetched_at=last[1] if last else None
                 )
             return last[0] if last else default
+        value = clean_value(value)  # parameters and metric names come as plain dicts
         now = self.clock()
         self._last.put((kind, *key), value, now)
         sections.setdefault(kind, Section(name=kind, fetched_at=now))

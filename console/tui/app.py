@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Input
 
+from console.domain.text import escape_controls
 from console.logs import redact
 from console.tui.clock import Clock, clock_from_env
 from console.tui.release_app import ReleaseActions
@@ -297,6 +299,25 @@ class ConsoleApp(ReleaseActions):
         from console.tui.crash import report_crash
 
         report_crash(self)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification as plain text: messages quote backends and the audit log, so a
+        ``[`` is never read as markup and a control character is shown escaped."""
+        super().notify(
+            escape_controls(message, lines=True),
+            title=escape_controls(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def _use_config(self, config: ConsoleConfig) -> None:
         self.config = config

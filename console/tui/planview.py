@@ -100,7 +100,7 @@ def steps_block(plan: Any, pal: Palette) -> Table:
     table.add_column(justify="right", style=pal.muted, no_wrap=True)
     table.add_column(ratio=1)
     for i, step in enumerate(plan.steps, 1):
-        table.add_row(f"{i}.", step)
+        table.add_row(f"{i}.", Text(step))
     return table
 
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from console.config import KIND_NAMES, ConfigError, ConsoleConfig, config_label
+from console.logs import excerpt
 from console.plugins import PluginCatalog, discover
 from console.ports import BackendError
 from console.services.overview import describe_error
@@ -52,11 +53,25 @@ async def _check(
     kind: str, backend: Any, timeout: float, config: ConsoleConfig | None = None
 ) -> tuple[bool, str]:
     try:
-        return True, await asyncio.wait_for(backend.check(), timeout)
+        return True, excerpt(await asyncio.wait_for(backend.check(), timeout), 500)
     except (BackendError, TimeoutError) as exc:
         return False, describe_error(exc, kind, timeout, config)[0]
     except Exception as exc:
         return False, describe_error(exc, kind, timeout, config)[0]
+
+
+def identity_lines(config: ConsoleConfig) -> list[str]:
+    """Who the console acts as, with the role the config gives, and why ``SUDO_USER`` was
+    ignored when it was (docs/release.md, "Who is acting")."""
+    from console import identity
+
+    actor = identity.current_actor()
+    role = identity.actor_role(actor, config.roles).replace("_", " ")
+    out = [f"you:       {actor} ({role})"]
+    _, ignored = identity.sudo_user()
+    if ignored:
+        out.append(f"identity:  {ignored}")
+    return out
 
 
 def stages_line(config: ConsoleConfig) -> str:
@@ -71,6 +86,8 @@ async def run_doctor(config: ConsoleConfig) -> int:
 
     print(f"config:    {config_label(config)}")
     print(f"workspace: {config.root}")
+    for line in identity_lines(config):
+        print(line)
     print(stages_line(config))
     print(f"state:     {config.state_path}")
     catalog = discover()

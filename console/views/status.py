@@ -195,7 +195,10 @@ def _console(*, stderr: bool = False) -> Any:
     # Piped output is read by people in wide windows and by grep: do not wrap it at 80.
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else 200
-    return PipedConsole(highlight=False, soft_wrap=False, width=width, file=stream)
+    # markup and emoji off: names and messages come from backends and are printed as they are
+    return PipedConsole(
+        highlight=False, soft_wrap=False, width=width, file=stream, markup=False, emoji=False
+    )
 
 
 def _print_errors(console: Any, errors: list[dict[str, Any]]) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
 from console.audit.chain import Problem, VerifyResult
 from console.domain import AuditEvent
 from console.domain.models import Frozen
+from console.domain.text import escape_controls
 from console.services.release.results import ReleaseError
 from console.services.release.views import event_line
 from console.services.workspace import Workspace
@@ -22,6 +23,26 @@ def _store(ws: Workspace) -> Any:
     return store
 
 
+class _Escaped:
+    """A terminal seen through :func:`escape_controls` (line breaks kept): an export keeps
+    every byte of the log, except that what reaches a person's screen can not drive it."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, text: str) -> int:
+        return self.out.write(escape_controls(text.replace("\r\n", "\n"), lines=True))
+
+
+def _screen_safe(out: TextIO) -> TextIO:
+    """``out``, escaped when it is a terminal (a file or a pipe gets the exact records)."""
+    try:
+        tty = out.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return cast(TextIO, _Escaped(out)) if tty else out
+
+
 async def print_events(ws: Workspace, model: str | None, fmt: str, limit: int) -> int:
     """Text: the newest ``limit`` events; json/csv: every event, streamed page by page."""
     from console.audit.export import iter_store, json_line, write_csv
@@ -29,7 +50,7 @@ async def print_events(ws: Workspace, model: str | None, fmt: str, limit: int) -
     store = _store(ws)
     if store is None:
         return 1
-    out = sys.stdout
+    out = _screen_safe(sys.stdout)
     try:
         if fmt == "text":
             try:

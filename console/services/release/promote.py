@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from console.domain import AuditEvent, RegistryEvent, RegistryEventKind, StageAssignment
+from console.logs import excerpt
 from console.ports import Conflict, NotFound, StageBusy
 from console.services.release import requests as rq
 from console.services.release.facts import Unavailable, call, current_assignment, describe
@@ -378,7 +379,8 @@ class Executor:
             msg = f"the registry moved, but the deploy effect failed: {why}"
             lost = await self._deploy_outcome(j, intent, rq.FAILED, msg)
             return "deploy_failed", f"{msg}; {finish}{lost}", retry
-        lost = await self._deploy_outcome(j, intent, rq.EXECUTED, str(said)[:500])
+        said = excerpt(str(said), 500)  # a deployer's words: one line, masked, then cut
+        lost = await self._deploy_outcome(j, intent, rq.EXECUTED, said)
         return "executed", f"deployed: {said}{lost}", ""
 
     async def _deploy_outcome(self, j: Journal, intent: AuditEvent, result: str, msg: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from console.domain import AuditEvent, GateResult
+from console.domain.text import escape_controls
+from console.logs import cut, mask
 from console.services.release.compare import Comparison
 from console.services.release.gates import gate_numbers, not_applicable
 from console.services.release.results import ActionResult, Plan, Reconciled, Refused
@@ -153,10 +155,11 @@ def event_line(e: AuditEvent) -> str:
     action = f"{e.action}({op})" if op else e.action
     move = f"{e.before or '-'}->{e.after or '-'}" if (e.before or e.after) else ""
     where = " ".join(x for x in (e.model, e.version, e.stage) if x)
-    return (
+    line = (
         f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<10} {action:<18} {where} {move} "
-        f"{e.result} {e.request_id} {e.reason[:60]}"
+        f"{e.result} {e.request_id} {cut(mask(e.reason), 60)}"
     ).rstrip()
+    return escape_controls(line)  # the record keeps its bytes; the terminal gets them escaped
 
 
 def comparison_lines(c: Comparison) -> list[str]:

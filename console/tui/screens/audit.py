@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
+from console.domain.text import escape_controls
 from console.tui import format as fmt
 from console.tui.headers import title_line
 from console.tui.palette import Palette, palette_of
@@ -210,23 +211,24 @@ def who_text(e: Any) -> str:
 
 
 def event_detail(e: Any, pal: Palette, end: RequestEnd | None = None) -> Text:
-    """The highlighted event in full."""
+    """The highlighted event in full; a control character a record holds is shown escaped."""
+    x = escape_controls
     text = Text(no_wrap=False)
     text.append(f"seq {e.seq} ", style=pal.heading)
-    text.append(f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {who_text(e)}", style=pal.muted)
-    text.append(f" · {action_of(e)} ", style=pal.bold)
-    text.append(" ".join(x for x in (e.model, e.version, e.stage) if x))
+    text.append(f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {x(who_text(e))}", style=pal.muted)
+    text.append(f" · {x(action_of(e))} ", style=pal.bold)
+    text.append(x(" ".join(part for part in (e.model, e.version, e.stage) if part)))
     if e.before or e.after:
-        text.append(f" {e.before or DASH} → {e.after or DASH}")
-    text.append(f" · {e.result}" + (f" · {e.request_id}" if e.request_id else ""))
+        text.append(x(f" {e.before or DASH} → {e.after or DASH}"))
+    text.append(x(f" · {e.result}" + (f" · {e.request_id}" if e.request_id else "")))
     if end is not None and e.request_id and end.state != e.result:
         closed = f" (seq {end.seq})" if end.seq is not None else ""
-        text.append(f" · request now {end.state}{closed}", style=_result_style(end.state, pal))
+        text.append(x(f" · request now {end.state}{closed}"), style=_result_style(end.state, pal))
     why = end.reason if end is not None and e.action in ("intent", "outcome") else ""
     if why:  # an outcome's own text repeats the move; why it was made matters more
-        text.append(f"\nreason (the request's): {why}")
+        text.append(f"\nreason (the request's): {x(why)}")
     elif e.reason:
-        text.append(f"\nreason: {e.reason}")
+        text.append(f"\nreason: {x(e.reason)}")
     if e.hash:
         text.append(f"\nhash {e.hash[:16]} · prev {e.prev_hash[:16] or '(first)'}", style=pal.muted)
     return text
@@ -246,9 +248,9 @@ def verify_text(check: Any, pal: Palette) -> Text:
     else:
         problem = r.problem.value.replace("_", " ") if r.problem else "bad record"
         text.append(f"✗ verification FAILED at seq {r.first_bad_seq} ({problem})", style=pal.err)
-        text.append(f": {r.reason}")
+        text.append(f": {escape_controls(r.reason)}")
     if check.anchor_note:
-        text.append(f"\n⚠ {check.anchor_note}", style=pal.warn)
+        text.append(f"\n⚠ {escape_controls(check.anchor_note)}", style=pal.warn)
     return text
 
 

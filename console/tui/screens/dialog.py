@@ -153,7 +153,7 @@ class ActionDialog(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         box = self.query_one("#dialog")
-        box.border_title = self.dialog_title()
+        box.border_title = Text(self.dialog_title())  # names from backends: never markup
         box.border_subtitle = "tab moves · esc closes"
         # The toast of the last action has been said in full; over this dialog it would
         # cover the buttons (they sit where toasts appear, bottom right).
@@ -180,7 +180,7 @@ class ActionDialog(ModalScreen[bool]):
             return
         self.plan, self.plan_error = plan, ""
         self.after_plan(plan)
-        self.query_one("#dialog").border_title = self.dialog_title()
+        self.query_one("#dialog").border_title = Text(self.dialog_title())
         self.query_one("#plan", Static).update(self.render_plan(plan))
         self.update_state()
 

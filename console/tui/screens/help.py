@@ -72,7 +72,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         scroll = VerticalScroll()
-        scroll.border_title = (
+        scroll.border_title = Text(
             f"Keys · {getattr(self.below, 'help_title', type(self.below).__name__)}"
         )
         scroll.border_subtitle = "esc closes"

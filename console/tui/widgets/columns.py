@@ -14,6 +14,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
+from console.domain.text import escape_controls, has_controls
+
 Cell = Text | str | tuple[str, Style | str | None]
 """A cell: plain text, (text, style) — the fast path — or a Rich Text with several styles."""
 
@@ -28,8 +30,12 @@ def cell_segments(value: Cell, width: int, align: str, console: Any) -> list[Seg
         plain, style = value, None
     elif isinstance(value, tuple):
         plain, style = value
+    elif has_controls(value.plain):  # never raw to the terminal (an audit record keeps them)
+        value = Text(escape_controls(value.plain), style=value.style)
+        plain, style = value.plain, value.style
     else:
         plain, style, spans = value.plain, value.style, value.spans
+    plain = escape_controls(plain)
     length = cell_len(plain)
     if length > width or spans:
         text = value.copy() if isinstance(value, Text) else Text(plain, style=style or "")
@@ -205,7 +211,8 @@ class CroppedLines:
     most of it cutting each line cell by cell."""
 
     def __init__(self, lines: Sequence[Sequence[Part]]) -> None:
-        self.lines = lines
+        # a control character is shown escaped, never sent raw to the terminal
+        self.lines = [[(escape_controls(text), style) for text, style in parts] for parts in lines]
         self._widths = [sum(cell_len(text) for text, _ in parts) for parts in lines]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

@@ -73,7 +73,7 @@ def _code(
     rows.add_column(style=pal.muted, no_wrap=True, justify="right")
     listed = code.commits or code.behind
     for c in listed[:MAX_COMMITS]:
-        rows.add_row(c.short, c.author, c.subject, fmt.age(c.authored_at, now))
+        rows.add_row(Text(c.short), Text(c.author), Text(c.subject), fmt.age(c.authored_at, now))
     parts: list[RenderableType] = [head, rows]
     if len(listed) > MAX_COMMITS:
         parts.append(Text(f"… {len(listed) - MAX_COMMITS} more", style=pal.muted))
@@ -101,7 +101,7 @@ def _model(lineage: Lineage, pal: Palette, specs: Any) -> RenderableType:
                 change = Text(f"was {_value(p.before)}", style=pal.muted)
             else:
                 change = Text(f"{_value(p.before)} → {_value(p.after)}")
-            params.add_row(Text(_MARK[p.kind], style=pal.accent), p.key, change)
+            params.add_row(Text(_MARK[p.kind], style=pal.accent), Text(p.key), change)
         if axis.params:
             parts.append(params)
         if len(axis.params) > MAX_ITEMS:
@@ -214,7 +214,7 @@ class LineagePanel(Panel):
     def update_lineage(self, lineage: Lineage, base_label: str = "production") -> None:
         self.lineage = lineage
         self.base_label = base_label
-        self.border_title = f"Lineage · {lineage.version}"
+        self.border_title = Text(f"Lineage · {lineage.version}")
         self.set_sections(lineage.sections)
         self.redraw()
 

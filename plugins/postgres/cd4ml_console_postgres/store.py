@@ -220,6 +220,7 @@ class PostgresAuditStore(ExportMixin):
         self._lock = asyncio.Lock()
         self._events = sql.Identifier(self.schema, "events")
         self._append_key = lock_key(self.schema, "append")
+        self._sent = ""  # the credential looked up for the connection, described
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -237,7 +238,8 @@ class PostgresAuditStore(ExportMixin):
                 hint=exc.diag.message_hint or "",
             )
         if isinstance(exc, auth) or "authentication failed" in first:
-            hint = f"check the password: `cd4ml-console login {self._credential_name}`"
+            sent = f" (sent {self._sent})" if self._sent else ""
+            hint = f"check the password{sent}: `cd4ml-console login {self._credential_name}`"
         elif isinstance(exc, psycopg.errors.InsufficientPrivilege | psycopg.errors.UndefinedTable):
             hint = (
                 f"an admin creates the store and grants this role SELECT on {self.schema}'s "
@@ -271,6 +273,7 @@ class PostgresAuditStore(ExportMixin):
         if self.config.auth != "password":
             return kwargs, None
         found = require(await alookup(self._credential_name, self.config, timeout=self.timeout))
+        self._sent = found.describe()  # named when the server refuses it, never its value
         if found.username and "user" not in conninfo_to_dict(self.config.dsn):
             kwargs["user"] = found.username
         return kwargs, found.secret
