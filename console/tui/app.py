@@ -417,6 +417,8 @@ class ConsoleApp(ReleaseActions):
             said = redact(str(exc))
             self.exit(None, return_code=1, message=f"Could not read the config: {said}")
             return False
+        if self._has_quit():  # quit (q, Ctrl+C) while the config loaded: nothing to show it on
+            return False
         self._use_config(config)
         self._theme_from_config()
         self.refresh_bindings()
@@ -426,6 +428,10 @@ class ConsoleApp(ReleaseActions):
         if self.initial_model:
             self.open_model(self.initial_model, self.initial_version)
         return True
+
+    def _has_quit(self) -> bool:
+        """The app quit (its screens are gone, or going) while a worker waited on a thread."""
+        return not self.is_running or not self.screen_stack
 
     @work(group="workspace", exclusive=True)
     async def _open_workspace(self) -> None:
@@ -454,6 +460,8 @@ class ConsoleApp(ReleaseActions):
             )
         )  # fmt: skip
         self.demo_workspace = await asyncio.to_thread(_is_demo, self.workspace)
+        if self._has_quit():
+            return
         self.ready.set()
         self.reconcile()
 

@@ -193,3 +193,18 @@ def test_peek_theme_reads_only_the_ui_table(tmp_path):
     assert _ui_part('ui = { theme = "dark" }\n[a]\nb = 1\n') == 'ui = { theme = "dark" }'
     conf.write_text("[ui\ntheme=")
     assert peek_theme(Located(conf)) is None  # broken: validation says why, later
+
+
+async def test_a_config_that_arrives_after_quitting_is_dropped(world, make_app):
+    """``q`` typed in the first instant (the kept frame is up, the config still loading): when
+    the loading thread comes back the app has closed its screens. The config is dropped; the
+    app does not touch a screen that is gone (it used to crash: exit 1, "No screens on
+    stack")."""
+    ready = make_app()
+    app = ConsoleApp(
+        load_config=lambda: ready.config, label="repo-dir", cache_key="/ws/one",
+        workspace=ready.workspace, release=ready._release, clock=ready.clock, refresh_seconds=0,
+    )  # fmt: skip
+    assert not app.screen_stack  # as after quitting: no screens
+    assert await app._validate_config() is False
+    assert app.config is None
