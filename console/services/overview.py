@@ -7,9 +7,10 @@ section carries the reason in words plus the last good value and its age (stale-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -160,9 +161,46 @@ def describe_error(
     if isinstance(exc, BackendError):
         return str(exc), exc.kind_label
     who = backend_label(config, kind)
+    if isinstance(exc, NotSent):
+        return (
+            f"{who} did not answer an earlier call within {timeout:g}s; this one was not sent",
+            "timeout",
+        )
     if isinstance(exc, TimeoutError):
         return f"{who} did not answer within {timeout:g}s", "timeout"
     return f"{who} failed unexpectedly: {type(exc).__name__}: {redact(str(exc))}", "internal error"
+
+
+class NotSent(TimeoutError):
+    """A call that waited for a slot while an earlier call to the same backend got no answer
+    within the timeout: it is not sent to a peer that is not answering."""
+
+
+class Gate:
+    """The calls in flight to one backend kind, at most ``size``.
+
+    The timeout of a call runs from when it is sent (it has a slot), never from when it began
+    to wait: on a busy machine a queue of calls that are all answered is not a failure. So that
+    a queue behind a peer that does not answer still ends after about one timeout, a call that
+    waited while another timed out is not sent (it raises NotSent).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._slots = asyncio.Semaphore(size)
+        self._timeouts = 0  # calls that got no answer within the timeout, so far
+
+    @contextlib.asynccontextmanager
+    async def slot(self, timeout: float) -> AsyncIterator[None]:
+        seen = self._timeouts
+        async with self._slots:
+            if self._timeouts != seen:
+                raise NotSent
+            try:
+                async with asyncio.timeout(timeout):  # no task per call, unlike wait_for
+                    yield
+            except TimeoutError:
+                self._timeouts += 1
+                raise
 
 
 class OverviewService:
@@ -185,9 +223,15 @@ class OverviewService:
         self._last = _LastGood(memory)
         self._concurrency = concurrency
         # One bound per backend kind: 80 hanging CI reads must not hold up the data reads.
-        self._sems: dict[str, asyncio.Semaphore] = {}
+        self._gates: dict[str, Gate] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _gate(self, kind: str) -> Gate:
+        gate = self._gates.get(kind)
+        if gate is None:
+            gate = self._gates[kind] = Gate(self._concurrency)
+        return gate
 
     async def _call(
         self,
@@ -207,12 +251,8 @@ class OverviewService:
             else:
                 sections.setdefault(kind, Section(name=kind, configured=False))
             return default
-        sem = self._sems.get(kind)
-        if sem is None:
-            sem = self._sems[kind] = asyncio.Semaphore(self._concurrency)
-
-        try:  # the wait for a slot counts against the timeout: a queue of hung calls ends
-            async with asyncio.timeout(self.timeout), sem:  # no task per call, unlike wait_for
+        try:
+            async with self._gate(kind).slot(self.timeout):  # the timeout runs from the send
                 value = await make(backend)
         except asyncio.CancelledError:
             raise
