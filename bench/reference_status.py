@@ -172,7 +172,12 @@ def status(repo: Path) -> dict[str, Any]:
     configured = config.get("models", {})
     names = list(configured) + sorted(n for n in set(arts) | set(index) if n not in configured)
     wanted = sorted(
-        {(n, arts[n]["versions"][s[0]]) for n in names if n in arts for s in arts[n]["stages"].values()}
+        {
+            (n, arts[n]["versions"][s[0]])
+            for n in names
+            if n in arts
+            for s in arts[n]["stages"].values()
+        }
     )
     specs = []
     for name, commit in wanted:

@@ -527,15 +527,19 @@ class Trees:
             for t, n in names.items()
             if t in roots or len(n) >= SHARED or t in self._trees or t in self._reading
         ]
-        trees = await self._shared(whole, lambda t: self._tree(t) or _UNKNOWN, self._load_trees)
+        reading = set(whole)
         asked = list(
             dict.fromkeys(
                 f"{lk.tree}:{b'/'.join(lk.parts).decode()}"
                 for lk in lookups
-                if lk.parts and lk.tree not in trees
+                if lk.parts and lk.tree not in reading
             )
         )
-        answers = dict(zip(asked, await self.cat.many(asked), strict=True))
+        trees, got = await asyncio.gather(  # both written at once: one round trip
+            self._shared(whole, lambda t: self._tree(t) or _UNKNOWN, self._load_trees),
+            self.cat.many(asked),
+        )
+        answers = dict(zip(asked, got, strict=True))
         later: list[_Lookup] = []
         for lk in lookups:
             if not lk.parts:  # the root itself

@@ -346,7 +346,8 @@ class OverviewService:
         for item in chunk:
             value = answers.get(item, _LEFT_OUT) if answers is not None else failure
             if value is _LEFT_OUT:
-                value = InvalidResponse(f"the batch answer left out {item!r}", backend=kind)
+                who = backend_label(self.config, kind)
+                value = InvalidResponse(f"{who} left {item!r} out of its batch answer")
             if isinstance(value, BaseException):
                 out[item] = self._failed(kind, key(item), value, default)
             else:

@@ -552,3 +552,21 @@ async def test_push_remote(registered, backend_ctx, git_repo):
     with pytest.raises(Unreachable, match=r"tag m#prod#2 was created locally"):
         await broken.assign("m", "v1.1.0", "prod", actor="eve", expected="v1.0.0")
     assert "m#prod#2" in repo.git("tag", "-l")
+
+
+async def test_snapshot_is_versions_and_stages_of_each_model(commits, backend_ctx):
+    repo, shas = commits
+    repo.commit("index", {"artifacts.yaml": "fraud: {}\n"})
+    for i, model in enumerate(("a", "b")):
+        repo.tag(f"{model}@v1.0.0", shas[i], at=T0)
+        repo.tag(f"{model}@v1.1.0", shas[i + 2], at=T0 + 1)
+        repo.tag(f"{model}#prod#1", shas[i], at=T0 + 2)
+    registry = make_registry(repo, backend_ctx)
+    got = await registry.snapshot(["a", "b", "fraud", "ghost"])
+    for model in ("a", "b", "fraud"):
+        entry = got[model]
+        assert entry.complete
+        assert entry.versions == await registry.versions(model)
+        assert entry.stages == await registry.stages(model)
+    assert [s.version for s in got["a"].stages] == ["v1.0.0"]
+    assert isinstance(got["ghost"], NotFound) and "no model 'ghost'" in str(got["ghost"])
