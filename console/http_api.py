@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -117,6 +118,30 @@ def rate_limit_wait(resp: httpx.Response, now: float) -> float | None:
     if resp.status_code == 429 or "rate limit" in api_message(resp).lower():
         return 60.0  # a secondary limit without headers: GitHub asks for at least a minute
     return None
+
+
+_HOSTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def host_slots(url: str, size: int) -> asyncio.Semaphore:
+    """The requests in flight to the host of ``url`` (scheme, host and port), at most ``size``
+    (the first caller's), shared by every backend of this event loop that talks to it.
+
+    Hold one while a request is sent and answered, and start its timeout once it is held: a
+    request waiting for a slot has not been sent, so it can not have timed out."""
+    loop = asyncio.get_running_loop()
+    try:
+        parsed = httpx.URL(url)
+        origin = f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
+    except (httpx.InvalidURL, TypeError):
+        origin = url
+    per_loop = _HOSTS.setdefault(loop, {})
+    slots = per_loop.get(origin)
+    if slots is None:
+        slots = per_loop[origin] = asyncio.Semaphore(size)
+    return slots
 
 
 class CredentialAuth(httpx.Auth):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from cd4ml_console_mlflow.schema import ErrorReply
 from console.credentials import Credential, CredentialOptions, Lookup, alookup, redact_secrets
-from console.http_api import MAX_BODY, BodyTooLarge, fetch_bounded, retry_after
+from console.http_api import MAX_BODY, BodyTooLarge, fetch_bounded, host_slots, retry_after
 from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
 
 API = "/api/2.0/mlflow/"
@@ -88,7 +88,6 @@ class MlflowTransport:
         self._lookup: Lookup | None = None
         self._auth: httpx.Auth | None = None
         self._auth_lock = asyncio.Lock()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
         # identical GETs in flight share one request (versions() and stages() of a model both
         # read registered-models/get); any write starts a new generation of them
         self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
@@ -222,19 +221,24 @@ class MlflowTransport:
     ) -> Any:
         await self._ensure_auth()
         path = API + endpoint
-        deadline = time.monotonic() + RETRY_BUDGET
+        sent: float | None = None  # when the first try was sent: the retry budget runs from it
         attempt = 0
         while True:
             try:
-                left = max(0.1, min(self.timeout, deadline - time.monotonic()))
-                resp = await self._send(method, path, params, body, left)
+                # Waiting for a slot is not waiting for the server: each try's time (and the
+                # budget of all of them) runs from when it is sent.
+                async with host_slots(self.url, CONCURRENCY):
+                    now = time.monotonic()
+                    sent = now if sent is None else sent
+                    left = max(0.1, min(self.timeout, sent + RETRY_BUDGET - now))
+                    resp = await self._send(method, path, params, body, left)
                 return self._parse(resp, path, model)
             except Unreachable as exc:
-                if not retry or attempt >= RETRIES:
+                if not retry or attempt >= RETRIES or sent is None:
                     raise
                 # A 429/503 that names its Retry-After is not asked again sooner.
                 wait = max(BACKOFF[attempt], getattr(exc, "retry_after", 0.0))
-                if deadline - time.monotonic() <= wait:
+                if sent + RETRY_BUDGET - time.monotonic() <= wait:
                     raise
                 await asyncio.sleep(wait)
                 attempt += 1
@@ -258,11 +262,10 @@ class MlflowTransport:
                 json=dict(body) if body is not None else None,
                 timeout=timeout,
             )
-            async with self._slots:
-                return await asyncio.wait_for(
-                    fetch_bounded(self._client, request, self._auth or httpx.USE_CLIENT_DEFAULT),
-                    timeout * 2 + 1,
-                )
+            return await asyncio.wait_for(
+                fetch_bounded(self._client, request, self._auth or httpx.USE_CLIENT_DEFAULT),
+                timeout * 2 + 1,
+            )
         except BodyTooLarge as exc:
             raise InvalidResponse(
                 f"MLflow at {where} answered more than {MAX_BODY >> 20} MB "
