@@ -240,6 +240,7 @@ class HttpApi:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=max_connections),
         )
+        self.max_connections = max_connections
 
     # -- credentials --------------------------------------------------------------------
 
@@ -296,15 +297,16 @@ class HttpApi:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """GET ``path``; transient failures are retried (at most 3 times within 10 s)."""
-        started = monotonic()
+        """GET ``path``; transient failures are retried (at most 3 times within 10 s of the
+        first try's send)."""
+        sent: list[float] = []
         attempt = 0
         while True:
-            failure, wait = await self._try_read(path, params, headers, attempt)
+            failure, wait = await self._try_read(path, params, headers, attempt, sent)
             if isinstance(failure, httpx.Response):
                 return failure
             tries = attempt + 1
-            late = monotonic() - started + wait > RETRY_WITHIN
+            late = monotonic() - (sent[0] if sent else monotonic()) + wait > RETRY_WITHIN
             if attempt >= READ_RETRIES or late:
                 if tries > 1:
                     failure.message += f" (tried {tries} times)"
@@ -318,6 +320,7 @@ class HttpApi:
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
         attempt: int,
+        sent: list[float] | None = None,
     ) -> tuple[httpx.Response | BackendError, float]:
         """One try: the response, or the error and how long to wait before trying again."""
         attempt_wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
@@ -325,7 +328,7 @@ class HttpApi:
         if blocked > 0:
             return self._limit_error(path, blocked), blocked
         try:
-            resp = await self._send("GET", path, params=params, headers=headers)
+            resp = await self._send("GET", path, params=params, headers=headers, sent=sent)
         except httpx.TransportError as exc:
             return self._transport_error("GET", path, exc), attempt_wait
         if resp.is_success:
@@ -370,15 +373,25 @@ class HttpApi:
         raise self._status_error(method, path, resp)
 
     async def _send(
-        self, method: str, path: str, *, authenticate: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        authenticate: bool = True,
+        sent: list[float] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         auth = await self._get_auth() if authenticate else None
         request = self.client.build_request(method, path, **kwargs)
-        # wait_for bounds the whole exchange; httpx's timeout bounds each phase of it.
+        # wait_for bounds the whole exchange; httpx's timeout bounds each phase of it. Both
+        # start once the request has a slot (per host): waiting for one is not the peer's time.
         try:
-            resp = await asyncio.wait_for(
-                self._bounded(request, auth or httpx.USE_CLIENT_DEFAULT), self.timeout * 2 + 1
-            )
+            async with host_slots(self.base_url, self.max_connections):
+                if sent is not None and not sent:
+                    sent.append(monotonic())
+                resp = await asyncio.wait_for(
+                    self._bounded(request, auth or httpx.USE_CLIENT_DEFAULT), self.timeout * 2 + 1
+                )
         except TimeoutError:
             raise httpx.ReadTimeout("the whole exchange took too long") from None
         self._note_limits(resp)

@@ -3,6 +3,7 @@ bodies and ordinary answers still arrive whole."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator
@@ -68,3 +69,31 @@ async def test_gzip_and_plain_answers_arrive_whole():
         resp = await api.get(path)
         assert api.json_of(resp, "runs") == doc
     await api.aclose()
+
+
+async def test_requests_in_flight_are_bounded_per_host_across_backends():
+    """Two backends on one host share its bound; a request waiting for a slot is not yet
+    sent, so its time has not begun (12 answers of 0.2 s through 2 slots take 1.2 s, past
+    the 0.3 s timeout, and every one succeeds)."""
+    depth = peak = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal depth, peak
+        depth += 1
+        peak = max(peak, depth)
+        await asyncio.sleep(0.2)
+        depth -= 1
+        return httpx.Response(200, json={"ok": True})
+
+    apis = []
+    for _ in range(2):
+        api = HttpApi(backend="test", base_url="http://api.test", timeout=0.3, max_connections=2)
+        api.client = httpx.AsyncClient(
+            base_url=api.base_url, transport=httpx.MockTransport(handler)
+        )
+        apis.append(api)
+    got = await asyncio.gather(*(apis[i % 2].get(f"runs/{i}") for i in range(12)))
+    assert [r.status_code for r in got] == [200] * 12
+    assert peak == 2
+    for api in apis:
+        await api.aclose()
