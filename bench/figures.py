@@ -61,7 +61,9 @@ def cli_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
         run_process([exe, "--help"], env=env).seconds * 1e3 for _ in range(opts.runs)
     ]
     rows.append(help_row)
-    for b in built.values():
+    for name, b in built.items():
+        if name == "wide-2000":  # the status group compares it with the reference reader
+            continue
         # 1,000 models take tens of seconds per run: one run (it counts), not a series
         n = opts.runs if b.spec.name == "small" else opts.slow_runs
         n = 1 if b.spec.models >= 1000 else n
@@ -439,12 +441,20 @@ def mlflow_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
     return compare(opts, built)
 
 
+def status_rows(opts: Options, built: dict[str, wsmod.Built]) -> list[Row]:
+    """``status --json`` vs the single-pass reference reader at 1,000 and 2,000 models."""
+    from bench.status_compare import status_rows as compare
+
+    return compare(opts, built)
+
+
 def builds(opts: Options) -> dict[str, wsmod.Built]:
     specs = {
         "small": wsmod.SMALL,
         "wide": wsmod.WIDE,
         "wide-noidx": wsmod.Spec("wide", 1000, 5, artifacts_index=False),
         "deep": wsmod.DEEP,
+        "wide-2000": wsmod.WIDE_2000,
     }
     out = {}
     for name, spec in specs.items():

@@ -207,32 +207,24 @@ _FACTS = {  # what each port method reads: the config's candidate lists, in orde
 class _Want:
     """One fact of one (model, commit): its candidate paths and what was found so far."""
 
-    __slots__ = ("attr", "dir", "error", "found", "item", "pending", "sha", "templates")
+    __slots__ = ("at", "attr", "dir", "error", "every", "found", "item", "sha", "templates")
 
-    def __init__(self, item: tuple[str, str], sha: str, attr: str, templates: list[str]) -> None:
+    def __init__(
+        self, item: tuple[str, str], sha: str, attr: str, templates: list[str], every: bool
+    ) -> None:
         self.item = item
         self.sha = sha
         self.attr = attr
         self.templates = templates
+        self.every = every  # every present candidate counts (a model's explicit data list)
+        self.at = 0  # the candidate looked at next
         self.dir: str | None = None  # the artifact's folder once read ("" when it has none)
         self.found: list[tuple[str, Entry]] = []  # (path, blob) in template order
-        self.pending = True
         self.error: BackendError | None = None  # reading the artifact's folder failed
 
     @property
     def model(self) -> str:
         return self.item[0]
-
-    def paths(self, *, with_dir: bool) -> list[str]:
-        """The candidate paths known so far (``{dir}`` ones once the folder is known)."""
-        out: list[str] = []
-        for template in self.templates:
-            if "{dir}" in template and (not with_dir or not self.dir):
-                continue
-            path = _fill(template, self)
-            if path not in out and "\n" not in path and "\0" not in path:
-                out.append(path)
-        return out
 
 
 class DvcData:
@@ -331,15 +323,14 @@ class DvcData:
         self, kind: str, items: list[tuple[str, str]], shas: dict[tuple[str, str], str]
     ) -> dict[tuple[str, str], Any]:
         wants = [
-            _Want(item, shas[item], attr, self._templates(item[0], attr))
+            _Want(
+                item, shas[item], attr, self._templates(item[0], attr),
+                every=attr == "data" and bool(self._override(item[0], "data")),
+            )
             for item in items
             for attr in _FACTS[kind]
-        ]
+        ]  # fmt: skip
         missing = await self._find(wants)
-        needs_dir = [w for w in wants if w.pending]
-        if needs_dir:
-            await self._read_dirs(needs_dir)
-            missing |= await self._find(needs_dir, with_dir=True)
         contents = await self._contents(wants)
         out: dict[tuple[str, str], Any] = {}
         by_item: dict[tuple[str, str], list[_Want]] = {}
@@ -363,28 +354,38 @@ class DvcData:
             out[item] = value
         return out
 
-    async def _find(self, wants: list[_Want], *, with_dir: bool = False) -> set[str]:
-        """Resolve the candidate paths of ``wants``; settle each want whose first present
-        candidate (all present ones, for an explicit ``data`` list) comes before any
-        ``{dir}`` template still unknown. Returns the commits that do not exist."""
-        asked = [(w.sha, p) for w in wants for p in w.paths(with_dir=with_dir)]
-        found, missing = await self._trees.resolve(asked)
-        for w in wants:
-            every = w.attr == "data" and bool(self._override(w.model, "data"))
-            w.found = []
-            w.pending = False
-            for template in w.templates:
-                if "{dir}" in template and w.dir is None:
-                    w.pending = not w.found or every
-                    break
-                if "{dir}" in template and not w.dir:
-                    continue
+    async def _find(self, wants: list[_Want]) -> set[str]:
+        """Walk the candidate files of all ``wants`` together, one candidate at a time: the
+        first present one settles a want (every present one, for a model's explicit ``data``
+        list); a ``{dir}`` template reads the artifact's folder first. Returns the commits
+        that do not exist."""
+        missing: set[str] = set()
+        active = [w for w in wants if w.templates]
+        while active:
+            dirless = [w for w in active if w.dir is None and "{dir}" in w.templates[w.at]]
+            if dirless:
+                await self._read_dirs(dirless)
+            asked: dict[_Want, str] = {}
+            for w in active:
+                template = w.templates[w.at]
                 path = _fill(template, w)
-                entry = found.get((w.sha, path))
-                if entry is not None and entry.is_blob and all(p != path for p, _ in w.found):
-                    w.found.append((path, entry))
-                    if not every:
-                        break
+                if ("{dir}" not in template or w.dir) and "\n" not in path and "\0" not in path:
+                    asked[w] = path
+            found, gone = await self._trees.resolve([(w.sha, p) for w, p in asked.items()])
+            missing |= gone
+            still = []
+            for w in active:
+                took = asked.get(w)
+                entry = found.get((w.sha, took)) if took is not None else None
+                if entry is not None and took is not None and entry.is_blob:
+                    if all(p != took for p, _ in w.found):
+                        w.found.append((took, entry))
+                    if not w.every:
+                        continue
+                w.at += 1
+                if w.sha not in gone and w.at < len(w.templates) and w.error is None:
+                    still.append(w)
+            active = still
         return missing
 
     async def _read_dirs(self, wants: list[_Want]) -> None:

@@ -162,18 +162,26 @@ class GitCodeRepo:
         """``commit(rev)`` of every rev: the full shas read in one batch of the long-lived
         ``cat-file``; other revs (names, short shas) one by one."""
         unique = list(dict.fromkeys(revs))
-        ask = [r for r in unique if _SHA.match(r) and r not in self._commits]
+        out: dict[str, Commit | BackendError] = {}
+        ask = []
+        for rev in unique:
+            if rev in self._commits:
+                out[rev] = self._commits[rev]
+            elif _SHA.match(rev):
+                ask.append(rev)
         if ask:
             got = await self._catfile().many([f"{r}^{{commit}}" for r in ask])
             for rev, obj in zip(ask, got, strict=True):
                 if obj is not None and obj.type == "commit":
-                    self._remember(rev, parse_commit_object(rev, obj.data))
-        out: dict[str, Commit | BackendError] = {}
+                    commit = parse_commit_object(rev, obj.data)
+                    self._remember(rev, commit)
+                    out[rev] = commit
         for rev in unique:
-            try:
-                out[rev] = await self.commit(rev)  # a cache hit for every sha just read
-            except BackendError as exc:
-                out[rev] = exc
+            if rev not in out:  # names, short shas, and shas git does not have
+                try:
+                    out[rev] = await self.commit(rev)
+                except BackendError as exc:
+                    out[rev] = exc
         return out
 
     async def commits_between(self, base: str | None, head: str) -> Sequence[Commit]:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_RECORD_BYTES = 1 << 20
 MAX_JUNIT_BYTES = 50 << 20
 MIN_PREFIX = 7
-RUNS_KEPT = 1024  # CIRuns built for look-ups, most recently used (~2.5 KB each)
+RUNS_KEPT = 256  # CIRuns built for look-ups, most recently used (~2.5 KB each)
 RECHECK_SECONDS = 1.0  # callers within this long of the last look share its index
 SETTLED_NS = 2_000_000_000  # a folder mtime older than this can not hide a same-tick change
 DONE = CIStatus.COMPLETED
@@ -325,9 +325,10 @@ class RunsFolderCI:
         if stamp == self._stamp:
             return stamp, {}
         stats: dict[str, os.stat_result] = {}
-        for name in names:
+        folder = str(self.folder)
+        for name in names:  # os.stat of a str: no Path object per file (10,000 of them)
             try:
-                stats[name] = (self.folder / name).stat()
+                stats[name] = os.stat(os.path.join(folder, name))
             except FileNotFoundError:
                 continue
         return stamp, stats

@@ -149,6 +149,8 @@ class _LastGood:
         self._items: OrderedDict[tuple[Any, ...], tuple[Any, datetime]] = OrderedDict()
 
     def put(self, key: tuple[Any, ...], value: Any, at: datetime) -> None:
+        if not self.size:
+            return
         self._items[key] = (value, at)
         self._items.move_to_end(key)
         while len(self._items) > self.size:
@@ -223,7 +225,7 @@ class OverviewService:
         *,
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 16,
-        memory: int = 1024,
+        memory: int = 256,
     ) -> None:
         self.ws = workspace
         self.config = workspace.config

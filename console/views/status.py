@@ -5,8 +5,11 @@ The JSON shapes are documented in docs/cli.md; change them only by adding keys.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -84,7 +87,27 @@ def model_doc(view: ModelView, stages: list[str], prod: str) -> dict[str, Any]:
 STATUS_CHUNK = 250  # models read together: their views are dropped once turned into JSON
 
 
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Let the cyclic garbage collector run less often while thousands of short-lived objects
+    are made: its full passes walk every object alive, and made 30-40% of status's CPU at
+    1,000-2,000 models. What was alive before is frozen out of those passes."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, Any]:
+    with fewer_collections():
+        return await _collect_status(ws, model)
+
+
+async def _collect_status(ws: Workspace, model: str | None) -> dict[str, Any]:
     service = OverviewService(ws, memory=0)  # one pass: no earlier value to fall back on
     models, reg = await service.list_models()
     if model is not None:

@@ -1,7 +1,8 @@
 """The overview: one row per model, filled in as the services answer.
 
-Only visible rows are fetched (then, for small workspaces, the rest in the background), so a
-workspace of 1,000 models opens as fast as one of four. Rows keep their last data while a
+The visible rows are fetched first, then the rest in the background, each set in one batch
+per backend (services.overview), so a workspace of 1,000 models opens as fast as one of four
+and is whole about one batch later. Rows keep their last data while a
 refresh runs; a failing backend marks the rows it affects and says why in the detail bar.
 """
 
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
     from console.domain import Model
 
 FULL_REFRESH_EVERY = 6  # ticks between full row refreshes (live health refreshes every tick)
-BACKGROUND_FILL_LIMIT = 200  # load every row up front only for workspaces this small
-CHUNK = 24
+BACKGROUND_FILL_LIMIT = 5000  # load every row up front, in batches, for workspaces this small
+CHUNK = 100  # rows read together (one batch per backend), after the visible ones
 
 
 class ModelsTable(VirtualTable):
@@ -196,7 +197,7 @@ class OverviewScreen(Screen[None]):
     @work(group="fill", exclusive=True)
     @tolerate_teardown
     async def fill_rest(self) -> None:
-        """Small workspaces: load the rows nobody has scrolled to yet, a chunk at a time."""
+        """Load the rows nobody has scrolled to yet, a batch at a time."""
         rest = [m.name for m in self.models if m.name not in self.rows]
         for start in range(0, len(rest), CHUNK):
             chunk = [n for n in rest[start : start + CHUNK] if n not in self.rows]
@@ -225,7 +226,7 @@ class OverviewScreen(Screen[None]):
             names = [n for n in names if n not in self._inflight]
             self._inflight.update(names)
         try:
-            got = await asyncio.gather(*(self._row(n) for n in names))
+            got = await self._rows(names)
         finally:
             self._inflight.difference_update(names)
         if not self.is_attached:
@@ -247,14 +248,16 @@ class OverviewScreen(Screen[None]):
 
     @tolerate_teardown
     async def _load_ci(self, wanted: list[tuple[str, Any]]) -> None:
-        lineage = self.app.services.lineage  # type: ignore[attr-defined]
-        details = await asyncio.gather(*(lineage.ci_detail(n, v) for n, v in wanted))
+        from console.services.overview import VersionDetail
+
+        found = await self.app.services.overview.ci_many(wanted)  # type: ignore[attr-defined]
         if not self.is_attached:
             return
-        for (name, version), detail in zip(wanted, details, strict=True):
+        for name, version in wanted:
             row = self.rows.get(name)
             if row is not None and row.newest == version.version:
-                self.rows[name] = with_ci(row, detail)
+                detail = VersionDetail(model=name, version=version.version)
+                self.rows[name] = with_ci(row, detail.with_ci(found[(name, version.version)]))
         self._rows_changed([n for n, _ in wanted])
 
     def _rows_changed(self, names: list[str]) -> None:
@@ -262,16 +265,23 @@ class OverviewScreen(Screen[None]):
         self._update_detail()
         self._update_title()
 
-    async def _row(self, name: str) -> tuple[OverviewRow, Any]:
-        """A model's row without its CI, and the newest candidate (None: none waits)."""
+    async def _rows(self, names: list[str]) -> list[tuple[OverviewRow, Any]]:
+        """The models' rows without their CI, each with its newest candidate (None: none
+        waits): one overview batch for all of them, and their trends."""
         app: Any = self.app
         services = app.services
-        config = app.config
-        model = self._by_name[name]
-        view, (trend, trend_section) = await asyncio.gather(
-            services.overview.model_view(model, with_details=False),
-            services.live.trend(name, points=24),
+        views, trends = await asyncio.gather(
+            services.overview.overview(
+                [self._by_name[n] for n in names], with_details=False, candidates_detail=1
+            ),
+            asyncio.gather(*(services.live.trend(n, points=24) for n in names)),
         )
+        return [self._row(view, trend) for view, trend in zip(views, trends, strict=True)]
+
+    def _row(self, view: Any, trend_and_section: Any) -> tuple[OverviewRow, Any]:
+        """A model's row without its CI, and the newest candidate (None: none waits)."""
+        config: Any = self.app.config  # type: ignore[attr-defined]
+        trend, trend_section = trend_and_section
         newest = None
         if view.candidates:  # only the newest candidate's CI, read next
             newest = next(v for v in view.versions if v.version == view.candidates[-1])
