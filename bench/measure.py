@@ -152,6 +152,8 @@ def fmt_value(value: float, unit: str) -> str:
         return f"{value:.2f}x"
     if unit == "s":
         return f"{value:.1f} s"
+    if unit == "models":
+        return f"{value:.0f}"
     return f"{value:g} {unit}"
 
 
