@@ -41,7 +41,7 @@ FORMAT = "%00".join(FIELDS) + "%00"
 # File systems that only keep whole seconds get a longer window.
 RACY_NS = 100_000_000
 RACY_NS_COARSE = 2_000_000_000
-ARTIFACTS_KEPT = 128  # artifacts whose folded state and versions a snapshot keeps
+ARTIFACTS_KEPT = 64  # artifacts whose folded state and versions a snapshot keeps
 
 Stat = gto_tagcache.Stat
 

@@ -225,7 +225,7 @@ class OverviewService:
         *,
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 16,
-        memory: int = 256,
+        memory: int = 128,
     ) -> None:
         self.ws = workspace
         self.config = workspace.config

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 FULL_REFRESH_EVERY = 6  # ticks between full row refreshes (live health refreshes every tick)
 BACKGROUND_FILL_LIMIT = 5000  # load every row up front, in batches, for workspaces this small
-CHUNK = 100  # rows read together (one batch per backend), after the visible ones
+CHUNK = 50  # rows read together (one batch per backend), after the visible ones
 
 
 class ModelsTable(VirtualTable):
