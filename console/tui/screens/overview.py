@@ -9,6 +9,7 @@ refresh runs; a failing backend marks the rows it affects and says why in the de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from console.tui.headers import overview_detail, overview_title
 from console.tui.palette import palette_of
@@ -141,9 +143,9 @@ class OverviewScreen(Screen[None]):
             self._load_shown(force=True)
 
     def _load_shown(self, *, force: bool = False) -> None:
-        self.request_rows(self.table.visible_keys(margin=5), force=force)
+        first = self.request_rows(self.table.visible_keys(margin=5), force=force)
         if len(self.models) <= BACKGROUND_FILL_LIMIT:
-            self.fill_rest()
+            self.fill_rest(first)
 
     def on_screen_resume(self) -> None:
         if self._by_name and len(self.rows) < len(self.models):
@@ -196,17 +198,26 @@ class OverviewScreen(Screen[None]):
 
     @work(group="fill", exclusive=True)
     @tolerate_teardown
-    async def fill_rest(self) -> None:
-        """Load the rows nobody has scrolled to yet, a batch at a time."""
+    async def fill_rest(self, first: Worker[Worker[None] | None] | None = None) -> None:
+        """The rows nobody has scrolled to yet, a batch at a time, once the rows on screen
+        (the worker ``first``) and their CI are in (or their CI timed out)."""
+        with contextlib.suppress(WorkerCancelled, WorkerFailed):
+            ci = await first.wait() if first is not None else None
+            if ci is not None:
+                await ci.wait()
         rest = [m.name for m in self.models if m.name not in self.rows]
         for start in range(0, len(rest), CHUNK):
             chunk = [n for n in rest[start : start + CHUNK] if n not in self.rows]
             if chunk:
                 await self._load_rows(chunk)
 
-    def request_rows(self, names: Sequence[Hashable], *, force: bool = False) -> None:
+    def request_rows(
+        self, names: Sequence[Hashable], *, force: bool = False
+    ) -> Worker[Worker[None] | None] | None:
+        """Load ``names`` (those not loading already; loaded ones only if ``force``) in one
+        batch; the worker doing it, whose result is the worker reading their CI."""
         if getattr(self.app, "services", None) is None:
-            return  # the first instant (names from the last session): rows load once open
+            return None  # the first instant (names from the last session): rows load once open
         wanted = [
             str(n)
             for n in names
@@ -214,14 +225,16 @@ class OverviewScreen(Screen[None]):
             and str(n) not in self._inflight
             and (force or str(n) not in self.rows)
         ]
-        if wanted:
-            self._inflight.update(wanted)
-            self.run_worker(self._load_rows(wanted, claimed=True), group="rows")
+        if not wanted:
+            return None
+        self._inflight.update(wanted)
+        return self.run_worker(self._load_rows(wanted, claimed=True), group="rows")
 
     @tolerate_teardown
-    async def _load_rows(self, names: list[str], *, claimed: bool = False) -> None:
-        """The rows, then their newest candidates' CI: a CI server that hangs holds back no
-        version, stage or live figure (the CI column says "…" meanwhile)."""
+    async def _load_rows(self, names: list[str], *, claimed: bool = False) -> Worker[None] | None:
+        """The rows, then their newest candidates' CI, in a worker of its own (returned): a CI
+        server that hangs holds back no version, stage or live figure (the CI column says "…"
+        meanwhile)."""
         if not claimed:
             names = [n for n in names if n not in self._inflight]
             self._inflight.update(names)
@@ -230,7 +243,7 @@ class OverviewScreen(Screen[None]):
         finally:
             self._inflight.difference_update(names)
         if not self.is_attached:
-            return
+            return None
         wanted = []
         for row, newest in got:
             if self.pending_counts is not None:
@@ -244,7 +257,8 @@ class OverviewScreen(Screen[None]):
                 wanted.append((row.name, newest))
         self._rows_changed(names)
         if wanted:  # apart: the next chunk of rows (fill_rest) does not wait for these runs
-            self.run_worker(self._load_ci(wanted), group="rows-ci")
+            return self.run_worker(self._load_ci(wanted), group="rows-ci")
+        return None
 
     @tolerate_teardown
     async def _load_ci(self, wanted: list[tuple[str, Any]]) -> None:
