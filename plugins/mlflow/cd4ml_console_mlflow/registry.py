@@ -169,12 +169,7 @@ class MlflowRegistry:
     async def versions(self, model: str) -> tuple[ModelVersion, ...]:
         listing = self._listing(model)  # started first: stages() of the same view reads it too
         rm, rest = await asyncio.gather(self._registered(model), asyncio.shield(listing))
-        stages: dict[str, list[str]] = {}
-        aliases: dict[str, list[str]] = {}
-        for a in rm.aliases:
-            aliases.setdefault(a.version, []).append(a.alias)
-            if a.alias in self.stage_of:
-                stages.setdefault(a.version, []).append(self.stage_of[a.alias])
+        stages, aliases = self._aliased(rm)
         facts: dict[str, RunFacts] = {}
         if self.config.run_details:
             facts = await self.runs.facts(v.run_id for v in rest)
