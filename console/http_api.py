@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -120,30 +119,6 @@ def rate_limit_wait(resp: httpx.Response, now: float) -> float | None:
     return None
 
 
-_HOSTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def host_slots(url: str, size: int) -> asyncio.Semaphore:
-    """The requests in flight to the host of ``url`` (scheme, host and port), at most ``size``
-    (the first caller's), shared by every backend of this event loop that talks to it.
-
-    Hold one while a request is sent and answered, and start its timeout once it is held: a
-    request waiting for a slot has not been sent, so it can not have timed out."""
-    loop = asyncio.get_running_loop()
-    try:
-        parsed = httpx.URL(url)
-        origin = f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
-    except (httpx.InvalidURL, TypeError):
-        origin = url
-    per_loop = _HOSTS.setdefault(loop, {})
-    slots = per_loop.get(origin)
-    if slots is None:
-        slots = per_loop[origin] = asyncio.Semaphore(size)
-    return slots
-
-
 class CredentialAuth(httpx.Auth):
     """Puts the credential in each request as it is sent; no plain copy is kept anywhere."""
 
@@ -203,6 +178,10 @@ async def fetch_bounded(
     )  # fmt: skip
 
 
+class _TooLate(Exception):
+    """A retry that got its turn to be sent after the retry window."""
+
+
 class HttpApi:
     """An HTTP API seen by one backend: requests, retries and error mapping."""
 
@@ -240,7 +219,9 @@ class HttpApi:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=max_connections),
         )
-        self.max_connections = max_connections
+        # The requests in flight to the API's host: a request waiting for one of these has not
+        # been sent, so its time has not begun (httpx's pool would count the wait against it).
+        self._slots = asyncio.Semaphore(max_connections)
 
     # -- credentials --------------------------------------------------------------------
 
@@ -301,15 +282,20 @@ class HttpApi:
         first try's send)."""
         sent: list[float] = []
         attempt = 0
+        last: BackendError | None = None
         while True:
-            failure, wait = await self._try_read(path, params, headers, attempt, sent)
+            try:
+                failure, wait = await self._try_read(path, params, headers, attempt, sent)
+            except _TooLate:  # the retry's turn came after the window: the last failure stands
+                assert last is not None
+                raise last from None
             if isinstance(failure, httpx.Response):
                 return failure
             tries = attempt + 1
+            failure.message += f" (tried {tries} times)" if tries > 1 else ""
+            last = failure
             late = monotonic() - (sent[0] if sent else monotonic()) + wait > RETRY_WITHIN
             if attempt >= READ_RETRIES or late:
-                if tries > 1:
-                    failure.message += f" (tried {tries} times)"
                 raise failure
             await sleep(wait)
             attempt += 1
@@ -384,11 +370,13 @@ class HttpApi:
         auth = await self._get_auth() if authenticate else None
         request = self.client.build_request(method, path, **kwargs)
         # wait_for bounds the whole exchange; httpx's timeout bounds each phase of it. Both
-        # start once the request has a slot (per host): waiting for one is not the peer's time.
+        # start once the request has a slot: waiting for one is not the peer's time.
         try:
-            async with host_slots(self.base_url, self.max_connections):
+            async with self._slots:
                 if sent is not None and not sent:
                     sent.append(monotonic())
+                elif sent and monotonic() - sent[0] > RETRY_WITHIN:
+                    raise _TooLate  # a retry waited for its turn past the window: not sent
                 resp = await asyncio.wait_for(
                     self._bounded(request, auth or httpx.USE_CLIENT_DEFAULT), self.timeout * 2 + 1
                 )

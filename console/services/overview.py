@@ -202,12 +202,13 @@ class Gate:
         async with self._slots:
             if self._timeouts != seen:
                 raise NotSent
+            limit = asyncio.timeout(timeout)  # no task per call, unlike wait_for
             try:
-                async with asyncio.timeout(timeout):  # no task per call, unlike wait_for
+                async with limit:
                     yield
-            except TimeoutError:
-                self._timeouts += 1
-                raise
+            finally:
+                if limit.expired():  # this call got no answer in time (not any TimeoutError)
+                    self._timeouts += 1
 
 
 class OverviewService:
