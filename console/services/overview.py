@@ -345,6 +345,10 @@ class OverviewService:
             raise
         except Exception as exc:
             failure = exc
+        if answers is not None and not isinstance(answers, Mapping):  # a plugin's bug
+            who = backend_label(self.config, kind)
+            failure = InvalidResponse(f"{who} answered a batch with a {type(answers).__name__}")
+            answers = None
         now = self.clock()
         for item in chunk:
             value = answers.get(item, _LEFT_OUT) if answers is not None else failure
