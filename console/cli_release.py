@@ -29,6 +29,15 @@ def _emit(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, default=str))
 
 
+def _say(lines: str | list[str], *, err: bool = False) -> None:
+    """Print text lines; a control character in them (an audit record keeps what it was
+    given) is shown escaped, never sent raw to the terminal."""
+    from console.domain.text import escape_controls
+
+    text = "\n".join([lines] if isinstance(lines, str) else lines)
+    click.echo(escape_controls(text, lines=True), err=err)
+
+
 def _service(ws: Any, state: Any) -> Any:
     from console.services.release import ReleaseService
 
@@ -54,7 +63,7 @@ def _act(
         exc = Refused(f"{action} refused: the console is in read-only mode", kind="read_only")
         if as_json:
             _emit(v.refusal_doc(action, model, exc, exc.message, []))
-        click.echo(exc.message, err=True)
+        _say(exc.message, err=True)
         raise SystemExit(EXIT_REFUSED)
     ws = open_ws(state)
 
@@ -68,29 +77,37 @@ def _act(
                 return done, None, exc
 
     reconciled, result, error = run_async(go)
-    for line in v.reconciled_lines(reconciled):
-        click.echo(line, err=True)
+    if reconciled:
+        _say(v.reconciled_lines(reconciled), err=True)
     if error is not None:
         refused = error if isinstance(error, Refused) else None
         message = str(getattr(error, "message", error))
         if as_json:
             _emit(v.refusal_doc(action, model, refused, message, reconciled))
-        click.echo(message, err=True)
-        nxt = getattr(error, "next_command", "")
+        _say(message, err=True)
+        nxt = getattr(error, "next_command", "") or _flag_hint(refused)
         if nxt:
-            click.echo(f"next: {nxt}", err=True)
+            _say(f"next: {nxt}", err=True)
         raise SystemExit(refused.exit_code if refused is not None else EXIT_FAILED)
     if isinstance(result, ActionResult):
         if as_json:
             _emit(v.action_doc(result, reconciled))
         else:
-            click.echo("\n".join(v.result_lines(result)))
+            _say(v.result_lines(result))
         raise SystemExit(result.exit_code)
     if as_json:
         _emit({"schema": "cd4ml-console/release-plan/v1", "plan": v.plan_doc(result),
                "reconciled": v.reconciled_docs(reconciled)})  # fmt: skip
     else:
-        click.echo("\n".join(v.plan_lines(result)))
+        _say(v.plan_lines(result))
+
+
+def _flag_hint(refused: Any) -> str:
+    """The flag that answers a refusal, where one does: a schema change not acknowledged."""
+    gates = getattr(refused, "gates", ()) if refused is not None else ()
+    if any(g.gate == "schema" and not g.passed and g.threshold == "ack" for g in gates):
+        return "look at the schema change, then run the command again with --ack-schema-change"
+    return ""
 
 
 def register(cli: click.Group) -> None:
@@ -128,12 +145,12 @@ def compare(
 
     result = run_async(go)
     if isinstance(result, Refused):
-        click.echo(result.message, err=True)
+        _say(result.message, err=True)
         raise SystemExit(result.exit_code)
     if as_json:
         _emit(comparison_doc(result))
     else:
-        click.echo("\n".join(comparison_lines(result)))
+        _say(comparison_lines(result))
     raise SystemExit(EXIT_FAILED if result.errors else 0)
 
 
@@ -235,7 +252,7 @@ def rollback(
         plan = await svc.plan_rollback(model, stage=stage, to_version=to_version)
         typed = model
         if not yes:
-            click.echo("\n".join(plan_lines(plan)), err=True)
+            _say(plan_lines(plan), err=True)
             try:
                 if plan.confirm_model_name:
                     typed = click.prompt(f"Type the model name ({model}) to confirm", err=True)
@@ -263,6 +280,7 @@ def rollback(
 def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> None:
     """Promotion and rollback requests (pending ones by default), from the audit log."""
     from console.cli import open_ws, run_async
+    from console.logs import cut, mask
     from console.services.release import ReleaseError
     from console.services.release.requests import request_doc
     from console.services.release.views import reconciled_lines
@@ -274,15 +292,15 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
             svc = _service(ws, state)
             try:
                 done = await svc.reconcile()
-                for line in reconciled_lines(done):
-                    click.echo(line, err=True)
+                if done:
+                    _say(reconciled_lines(done), err=True)
                 return await (svc.request_views(model) if show_all else svc.pending(model))
             except ReleaseError as exc:
                 return exc
 
     views = run_async(go)
     if isinstance(views, ReleaseError):
-        click.echo(views.message, err=True)
+        _say(views.message, err=True)
         raise SystemExit(EXIT_FAILED)
     docs = [request_doc(x) for x in views]
     if as_json:
@@ -290,10 +308,10 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
         return
     for d in docs:
         got = sum(1 for a in d["approvals"] if a["decision"] == "approve")
-        click.echo(
+        _say(
             f"{d['id']}  {d['state']:<9} {d['kind']:<8} {d['model']} {d['from_version'] or '-'}"
             f" -> {d['version']} to {d['stage']}  by {d['requested_by']}  approvals {got}"
-            f"  {d['created_at'][:16]}  {d['reason'][:60]}"
+            f"  {d['created_at'][:16]}  {cut(mask(d['reason']), 60)}"
         )
     if not docs:
         click.echo("no pending requests" if not show_all else "no requests")
@@ -305,14 +323,25 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
 @click.option("--json", "as_json", is_flag=True, help="All events as one JSON document.")
 @click.option("--csv", "as_csv", is_flag=True, help="All events as CSV.")
 @click.option("--limit", type=int, default=50, show_default=True, help="Newest events (text).")
+@click.option("--reset", is_flag=True, help="`audit anchor`: re-anchor the log (admins).")
+@click.option("--reason", default="", help="Why (`audit anchor --reset`).")
 @click.pass_obj
 def audit(
-    state: Any, model: str | None, model_opt: str | None, as_json: bool, as_csv: bool, limit: int
+    state: Any,
+    model: str | None,
+    model_opt: str | None,
+    as_json: bool,
+    as_csv: bool,
+    limit: int,
+    reset: bool,
+    reason: str,
 ) -> None:
     """The audit log (of MODEL): text, --json or --csv.
 
     `audit verify` checks every record's hash, the links and the git anchor, and names the
     first bad record (exit 1); without an anchor it says since when the log is unanchored.
+    `audit anchor` says whether the log is the anchored one; after investigating a log that is
+    not, an admin re-anchors it with `audit anchor --reset --reason TEXT` (recorded).
     """
     from console.cli import open_ws, run_async
     from console.services.release import audit_view
@@ -320,6 +349,11 @@ def audit(
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     check = model == "verify" and model_opt is None
+    if model == "anchor" and model_opt is None:
+        _anchor(state, reset=reset, reason=reason, as_json=as_json)
+        return
+    if reset:
+        raise click.UsageError("--reset goes with `audit anchor`")
     ws = open_ws(state)
 
     async def go() -> int:
@@ -330,6 +364,30 @@ def audit(
             return await audit_view.print_events(ws, model_opt or model, fmt, limit)
 
     raise SystemExit(run_async(go))
+
+
+def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
+    """`audit anchor`: say whether the log is the anchored one; with --reset, re-anchor it."""
+    from console.services.release import anchoring
+
+    if reset:
+        _act(state, "re-anchor", "", as_json, lambda svc: anchoring.reset_anchor(svc, reason),
+             reconcile=False)  # fmt: skip
+        return
+    from console.cli import open_ws, run_async
+
+    ws = open_ws(state)
+
+    async def go() -> tuple[bool, str]:
+        async with ws:
+            return await anchoring.anchor_state(_service(ws, state))
+
+    proved, text = run_async(go)
+    if as_json:
+        _emit({"schema": "cd4ml-console/audit-anchor/v1", "proved": proved, "state": text})
+    else:
+        click.echo(("ok: " if proved else "FAILED: ") + text)
+    raise SystemExit(0 if proved else EXIT_FAILED)
 
 
 @click.command()
@@ -355,14 +413,16 @@ def report(state: Any, model: str, version: str, stage: str | None, output: Path
 
     text = run_async(go)
     if not isinstance(text, str):
-        click.echo(text.message, err=True)
+        _say(text.message, err=True)
         raise SystemExit(getattr(text, "exit_code", EXIT_FAILED))
     if output is None:
         sys.stdout.write(text)
         return
+    from console.services.release.report import ReportFileError, write_report
+
     try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"can not write {output}: {exc.strerror}", err=True)
+        write_report(output, text)
+    except ReportFileError as exc:
+        click.echo(str(exc), err=True)
         raise SystemExit(EXIT_FAILED) from None
     click.echo(f"wrote {output}", err=True)

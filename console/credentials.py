@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import os
 import stat
 import tomllib
@@ -69,7 +70,8 @@ class Credential(BaseModel):
 
     name: str
     source: Source
-    location: str  # "keyring <backend class>", "environment variable X", "file /path"
+    location: str  # "keyring entry cd4ml-console/NAME in <backend>", "environment variable X",
+    # "file /path": said when a peer refuses the credential (never the value)
     secret: SecretStr = Field(repr=False)
     username: str | None = None
 
@@ -90,33 +92,78 @@ class Credential(BaseModel):
 MIN_ENCODED = 6  # shorter secrets are masked raw only: their encodings match ordinary text
 
 
-def _encodings(text: str) -> Iterator[str]:
-    """``text`` as a peer or a header may carry it: URL-encoded, base64(url), hex."""
-    yield quote(text, safe="")
-    yield quote_plus(text)
-    raw = text.encode("utf-8")
+def _encodings(text: SecretStr) -> Iterator[SecretStr]:
+    """``text`` as a peer or a header may carry it: URL-encoded, base64(url), hex (each value
+    made inline, so that no frame holds a plain copy)."""
+    yield SecretStr(quote(text.get_secret_value(), safe=""))
+    yield SecretStr(quote_plus(text.get_secret_value()))
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        coded = encode(raw).decode("ascii")
-        yield coded
-        yield coded.rstrip("=")
-    yield raw.hex()
-    yield raw.hex().upper()
+        yield SecretStr(encode(text.get_secret_value().encode()).decode("ascii"))
+        yield SecretStr(encode(text.get_secret_value().encode()).decode("ascii").rstrip("="))
+    yield SecretStr(text.get_secret_value().encode().hex())
+    yield SecretStr(text.get_secret_value().encode().hex().upper())
+
+
+@functools.lru_cache(maxsize=64)
+def _forms(cred: Credential) -> tuple[SecretStr, ...]:
+    """The ways ``cred``'s secret can appear in a text: raw, URL-encoded, base64, base64url
+    and hex, and the base64 of ``username:secret`` (an echoed Basic header). Cached: every
+    error message of a backend is masked with them."""
+    forms = [cred.secret]
+    if len(cred.secret.get_secret_value()) >= MIN_ENCODED:
+        forms += _encodings(cred.secret)
+        forms += _encodings(SecretStr(f"{cred.username or ''}:{cred.secret.get_secret_value()}"))
+    return tuple(forms)
+
+
+def _longest_first(forms: Iterable[SecretStr]) -> list[SecretStr]:
+    unique = {form.get_secret_value(): form for form in forms if form.get_secret_value()}
+    return sorted(unique.values(), key=lambda form: len(form.get_secret_value()), reverse=True)
+
+
+def _replace(text: str, forms: Iterable[SecretStr]) -> str:
+    for form in forms:  # longest first: a form may contain a shorter one
+        if form.get_secret_value() in text:
+            text = text.replace(form.get_secret_value(), "****")
+    return text
 
 
 def redact_secrets(text: str, credentials: Iterable[Credential | None]) -> str:
-    """``text`` with every credential's secret masked as ``****``: raw, URL-encoded, base64,
-    base64url and hex, and the base64 of ``username:secret`` (an echoed Basic header)."""
-    for cred in credentials:
-        if cred is None or not cred.secret.get_secret_value():
-            continue
-        forms = {cred.secret.get_secret_value()}
-        if len(cred.secret.get_secret_value()) >= MIN_ENCODED:
-            forms.update(_encodings(cred.secret.get_secret_value()))
-            forms.update(_encodings(f"{cred.username or ''}:{cred.secret.get_secret_value()}"))
-        for form in sorted(forms, key=len, reverse=True):
-            if form in text:
-                text = text.replace(form, "****")
-    return text
+    """``text`` with every credential's secret masked as ``****`` in each of its forms
+    (:func:`_forms`)."""
+    forms = [f for cred in credentials if cred is not None for f in _forms(cred)]
+    return _replace(text, _longest_first(forms))
+
+
+MAX_KNOWN = 64
+_known: list[Credential] = []
+_known_forms: list[SecretStr] = []  # of every credential in _known, longest first
+
+
+def remember(credential: Credential) -> Credential:
+    """Mask ``credential`` in every text :func:`mask_known` sees from now on: the console
+    masks every secret it has looked up, in whichever backend's text it shows up."""
+    global _known_forms
+    # A secret shorter than MIN_ENCODED would mask ordinary words in every message; its own
+    # backend still masks it in what it says (redact_secrets).
+    if len(credential.secret.get_secret_value()) >= MIN_ENCODED and credential not in _known:
+        _known.append(credential)
+        del _known[:-MAX_KNOWN]
+        _known_forms = _longest_first(f for known in _known for f in _forms(known))
+    return credential
+
+
+def forget_all() -> None:
+    """Mask no remembered credential any more (between tests)."""
+    global _known_forms
+    _known.clear()
+    _known_forms = []
+
+
+def mask_known(text: str) -> str:
+    """``text`` with every credential this process has looked up masked (as
+    :func:`redact_secrets` does); console.logs.mask adds the token shapes."""
+    return _replace(text, _known_forms)
 
 
 @dataclass(frozen=True)
@@ -215,7 +262,9 @@ def _from_keyring(name: str, options: CredentialOptions) -> tuple[Credential | N
         return None, f"keyring {status.backend}: {type(exc).__name__}: {exc}"
     if not secret.get_secret_value():
         return None, f"keyring {status.backend}: no entry {KEYRING_SERVICE}/{name}"
-    where = f"keyring {status.backend}" + (" (plaintext, allowed)" if status.plaintext else "")
+    where = f"keyring entry {KEYRING_SERVICE}/{name} in {status.backend}" + (
+        " (plaintext, allowed)" if status.plaintext else ""
+    )
     return Credential(name=name, source="keyring", location=where, secret=secret), ""
 
 
@@ -403,7 +452,7 @@ def lookup(
             )
             if username != found.username:
                 found = found.model_copy(update={"username": username})
-            return Lookup(name, found, tuple(tried))
+            return Lookup(name, remember(found), tuple(tried))
         tried.append(note)
     return Lookup(name, None, tuple(tried))
 
@@ -447,10 +496,13 @@ __all__ = [
     "check_file_mode",
     "credential_name",
     "default_credentials_file",
+    "forget_all",
     "keyring_status",
     "lookup",
+    "mask_known",
     "read_credentials_file",
     "redact_secrets",
+    "remember",
     "require",
     "store_in_file",
     "store_in_keyring",

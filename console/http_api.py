@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from console.credentials import Credential, redact_secrets
+from console.logs import excerpt
 from console.ports import (
     BackendError,
     Conflict,
@@ -56,24 +57,21 @@ def safe_url(url: str | httpx.URL) -> str:
     return f"{parsed.scheme}://{host}{port}{path}"
 
 
-def _printable(text: str, limit: int = MAX_MESSAGE) -> str:
-    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def api_message(resp: httpx.Response) -> str:
-    """The server's own one-line explanation of an error response ("" when there is none)."""
+def api_message(resp: httpx.Response, mask_also: Callable[[str], str] = str) -> str:
+    """The server's own explanation of an error response as one line ("" when there is none):
+    the ``message`` of a JSON body, else the text of the body (an HTML page's words), masked
+    (console.logs.mask, then ``mask_also``) before it is cut to MAX_MESSAGE characters."""
     try:
         doc = resp.json()
     except ValueError:
-        return _printable(resp.text[:MAX_MESSAGE]) if resp.text.strip()[:1] not in "<" else ""
+        return excerpt(resp.text, MAX_MESSAGE, mask_also=mask_also)
     if isinstance(doc, dict):
         for key in ("message", "error", "error_description"):
             value = doc.get(key)
             if isinstance(value, str) and value.strip():
-                return _printable(value)
+                return excerpt(value, MAX_MESSAGE, mask_also=mask_also)
             if isinstance(value, dict | list) and value:
-                return _printable(str(value))
+                return excerpt(str(value), MAX_MESSAGE, mask_also=mask_also)
     return ""
 
 
@@ -198,6 +196,7 @@ class HttpApi:
         max_connections: int = 10,
         auth_hint: str = "check the token",
         forbidden_hint: str = "the token lacks a permission",
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.backend = backend
         self.base_url = base_url.rstrip("/")
@@ -218,6 +217,7 @@ class HttpApi:
             headers=dict(headers or {}),
             follow_redirects=False,
             limits=httpx.Limits(max_connections=max_connections),
+            transport=transport,  # tests: an httpx.MockTransport
         )
         # The requests in flight to the API's host: a request waiting for one of these has not
         # been sent, so its time has not begun (httpx's pool would count the wait against it).
@@ -248,6 +248,15 @@ class HttpApi:
         """Also mask ``credential`` (sent in a body, e.g. a trigger token) in every message."""
         if credential not in self._also_secret:
             self._also_secret.append(credential)
+
+    def explain(self, resp: httpx.Response) -> str:
+        """The peer's one-line explanation in ``resp``, masked, then cut (:func:`api_message`)."""
+        return api_message(resp, self._redact)
+
+    def _sent(self) -> str:
+        """Which credential the requests carry and where it came from (never its value)."""
+        auth = self._auth
+        return auth.credential.describe() if auth is not None else "no credential"
 
     def _redact(self, text: str) -> str:
         auth = self._auth
@@ -337,10 +346,11 @@ class HttpApi:
         data: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         authenticate: bool = True,
+        body_credential: Credential | None = None,
     ) -> httpx.Response:
         """A mutation: sent exactly once, never retried; a non-2xx answer raises.
         ``authenticate=False`` sends it without the backend's credential (the body carries
-        its own, e.g. a GitLab trigger token)."""
+        its own, ``body_credential``, e.g. a GitLab trigger token: named when refused)."""
         self._check_blocked(path)
         try:
             resp = await self._send(
@@ -356,7 +366,8 @@ class HttpApi:
         limited = rate_limit_wait(resp, wall_clock())
         if limited is not None:
             raise self._rate_limited(path, resp, limited)
-        raise self._status_error(method, path, resp)
+        sent = body_credential.describe() if body_credential else None
+        raise self._status_error(method, path, resp, sent if sent or authenticate else "none")
 
     async def _send(
         self,
@@ -434,31 +445,38 @@ class HttpApi:
         if isinstance(exc, httpx.TimeoutException):
             text = f"{method} {url} did not answer within {self.timeout:g}s"
         elif isinstance(exc, httpx.ConnectError):
-            why = self._redact(_printable(str(exc))) or "connection failed"
+            why = excerpt(str(exc), mask_also=self._redact) or "connection failed"
             text = f"could not connect to {url}: {why}"
         elif isinstance(exc, httpx.UnsupportedProtocol):
             text = f"{url} is not an http(s) URL"
         else:
-            text = (
-                f"{method} {url} failed: {type(exc).__name__}: {self._redact(_printable(str(exc)))}"
-            )
+            said = excerpt(str(exc), mask_also=self._redact)
+            text = f"{method} {url} failed: {type(exc).__name__}: {said}"
         return Unreachable(
             text, backend=self.backend, hint=f"is {self.safe_base} up and the URL right?"
         )
 
-    def _status_error(self, method: str, path: str, resp: httpx.Response) -> BackendError:
+    def _status_error(
+        self, method: str, path: str, resp: httpx.Response, sent: str | None = None
+    ) -> BackendError:
+        """The error for a non-2xx answer; a refusal (401/403) names the credential ``sent``
+        (default: the backend's own) and where it came from, never its value."""
         url, code = self.where(path), resp.status_code
-        said = self._redact(api_message(resp))
+        said = self.explain(resp)
         detail = f"HTTP {code}" + (f": {said}" if said else "")
         b = self.backend
+        if code in (401, 403):
+            sent = sent or self._sent()
         if code == 401:
             self._auth = None  # look the credential up again next time (after a `login`)
             return Unauthorized(
-                f"{url} refused the credentials ({detail})", backend=b, hint=self.auth_hint
+                f"{url} refused the credentials ({detail}); sent {sent}",
+                backend=b,
+                hint=self.auth_hint,
             )
         if code == 403:
             return Unauthorized(
-                f"{url} is forbidden ({detail})", backend=b, hint=self.forbidden_hint
+                f"{url} is forbidden ({detail}) for {sent}", backend=b, hint=self.forbidden_hint
             )
         if code == 404:
             return NotFound(f"{url} was not found ({detail})", backend=b)

@@ -3,8 +3,8 @@
 The user comes from the process's real uid through the password database, never from
 ``$USER``/``$LOGNAME`` or git's ``user.name``, which anyone can set. ``SUDO_USER`` is only
 believed when the process runs as root (``sudo`` sets it; any user can set it for their own
-unprivileged process). The SSH client address is informational: it is recorded, never trusted
-for a decision. Services take an identity provider (a callable returning an Actor) so tests can
+unprivileged process) and names a user of the password database. The SSH client address is
+informational: it is recorded, never trusted for a decision. Services take an identity provider (a callable returning an Actor) so tests can
 act as other people without any environment switch in production code.
 """
 
@@ -45,17 +45,48 @@ def ssh_client(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+def _known_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except (KeyError, ValueError):  # ValueError: a NUL in the name
+        return False
+    return True
+
+
+def sudo_user(
+    environ: Mapping[str, str] | None = None,
+    *,
+    euid: int | None = None,
+    known: Callable[[str], bool] = _known_user,
+) -> tuple[str | None, str]:
+    """(the sudo user to believe, or None; why ``SUDO_USER`` was ignored, or "").
+
+    Believed only when the process runs as root (sudo sets it), and only when it names a user
+    of the password database: a made-up name (or one with a newline, which would break the
+    audit log's lines) is ignored, and the reason says so where identity is shown."""
+    env = os.environ if environ is None else environ
+    name = env.get("SUDO_USER")
+    if name is None or name.strip() == "":
+        return None, ""
+    shown = repr(name) if len(name) <= 64 else repr(name[:64]) + "…"
+    if (os.geteuid() if euid is None else euid) != 0:
+        return None, f"SUDO_USER={shown} ignored: the console does not run as root"
+    if name != name.strip() or not name.isprintable() or not known(name):
+        return None, f"SUDO_USER={shown} ignored: no such user in the password database"
+    return name, ""
+
+
 def current_actor(
     environ: Mapping[str, str] | None = None,
     *,
     uid: int | None = None,
     euid: int | None = None,
+    known: Callable[[str], bool] = _known_user,
 ) -> Actor:
     """The person at the keyboard, as far as the OS can tell."""
     env = os.environ if environ is None else environ
-    euid = os.geteuid() if euid is None else euid
-    sudo_user = env.get("SUDO_USER", "").strip() if euid == 0 else ""
-    return Actor(user=os_user(uid), sudo_user=sudo_user or None, ssh_client=ssh_client(env))
+    sudo, _ = sudo_user(env, euid=euid, known=known)
+    return Actor(user=os_user(uid), sudo_user=sudo, ssh_client=ssh_client(env))
 
 
 def principal(actor: Actor) -> str:
@@ -86,6 +117,8 @@ def identity_details(actor: Actor) -> dict[str, str]:
         out["sudo_user"] = actor.sudo_user
     if actor.ssh_client:
         out["ssh_client"] = actor.ssh_client
+    if actor.demo_persona_of:
+        out["demo_persona_of"] = actor.demo_persona_of
     return out
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from console.backends.plugin import CommandDeployConfig
 from console.deploy_templates import fill
+from console.logs import excerpt
 from console.plugins import BackendContext
 from console.ports import BackendError, Unreachable
 
@@ -21,11 +22,11 @@ GRACE_SECONDS = 2.0
 
 
 def last_line(data: bytes) -> str:
-    """The last non-blank line of ``data``, printable and at most MAX_LINE characters."""
+    """The last non-blank line of ``data``, printable, masked, then cut to MAX_LINE characters."""
     for line in reversed(data.decode(errors="replace").splitlines()):
         text = "".join(ch if ch.isprintable() else " " for ch in line).strip()
         if text:
-            return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"
+            return excerpt(text, MAX_LINE)
     return ""
 
 

@@ -53,6 +53,15 @@ def parse_commit_object(sha: str, raw: bytes) -> Commit:
     )
 
 
+def _when(date: str) -> datetime | None:
+    """``%aI`` of git log; None when git could not read the date (it then prints ``%aI`` as
+    is: a crafted author line with a NUL or a newline in it)."""
+    try:
+        return datetime.fromisoformat(date) if date else None
+    except ValueError:
+        return None
+
+
 class GitCodeRepo:
     """CodeRepo over a local git repository through one ``git`` subprocess per query."""
 
@@ -110,7 +119,7 @@ class GitCodeRepo:
                     sha=sha,
                     author=author,
                     author_email=email,
-                    authored_at=datetime.fromisoformat(date) if date else None,
+                    authored_at=_when(date),
                     subject=subject,
                 )
                 self._remember(sha, commit)

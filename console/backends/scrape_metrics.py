@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from console.backends.plugin import ScrapeConfig
 from console.domain import MetricPoint, MetricSeries, ServingHealth
+from console.logs import excerpt
 from console.plugins import BackendContext
 from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
 
@@ -225,7 +226,7 @@ class ScrapeMetrics:
                     )
         except Exception as exc:  # the parser raises ValueError, IndexError, KeyError, ...
             raise InvalidResponse(
-                f"{self.url} did not return Prometheus text format: {str(exc)[:120]}",
+                f"{self.url} did not return Prometheus text format: {excerpt(str(exc), 120)}",
                 backend=self.name,
                 hint="point backends.metrics.url at the model server's /metrics",
             ) from None

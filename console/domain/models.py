@@ -1,4 +1,9 @@
-"""Immutable domain models shared by backends, services, the CLI and the TUI. No I/O here."""
+"""Immutable domain models shared by backends, services, the CLI and the TUI. No I/O here.
+
+Every string a backend hands a model is cleaned of control characters on validation (``Line``,
+``Lines``: console.domain.text), so no port can return one; ``AuditEvent`` keeps its bytes (its
+hash covers them) and is escaped where it is shown.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from console.domain.text import Line, Lines, Tree
 from console.domain.versions import version_key
 
 
@@ -20,12 +26,12 @@ class Frozen(BaseModel):
 class Commit(Frozen):
     """One git commit."""
 
-    sha: str
-    short: str = ""
-    author: str = ""
-    author_email: str = ""
+    sha: Line
+    short: Line = ""
+    author: Line = ""
+    author_email: Line = ""
     authored_at: datetime | None = None
-    subject: str = ""
+    subject: Line = ""
 
     def model_post_init(self, _context: Any) -> None:
         if not self.short:
@@ -41,8 +47,8 @@ class DiffStat(Frozen):
 class DataOutput(Frozen):
     """One DVC-tracked output (file or directory) at a commit."""
 
-    path: str
-    md5: str
+    path: Line
+    md5: Line
     size: int | None = None
     nfiles: int | None = None
 
@@ -50,7 +56,7 @@ class DataOutput(Frozen):
 class DataVersion(Frozen):
     """The data version of a commit: the DVC outs' hashes recorded there."""
 
-    commit: str
+    commit: Line
     outputs: tuple[DataOutput, ...] = ()
     rows: int | None = None
 
@@ -71,52 +77,52 @@ class DataVersion(Frozen):
 
 
 class SchemaField(Frozen):
-    name: str
-    type: str = ""
+    name: Line
+    type: Line = ""
     nullable: bool | None = None
 
 
 class DataSchema(Frozen):
     """Fields of the training data as declared by the schema file at a commit."""
 
-    commit: str
-    path: str
+    commit: Line
+    path: Line
     fields: tuple[SchemaField, ...] = ()
 
 
 class ModelStage(Frozen):
     """A stage of the release pipeline, e.g. staging or production."""
 
-    name: str
+    name: Line
     order: int = 0
 
 
 class Model(Frozen):
     """A registered model (a GTO artifact, an MLflow registered model, ...)."""
 
-    name: str
-    description: str = ""
-    path: str = ""
+    name: Line
+    description: Line = ""
+    path: Line = ""
     deprecated: bool = False
-    labels: tuple[str, ...] = ()
+    labels: tuple[Line, ...] = ()
 
 
 class ModelVersion(Frozen):
     """One registered version of a model."""
 
-    model: str
-    version: str
-    commit: str = ""
-    created_by: str = ""
+    model: Line
+    version: Line
+    commit: Line = ""
+    created_by: Line = ""
     created_at: datetime | None = None
-    stages: tuple[str, ...] = ()
+    stages: tuple[Line, ...] = ()
     deregistered: bool = False
-    source: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
+    source: Line = ""
+    tags: dict[Line, Line] = Field(default_factory=dict)
     # Metrics and params the registry itself knows (MLflow runs); the embedded
     # backends leave these empty and the data port supplies them from git.
-    metrics: dict[str, float] = Field(default_factory=dict)
-    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[Line, float] = Field(default_factory=dict)
+    params: Tree = Field(default_factory=dict)
 
     @property
     def sort_key(self) -> tuple[int, object]:
@@ -126,12 +132,12 @@ class ModelVersion(Frozen):
 class StageAssignment(Frozen):
     """A stage pointer: ``stage`` of ``model`` points at ``version`` since ``assigned_at``."""
 
-    model: str
-    stage: str
-    version: str | None
-    assigned_by: str = ""
+    model: Line
+    stage: Line
+    version: Line | None
+    assigned_by: Line = ""
     assigned_at: datetime | None = None
-    ref: str = ""  # backend identifier of the assignment, e.g. the git tag name
+    ref: Line = ""  # backend identifier of the assignment, e.g. the git tag name
 
 
 class RegistryEntry(Frozen):
@@ -157,14 +163,14 @@ class RegistryEventKind(StrEnum):
 class RegistryEvent(Frozen):
     """One entry of the registry's own history (a GTO tag, an MLflow alias change)."""
 
-    model: str
+    model: Line
     kind: RegistryEventKind
-    version: str | None = None
-    stage: str | None = None
-    actor: str = ""
+    version: Line | None = None
+    stage: Line | None = None
+    actor: Line = ""
     at: datetime | None = None
-    ref: str = ""
-    message: str = ""
+    ref: Line = ""
+    message: Lines = ""
 
 
 class CIStatus(StrEnum):
@@ -184,12 +190,12 @@ class CIConclusion(StrEnum):
 
 
 class CIJob(Frozen):
-    name: str
+    name: Line
     status: CIStatus = CIStatus.COMPLETED
     conclusion: CIConclusion | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    url: str = ""
+    url: Line = ""
     tests_total: int | None = None
     tests_failed: int | None = None
 
@@ -197,15 +203,15 @@ class CIJob(Frozen):
 class CIRun(Frozen):
     """One CI pipeline run for a commit."""
 
-    id: str
-    pipeline: str
-    commit: str
+    id: Line
+    pipeline: Line
+    commit: Line
     status: CIStatus
     conclusion: CIConclusion | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    url: str = ""
-    actor: str = ""
+    url: Line = ""
+    actor: Line = ""
     jobs: tuple[CIJob, ...] = ()
 
     @property
@@ -221,10 +227,10 @@ class MetricPoint(Frozen):
 class MetricSeries(Frozen):
     """A time series of one serving metric for one model and stage."""
 
-    model: str
-    stage: str
-    metric: str
-    unit: str = ""
+    model: Line
+    stage: Line
+    metric: Line
+    unit: Line = ""
     points: tuple[MetricPoint, ...] = ()
 
     @property
@@ -235,9 +241,9 @@ class MetricSeries(Frozen):
 class ServingHealth(Frozen):
     """Live health of a deployed model, as the metrics source sees it now."""
 
-    model: str
-    stage: str
-    version: str | None = None
+    model: Line
+    stage: Line
+    version: Line | None = None
     latency_p95_ms: float | None = None
     error_rate: float | None = None
     traffic_rps: float | None = None
@@ -248,15 +254,20 @@ class ServingHealth(Frozen):
 class Actor(Frozen):
     """Who acts: the OS user, the sudo user, the SSH client address, backend identities."""
 
-    user: str
-    sudo_user: str | None = None
-    ssh_client: str | None = None
-    backend_identity: str | None = None
+    user: Line
+    sudo_user: Line | None = None
+    ssh_client: Line | None = None
+    backend_identity: Line | None = None
+    # A demo workspace's colleague (console.demo.persona) played by this OS user; never
+    # outside a demo: the audit journal refuses such an actor anywhere else.
+    demo_persona_of: Line | None = None
 
     def __str__(self) -> str:
         text = self.user
         if self.sudo_user and self.sudo_user != self.user:
             text = f"{self.sudo_user} (as {self.user})"
+        if self.demo_persona_of:
+            text += f" (demo persona of {self.demo_persona_of})"
         if self.ssh_client:
             text += f" from {self.ssh_client}"
         return text
@@ -285,11 +296,11 @@ class AuditEvent(Frozen):
 class GateResult(Frozen):
     """Outcome of one quality gate, with the numbers that decided it."""
 
-    gate: str
+    gate: Line
     passed: bool
-    detail: str
-    observed: float | str | None = None
-    threshold: float | str | None = None
+    detail: Line
+    observed: float | Line | None = None
+    threshold: float | Line | None = None
     blocking: bool = True
 
 
@@ -302,9 +313,9 @@ class Approval(Frozen):
     """One approver's decision on a promotion request, bound to what they saw."""
 
     request_id: str
-    actor: str
+    actor: Line  # from the audit log: a view, shown as one clean line
     decision: Decision
-    comment: str = ""
+    comment: Line = ""
     at: datetime
     version: str
     evidence_hash: str = ""
@@ -328,8 +339,8 @@ class PromotionRequest(Frozen):
     version: str
     stage: str
     from_version: str | None
-    requested_by: str
-    reason: str
+    requested_by: Line  # from the audit log: a view, shown as one clean line
+    reason: Line
     created_at: datetime
     state: RequestState = RequestState.PENDING
     approvals: tuple[Approval, ...] = ()

@@ -8,8 +8,22 @@ if TYPE_CHECKING:
     from console.domain import AuditEvent
 
 
+MAX_MESSAGE = 2000
+"""Characters of an error's message: a sentence, never a pasted page."""
+
+
+def _said(text: str, limit: int = MAX_MESSAGE) -> str:
+    """A backend's words fit for a one-line message: one line, secrets masked, then cut."""
+    from console.logs import excerpt  # console.logs reaches console.credentials: not at import
+
+    return excerpt(text, limit)
+
+
 class BackendError(Exception):
-    """A backend could not answer. ``str(err)`` is a sentence for a person; ``hint`` says what to do."""
+    """A backend could not answer. ``str(err)`` is a sentence for a person; ``hint`` says what to do.
+
+    Whatever a backend puts in ``message``, ``hint`` or ``backend`` (now or later) is stored as
+    one line with control characters removed and secrets masked: it may quote a peer."""
 
     kind_label = "backend error"
 
@@ -18,6 +32,31 @@ class BackendError(Exception):
         self.message = message
         self.backend = backend
         self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, text: str) -> None:
+        self._message = _said(str(text))
+        self.args = (self._message,)
+
+    @property
+    def hint(self) -> str:
+        return self._hint
+
+    @hint.setter
+    def hint(self, text: str) -> None:
+        self._hint = _said(str(text))
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, text: str) -> None:
+        self._backend = _said(str(text), 200)
 
     def __str__(self) -> str:
         text = f"{self.backend}: {self.message}" if self.backend else self.message
@@ -85,6 +124,13 @@ class StageBusy(Conflict):
             changed_by=intent.actor,
         )  # fmt: skip
         self.intent = intent
+
+
+class Deprecated(BackendError):
+    """The model is retired in the registry (gto's ``@deprecated``): moving a stage would bring
+    it back unnoticed, so that is refused until someone revives it on purpose."""
+
+    kind_label = "deprecated"
 
 
 class AuditUnavailable(BackendError):

@@ -58,7 +58,12 @@ class CodeRepo(Backend, Protocol):
 
 @runtime_checkable
 class ModelRegistry(Backend, Protocol):
-    """Registered models, their versions and stage pointers."""
+    """Registered models, their versions and stage pointers.
+
+    Optional: ``async def check_move(model, stage) -> None`` raises what ``assign`` would
+    refuse (NotFound for a stage the registry does not allow, Deprecated for a retired
+    model); the release service asks it before it records anything.
+    """
 
     async def models(self) -> Sequence[Model]: ...
 
@@ -179,6 +184,17 @@ class AuditStore(Backend, Protocol):
         ...
 
 
+@runtime_checkable
+class Notifier(Backend, Protocol):
+    """Tells people what happened (a chat webhook, a command, mail). Never blocks an action:
+    the console bounds each call with a short timeout and records a failure as a note."""
+
+    async def notify(self, message: dict[str, Any]) -> str:
+        """Deliver ``message`` (event, model, version, stage, actor, request_id, reason, text,
+        ...; docs/team.md); return a one-line description or raise BackendError."""
+        ...
+
+
 # -- optional batch reads (docs/plugins.md, "Batch reads") ------------------------------------
 # A backend may add any of these beside its per-item methods; the console uses them for many
 # models at once (status, the overview) and falls back to the per-item methods without them.
@@ -245,4 +261,5 @@ KINDS: dict[str, type] = {
     "metrics": MetricsSource,
     "deploy": Deployer,
     "audit": AuditStore,
+    "notify": Notifier,
 }

@@ -30,7 +30,8 @@ from console.domain import (
     version_key,
 )
 from console.domain.models import Frozen
-from console.logs import redact
+from console.domain.text import clean_value
+from console.logs import excerpt
 from console.ports import BackendError, InvalidResponse, NotFound
 from console.services.backend_names import backend_label
 from console.services.workspace import Workspace
@@ -175,7 +176,7 @@ def describe_error(
         )
     if isinstance(exc, TimeoutError):
         return f"{who} did not answer within {timeout:g}s", "timeout"
-    return f"{who} failed unexpectedly: {type(exc).__name__}: {redact(str(exc))}", "internal error"
+    return f"{who} failed unexpectedly: {type(exc).__name__}: {excerpt(str(exc))}", "internal error"
 
 
 class NotSent(TimeoutError):
@@ -264,6 +265,7 @@ class OverviewService:
         return Got(last[0] if last else default, section)
 
     def _good(self, kind: str, key: tuple[Any, ...], value: T, now: datetime) -> Got[T]:
+        value = clean_value(value)  # parameters and metric names come as plain dicts
         self._last.put((kind, *key), value, now)
         return Got(value, _fresh(kind, now))
 

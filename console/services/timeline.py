@@ -16,6 +16,7 @@ from pydantic import Field
 
 from console.domain import AuditEvent, RegistryEvent, RegistryEventKind
 from console.domain.models import Frozen
+from console.domain.text import clean_line
 from console.services.overview import OverviewService, Section
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -88,7 +89,7 @@ def from_registry(events: Iterable[RegistryEvent]) -> list[TimelineEntry]:
         else:
             text = "model deprecated"
         if e.message:
-            text += f" — {e.message}"
+            text += f" — {clean_line(e.message)}"  # one line per entry
         out.append(
             TimelineEntry(
                 at=e.at,

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Input
 
+from console.domain.text import escape_controls
 from console.logs import redact
 from console.tui.clock import Clock, clock_from_env
 from console.tui.release_app import ReleaseActions
@@ -78,8 +80,8 @@ def _build_services(
     from console.services.timeline import TimelineService
 
     overview = OverviewService(workspace, clock=clock)
-    if release is None:
-        release = ReleaseService(workspace, identity=identity, clock=clock, read_only=read_only)
+    if release is None:  # release decisions, TTLs and audit times: the system clock, always
+        release = ReleaseService(workspace, identity=identity, read_only=read_only)
     return Services(
         overview=overview,
         lineage=LineageService(overview),
@@ -87,6 +89,13 @@ def _build_services(
         timeline=TimelineService(overview),
         release=release,
     )
+
+
+def _is_demo(workspace: Workspace) -> bool:
+    from console.demo.build import is_demo_workspace
+
+    root = getattr(workspace.config, "root", None)
+    return root is not None and is_demo_workspace(root)
 
 
 def _model_commands() -> type:
@@ -209,6 +218,7 @@ class ConsoleApp(ReleaseActions):
         self._release = release
         self.identity: IdentityProvider | None = identity or getattr(release, "identity", None)
         self._actions_off: str | None = None
+        self.demo_workspace = False  # a demo's colleagues may approve (console.demo.persona)
         self.ready = asyncio.Event()
         self.catalog = Catalog()
         self._held: list[events.Key] = []  # keys typed ahead of a screen (see on_event)
@@ -289,6 +299,25 @@ class ConsoleApp(ReleaseActions):
         from console.tui.crash import report_crash
 
         report_crash(self)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification as plain text: messages quote backends and the audit log, so a
+        ``[`` is never read as markup and a control character is shown escaped."""
+        super().notify(
+            escape_controls(message, lines=True),
+            title=escape_controls(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def _use_config(self, config: ConsoleConfig) -> None:
         self.config = config
@@ -424,6 +453,7 @@ class ConsoleApp(ReleaseActions):
                 identity=self.identity, read_only=self.read_only,
             )
         )  # fmt: skip
+        self.demo_workspace = await asyncio.to_thread(_is_demo, self.workspace)
         self.ready.set()
         self.reconcile()
 

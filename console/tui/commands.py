@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.markup import escape
 
 from console.tui.actions import RELEASE_ACTIONS, is_mutating
 
@@ -21,14 +23,20 @@ class _Commands(Provider):
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self.commands():
-            yield DiscoveryHit(title, callback, help=help_text)
+            yield DiscoveryHit(Text(title), callback, help=escape(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, callback, help_text in self.commands():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+                yield Hit(score, _highlight(matcher, title), callback, help=escape(help_text))
+
+
+def _highlight(matcher: Any, title: str) -> Any:
+    """``title`` with the matched letters highlighted; model names and versions come from
+    backends, so a title that could read as markup is shown plain instead."""
+    return matcher.highlight(title) if "[" not in title else Text(title)
 
 
 class ModelCommands(_Commands):

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from console.domain import ModelVersion
+from console.ports import NotFound
 from console.services.overview import ModelView, OverviewService, VersionDetail
 from console.services.workspace import Workspace
 
@@ -76,9 +77,10 @@ def model_doc(view: ModelView, stages: list[str], prod: str) -> dict[str, Any]:
     return {
         "name": view.model.name,
         "description": view.model.description,
+        "deprecated": view.model.deprecated,
         "stages": stage_docs,
         "candidates": list(view.candidates),
-        "versions": len(view.versions),
+        "versions": sum(1 for v in view.versions if not v.deregistered),  # as gto counts
         "health": health,
         "errors": _errors(view),
     }
@@ -131,14 +133,33 @@ async def _collect_status(ws: Workspace, model: str | None) -> dict[str, Any]:
         "generated_at": service.clock().isoformat(),
         "stages": list(config.stages),
         "production_stage": config.prod_stage,
+        "registry": await registry_freshness(ws),
         "models": docs,
         "errors": errors,
     }
 
 
-async def collect_versions(ws: Workspace, model: str) -> dict[str, Any]:
+async def registry_freshness(ws: Workspace) -> dict[str, Any]:
+    """Where the registry's shared truth is (a git remote) and when this clone last fetched
+    it: reads show the local clone, so a script can tell how old that view is."""
+    registry: Any = ws.get("registry")
+    remote, fetched = None, None
+    if not callable(getattr(registry, "remote", None)):
+        return {"remote": None, "fetched_at": None}
+    try:
+        remote = await registry.remote()
+        fetched = await registry.fetched_at() if remote else None
+    except Exception as exc:  # a remote that is misconfigured is said by doctor and actions
+        return {"remote": None, "fetched_at": None, "problem": str(exc)}
+    return {"remote": remote, "fetched_at": _iso(fetched)}
+
+
+async def collect_versions(ws: Workspace, model: str) -> tuple[dict[str, Any], bool]:
+    """The versions document, and whether the registry said it has no such model."""
     service = OverviewService(ws)
     view = await service.model_view(model, with_details=False, with_health=False)
+    registry = view.sections.get("registry")
+    unknown = registry is not None and registry.kind == NotFound.kind_label
     details = await service.version_details(model, list(view.versions), with_params=False)
     sections = dict(view.sections)
     for d in details.values():
@@ -163,7 +184,7 @@ async def collect_versions(ws: Workspace, model: str) -> dict[str, Any]:
         "model": model,
         "versions": rows,
         "errors": {k: s.error for k, s in sorted(sections.items()) if s.error},
-    }
+    }, unknown
 
 
 # -- text rendering ---------------------------------------------------------------------------
@@ -198,14 +219,23 @@ def _echo_json(doc: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
-def _console() -> Any:
+def _console(*, stderr: bool = False) -> Any:
     import sys
 
     from rich.console import Console
 
+    class PipedConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich would exit 1 here; the CLI ends every command's broken pipe the same way.
+            raise BrokenPipeError
+
     # Piped output is read by people in wide windows and by grep: do not wrap it at 80.
-    width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, soft_wrap=False, width=width)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 200
+    # markup and emoji off: names and messages come from backends and are printed as they are
+    return PipedConsole(
+        highlight=False, soft_wrap=False, width=width, file=stream, markup=False, emoji=False
+    )
 
 
 def _print_errors(console: Any, errors: list[dict[str, Any]]) -> None:
@@ -235,8 +265,9 @@ def render_status(
         for stage in reversed(doc["stages"]):
             s = m["stages"].get(stage)
             live = _fmt_health(m["health"]) if stage == doc["production_stage"] else ""
+            name = m["name"] + (" (deprecated)" if m.get("deprecated") else "")
             table.add_row(
-                m["name"] if first else "",
+                name if first else "",
                 stage,
                 s["version"] if s else "—",
                 (s["commit_short"] or "") if s else "",
@@ -251,9 +282,14 @@ def render_status(
         if waiting:
             more = f" (+{len(waiting) - 3})" if len(waiting) > 3 else ""
             table.add_row("", "waiting", ", ".join(waiting[-3:]) + more, "", "", "", "", "")
-    console = _console()
-    console.print(table)
-    _print_errors(console, doc["errors"])
+    _console().print(table)
+    said = _console(stderr=True)  # the table stays clean for pipes
+    reg = doc.get("registry") or {}
+    if reg.get("remote"):
+        when = reg.get("fetched_at") or "never"
+        said.print(f"registry: shared through {reg['remote']}; last fetched {when} "
+                   "(release actions fetch first)", highlight=False)  # fmt: skip
+    _print_errors(said, doc["errors"])
 
 
 def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
@@ -276,8 +312,8 @@ def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
             _fmt_metrics(r["metrics"]),
             r["ci"],
         )
-    console = _console()
-    console.print(table)
+    _console().print(table)
     _print_errors(
-        console, [{"model": None, "section": k, "message": v} for k, v in doc["errors"].items()]
+        _console(stderr=True),
+        [{"model": None, "section": k, "message": v} for k, v in doc["errors"].items()],
     )

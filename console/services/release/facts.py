@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 from console.config import ConsoleConfig
 from console.domain import ModelVersion, StageAssignment, version_key
-from console.logs import redact
+from console.domain.text import clean_value
+from console.logs import excerpt
 from console.ports import BackendError, NotFound
 from console.services.backend_names import backend_label
 from console.services.release.gates import GateFacts, SchemaChange
@@ -34,7 +35,7 @@ def describe(
     who = backend_label(config, kind)
     if isinstance(exc, TimeoutError):
         return f"the {who} did not answer within {timeout:g}s"
-    return f"the {who} failed: {type(exc).__name__}: {redact(str(exc))}"
+    return f"the {who} failed: {type(exc).__name__}: {excerpt(str(exc))}"
 
 
 async def call(
@@ -42,7 +43,7 @@ async def call(
 ) -> T:
     """Await ``aw`` with a timeout; any failure becomes Unavailable naming the backend."""
     try:
-        return await asyncio.wait_for(aw, timeout)
+        return clean_value(await asyncio.wait_for(aw, timeout))  # plain dicts: metrics
     except NotFound:
         raise
     except Exception as exc:

@@ -4,10 +4,16 @@ hashes with the anchor that pins them."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.domain import AuditEvent, GateResult
+from console.domain.text import escape_controls
+from console.logs import cut, mask
 from console.services.release import requests as rq
 from console.services.release.compare import Candidate, compare
 from console.services.release.results import Plan
@@ -22,6 +28,56 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+class ReportFileError(Exception):
+    """The report can not be written where asked; ``str()`` says why and what to do."""
+
+
+def _refuse_target(path: Path) -> None:
+    """Refuse a target that is a symbolic link, not a regular file, or another user's file:
+    ``report -o`` may run as root or in a shared folder, and must never write through a link
+    someone planted, nor replace someone else's file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise ReportFileError(
+            f"{path} is a symbolic link; refusing to write through it: remove it or choose "
+            "another file"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise ReportFileError(f"{path} exists and is not a regular file; choose another file")
+    if st.st_uid != os.getuid():
+        raise ReportFileError(
+            f"{path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}); refusing to "
+            "replace it: choose another file"
+        )
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a new file beside it, then renamed over it):
+    never through a symbolic link, never over another user's file, never half-written."""
+    _refuse_target(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except OSError as exc:
+        raise ReportFileError(f"can not write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _refuse_target(path)  # checked again: the rename replaces a link, never follows it
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ReportFileError(f"can not write {path}: {exc.strerror}") from None
+        raise
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
@@ -131,7 +187,7 @@ async def _integrity(svc: ReleaseService) -> list[str]:
 def _trail(events: list[AuditEvent]) -> list[str]:
     rows = [
         [e.seq, _iso(e.at), e.actor, e.action + (f" ({e.details['op']})" if e.details.get("op") else ""),
-         e.result, e.reason[:80], e.hash[:16]]
+         e.result, cut(mask(e.reason), 80), e.hash[:16]]
         for e in events
     ]  # fmt: skip
     return _table(["seq", "at", "actor", "action", "result", "reason", "hash"], rows)
@@ -230,4 +286,5 @@ async def evidence_report(
         else ["No audit events for this version."]
     )
     lines += ["", *await _integrity(svc), ""]
-    return "\n".join(lines)
+    # Audit records keep what they were given: a control character is written escaped.
+    return escape_controls("\n".join(lines), lines=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import unicodedata
 
+from console.domain.text import BIDI
+
 MAX_TEXT = 1000
 """Characters of a reason or comment: it is one line of the audit log, read by people."""
-BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def text_problem(label: str, text: str) -> str:

@@ -50,15 +50,15 @@ def metrics_table(c: Any, pal: Palette, specs: Any) -> Table:
     """Metric rows; the stage's version, then one column per candidate."""
     table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style=pal.muted)
     table.add_column("metric", no_wrap=True, style=pal.bold)
-    table.add_column(f"{c.stage} {c.base_version or '∅'}", no_wrap=True, justify="right")
+    table.add_column(Text(f"{c.stage} {c.base_version or '∅'}"), no_wrap=True, justify="right")
     for cand in c.candidates:
-        table.add_column(cand.version, no_wrap=True, justify="right")
+        table.add_column(Text(cand.version), no_wrap=True, justify="right")
     for name in c.metric_names:
         spec = specs(name)
         found = [next((m for m in cand.metrics if m.name == name), None) for cand in c.candidates]
         base = next((m.base for m in found if m is not None and m.base is not None), None)
         table.add_row(
-            name, fmt.number(base, spec.format), *(_metric_cell(m, spec, pal) for m in found)
+            Text(name), fmt.number(base, spec.format), *(_metric_cell(m, spec, pal) for m in found)
         )
     if c.candidates:
         verdicts = []
@@ -78,7 +78,7 @@ def metrics_table(c: Any, pal: Palette, specs: Any) -> Table:
             ),
         )  # fmt: skip
         table.add_row(
-            Text("by", style=pal.muted), "", *(x.created_by or "\u2013" for x in c.candidates)
+            Text("by", style=pal.muted), "", *(Text(x.created_by or "\u2013") for x in c.candidates)
         )
     return table
 
@@ -106,8 +106,8 @@ def trend_block(c: Any, pal: Palette, specs: Any) -> RenderableType:
         line = fmt.spark([v if v is not None else min(known) for v in values], len(points))
         span = f"{fmt.number(min(known), spec.format)} … {fmt.number(max(known), spec.format)}"
         direction = "higher is better" if spec.direction == "higher" else "lower is better"
-        table.add_row(name, Text(line, style=pal.primary), f"{span} ({direction})")
-    table.add_row("", Text(marks, style=pal.accent), "^ compared  P " + c.stage)
+        table.add_row(Text(name), Text(line, style=pal.primary), f"{span} ({direction})")
+    table.add_row("", Text(marks, style=pal.accent), Text("^ compared  P " + c.stage))
     first, last = points[0].version, points[-1].version
     note = Text(f"{len(points)} versions, {first} → {last}", style=pal.muted)
     return Group(note, table)

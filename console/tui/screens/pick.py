@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -38,8 +39,9 @@ class PickScreen(ModalScreen[str | None]):
         self.chosen = chosen
 
     def compose(self) -> ComposeResult:
-        menu = OptionList(*(Option(label, id=key) for key, label in self.options))
-        menu.border_title = self.title_text
+        # labels and titles hold names from backends: plain text, never markup
+        menu = OptionList(*(Option(Text(label), id=key) for key, label in self.options))
+        menu.border_title = Text(self.title_text)
         menu.border_subtitle = "enter picks · esc cancels"
         yield menu
 

@@ -87,7 +87,7 @@ def render_ci(detail: Any, pal: Palette, now: datetime) -> RenderableType:
                     tests = f"{job.tests_total} tests, {job.tests_failed or 0} failed"
                 jobs.add_row(
                     Text(" " + fmt.CI_GLYPHS[jstate], style=pal.ci(jstate)),
-                    job.name,
+                    Text(job.name),
                     _duration(job.started_at, job.finished_at, now),
                     tests,
                 )
@@ -109,7 +109,7 @@ class CIPanel(Panel):
 
     def update_detail(self, detail: Any) -> None:
         self.detail = detail
-        self.border_title = f"CI · {detail.version}"
+        self.border_title = Text(f"CI · {detail.version}")
         self.set_sections(detail.sections)
         self.redraw()
 

@@ -76,7 +76,7 @@ class LivePanel(Panel):
 
     def update_live(self, view: Any) -> None:
         self.view = view
-        self.border_title = f"Live · {view.stage}"
+        self.border_title = Text(f"Live · {view.stage}")
         self.set_sections({"metrics": view.section})
         charts = self.query_one(LiveCharts)
         charts.display = True

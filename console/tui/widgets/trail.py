@@ -11,6 +11,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from console.domain.text import escape_controls
 from console.services.timeline import Timeline
 from console.tui import format as fmt
 from console.tui.palette import Palette
@@ -35,10 +36,12 @@ def _periods(timeline: Timeline, stages: list[str], pal: Palette, prod_stage: st
             if i:
                 line.append(" ← ", style=pal.muted)
             line.append(
-                p.version or "∅", style=pal.stage(stage, prod_stage) if i == 0 else pal.muted
+                escape_controls(p.version or "∅"),
+                style=pal.stage(stage, prod_stage) if i == 0 else pal.muted,
             )
             if i == 0:
-                since = f" since {fmt.when(p.start)}" + (f" by {p.actor}" if p.actor else "")
+                by = f" by {escape_controls(p.actor)}" if p.actor else ""
+                since = f" since {fmt.when(p.start)}{by}"
                 line.append(since, style=pal.muted)
             else:
                 line.append(
@@ -62,7 +65,7 @@ def _events(entries: list[Any], pal: Palette, prod_stage: str, now: datetime) ->
         (
             fmt.when(e.at),
             fmt.age(e.at, now),
-            e.actor or "\u2013",
+            escape_controls(e.actor) or "\u2013",
             SOURCE_MARK.get(e.source, e.source),
         )
         for e in entries

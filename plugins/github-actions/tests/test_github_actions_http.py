@@ -262,3 +262,45 @@ async def test_mutations_are_sent_once_even_when_the_server_fails(
     with pytest.raises(BackendError, match="HTTP 502"):
         await make(deploy_workflow="deploy.yml").deploy("fraud", "v2", "production", actor="alice")
     assert [s.method for s in github.seen].count("POST") == 1 and waits == []
+
+
+NGINX_404 = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
+    b"<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+PROXY_401 = (
+    b"<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
+    b"<title>401 Authorization Required</title>\n<style>body { font-family: sans-serif; }</style>"
+    b"\n</head>\n<body>\n<h1>Authorization Required</h1>\n<p>This server could not verify that "
+    b"you are authorized to access the document requested.</p>\n<hr>\n"
+    b"<address>oauth2-proxy</address>\n</body>\n</html>\n"
+)
+
+
+async def test_an_error_page_is_one_line_of_its_words(github: GitHubStub, make: Make) -> None:
+    """A web server's HTML 404 in front of the API: the message is one line, the page's words
+    (no tags, no style), not the 8 lines of the page."""
+    github.scripted.append(Scripted("GET", RUNS, 404, NGINX_404, checked=False))
+    with pytest.raises(NotFound) as caught:
+        await make().runs_for(SHA)
+    said = str(caught.value)
+    assert "\n" not in said and "\r" not in said and "<" not in said, said
+    assert said.endswith("was not found (HTTP 404: 404 Not Found nginx/1.25.3)"), said
+
+
+async def test_a_proxy_refusing_the_credential_names_where_it_came_from(
+    github: GitHubStub, make: Make
+) -> None:
+    """A proxy's 401 page: one line of its words, and which credential was sent and refused
+    (its name and the environment variable, never the value)."""
+    github.scripted.append(Scripted("GET", RUNS, 401, PROXY_401, checked=False))
+    with pytest.raises(Unauthorized) as caught:
+        await make().runs_for(SHA)
+    said = str(caught.value)
+    assert "\n" not in said and "<" not in said and "font-family" not in said, said
+    assert "HTTP 401: 401 Authorization Required Authorization Required This server" in said
+    assert (
+        "sent credential 'github-actions' from environment variable CD4ML_TEST_GITHUB_TOKEN" in said
+    )
+    assert TOKEN not in said and TOKEN[:8] not in said

@@ -385,10 +385,12 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if isinstance(payload, dict) and "variables" in payload:
             payload = {k: v for k, v in payload.items() if k != "variables"}
-        stub.check(operation, payload)
-        data = b"" if payload is None else json.dumps(payload).encode()
+        page = isinstance(payload, bytes)  # a proxy's or a web server's HTML page
+        if not page:
+            stub.check(operation, payload)
+        data = payload if page else b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if page else "application/json")
         for key, value in extra.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))

@@ -264,3 +264,29 @@ def test_the_documented_fields_reject_what_gitlab_would_not_send(gitlab: GitLabS
     assert fields.errors("list-pipeline-jobs", [{**job, "allow_failure": "no"}])
     no_sha = {k: v for k, v in pipeline.items() if k != "sha"}
     assert any("sha" in e for e in fields.errors("get-pipeline", no_sha))
+
+
+PROXY_401 = (
+    b"<html>\r\n<head><title>401 Authorization Required</title></head>\r\n<body>\r\n"
+    b"<center><h1>401 Authorization Required</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
+async def test_a_refused_trigger_names_the_trigger_token_and_the_page_is_one_line(
+    gitlab: GitLabStub, make: Make
+) -> None:
+    """A proxy in front of GitLab refuses the trigger: the message is one line of the page's
+    words and names the credential that was sent (the trigger token's entry and variable,
+    not the API token's, and never a value)."""
+    gitlab.scripted.append(Scripted("POST", r".*/trigger/pipeline", 401, PROXY_401))
+    with pytest.raises(Unauthorized) as caught:
+        await make().deploy("fraud", "v2", "production", actor="alice")
+    said = str(caught.value)
+    assert "\n" not in said and "<" not in said, said
+    assert "(HTTP 401: 401 Authorization Required nginx)" in said, said
+    assert (
+        "sent credential 'gitlab-ci-trigger' from environment variable CD4ML_TEST_GITLAB_TRIGGER"
+        in said
+    )
+    assert TRIGGER_TOKEN not in said and API_TOKEN not in said

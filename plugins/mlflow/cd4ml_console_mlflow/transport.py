@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from cd4ml_console_mlflow.schema import ErrorReply
 from console.credentials import Credential, CredentialOptions, Lookup, alookup, redact_secrets
 from console.http_api import MAX_BODY, BodyTooLarge, fetch_bounded, retry_after
+from console.logs import excerpt
 from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
 
 API = "/api/2.0/mlflow/"
@@ -299,7 +300,7 @@ class MlflowTransport:
         except httpx.TransportError as exc:
             raise Unreachable(
                 f"can not connect to MLflow at {self.shown_url}: {type(exc).__name__}: "
-                f"{self._redact(str(exc))}",
+                f"{excerpt(str(exc), mask_also=self._redact)}",
                 backend=self.name,
                 hint="check url in [backends.registry] and that the server is running",
             ) from None
@@ -348,21 +349,27 @@ class MlflowTransport:
         status = resp.status_code
         try:
             err = ErrorReply.model_validate(resp.json())
-        except (ValueError, ValidationError):
-            err = ErrorReply(message=resp.text[:200].strip())
-        err = err.model_copy(update={"message": self._redact(err.message)})
+        except (ValueError, ValidationError):  # a proxy's or a web server's page
+            err = ErrorReply(message=resp.text)
+        # one line (an HTML page's words), masked, then cut: a cut token is no longer found
+        err = err.model_copy(update={"message": excerpt(err.message, mask_also=self._redact)})
         said = f": {err.error_code or 'HTTP ' + str(status)}: {err.message}" if err.message else ""
         if status in (401, 403):
             looked = self._lookup
             hint = f"run `cd4ml-console login {self._cred_name}` (docs/credentials.md)"
             if looked is not None and looked.credential is None:
                 hint = "no credential found (looked in: " + "; ".join(looked.tried) + "); " + hint
+            auth = self._auth
+            sent = auth.credential.describe() if isinstance(auth, _CredentialAuth) else "none"
+            said += f"; credential sent: {sent}"
             verb = "refused our credentials" if status == 401 else "denied access"
             if status == 401:  # look the credential up again next time (after a login)
                 self._lookup, self._auth = None, None
             return Unauthorized(
                 f"MLflow at {where} {verb} (HTTP {status}){said}", backend=self.name, hint=hint
             )
+        if status == 404 and not err.error_code:
+            return self._not_mlflow(where)
         if status == 404 or err.error_code == "RESOURCE_DOES_NOT_EXIST":
             return NotFound(f"MLflow at {where}: not found{said}", backend=self.name)
         if status >= 500 or status == 429:
@@ -378,6 +385,17 @@ class MlflowTransport:
             backend=self.name,
             code=err.error_code,
             status=status,
+        )
+
+    def _not_mlflow(self, where: str) -> InvalidResponse:
+        """A 404 without MLflow's ``error_code``: the server (a proxy, another app, the wrong
+        path prefix) has no such route, so nothing can be said about the model."""
+        return InvalidResponse(
+            f"{where} answered HTTP 404 without an MLflow error code: this is not an MLflow "
+            "REST API (a wrong url or path prefix?), which says nothing about the model",
+            backend=self.name,
+            hint=f"set url in [backends.registry] to the tracking server's base URL, the one "
+            f"under which {API} answers (it is {self.shown_url} now)",
         )
 
     async def aclose(self) -> None:

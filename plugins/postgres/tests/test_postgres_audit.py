@@ -236,6 +236,9 @@ async def test_credentials_and_connection_failures_fail_closed(
     with pytest.raises(AuditUnavailable, match="password authentication failed") as caught:
         await wrong.append(make_event(0))
     assert "cd4ml-console login postgres" in caught.value.hint
+    assert "sent credential 'postgres' from environment variable CD4ML_TEST_PG_WRONG" in (
+        caught.value.hint
+    )
     assert "not-the-password" not in str(caught.value)
 
     unset = make_store(pg_env, new_schema(), tmp_path, token_env="CD4ML_TEST_PG_UNSET")

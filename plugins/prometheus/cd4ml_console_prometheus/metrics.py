@@ -81,10 +81,10 @@ class PrometheusMetrics:
                 raise
         doc = self.api.json_of(resp, "a Prometheus API answer")
         if not isinstance(doc, dict) or doc.get("status") != "success" or "data" not in doc:
-            said = doc.get("error", "") if isinstance(doc, dict) else ""
+            said = self.api.explain(resp) if isinstance(doc, dict) and doc.get("error") else ""
             raise InvalidResponse(
                 f"{self.api.where(path)} did not answer like the Prometheus API"
-                + (f": {tp.api_message(resp) or said}" if said else ""),
+                + (f": {said}" if said else ""),
                 backend=self.name,
                 hint="is backends.metrics.url the Prometheus server (not an exporter)?",
             )
