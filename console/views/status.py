@@ -214,8 +214,9 @@ def _echo_json(doc: dict[str, Any]) -> None:
     import sys
 
     pieces = json.JSONEncoder(indent=2, default=str).iterencode(doc)
-    while chunk := "".join(itertools.islice(pieces, 4096)):
-        sys.stdout.write(chunk)
+    with fewer_collections():  # the document's objects are many, and all alive
+        while chunk := "".join(itertools.islice(pieces, 4096)):
+            sys.stdout.write(chunk)
     sys.stdout.write("\n")
 
 
