@@ -3,7 +3,7 @@
 python -m bench                 # every figure (a few minutes on 2 cores)
 python -m bench --quick         # smoke run: 2 runs each, 3 key presses
 python -m bench --runs 15       # more runs per figure
-python -m bench --only cli,tmux # some groups: cli, tmux, keys, rss, latency, mlflow
+python -m bench --only cli,tmux # some groups: cli, status, tmux, keys, rss, latency, mlflow
 python -m bench --profile status-wide   # where the time goes (pyinstrument or cProfile)
 """
 
@@ -18,7 +18,7 @@ import time
 from bench import figures
 from bench.measure import Row, render_table
 
-GROUPS = ("cli", "tmux", "keys", "rss", "latency", "mlflow")
+GROUPS = ("cli", "status", "tmux", "keys", "rss", "latency", "mlflow")
 
 
 def machine() -> str:
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     steps = {
         "cli": figures.cli_rows,
+        "status": figures.status_rows,
         "tmux": figures.tmux_rows,
         "keys": figures.key_rows,
         "rss": figures.rss_rows,

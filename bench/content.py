@@ -51,8 +51,9 @@ class Spec:
 
 SMALL = Spec("small", models=10, versions=12)
 WIDE = Spec("wide", models=1000, versions=5)
+WIDE_2000 = Spec("wide", models=2000, versions=5)
 DEEP = Spec("deep", models=1, versions=10_000)
-SPECS = {s.name: s for s in (SMALL, WIDE, DEEP)}
+SPECS = {s.name: s for s in (SMALL, WIDE, DEEP)}  # by name: WIDE_2000 is a size of "wide"
 
 
 def version_name(j: int) -> str:

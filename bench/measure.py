@@ -62,13 +62,15 @@ def vm_hwm(pid: int) -> int:
 
 @dataclass
 class ProcRun:
-    """One finished process: wall seconds, peak RSS in bytes, exit code, captured stdout."""
+    """One finished process: wall seconds, peak RSS in bytes, exit code, captured stdout, and
+    CPU seconds (user + system, its waited-for children such as git included)."""
 
     seconds: float
     max_rss: int
     returncode: int
     stdout: bytes = b""
     timed_out: bool = False
+    cpu: float = 0.0
 
 
 def run_process(
@@ -105,7 +107,8 @@ def run_process(
         out_file.seek(0)
         stdout = out_file.read()
         out_file.close()
-    return ProcRun(seconds, usage.ru_maxrss * 1024, proc.returncode, stdout, timed_out)
+    cpu = usage.ru_utime + usage.ru_stime
+    return ProcRun(seconds, usage.ru_maxrss * 1024, proc.returncode, stdout, timed_out, cpu)
 
 
 @dataclass
@@ -149,6 +152,8 @@ def fmt_value(value: float, unit: str) -> str:
         return f"{value:.2f}x"
     if unit == "s":
         return f"{value:.1f} s"
+    if unit == "models":
+        return f"{value:.0f}"
     return f"{value:g} {unit}"
 
 

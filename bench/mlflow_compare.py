@@ -294,8 +294,15 @@ def mlflow_rows(opts: Any, built: Any = None) -> list[Any]:
     rows = [
         Row("status --json (mlflow registry)", workspace=label),
         Row("mlflow client script, same facts", workspace=label),
-        Row("status --json / mlflow client script", workspace=label, unit="x"),
+        Row("status --json / mlflow client script", workspace=label, unit="x", target=0.5),
         Row("mlflow client script: import only", workspace=label, note="baseline, in the above"),
+        Row(
+            "models with a timeout, 2 busy loops",
+            workspace=label,
+            unit="models",
+            target=0,
+            note="status --json at the default timeout (5 s) with 2 CPU-bound loops running",
+        ),
     ]
     work = REPO / "bench" / ".work" / f"mlflow-{MODELS}x{VERSIONS}"
     try:
@@ -316,7 +323,7 @@ def mlflow_rows(opts: Any, built: Any = None) -> list[Any]:
 def _measure(opts: Any, rows: list[Any], python: Path, work: Path, url: str) -> None:
     from bench.measure import bench_env, console_exe, run_process
 
-    console_row, client_row, ratio, imports = rows
+    console_row, client_row, ratio, imports, busy = rows
     # one retry at most: if the server goes away (the bench is stopped) the client ends soon
     env, client_env = bench_env(), mlflow_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="1")
     timeout = max(opts.status_timeout, 120.0)
@@ -344,9 +351,30 @@ def _measure(opts: Any, rows: list[Any], python: Path, work: Path, url: str) -> 
         client_row.values.append(b.seconds * 1e3)
         ratio.values.append(a.seconds / b.seconds)
         imports.values.append(run_process(import_argv, env=client_env).seconds * 1e3)
+    for _ in range(max(1, opts.slow_runs)):
+        busy.values.append(float(_timeouts_under_load(console_argv, env, work, timeout)))
     console_row.note = f"exit {first.returncode}, {console_calls} requests; facts checked"
     client_row.note = f"MlflowClient, sequential, {client_calls} requests"
     ratio.note = "console / client: same server, same run, in turn"
+
+
+def _timeouts_under_load(argv: list[str], env: dict[str, str], work: Path, timeout: float) -> int:
+    """Models whose status says a backend "did not answer", run while two busy loops (one per
+    core of the bench machine) compete with the console and the server for the CPU."""
+    from bench.measure import run_process
+
+    loops = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdout=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    try:
+        run = run_process(argv, env=env, capture=True, timeout=timeout, cwd=work)
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    doc = json.loads(run.stdout or b"{}")
+    return len({e["model"] for e in doc.get("errors", []) if "did not answer" in e["message"]})
 
 
 def _requests(log: Path) -> int:

@@ -25,6 +25,7 @@ from bench.content import (
     SPECS,
     STAGES,
     WIDE,
+    WIDE_2000,
     Spec,
     artifacts_yaml,
     ci_record,
@@ -42,8 +43,8 @@ MARKER = ".bench-workspace.json"
 BASE = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)
 COMMIT_SPACING = timedelta(minutes=7)
 __all__ = [
-    "DEEP", "KEY_METRICS", "SMALL", "SPECS", "WIDE", "Built", "Spec", "build", "ensure",
-    "version_name",
+    "DEEP", "KEY_METRICS", "SMALL", "SPECS", "WIDE", "WIDE_2000", "Built", "Spec", "build",
+    "ensure", "version_name",
 ]  # fmt: skip
 
 

@@ -176,6 +176,10 @@ async def fetch_bounded(
     )  # fmt: skip
 
 
+class _TooLate(Exception):
+    """A retry that got its turn to be sent after the retry window."""
+
+
 class HttpApi:
     """An HTTP API seen by one backend: requests, retries and error mapping."""
 
@@ -215,6 +219,9 @@ class HttpApi:
             limits=httpx.Limits(max_connections=max_connections),
             transport=transport,  # tests: an httpx.MockTransport
         )
+        # The requests in flight to the API's host: a request waiting for one of these has not
+        # been sent, so its time has not begun (httpx's pool would count the wait against it).
+        self._slots = asyncio.Semaphore(max_connections)
 
     # -- credentials --------------------------------------------------------------------
 
@@ -280,18 +287,24 @@ class HttpApi:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """GET ``path``; transient failures are retried (at most 3 times within 10 s)."""
-        started = monotonic()
+        """GET ``path``; transient failures are retried (at most 3 times within 10 s of the
+        first try's send)."""
+        sent: list[float] = []
         attempt = 0
+        last: BackendError | None = None
         while True:
-            failure, wait = await self._try_read(path, params, headers, attempt)
+            try:
+                failure, wait = await self._try_read(path, params, headers, attempt, sent)
+            except _TooLate:  # the retry's turn came after the window: the last failure stands
+                assert last is not None
+                raise last from None
             if isinstance(failure, httpx.Response):
                 return failure
             tries = attempt + 1
-            late = monotonic() - started + wait > RETRY_WITHIN
+            failure.message += f" (tried {tries} times)" if tries > 1 else ""
+            last = failure
+            late = monotonic() - (sent[0] if sent else monotonic()) + wait > RETRY_WITHIN
             if attempt >= READ_RETRIES or late:
-                if tries > 1:
-                    failure.message += f" (tried {tries} times)"
                 raise failure
             await sleep(wait)
             attempt += 1
@@ -302,6 +315,7 @@ class HttpApi:
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
         attempt: int,
+        sent: list[float] | None = None,
     ) -> tuple[httpx.Response | BackendError, float]:
         """One try: the response, or the error and how long to wait before trying again."""
         attempt_wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
@@ -309,7 +323,7 @@ class HttpApi:
         if blocked > 0:
             return self._limit_error(path, blocked), blocked
         try:
-            resp = await self._send("GET", path, params=params, headers=headers)
+            resp = await self._send("GET", path, params=params, headers=headers, sent=sent)
         except httpx.TransportError as exc:
             return self._transport_error("GET", path, exc), attempt_wait
         if resp.is_success:
@@ -356,15 +370,27 @@ class HttpApi:
         raise self._status_error(method, path, resp, sent if sent or authenticate else "none")
 
     async def _send(
-        self, method: str, path: str, *, authenticate: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        authenticate: bool = True,
+        sent: list[float] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         auth = await self._get_auth() if authenticate else None
         request = self.client.build_request(method, path, **kwargs)
-        # wait_for bounds the whole exchange; httpx's timeout bounds each phase of it.
+        # wait_for bounds the whole exchange; httpx's timeout bounds each phase of it. Both
+        # start once the request has a slot: waiting for one is not the peer's time.
         try:
-            resp = await asyncio.wait_for(
-                self._bounded(request, auth or httpx.USE_CLIENT_DEFAULT), self.timeout * 2 + 1
-            )
+            async with self._slots:
+                if sent is not None and not sent:
+                    sent.append(monotonic())
+                elif sent and monotonic() - sent[0] > RETRY_WITHIN:
+                    raise _TooLate  # a retry waited for its turn past the window: not sent
+                resp = await asyncio.wait_for(
+                    self._bounded(request, auth or httpx.USE_CLIENT_DEFAULT), self.timeout * 2 + 1
+                )
         except TimeoutError:
             raise httpx.ReadTimeout("the whole exchange took too long") from None
         self._note_limits(resp)

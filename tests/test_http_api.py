@@ -3,6 +3,7 @@ bodies and ordinary answers still arrive whole."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator
@@ -67,4 +68,26 @@ async def test_gzip_and_plain_answers_arrive_whole():
     for path in ("gz", "plain"):
         resp = await api.get(path)
         assert api.json_of(resp, "runs") == doc
+    await api.aclose()
+
+
+async def test_a_request_waiting_for_its_turn_is_not_timed_out():
+    """The console bounds the requests in flight itself (max_connections), where httpx's pool
+    would count the wait for a connection against the request's timeout: 12 answers of 0.2 s
+    through 2 slots take 1.2 s, four times the 0.3 s timeout, and every one succeeds."""
+    depth = peak = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal depth, peak
+        depth += 1
+        peak = max(peak, depth)
+        await asyncio.sleep(0.2)
+        depth -= 1
+        return httpx.Response(200, json={"ok": True})
+
+    api = HttpApi(backend="test", base_url="http://api.test", timeout=0.3, max_connections=2)
+    api.client = httpx.AsyncClient(base_url=api.base_url, transport=httpx.MockTransport(handler))
+    got = await asyncio.gather(*(api.get(f"runs/{i}") for i in range(12)))
+    assert [r.status_code for r in got] == [200] * 12
+    assert peak == 2
     await api.aclose()

@@ -3,52 +3,31 @@ git at a commit through one long-lived ``git cat-file --batch`` (no ``dvc``, no 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import posixpath
 import re
 import tomllib
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, cast
 
 import yaml
 
-from console.backends.gitcmd import CatFile, run_git
+from console.backends.gitcmd import CatFile, Entry, Trees, run_git
+from console.backends.lru import LRU
 from console.backends.plugin import DvcConfig
 from console.backends.yamlread import safe_load
 from console.domain import DataOutput, DataSchema, DataVersion, SchemaField
 from console.plugins import BackendContext
-from console.ports import InvalidResponse, NotFound, Unreachable
+from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
 
-T = TypeVar("T")
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _HASH_NAMES = frozenset({"md5", "md5-dos2unix", "etag", "checksum", "version_id"})
 _ROW_KEYS = ("rows", "n_rows", "num_rows", "row_count", "nrows")
-CACHE_SIZE = 4096
+CACHE_SIZE = 1024  # results kept: a screen's versions, not a whole status run
+DOCS_KEPT = 512  # parsed documents kept across batches (within one, each blob is parsed once)
 CHECK_MODELS = 100
-
-
-class LRU(OrderedDict[Any, Any]):
-    """A bounded least-recently-used mapping for facts keyed by an immutable commit."""
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__()
-        self.maxsize = maxsize
-
-    def lookup(self, key: Any, default: Any = None) -> Any:
-        if key not in self:
-            return default
-        self.move_to_end(key)
-        return self[key]
-
-    def store(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.maxsize:
-            self.popitem(last=False)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -74,12 +53,20 @@ def numeric_only(flat: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _bad(commit: str, path: str, what: str) -> InvalidResponse:
-    return InvalidResponse(
-        f"{path} at commit {commit[:10]} {what}",
-        backend="dvc",
-        hint=f"fix the file in a new commit; inspect it with `git show {commit[:10]}:{path}`",
-    )
+class BadFile(InvalidResponse):
+    """A file at a commit that can not be read as what it should be; ``what`` says why."""
+
+    def __init__(self, commit: str, path: str, what: str) -> None:
+        super().__init__(
+            f"{path} at commit {commit[:10]} {what}",
+            backend="dvc",
+            hint=f"fix the file in a new commit; inspect it with `git show {commit[:10]}:{path}`",
+        )
+        self.what = what
+
+
+def _bad(commit: str, path: str, what: str) -> BadFile:
+    return BadFile(commit, path, what)
 
 
 def parse_document(raw: bytes, commit: str, path: str) -> Any:
@@ -209,8 +196,44 @@ def parse_schema(doc: Any, commit: str, path: str) -> DataSchema:
     return DataSchema(commit=commit, path=path, fields=tuple(fields))
 
 
+_FACTS = {  # what each port method reads: the config's candidate lists, in order
+    "data": ("data", "stats"),
+    "params": ("params",),
+    "metrics": ("metrics",),
+    "schema": ("schema_file",),
+}
+
+
+class _Want:
+    """One fact of one (model, commit): its candidate paths and what was found so far."""
+
+    __slots__ = ("at", "attr", "dir", "error", "every", "found", "item", "sha", "templates")
+
+    def __init__(
+        self, item: tuple[str, str], sha: str, attr: str, templates: list[str], every: bool
+    ) -> None:
+        self.item = item
+        self.sha = sha
+        self.attr = attr
+        self.templates = templates
+        self.every = every  # every present candidate counts (a model's explicit data list)
+        self.at = 0  # the candidate looked at next
+        self.dir: str | None = None  # the artifact's folder once read ("" when it has none)
+        self.found: list[tuple[str, Entry]] = []  # (path, blob) in template order
+        self.error: BackendError | None = None  # reading the artifact's folder failed
+
+    @property
+    def model(self) -> str:
+        return self.item[0]
+
+
 class DvcData:
-    """DataVersions read from DVC files, params and metrics files in the workspace's git repo."""
+    """DataVersions read from DVC files, params and metrics files in the workspace's git repo.
+
+    Reads many (model, commit) pairs in a few ``cat-file`` rounds (console.backends.gitcmd
+    ``Trees``): each path resolved to a blob id, each blob read once, each document parsed once
+    per blob id; the ``{dir}`` templates read ``artifacts.yaml`` only when the candidates
+    before them are missing."""
 
     name = "dvc"
 
@@ -219,10 +242,10 @@ class DvcData:
         self.ctx = ctx
         self.repo = Path(ctx.workspace)
         self._cat = CatFile(self.repo, timeout=ctx.timeout)
-        self._shas: LRU = LRU(CACHE_SIZE)  # full sha -> True once verified to be a commit
+        self._trees = Trees(self._cat)
         self._results: LRU = LRU(CACHE_SIZE)  # (kind, model, sha) -> parsed result
-        self._dirs: LRU = LRU(256)  # (sha, artifacts.yaml path) -> {name: folder}
-        self._dirs_by_content: LRU = LRU(16)  # (content sha1, prefix) -> {name: folder}
+        self._docs: LRU = LRU(DOCS_KEPT)  # (blob id, extension) -> parsed document or problem
+        self._dirs: LRU = LRU(64)  # (blob id, prefix) of an artifacts.yaml -> {name: folder}
 
     # -- resolution -----------------------------------------------------------------------
 
@@ -259,144 +282,283 @@ class DvcData:
                 backend="dvc",
                 hint="fetch it (git fetch) or check the version's commit",
             )
-        sha = out.decode().strip()
-        self._shas.store(sha, True)
-        return sha
-
-    async def _read(self, sha: str, path: str) -> bytes | None:
-        raw = await self._cat.read(sha, path)
-        if raw is not None:
-            self._shas.store(sha, True)  # a file found there proves the commit exists
-        return raw
-
-    async def _cached(
-        self, kind: str, model: str, commit: str, load: Callable[[str], Awaitable[T]]
-    ) -> T:
-        sha = await self._resolve(commit)
-        key = (kind, model, sha)
-        hit = self._results.lookup(key, _MISS)
-        if hit is not _MISS:
-            return hit
-        value = await load(sha)
-        if not self._shas.lookup(sha):
-            await self._rev_parse(sha)  # nothing was found: is the commit even there?
-        self._results.store(key, value)
-        return value
-
-    async def _artifact_dir(self, model: str, sha: str) -> str:
-        """Folder of the model's artifact path in ``artifacts.yaml`` (``dir:name`` aware)."""
-        prefix, _, name = model.rpartition(":")
-        index_path = posixpath.join(prefix, "artifacts.yaml") if prefix else "artifacts.yaml"
-        cached = self._dirs.lookup((sha, index_path))
-        if cached is None:
-            cached = {}
-            raw = await self._read(sha, index_path)
-            if raw is not None:
-                # The file rarely changes between commits: parse each content once.
-                digest = (hashlib.sha1(raw).digest(), prefix)
-                cached = self._dirs_by_content.lookup(digest)
-                if cached is None:
-                    cached = {}
-                    doc = _mapping(
-                        parse_document(raw, sha, index_path), sha, index_path, "artifacts"
-                    )
-                    for art, spec in doc.items():
-                        if isinstance(spec, dict) and isinstance(spec.get("path"), str):
-                            cached[art] = posixpath.dirname(posixpath.join(prefix, spec["path"]))
-                    self._dirs_by_content.store(digest, cached)
-            self._dirs.store((sha, index_path), cached)
-        folder: str = cached.get(name, "")
-        return "" if folder in (".", "") else posixpath.normpath(folder)
+        return out.decode().strip()
 
     def _override(self, model: str, attr: str) -> Any:
         models = getattr(self.ctx.config, "models", None) or {}
         cfg = models.get(model)
         return getattr(cfg, attr, None) if cfg is not None else None
 
-    async def _candidates(self, model: str, sha: str, attr: str) -> list[str]:
+    def _templates(self, model: str, attr: str) -> list[str]:
         override = self._override(model, attr)
         if override:
-            templates = [override] if isinstance(override, str) else list(override)
-        else:
-            templates = list(getattr(self.config, attr))
-        folder = (
-            await self._artifact_dir(model, sha) if any("{dir}" in t for t in templates) else ""
-        )
-        out: list[str] = []
-        for template in templates:
-            if "{dir}" in template and not folder:
-                continue
-            path = template.replace("{model}", model).replace("{dir}", folder)
-            path = posixpath.normpath(path).lstrip("/")
-            if path not in out:
-                out.append(path)
+            return [override] if isinstance(override, str) else list(override)
+        return list(getattr(self.config, attr))
+
+    # -- batches ----------------------------------------------------------------------------
+
+    async def _many(
+        self, kind: str, items: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Any]:
+        """(model, commit) -> the ``kind`` fact, or the BackendError reading it raised."""
+        out: dict[tuple[str, str], Any] = {}
+        shas: dict[tuple[str, str], str] = {}
+        for item in dict.fromkeys(items):
+            try:
+                shas[item] = await self._resolve(item[1])
+            except BackendError as exc:
+                out[item] = exc
+        todo = []
+        for item, sha in shas.items():
+            hit = self._results.lookup((kind, item[0], sha), _MISS)
+            if hit is _MISS:
+                todo.append(item)
+            else:
+                out[item] = hit
+        if todo:
+            out.update(await self._load(kind, todo, shas))
         return out
 
-    async def _first(self, model: str, sha: str, attr: str) -> tuple[str, Any] | None:
-        """Path and parsed content of the first candidate file present at ``sha``."""
-        for path in await self._candidates(model, sha, attr):
-            raw = await self._read(sha, path)
-            if raw is not None:
-                return path, parse_document(raw, sha, path)
-        return None
+    async def _load(
+        self, kind: str, items: list[tuple[str, str]], shas: dict[tuple[str, str], str]
+    ) -> dict[tuple[str, str], Any]:
+        wants = [
+            _Want(
+                item, shas[item], attr, self._templates(item[0], attr),
+                every=attr == "data" and bool(self._override(item[0], "data")),
+            )
+            for item in items
+            for attr in _FACTS[kind]
+        ]  # fmt: skip
+        missing = await self._find(wants)
+        contents = await self._contents(wants)
+        out: dict[tuple[str, str], Any] = {}
+        by_item: dict[tuple[str, str], list[_Want]] = {}
+        for w in wants:
+            by_item.setdefault(w.item, []).append(w)
+        for item, mine in by_item.items():
+            sha = shas[item]
+            if sha in missing:
+                out[item] = NotFound(
+                    f"commit {item[1]} is not in the repository {self.repo}",
+                    backend="dvc",
+                    hint="fetch it (git fetch) or check the version's commit",
+                )
+                continue
+            try:
+                value = self._build(kind, item[0], sha, mine, contents)
+            except BackendError as exc:
+                out[item] = exc
+                continue
+            self._results.store((kind, item[0], sha), value)
+            out[item] = value
+        return out
+
+    async def _find(self, wants: list[_Want]) -> set[str]:
+        """Walk the candidate files of all ``wants`` together, one candidate at a time: the
+        first present one settles a want (every present one, for a model's explicit ``data``
+        list); a ``{dir}`` template reads the artifact's folder first. Returns the commits
+        that do not exist."""
+        missing: set[str] = set()
+        active = [w for w in wants if w.templates]
+        while active:
+            dirless = [w for w in active if w.dir is None and "{dir}" in w.templates[w.at]]
+            if dirless:
+                await self._read_dirs(dirless)
+            asked: dict[_Want, str] = {}
+            for w in active:
+                template = w.templates[w.at]
+                path = _fill(template, w)
+                if ("{dir}" not in template or w.dir) and "\n" not in path and "\0" not in path:
+                    asked[w] = path
+            found, gone = await self._trees.resolve([(w.sha, p) for w, p in asked.items()])
+            missing |= gone
+            still = []
+            for w in active:
+                took = asked.get(w)
+                entry = found.get((w.sha, took)) if took is not None else None
+                if entry is not None and took is not None and entry.is_blob:
+                    if all(p != took for p, _ in w.found):
+                        w.found.append((took, entry))
+                    if not w.every:
+                        continue
+                w.at += 1
+                if w.sha not in gone and w.at < len(w.templates) and w.error is None:
+                    still.append(w)
+            active = still
+        return missing
+
+    async def _read_dirs(self, wants: list[_Want]) -> None:
+        """The artifact folders of ``wants`` from ``artifacts.yaml`` (``dir:name`` aware)."""
+        index = {w: _index_path(w.model) for w in wants}
+        found, _ = await self._trees.resolve([(w.sha, path) for w, path in index.items()])
+        need: dict[str, Entry] = {}
+        for w, path in index.items():
+            entry = found.get((w.sha, path))
+            if (
+                entry is not None
+                and entry.is_blob
+                and (entry.oid, _prefix(w.model)) not in self._dirs
+            ):
+                need[entry.oid] = entry
+        texts = await self._blob_data(list(need.values()))
+        for w, path in index.items():
+            w.dir = ""
+            entry = found.get((w.sha, path))
+            if entry is None or not entry.is_blob:
+                continue
+            try:
+                folders = self._folders(entry.oid, texts.get(entry.oid), w, path)
+            except BackendError as exc:
+                w.error = exc
+                continue
+            folder = folders.get(w.model.rpartition(":")[2], "")
+            w.dir = "" if folder in (".", "") else posixpath.normpath(folder)
+
+    def _folders(self, oid: str, raw: bytes | None, want: _Want, path: str) -> dict[str, str]:
+        """name -> the folder of its artifact path, from the artifacts.yaml in blob ``oid``."""
+        prefix = _prefix(want.model)
+        folders: dict[str, str] | None = self._dirs.lookup((oid, prefix))
+        if folders is None:
+            hit = self._parsed((oid, _ext(path)), raw, want.sha, path)
+            if hit[0] == "bad":
+                raise _bad(want.sha, path, hit[1])
+            doc = _mapping(hit[1], want.sha, path, "artifacts")
+            folders = {
+                art: posixpath.dirname(posixpath.join(prefix, spec["path"]))
+                for art, spec in doc.items()
+                if isinstance(spec, dict) and isinstance(spec.get("path"), str)
+            }
+            self._dirs.store((oid, prefix), folders)
+        return folders
+
+    async def _contents(self, wants: list[_Want]) -> dict[tuple[str, str], Any]:
+        """(blob id, extension) -> the document the wants found: parsed already, or its raw
+        content to parse (each blob read once)."""
+        docs: dict[tuple[str, str], Any] = {}
+        need: dict[str, Entry] = {}
+        for w in wants:
+            for path, entry in w.found:
+                key = (entry.oid, _ext(path))
+                if key not in docs:
+                    docs[key] = self._docs.lookup(key, _MISS)
+                    if docs[key] is _MISS:
+                        need[entry.oid] = entry
+        data = await self._blob_data(list(need.values()))
+        for key, hit in docs.items():
+            if hit is _MISS:
+                docs[key] = data.get(key[0])
+        return docs
+
+    async def _blob_data(self, entries: list[Entry]) -> dict[str, bytes]:
+        out = {e.oid: e.data for e in entries if e.data is not None}
+        rest = [e.oid for e in entries if e.data is None]
+        if rest:
+            out.update(await self._trees.blobs(rest))
+        return out
+
+    def _document(
+        self, docs: dict[tuple[str, str], Any], entry: Entry, commit: str, path: str
+    ) -> Any:
+        """The parsed document of ``entry`` (found at ``path``): parsed once per batch."""
+        key = (entry.oid, _ext(path))
+        hit = docs.get(key)
+        if not isinstance(hit, tuple):
+            hit = docs[key] = self._parsed(key, hit, commit, path)
+        if hit[0] == "bad":
+            raise _bad(commit, path, hit[1])
+        return hit[1]
+
+    def _parsed(self, key: tuple[str, str], raw: bytes | None, commit: str, path: str) -> Any:
+        """("ok", document) or ("bad", why) for the blob ``key``, kept across batches."""
+        hit = self._docs.lookup(key, _MISS)
+        if hit is _MISS:
+            if raw is None:
+                raise Unreachable(f"git gave no content for {path} at {commit[:10]}", backend="dvc")
+            try:
+                hit = ("ok", parse_document(raw, commit, path))
+            except BadFile as exc:
+                hit = ("bad", exc.what)
+            self._docs.store(key, hit)
+        return hit
+
+    def _build(
+        self, kind: str, model: str, sha: str, wants: list[_Want], docs: dict[tuple[str, str], Any]
+    ) -> Any:
+        for w in wants:
+            if w.error is not None:
+                raise w.error
+
+        def doc(w: _Want) -> tuple[str, Any] | None:
+            if not w.found:
+                return None
+            path, entry = w.found[0]
+            return path, self._document(docs, entry, sha, path)
+
+        if kind == "data":
+            files, stats = wants
+            outputs: list[DataOutput] = []
+            for path, entry in files.found:
+                parsed = self._document(docs, entry, sha, path)
+                outputs.extend(parse_outs(parsed, model, sha, path))
+            found = doc(stats)
+            rows = parse_rows(found[1]) if found else None
+            return DataVersion(commit=sha, outputs=tuple(outputs), rows=rows)
+        found = doc(wants[0])
+        if kind == "schema":
+            return parse_schema(found[1], sha, found[0]) if found else None
+        if found is None:
+            return {}
+        if kind == "params":
+            return flatten(_mapping(found[1], sha, found[0], "parameters"))
+        return numeric_only(flatten(_mapping(found[1], sha, found[0], "metrics")))
+
+    async def _one(self, kind: str, model: str, commit: str) -> Any:
+        [value] = (await self._many(kind, [(model, commit)])).values()
+        if isinstance(value, BaseException):
+            raise value
+        return value
 
     # -- the port -------------------------------------------------------------------------
 
     async def data_version(self, model: str, commit: str) -> DataVersion:
         """The DVC outs recorded at ``commit`` (and rows from a stats file when present)."""
-
-        async def load(sha: str) -> DataVersion:
-            outputs: list[DataOutput] = []
-            all_listed = bool(self._override(model, "data"))
-            for path in await self._candidates(model, sha, "data"):
-                raw = await self._read(sha, path)
-                if raw is None:
-                    continue
-                outputs.extend(parse_outs(parse_document(raw, sha, path), model, sha, path))
-                if not all_listed:
-                    break
-            stats = await self._first(model, sha, "stats")
-            rows = parse_rows(stats[1]) if stats else None
-            return DataVersion(commit=sha, outputs=tuple(outputs), rows=rows)
-
-        return await self._cached("data", model, commit, load)
+        return cast(DataVersion, await self._one("data", model, commit))
 
     async def params(self, model: str, commit: str) -> dict[str, Any]:
         """params.yaml (or the configured file) flattened to dotted keys; {} when absent."""
-
-        async def load(sha: str) -> dict[str, Any]:
-            found = await self._first(model, sha, "params")
-            if found is None:
-                return {}
-            return flatten(_mapping(found[1], sha, found[0], "parameters"))
-
-        return dict(await self._cached("params", model, commit, load))
+        return dict(await self._one("params", model, commit))
 
     async def metrics(self, model: str, commit: str) -> dict[str, float]:
         """The metrics file flattened to dotted keys, finite numbers only; {} when absent."""
-
-        async def load(sha: str) -> dict[str, float]:
-            found = await self._first(model, sha, "metrics")
-            if found is None:
-                return {}
-            return numeric_only(flatten(_mapping(found[1], sha, found[0], "metrics")))
-
-        return dict(await self._cached("metrics", model, commit, load))
+        return dict(await self._one("metrics", model, commit))
 
     async def schema(self, model: str, commit: str) -> DataSchema | None:
         """The schema file's fields at ``commit``; None when the model has no schema file."""
+        return cast(DataSchema | None, await self._one("schema", model, commit))
 
-        async def load(sha: str) -> DataSchema | None:
-            found = await self._first(model, sha, "schema_file")
-            return parse_schema(found[1], sha, found[0]) if found else None
+    async def data_versions_many(
+        self, items: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], DataVersion | BackendError]:
+        return await self._many("data", items)
 
-        return await self._cached("schema", model, commit, load)
+    async def params_many(
+        self, items: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any] | BackendError]:
+        found = await self._many("params", items)
+        return {k: v if isinstance(v, BackendError) else dict(v) for k, v in found.items()}
+
+    async def metrics_many(
+        self, items: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, float] | BackendError]:
+        found = await self._many("metrics", items)
+        return {k: v if isinstance(v, BackendError) else dict(v) for k, v in found.items()}
 
     # -- life cycle -----------------------------------------------------------------------
 
     async def _known_models(self, sha: str) -> list[str]:
         names = list(getattr(self.ctx.config, "models", None) or {})
-        raw = await self._read(sha, "artifacts.yaml")
+        raw = await self._cat.read(sha, "artifacts.yaml")
         if raw is not None:
             doc = _mapping(
                 parse_document(raw, sha, "artifacts.yaml"), sha, "artifacts.yaml", "artifacts"
@@ -425,6 +587,25 @@ class DvcData:
 
     async def aclose(self) -> None:
         await self._cat.aclose()
+
+
+def _fill(template: str, want: _Want) -> str:
+    path = template.replace("{model}", want.model).replace("{dir}", want.dir or "")
+    return posixpath.normpath(path).lstrip("/")
+
+
+def _ext(path: str) -> str:
+    return posixpath.splitext(path)[1].lower()
+
+
+def _prefix(model: str) -> str:
+    return model.rpartition(":")[0]
+
+
+def _index_path(model: str) -> str:
+    """Where the ``artifacts.yaml`` that names ``model`` lives (``dir:name``: in ``dir``)."""
+    prefix = _prefix(model)
+    return posixpath.join(prefix, "artifacts.yaml") if prefix else "artifacts.yaml"
 
 
 _MISS = object()

@@ -12,13 +12,13 @@ from console.backends.gitcmd import CatFile, run_git
 from console.backends.plugin import GitConfig
 from console.domain import Commit, DiffStat
 from console.plugins import BackendContext
-from console.ports import InvalidResponse, NotFound, Unreachable
+from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
 
 # One commit per NUL-terminated record (git log -z), fields separated by NUL.
 _FORMAT = "%H%x00%an%x00%ae%x00%aI%x00%s"
 _WIDTH = 5
 MAX_COMMITS = 500
-CACHE_SIZE = 4096
+CACHE_SIZE = 1024  # commits and diffstats kept (a screen's worth; status reads each once)
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _UNKNOWN = (
     "unknown revision",
@@ -166,6 +166,32 @@ class GitCodeRepo:
         if not commits:
             raise NotFound(f"no commit {rev!r} in {self.path}", backend=self.name)
         return commits[0]
+
+    async def commits_many(self, revs: Sequence[str]) -> dict[str, Commit | BackendError]:
+        """``commit(rev)`` of every rev: the full shas read in one batch of the long-lived
+        ``cat-file``; other revs (names, short shas) one by one."""
+        unique = list(dict.fromkeys(revs))
+        out: dict[str, Commit | BackendError] = {}
+        ask = []
+        for rev in unique:
+            if rev in self._commits:
+                out[rev] = self._commits[rev]
+            elif _SHA.match(rev):
+                ask.append(rev)
+        if ask:
+            got = await self._catfile().many([f"{r}^{{commit}}" for r in ask])
+            for rev, obj in zip(ask, got, strict=True):
+                if obj is not None and obj.type == "commit":
+                    commit = parse_commit_object(rev, obj.data)
+                    self._remember(rev, commit)
+                    out[rev] = commit
+        for rev in unique:
+            if rev not in out:  # names, short shas, and shas git does not have
+                try:
+                    out[rev] = await self.commit(rev)
+                except BackendError as exc:
+                    out[rev] = exc
+        return out
 
     async def commits_between(self, base: str | None, head: str) -> Sequence[Commit]:
         """Commits reachable from ``head`` but not ``base``, newest first (at most 500)."""

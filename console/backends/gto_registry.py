@@ -16,6 +16,7 @@ import logging
 import re
 import socket
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,16 @@ from console.backends.gto_tags import (
     is_valid_version,
 )
 from console.backends.plugin import GtoConfig
-from console.domain import Model, ModelVersion, RegistryEvent, StageAssignment
+from console.domain import Model, ModelVersion, RegistryEntry, RegistryEvent, StageAssignment
 from console.plugins import BackendContext
-from console.ports import Conflict, Deprecated, InvalidResponse, NotFound, Unreachable
+from console.ports import (
+    BackendError,
+    Conflict,
+    Deprecated,
+    InvalidResponse,
+    NotFound,
+    Unreachable,
+)
 
 log = logging.getLogger(__name__)
 ZERO = "0" * 40
@@ -112,6 +120,10 @@ class GtoRegistry:
 
     async def _state(self, model: str) -> tuple[Snapshot, ArtifactState | None]:
         snap = await self._snapshot()
+        return snap, await self._state_in(snap, model)
+
+    async def _state_in(self, snap: Snapshot, model: str) -> ArtifactState | None:
+        """The model's state in ``snap``; NotFound when no tag and no artifacts.yaml names it."""
         state = snap.state(model)
         if state is None and model not in await self._artifacts_index():
             raise NotFound(
@@ -119,7 +131,7 @@ class GtoRegistry:
                 backend=self.name,
                 hint=f"register a version: gto register {model} REF --version v0.1.0",
             )
-        return snap, state
+        return state
 
     async def check(self) -> str:
         snap = await self._snapshot()
@@ -150,13 +162,26 @@ class GtoRegistry:
 
     async def versions(self, model: str) -> tuple[ModelVersion, ...]:
         snap, state = await self._state(model)
-        return snap.model_versions(model) if state else ()
+        return _versions(snap, model, state)
 
     async def stages(self, model: str) -> tuple[StageAssignment, ...]:
         _, state = await self._state(model)
-        if state is None:
-            return ()
-        return tuple(_assignment(model, s) for s in state.stages.values())
+        return _stages(model, state)
+
+    async def snapshot(self, models: Sequence[str]) -> dict[str, RegistryEntry | BackendError]:
+        """versions() and stages() of many models, from one read of the tags."""
+        snap = await self._snapshot()
+        out: dict[str, RegistryEntry | BackendError] = {}
+        for model in dict.fromkeys(models):
+            try:
+                state = await self._state_in(snap, model)
+            except BackendError as exc:
+                out[model] = exc
+                continue
+            out[model] = RegistryEntry(
+                versions=_versions(snap, model, state), stages=_stages(model, state)
+            )
+        return out
 
     async def history(self, model: str) -> tuple[RegistryEvent, ...]:
         snap, state = await self._state(model)
@@ -611,6 +636,16 @@ def _slug(actor: str) -> str:
 
 def _tagger(actor: str) -> str:
     return re.sub(r"[<>\n]", "", actor).strip() or "cd4ml-console"
+
+
+def _versions(snap: Snapshot, model: str, state: ArtifactState | None) -> tuple[ModelVersion, ...]:
+    return snap.model_versions(model) if state else ()
+
+
+def _stages(model: str, state: ArtifactState | None) -> tuple[StageAssignment, ...]:
+    if state is None:
+        return ()
+    return tuple(_assignment(model, s) for s in state.stages.values())
 
 
 def _assignment(model: str, state: StageState) -> StageAssignment:

@@ -20,6 +20,7 @@ import yaml
 from console.backends import gto_tagcache
 from console.backends.gitcmd import run_git
 from console.backends.gto_tags import ArtifactState, TagEvent, fold, parse_tag
+from console.backends.lru import LRU
 from console.backends.yamlread import safe_load
 from console.domain import ModelVersion, RegistryEvent, RegistryEventKind
 
@@ -40,6 +41,7 @@ FORMAT = "%00".join(FIELDS) + "%00"
 # File systems that only keep whole seconds get a longer window.
 RACY_NS = 100_000_000
 RACY_NS_COARSE = 2_000_000_000
+ARTIFACTS_KEPT = 64  # artifacts whose folded state and versions a snapshot keeps
 
 Stat = gto_tagcache.Stat
 
@@ -136,9 +138,10 @@ class Snapshot:
         mtimes = [st[2] for st in fp if st is not None]
         coarse = bool(mtimes) and all(m % 1_000_000_000 == 0 for m in mtimes)
         self._racy = max(mtimes, default=0) >= started_ns - (RACY_NS_COARSE if coarse else RACY_NS)
-        self._states: dict[str, ArtifactState] = {}
-        self._versions: dict[str, tuple[ModelVersion, ...]] = {}
-        self._history: dict[str, tuple[RegistryEvent, ...]] = {}
+        # Folded per artifact on demand; bounded: 2,000 models' states and versions are ~20 MB.
+        self._states: LRU = LRU(ARTIFACTS_KEPT)  # artifact -> ArtifactState
+        self._versions: LRU = LRU(ARTIFACTS_KEPT)  # artifact -> tuple[ModelVersion, ...]
+        self._history: LRU = LRU(ARTIFACTS_KEPT)  # artifact -> tuple[RegistryEvent, ...]
         self._by_name: dict[str, TagEvent] | None = None
 
     @property
@@ -159,9 +162,10 @@ class Snapshot:
     def state(self, artifact: str) -> ArtifactState | None:
         if artifact not in self._events:
             return None
-        state = self._states.get(artifact)
+        state: ArtifactState | None = self._states.lookup(artifact)
         if state is None:
-            state = self._states[artifact] = fold(artifact, self._events[artifact])
+            state = fold(artifact, self._events[artifact])
+            self._states.store(artifact, state)
         return state
 
     def counter(self, artifact: str) -> int:
@@ -178,7 +182,7 @@ class Snapshot:
 
     def model_versions(self, artifact: str) -> tuple[ModelVersion, ...]:
         """Versions oldest -> newest (semantic order), registered or assigned by commit."""
-        cached = self._versions.get(artifact)
+        cached: tuple[ModelVersion, ...] | None = self._versions.lookup(artifact)
         if cached is not None:
             return cached
         state = self.state(artifact)
@@ -202,12 +206,13 @@ class Snapshot:
                     tags=tags,
                 )
             )
-        result = self._versions[artifact] = tuple(out)
+        result = tuple(out)
+        self._versions.store(artifact, result)
         return result
 
     def history(self, artifact: str) -> tuple[RegistryEvent, ...]:
         """Every tag event of the artifact, oldest first."""
-        cached = self._history.get(artifact)
+        cached: tuple[RegistryEvent, ...] | None = self._history.lookup(artifact)
         if cached is not None:
             return cached
         state = self.state(artifact)
@@ -226,7 +231,7 @@ class Snapshot:
             )
             for ev in state.events
         )
-        self._history[artifact] = out
+        self._history.store(artifact, out)
         return out
 
 

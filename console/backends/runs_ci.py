@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,14 +22,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from console.backends.plugin import RunsFolderConfig
 from console.domain import CIConclusion, CIJob, CIRun, CIStatus
 from console.plugins import BackendContext
-from console.ports import InvalidResponse, NotFound, Unreachable
+from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
 
 log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 1 << 20
 MAX_JUNIT_BYTES = 50 << 20
 MIN_PREFIX = 7
-RUNS_KEPT = 4096  # CIRuns built for look-ups, most recently used
+RUNS_KEPT = 64  # CIRuns built for look-ups, most recently used (~2.5 KB each)
 RECHECK_SECONDS = 1.0  # callers within this long of the last look share its index
 SETTLED_NS = 2_000_000_000  # a folder mtime older than this can not hide a same-tick change
 DONE = CIStatus.COMPLETED
@@ -143,7 +142,7 @@ class _Entry:
     done: bool = True
     key: tuple[datetime, int, str] = (_OLDEST, -1, "")
     problem: str = ""
-    junit_problems: list[str] = field(default_factory=list)
+    junit_problems: tuple[str, ...] = ()  # not a list each: 10,000 entries are kept
     built: CIRun | None = None  # kept for records with JUnit reports (counts read with them)
 
 
@@ -246,7 +245,9 @@ class RunsFolderCI:
             key=_order_key(record.status, record.started_at, record.finished_at, str(record.id)),
         )  # fmt: skip
         if record.junit or any(j.junit for j in record.jobs):
-            entry.built = self._with_junit(record, entry.junit_problems, path.name)
+            problems: list[str] = []
+            entry.built = self._with_junit(record, problems, path.name)
+            entry.junit_problems = tuple(problems)
         return entry
 
     def _with_junit(self, record: RunRecord, problems: list[str], rel: str) -> CIRun:
@@ -324,9 +325,10 @@ class RunsFolderCI:
         if stamp == self._stamp:
             return stamp, {}
         stats: dict[str, os.stat_result] = {}
-        for name in names:
+        folder = str(self.folder)
+        for name in names:  # os.stat of a str: no Path object per file (10,000 of them)
             try:
-                stats[name] = (self.folder / name).stat()
+                stats[name] = os.stat(os.path.join(folder, name))
             except FileNotFoundError:
                 continue
         return stamp, stats
@@ -383,7 +385,10 @@ class RunsFolderCI:
             if doc.get("version") != INDEX_VERSION or doc.get("folder") != str(self.folder):
                 return {}
             out: dict[str, _Entry] = {}
-            for name, mtime_ns, size, commit, done, when, number, run_id, problem in doc["runs"]:
+            rows = doc.pop("runs")
+            rows.reverse()
+            while rows:  # each row freed as its entry is made: 10,000 rows are ~5 MB at once
+                name, mtime_ns, size, commit, done, when, number, run_id, problem = rows.pop()
                 at = _MARKS.get(when) or datetime.fromisoformat(when)
                 out[name] = _Entry(
                     str(name), int(mtime_ns), int(size), commit=str(commit), done=bool(done),
@@ -470,15 +475,48 @@ class RunsFolderCI:
 
     async def runs_for(self, commit: str) -> Sequence[CIRun]:
         """Runs recorded for ``commit`` (full sha or unique prefix of >= 7), newest first."""
-        query = commit.strip().lower()
-        if len(query) < MIN_PREFIX:
-            raise NotFound(
-                f"commit {commit!r} is too short to look up CI runs",
-                backend=self.name,
-                hint=f"use at least {MIN_PREFIX} hex digits of the sha",
-            )
-        if not await self._index():
-            return []
+        [runs] = (await self.runs_for_many([commit])).values()
+        if isinstance(runs, BackendError):
+            raise runs
+        return runs
+
+    async def runs_for_many(
+        self, commits: Sequence[str]
+    ) -> dict[str, Sequence[CIRun] | BackendError]:
+        """``runs_for`` of every commit: one look at the folder, one thread for the files."""
+        out: dict[str, Sequence[CIRun] | BackendError] = {}
+        entries: dict[str, list[_Entry]] = {}
+        for commit in dict.fromkeys(commits):
+            query = commit.strip().lower()
+            if len(query) < MIN_PREFIX:
+                out[commit] = NotFound(
+                    f"commit {commit!r} is too short to look up CI runs",
+                    backend=self.name,
+                    hint=f"use at least {MIN_PREFIX} hex digits of the sha",
+                )
+            else:
+                entries[commit] = []
+        if not entries or not await self._index():
+            return {**out, **{c: [] for c in entries}}
+        for commit in entries:
+            try:
+                entries[commit] = self._entries_for(commit.strip().lower())
+            except BackendError as exc:
+                out[commit] = exc
+        found = {c: e for c, e in entries.items() if c not in out}
+        known = self._runs
+        if all(e.built is not None or (e.name, e.mtime_ns, e.size) in known
+               for es in found.values() for e in es):  # fmt: skip
+            out.update(self._build_all(found))
+        else:  # file reads: off the event loop, in one thread hop
+            out.update(await asyncio.to_thread(self._build_all, found))
+        return out
+
+    def _build_all(self, found: dict[str, list[_Entry]]) -> dict[str, Sequence[CIRun]]:
+        return {c: [r for r in map(self._build, es) if r is not None] for c, es in found.items()}
+
+    def _entries_for(self, query: str) -> list[_Entry]:
+        """The indexed runs of commit ``query`` (a sha or a prefix), newest first."""
         by_commit, commits = self._view
         found = list(by_commit.get(query, ()))
         # Records that store an abbreviated sha of the queried commit.
@@ -487,7 +525,8 @@ class RunsFolderCI:
         # Records of commits the query abbreviates: must be a unique commit.
         lo = bisect.bisect_left(commits, query)
         longer: list[str] = []
-        for sha in itertools.islice(commits, lo, None):
+        for i in range(lo, len(commits)):  # islice would step over the first ``lo`` one by one
+            sha = commits[i]
             if not sha.startswith(query):
                 break
             if sha != query:
@@ -502,11 +541,7 @@ class RunsFolderCI:
         for sha in longer:
             found += by_commit[sha]
         found.sort(key=lambda e: e.key, reverse=True)
-        if all(e.built is not None or (e.name, e.mtime_ns, e.size) in self._runs for e in found):
-            built = [self._build(e) for e in found]
-        else:  # file reads: off the event loop
-            built = await asyncio.to_thread(lambda: [self._build(e) for e in found])
-        return [run for run in built if run is not None]
+        return found
 
     async def check(self) -> str:
         """Index the folder; say how many runs it holds and how many records were skipped."""

@@ -140,6 +140,18 @@ class StageAssignment(Frozen):
     ref: Line = ""  # backend identifier of the assignment, e.g. the git tag name
 
 
+class RegistryEntry(Frozen):
+    """One model as a registry snapshot holds it: its versions (oldest first) and stages.
+
+    ``complete`` False: the versions lack facts the registry reads per version (MLflow's run
+    metrics, params and commit); ask ``complete_versions`` for those of the versions you show.
+    """
+
+    versions: tuple[ModelVersion, ...] = ()
+    stages: tuple[StageAssignment, ...] = ()
+    complete: bool = True
+
+
 class RegistryEventKind(StrEnum):
     REGISTER = "register"
     DEREGISTER = "deregister"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from console.domain import (
     AuditEvent,
@@ -16,10 +16,18 @@ from console.domain import (
     MetricSeries,
     Model,
     ModelVersion,
+    RegistryEntry,
     RegistryEvent,
     ServingHealth,
     StageAssignment,
 )
+from console.ports.errors import BackendError
+
+K = TypeVar("K")
+T = TypeVar("T")
+Batch = Mapping[K, T | BackendError]
+"""The answer to a batch read: per item its value, or the BackendError its own read would
+have raised. An item missing from the mapping is an invalid response for that item."""
 
 
 @runtime_checkable
@@ -184,6 +192,64 @@ class Notifier(Backend, Protocol):
     async def notify(self, message: dict[str, Any]) -> str:
         """Deliver ``message`` (event, model, version, stage, actor, request_id, reason, text,
         ...; docs/team.md); return a one-line description or raise BackendError."""
+        ...
+
+
+# -- optional batch reads (docs/plugins.md, "Batch reads") ------------------------------------
+# A backend may add any of these beside its per-item methods; the console uses them for many
+# models at once (status, the overview) and falls back to the per-item methods without them.
+# One call, one timeout counted from when it is made: send the requests of all items at once.
+
+
+@runtime_checkable
+class RegistrySnapshots(Protocol):
+    """Versions and stages of many models in one read."""
+
+    async def snapshot(self, models: Sequence[str]) -> Batch[str, RegistryEntry]:
+        """Per model what ``versions()`` and ``stages()`` give (NotFound for an unknown one);
+        an entry may leave out per-version facts (``RegistryEntry.complete`` False)."""
+        ...
+
+
+@runtime_checkable
+class VersionCompletion(Protocol):
+    """The per-version facts a snapshot left out, for the versions shown."""
+
+    async def complete_versions(
+        self, versions: Sequence[ModelVersion]
+    ) -> Batch[tuple[str, str], ModelVersion]:
+        """(model, version) -> the version as ``versions()`` gives it."""
+        ...
+
+
+@runtime_checkable
+class CommitBatch(Protocol):
+    async def commits_many(self, revs: Sequence[str]) -> Batch[str, Commit]:
+        """rev -> what ``commit(rev)`` gives."""
+        ...
+
+
+@runtime_checkable
+class DataBatch(Protocol):
+    """(model, commit) -> what ``data_version``, ``metrics`` and ``params`` give."""
+
+    async def data_versions_many(
+        self, items: Sequence[tuple[str, str]]
+    ) -> Batch[tuple[str, str], DataVersion]: ...
+
+    async def metrics_many(
+        self, items: Sequence[tuple[str, str]]
+    ) -> Batch[tuple[str, str], dict[str, float]]: ...
+
+    async def params_many(
+        self, items: Sequence[tuple[str, str]]
+    ) -> Batch[tuple[str, str], dict[str, Any]]: ...
+
+
+@runtime_checkable
+class CIBatch(Protocol):
+    async def runs_for_many(self, commits: Sequence[str]) -> Batch[str, Sequence[CIRun]]:
+        """commit -> what ``runs_for(commit)`` gives."""
         ...
 
 

@@ -238,3 +238,75 @@ def test_flatten_and_numeric_only() -> None:
         "a": 1.0,
         "e": 2.5,
     }
+
+
+def recording(backend: DvcData) -> list[str]:
+    """Every object the backend's cat-file is asked for, in order."""
+    asked: list[str] = []
+    many = backend._cat.many
+
+    async def wrapped(specs: Any) -> Any:
+        asked.extend(specs)
+        return await many(specs)
+
+    backend._cat.many = wrapped  # type: ignore[method-assign]
+    return asked
+
+
+async def test_many_items_read_together_say_what_each_read_says(repo: GitRepo) -> None:
+    """20 models at 2 commits: the batch answers as the per-item reads do, a broken file
+    fails only its own item, and each blob is read once however many commits share it."""
+    names = [f"m{i:02d}" for i in range(20)]
+    first = repo.commit(
+        {f"models/{m}/metrics.json": json.dumps({"auc": i / 100}) for i, m in enumerate(names)}
+        | {f"data/{m}.dvc": DVC_FILE for m in names}
+    )
+    second = repo.commit({"models/m03/metrics.json": "{oops}", "models/m04/metrics.json": None})
+    items = [(m, c) for m in names for c in (first, second)]
+    batch = await make(repo)
+    asked = recording(batch)
+    try:
+        metrics = await batch.metrics_many(items)
+        data = await batch.data_versions_many(items)
+    finally:
+        await batch.aclose()
+    bad = metrics[("m03", second)]
+    assert isinstance(bad, InvalidResponse) and "models/m03/metrics.json" in str(bad)
+    assert metrics[("m04", second)] == {}
+    assert asked.count(asked[-1]) == 1 and len(asked) == len(set(asked))
+    one = await make(repo)
+    try:
+        for item in items:
+            if item == ("m03", second):
+                continue
+            assert metrics[item] == await one.metrics(*item), item
+            assert data[item] == await one.data_version(*item), item
+    finally:
+        await one.aclose()
+    by_id = [s for s in asked if ":" not in s and "^" not in s]
+    assert len(by_id) == 6  # 2 root trees, 2 models/ and 1 data/ tree, the one .dvc blob
+
+
+async def test_artifacts_yaml_is_read_once_and_only_when_a_dir_template_is_reached(
+    repo: GitRepo,
+) -> None:
+    names = [f"m{i:02d}" for i in range(20)]
+    index = "".join(f"{m}:\n  path: projects/{m}/model.pkl\n" for m in names)
+    first = repo.commit(
+        {"artifacts.yaml": index}
+        | {f"projects/{m}/params.yaml": f"alpha: {i}\n" for i, m in enumerate(names)}
+        | {f"models/{m}/metrics.json": '{"auc": 1}' for m in names}
+    )
+    second = repo.commit({"projects/m00/params.yaml": "alpha: 100\n"})
+    backend = await make(repo)
+    asked = recording(backend)
+    try:
+        metrics = await backend.metrics_many([(m, first) for m in names])
+        assert all(v == {"auc": 1.0} for v in metrics.values())
+        assert not any("artifacts.yaml" in s for s in asked)  # models/{model}/ came first
+        params = await backend.params_many([(m, c) for m in names for c in (first, second)])
+        assert params[("m00", second)] == {"alpha": 100} and params[("m05", first)] == {"alpha": 5}
+        index_blob = repo.git("rev-parse", f"{first}:artifacts.yaml")
+        assert asked.count(index_blob) == 1  # one read for 40 (model, commit) pairs
+    finally:
+        await backend.aclose()

@@ -161,3 +161,16 @@ async def test_commit_by_sha_and_by_name_agree(history, backend_ctx):
     finally:
         await by_sha.aclose()
         await by_name.aclose()
+
+
+async def test_commits_many_reads_the_shas_in_one_batch(history, backend_ctx):
+    repo, shas = history
+    code = make(repo, backend_ctx)
+    try:
+        got = await code.commits_many([*shas, shas[0], "HEAD", "0" * 40, "--all"])
+        assert [got[s].subject for s in shas] == ["add data", "train model", "tune"]
+        assert got["HEAD"] == got[shas[-1]] == await code.commit(shas[-1])
+        assert isinstance(got["0" * 40], NotFound) and isinstance(got["--all"], NotFound)
+        assert code._cat is not None and code._cat.requests == 5  # 4 shas at once, 0*40 again
+    finally:
+        await code.aclose()

@@ -589,3 +589,21 @@ async def test_reads_say_how_old_the_last_fetch_is(registered, backend_ctx, git_
         fetched is not None and abs((repo.path / "now").stat().st_mtime - fetched.timestamp()) < 600
     )
     assert await make_registry(repo, backend_ctx, push_remote=False).fetched_at() is None
+
+
+async def test_snapshot_is_versions_and_stages_of_each_model(commits, backend_ctx):
+    repo, shas = commits
+    repo.commit("index", {"artifacts.yaml": "fraud: {}\n"})
+    for i, model in enumerate(("a", "b")):
+        repo.tag(f"{model}@v1.0.0", shas[i], at=T0)
+        repo.tag(f"{model}@v1.1.0", shas[i + 2], at=T0 + 1)
+        repo.tag(f"{model}#prod#1", shas[i], at=T0 + 2)
+    registry = make_registry(repo, backend_ctx)
+    got = await registry.snapshot(["a", "b", "fraud", "ghost"])
+    for model in ("a", "b", "fraud"):
+        entry = got[model]
+        assert entry.complete
+        assert entry.versions == await registry.versions(model)
+        assert entry.stages == await registry.stages(model)
+    assert [s.version for s in got["a"].stages] == ["v1.0.0"]
+    assert isinstance(got["ghost"], NotFound) and "no model 'ghost'" in str(got["ghost"])

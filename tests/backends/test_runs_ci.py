@@ -300,3 +300,31 @@ async def test_a_saved_index_pointing_a_commit_at_another_file_shows_no_false_ru
     saved.write_text(json.dumps(doc))
     second = RunsFolderCI(RunsFolderConfig(), context(tmp_path))
     assert await second.runs_for(SHA_C) == []  # the file says SHA_A: no run is invented
+
+
+async def test_runs_for_many_is_runs_for_of_each_in_one_look(
+    folder: Path, ci: RunsFolderCI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One look at the folder and one thread hop for many commits; a commit whose look-up
+    fails (too short, ambiguous) fails alone."""
+    write(folder, "1.json", run(1, commit=SHA_A))
+    write(folder, "2.json", run(2, commit=SHA_B))
+    write(folder, "3.json", run(3, commit=SHA_C[:8]))
+    asked = [SHA_A, SHA_C, SHA_A[:7], "abc", "f" * 40, SHA_B]
+    hops = 0
+    to_thread = asyncio.to_thread
+
+    async def counting(fn: Any, *args: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await to_thread(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    got = await ci.runs_for_many(asked)
+    assert hops == 2  # indexing the folder, then reading the runs' files
+    assert [r.id for r in got[SHA_A]] == ["1"] and [r.id for r in got[SHA_C]] == ["3"]
+    assert got["f" * 40] == [] and [r.id for r in got[SHA_B]] == ["2"]
+    assert isinstance(got[SHA_A[:7]], NotFound) and "ambiguous" in str(got[SHA_A[:7]])
+    assert isinstance(got["abc"], NotFound) and "too short" in str(got["abc"])
+    for commit in (SHA_A, SHA_C, "f" * 40):
+        assert got[commit] == await ci.runs_for(commit)

@@ -345,3 +345,73 @@ def test_describe_error_names_backend_and_redacts_unexpected_text() -> None:
         "ci backend did not answer within 1s",
         "timeout",
     )
+
+
+# -- a timeout means the peer did not answer, never that we did not ask yet -----------------
+
+
+class BusyRegistry:
+    """A registry of ``n`` models that answers every call after ``delay`` seconds (well inside
+    the timeout), counting the calls in flight: a busy server that does answer everything."""
+
+    name = "fake-registry"
+
+    def __init__(self, n: int, delay: float) -> None:
+        self.names = [f"m{i:03d}" for i in range(n)]
+        self.delay = delay
+        self.in_flight = 0
+        self.most = 0
+        self.calls = 0
+
+    async def _answer(self) -> None:
+        self.calls += 1
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+
+    async def models(self):
+        return [Model(name=n) for n in self.names]
+
+    async def versions(self, model):
+        await self._answer()
+        return [ModelVersion(model=model, version="v1.0.0", commit="c" * 40)]
+
+    async def stages(self, model):
+        await self._answer()
+        return [StageAssignment(model=model, stage="production", version="v1.0.0")]
+
+
+async def test_waiting_for_a_slot_is_not_a_timeout() -> None:
+    """4 calls in flight at most and each answered in 0.2 s: 64 calls queue for 3.2 s, past the
+    1 s timeout, yet every one was answered well within it once sent. No model may come back
+    with "did not answer" (a loaded machine gave 66-108 of 200 MLflow models that error)."""
+    registry = BusyRegistry(32, delay=0.2)
+    ws = Workspace(config=ConsoleConfig(timeout_seconds=1.0), backends={"registry": registry})
+    service = OverviewService(ws, concurrency=4)
+    views = await service.overview(candidates_detail=0, with_params=False)
+    assert {v.model.name: v.errors for v in views if v.errors} == {}
+    assert [v.stage_version("production") for v in views] == ["v1.0.0"] * 32
+    assert registry.most <= 4  # still bounded
+
+
+class HangingRegistry(BusyRegistry):
+    """Never answers a versions/stages call."""
+
+    async def _answer(self) -> None:
+        self.calls += 1
+        await asyncio.Event().wait()
+
+
+async def test_calls_queued_behind_a_peer_that_does_not_answer_are_not_sent() -> None:
+    """A peer that left a request unanswered for the timeout is not sent the calls queued
+    behind it: the overview ends after about one timeout, not one per wave of calls, and the
+    queued calls say the peer did not answer."""
+    registry = HangingRegistry(32, delay=0)
+    ws = Workspace(config=ConsoleConfig(timeout_seconds=0.2), backends={"registry": registry})
+    views = await OverviewService(ws, concurrency=4).overview(candidates_detail=0)
+    assert registry.calls == 4  # the first wave only
+    errors = {v.errors.get("registry", "") for v in views}
+    assert all("did not answer" in e for e in errors), errors

@@ -140,14 +140,32 @@ async def test_ten_thousand_versions_fetch_only_what_is_visible(clock, wait):
 
 
 async def test_overview_with_a_thousand_models_loads_visible_rows_first(clock, wait):
+    """The rows on screen are read first, in one batch; then the rest, a batch at a time,
+    until every row is filled."""
     world = FakeWorld(n_models=1000)
     ws, _ = make_workspace(world)
+    asked: list[str] = []
+    registry = ws.backends["registry"]
+    versions = registry.versions
+
+    async def recording(model: str):
+        asked.append(model)
+        return await versions(model)
+
+    registry.versions = recording
     app = ConsoleApp(ws.config, workspace=ws, clock=clock, refresh_seconds=0)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait(pilot)
         screen = app.screen
         assert screen.table.row_count == 1000
-        assert 10 < len(screen.rows) < 60  # no background fill for big workspaces
+        first = len(screen.table.visible_keys(margin=5))
+        assert 10 < first < 60
+        assert set(asked[:first]) == {str(k) for k in screen.table.visible_keys(margin=5)}
+        for _ in range(600):  # the background batches (a minute at most on a loaded machine)
+            if len(screen.rows) == 1000:
+                break
+            await pilot.pause(0.1)
+        assert len(screen.rows) == 1000 and sorted(asked) == sorted(set(asked))
         await pilot.press("end")
         await wait(pilot)
         last = screen.table.keys[-1]

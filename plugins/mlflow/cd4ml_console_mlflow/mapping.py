@@ -51,6 +51,11 @@ def to_version(
     aliases: Sequence[str],
 ) -> ModelVersion:
     """One model version with its source run's lineage; ``stages`` in pipeline order."""
+    return with_run(listed_version(v, stages, aliases), run)
+
+
+def listed_version(v: RestVersion, stages: Sequence[str], aliases: Sequence[str]) -> ModelVersion:
+    """One model version as the registry lists it, without its source run's facts."""
     tags = v.tag_map()
     extra: dict[str, str] = {}
     if v.run_id:
@@ -59,24 +64,43 @@ def to_version(
         extra["mlflow.status"] = v.status
     if aliases:
         extra["mlflow.aliases"] = ",".join(sorted(aliases))
-    if run is not None and run.datasets:
-        extra["mlflow.datasets"] = ", ".join(run.datasets)
-    metrics = dict(run.metrics) if run else {}
     # MLflow 3 logged-model metrics, when the server links them to the version.
-    metrics.update({m.key: m.value for m in v.model_metrics if m.value is not None})
+    metrics = {m.key: m.value for m in v.model_metrics if m.value is not None}
     return ModelVersion(
         model=v.name,
         version=v.version,
-        commit=tags.get(GIT_COMMIT_TAG) or (run.commit if run else ""),
-        created_by=v.user_id or (run.user_id if run else ""),
+        commit=tags.get(GIT_COMMIT_TAG, ""),
+        created_by=v.user_id,
         created_at=from_millis(v.creation_timestamp),
         stages=tuple(stages),
         deregistered=v.status == "FAILED_REGISTRATION",
         source=v.source,
         tags={**tags, **extra},
-        metrics={k: x for k, x in metrics.items() if x == x and abs(x) != float("inf")},
-        params=dict(run.params) if run else {},
+        metrics=_finite(metrics),
     )
+
+
+def with_run(version: ModelVersion, run: RunFacts | None) -> ModelVersion:
+    """``version`` completed with its source run's facts: metrics (the version's own win),
+    params, the commit and author when the version has none, the datasets."""
+    if run is None:
+        return version
+    tags = dict(version.tags)
+    if run.datasets:
+        tags["mlflow.datasets"] = ", ".join(run.datasets)
+    return version.model_copy(
+        update={
+            "commit": version.commit or run.commit,
+            "created_by": version.created_by or run.user_id,
+            "tags": tags,
+            "metrics": _finite({**run.metrics, **version.metrics}),
+            "params": dict(run.params),
+        }
+    )
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: x for k, x in metrics.items() if x == x and abs(x) != float("inf")}
 
 
 def to_assignment(
@@ -138,8 +162,10 @@ __all__ = [
     "from_iso",
     "from_millis",
     "history_events",
+    "listed_version",
     "stage_tag",
     "to_assignment",
     "to_model",
     "to_version",
+    "with_run",
 ]

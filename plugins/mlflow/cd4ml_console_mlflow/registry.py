@@ -9,17 +9,19 @@ between). Who assigned a stage and when is kept in version tags the console writ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from cd4ml_console_mlflow import MlflowConfig, alias_problem
 from cd4ml_console_mlflow.mapping import (
     history_events,
+    listed_version,
     stage_tag,
     to_assignment,
     to_model,
     to_version,
+    with_run,
 )
 from cd4ml_console_mlflow.runs import RunFacts, RunFactsCache
 from cd4ml_console_mlflow.schema import ModelVersion as RestVersion
@@ -32,11 +34,23 @@ from cd4ml_console_mlflow.schema import (
 )
 from cd4ml_console_mlflow.transport import MlflowTransport, ServerSaid
 from console.credentials import credential_name
-from console.domain import Model, ModelVersion, RegistryEvent, StageAssignment
+from console.domain import Model, ModelVersion, RegistryEntry, RegistryEvent, StageAssignment
 from console.plugins import BackendContext
 from console.ports import BackendError, Conflict, NotFound, Unreachable
 
 MESSAGE_LIMIT = 5000
+
+
+NAMES_PER_SEARCH = 50  # models per versions search: a filter of a few KB, ~1,000 versions
+
+
+def _version_order(v: RestVersion) -> tuple[int, str]:
+    return (int(v.version) if v.version.isdigit() else -1, v.version)
+
+
+def _unexpected(exc: BaseException) -> BackendError:
+    """A failure that is not a BackendError, as one (it is reported per model)."""
+    return Unreachable(f"MLflow versions search failed: {type(exc).__name__}", backend="mlflow")
 
 
 def _quote(value: str) -> str:
@@ -148,32 +162,14 @@ class MlflowRegistry:
         return await asyncio.shield(self._listing(model))
 
     async def _list_versions(self, model: str) -> list[RestVersion]:
-        found: list[RestVersion] = []
-        token = ""
-        while True:
-            params: dict[str, Any] = {
-                "filter": f"name={_quote(model)}",
-                "max_results": self.config.page_size,
-            }
-            if token:
-                params["page_token"] = token
-            page = await self.http.get("model-versions/search", ModelVersionPage, params)
-            found.extend(v for v in page.model_versions if v.name == model)
-            token = page.next_page_token
-            if not token or not page.model_versions:
-                break
-        found.sort(key=lambda v: (int(v.version) if v.version.isdigit() else -1, v.version))
+        found = [v for v in await self._search_versions(f"name={_quote(model)}") if v.name == model]
+        found.sort(key=_version_order)
         return found
 
     async def versions(self, model: str) -> tuple[ModelVersion, ...]:
         listing = self._listing(model)  # started first: stages() of the same view reads it too
         rm, rest = await asyncio.gather(self._registered(model), asyncio.shield(listing))
-        stages: dict[str, list[str]] = {}
-        aliases: dict[str, list[str]] = {}
-        for a in rm.aliases:
-            aliases.setdefault(a.version, []).append(a.alias)
-            if a.alias in self.stage_of:
-                stages.setdefault(a.version, []).append(self.stage_of[a.alias])
+        stages, aliases = self._aliased(rm)
         facts: dict[str, RunFacts] = {}
         if self.config.run_details:
             facts = await self.runs.facts(v.run_id for v in rest)
@@ -230,6 +226,134 @@ class MlflowRegistry:
             "model-versions/get", ModelVersionReply, {"name": model, "version": version}
         )
         return reply.model_version.tag_map()
+
+    # -- many models at once (console.ports RegistrySnapshots, VersionCompletion) ----------
+
+    async def snapshot(self, models: Sequence[str]) -> dict[str, RegistryEntry | BackendError]:
+        """versions() and stages() of many models in a few requests: the registered models and
+        their aliases from one search, their versions from searches over many names at once.
+        The versions leave out their runs' facts (one more request per 100 runs): ask
+        :meth:`complete_versions` for the versions shown."""
+        wanted = list(dict.fromkeys(models))
+        listed = {rm.name: rm async for rm in self._registered_models()}
+        out: dict[str, RegistryEntry | BackendError] = {}
+        found: dict[str, RegisteredModel] = {}
+        for name, rm in zip(
+            wanted, await asyncio.gather(*(self._listed_or_get(n, listed) for n in wanted)),
+            strict=True,
+        ):  # fmt: skip
+            if isinstance(rm, BackendError):
+                out[name] = rm
+            else:
+                found[name] = rm
+        versions = await self._versions_of(list(found))
+        complete = not self.config.run_details
+        for name, rm in found.items():
+            rest = versions.get(name, [])
+            if isinstance(rest, BackendError):
+                out[name] = rest
+                continue
+            stages, aliases = self._aliased(rm)
+            order = self._stage_order
+            entry_versions = tuple(
+                listed_version(
+                    v,
+                    sorted(stages.get(v.version, ()), key=order.__getitem__),
+                    aliases.get(v.version, ()),
+                )
+                for v in rest
+            )
+            tags_of = {v.version: v.tag_map() for v in rest}
+            pointed = {a.alias: a.version for a in rm.aliases}
+            entry_stages = tuple(
+                to_assignment(name, stage, alias, pointed[alias], tags_of.get(pointed[alias], {}))
+                for stage, alias in self.aliases.items()
+                if alias in pointed
+            )
+            has_runs = any(v.run_id for v in rest)
+            out[name] = RegistryEntry(
+                versions=entry_versions, stages=entry_stages, complete=complete or not has_runs
+            )
+        return out
+
+    async def complete_versions(
+        self, versions: Sequence[ModelVersion]
+    ) -> dict[tuple[str, str], ModelVersion | BackendError]:
+        """The versions of a snapshot with their runs' facts: runs/search over many run ids."""
+        runs: dict[str, RunFacts] = {}
+        if self.config.run_details:
+            runs = await self.runs.facts(v.tags.get("mlflow.run_id", "") for v in versions)
+        return {
+            (v.model, v.version): with_run(v, runs.get(v.tags.get("mlflow.run_id", "")))
+            for v in versions
+        }
+
+    async def _listed_or_get(
+        self, name: str, listed: dict[str, RegisteredModel]
+    ) -> RegisteredModel | BackendError:
+        """The registered model from the search, else asked by name (a filter may hide it)."""
+        if name in listed:
+            return listed[name]
+        try:
+            return await self._registered(name)
+        except BackendError as exc:
+            return exc
+
+    def _aliased(self, rm: RegisteredModel) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(version -> its stages, version -> its aliases) from the model's aliases."""
+        stages: dict[str, list[str]] = {}
+        aliases: dict[str, list[str]] = {}
+        for a in rm.aliases:
+            aliases.setdefault(a.version, []).append(a.alias)
+            if a.alias in self.stage_of:
+                stages.setdefault(a.version, []).append(self.stage_of[a.alias])
+        return stages, aliases
+
+    async def _versions_of(self, names: list[str]) -> dict[str, list[RestVersion] | BackendError]:
+        """Every version of each model (oldest first): ``name IN (...)`` searches of up to
+        NAMES_PER_SEARCH models each; one search per model where the server refuses IN."""
+        chunks = [names[i : i + NAMES_PER_SEARCH] for i in range(0, len(names), NAMES_PER_SEARCH)]
+        out: dict[str, list[RestVersion] | BackendError] = {}
+        for part in await asyncio.gather(*map(self._search_names, chunks)):
+            out.update(part)
+        return out
+
+    async def _search_names(self, names: list[str]) -> dict[str, list[RestVersion] | BackendError]:
+        try:
+            found = await self._search_versions(
+                f"name IN ({', '.join(_quote(n) for n in names)})" if len(names) > 1
+                else f"name={_quote(names[0])}",
+            )  # fmt: skip
+        except ServerSaid:  # an older server without IN for names: one search each
+            single = await asyncio.gather(
+                *(self._search_versions(f"name={_quote(n)}") for n in names),
+                return_exceptions=True,
+            )
+            return {
+                n: r if isinstance(r, list | BackendError) else _unexpected(r)
+                for n, r in zip(names, single, strict=True)
+            }
+        by_name: dict[str, list[RestVersion]] = {n: [] for n in names}
+        for v in found:
+            if v.name in by_name:
+                by_name[v.name].append(v)
+        for listing in by_name.values():
+            listing.sort(key=_version_order)
+        return dict(by_name)
+
+    async def _search_versions(self, query: str) -> list[RestVersion]:
+        """Every model version ``query`` matches, across pages."""
+        found: list[RestVersion] = []
+        token = ""
+        while True:
+            params: dict[str, Any] = {"filter": query, "max_results": self.config.page_size}
+            if token:
+                params["page_token"] = token
+            page = await self.http.get("model-versions/search", ModelVersionPage, params)
+            found.extend(page.model_versions)
+            token = page.next_page_token
+            if not token or not page.model_versions:
+                return found
 
     async def history(self, model: str) -> tuple[RegistryEvent, ...]:
         """Registrations and the console's own stage assignments (from version tags)."""

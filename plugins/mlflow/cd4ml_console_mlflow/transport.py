@@ -89,7 +89,7 @@ class MlflowTransport:
         self._lookup: Lookup | None = None
         self._auth: httpx.Auth | None = None
         self._auth_lock = asyncio.Lock()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._slots: asyncio.Semaphore | None = None  # made on first use, from CONCURRENCY
         # identical GETs in flight share one request (versions() and stages() of a model both
         # read registered-models/get); any write starts a new generation of them
         self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
@@ -102,6 +102,12 @@ class MlflowTransport:
             headers={"User-Agent": "cd4ml-console-mlflow"},
             follow_redirects=False,
         )
+
+    def _slot(self) -> asyncio.Semaphore:
+        """The requests in flight to the server, at most CONCURRENCY."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(CONCURRENCY)
+        return self._slots
 
     def _tls(self, verify: bool | str) -> bool | ssl.SSLContext:
         """``verify_tls``: a bool, or a CA bundle file (httpx wants an SSLContext for that)."""
@@ -223,19 +229,28 @@ class MlflowTransport:
     ) -> Any:
         await self._ensure_auth()
         path = API + endpoint
-        deadline = time.monotonic() + RETRY_BUDGET
+        sent: float | None = None  # when the first try was sent: the retry budget runs from it
+        last: Unreachable | None = None  # why the last try failed
         attempt = 0
         while True:
             try:
-                left = max(0.1, min(self.timeout, deadline - time.monotonic()))
-                resp = await self._send(method, path, params, body, left)
+                # Waiting for a slot is not waiting for the server: each try's time (and the
+                # budget of all of them) runs from when it is sent.
+                async with self._slot():
+                    now = time.monotonic()
+                    sent = now if sent is None else sent
+                    if last is not None and now - sent > RETRY_BUDGET:
+                        raise last  # the retry's turn came after the budget: not sent
+                    left = max(0.1, min(self.timeout, sent + RETRY_BUDGET - now))
+                    resp = await self._send(method, path, params, body, left)
                 return self._parse(resp, path, model)
             except Unreachable as exc:
-                if not retry or attempt >= RETRIES:
+                if exc is last or not retry or attempt >= RETRIES or sent is None:
                     raise
+                last = exc
                 # A 429/503 that names its Retry-After is not asked again sooner.
                 wait = max(BACKOFF[attempt], getattr(exc, "retry_after", 0.0))
-                if deadline - time.monotonic() <= wait:
+                if sent + RETRY_BUDGET - time.monotonic() <= wait:
                     raise
                 await asyncio.sleep(wait)
                 attempt += 1
@@ -259,11 +274,10 @@ class MlflowTransport:
                 json=dict(body) if body is not None else None,
                 timeout=timeout,
             )
-            async with self._slots:
-                return await asyncio.wait_for(
-                    fetch_bounded(self._client, request, self._auth or httpx.USE_CLIENT_DEFAULT),
-                    timeout * 2 + 1,
-                )
+            return await asyncio.wait_for(
+                fetch_bounded(self._client, request, self._auth or httpx.USE_CLIENT_DEFAULT),
+                timeout * 2 + 1,
+            )
         except BodyTooLarge as exc:
             raise InvalidResponse(
                 f"MLflow at {where} answered more than {MAX_BODY >> 20} MB "

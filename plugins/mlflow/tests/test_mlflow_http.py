@@ -11,6 +11,7 @@ import json
 import re
 import socket
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +332,109 @@ async def test_stages_read_the_tags_of_the_listing_versions_is_making(
     rec.requests.clear()
     assert (await reg.stages("churn"))[0].assigned_by == "alice"  # alone: one get per stage
     assert rec.paths() == ["registered-models/get", "model-versions/get"]
+    await reg.aclose()
+
+
+async def test_waiting_for_a_slot_does_not_eat_a_requests_time(
+    ctx: BackendContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slot, each answer 0.2 s: the third request waits 0.4 s before it is sent. It still
+    gets its whole time (the retry budget runs from the send), never what the queue left."""
+    from cd4ml_console_mlflow import transport
+
+    monkeypatch.setattr(transport, "CONCURRENCY", 1)
+    monkeypatch.setattr(transport, "RETRY_BUDGET", 0.3)
+    log: list[str] = []
+    reg, _ = make(ctx, _slow({"registered_model": {"name": "m"}}, log, 0.2), tmp_path)
+    given: list[float] = []
+    send = reg.http._send
+
+    async def spy(method: str, path: str, params: Any, body: Any, timeout: float) -> Any:
+        given.append(timeout)
+        return await send(method, path, params, body, timeout)
+
+    monkeypatch.setattr(reg.http, "_send", spy)
+    await asyncio.gather(*(reg._registered(f"m{i}") for i in range(3)))
+    assert given == [pytest.approx(0.3)] * 3
+    await reg.aclose()
+
+
+def many_models(n: int, versions: int, *, with_in: bool = True) -> Handler:
+    """A registry of ``n`` models with ``versions`` versions each, their runs, and searches
+    over many names (``name IN (...)``), or only ``name='...'`` when not ``with_in``."""
+    names = [f"m{i:03d}" for i in range(n)]
+
+    def version(name: str, j: int) -> dict[str, Any]:
+        tags = [{"key": "cd4ml.stage.production.assigned_by", "value": "ann"}] if j == 2 else []
+        return {"name": name, "version": str(j), "run_id": f"{name}r{j}".ljust(32, "0"),
+                "tags": tags, "creation_timestamp": j}  # fmt: skip
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix(API)
+        if path == "registered-models/search":
+            return httpx.Response(200, json={"registered_models": [
+                {"name": m, "aliases": [{"alias": "production", "version": "2"}]}
+                for m in names]})  # fmt: skip
+        if path == "registered-models/get":
+            name = request.url.params["name"]
+            return httpx.Response(200, json={"registered_model": {
+                "name": name, "aliases": [{"alias": "production", "version": "2"}]}})  # fmt: skip
+        if path == "model-versions/search":
+            query = request.url.params["filter"]
+            if " IN " in query and not with_in:
+                return httpx.Response(400, json={"error_code": "INVALID_PARAMETER_VALUE",
+                                                 "message": "bad filter"})  # fmt: skip
+            asked = re.findall(r"'([^']+)'", query)
+            return httpx.Response(200, json={"model_versions": [
+                version(m, j) for m in asked for j in range(1, versions + 1)]})  # fmt: skip
+        if path == "model-versions/get":
+            name, j = request.url.params["name"], int(request.url.params["version"])
+            return httpx.Response(200, json={"model_version": version(name, j)})
+        if path == "experiments/search":
+            return httpx.Response(200, json={"experiments": [{"experiment_id": "1"}]})
+        if path in ("runs/search", "runs/get"):
+            if path == "runs/get":
+                ids = [request.url.params["run_id"]]
+            else:
+                ids = re.findall(r"'([0-9a-z]{32})'", json.loads(request.content)["filter"])
+            runs = [{"info": {"run_id": r, "status": "FINISHED"}, "data": {
+                "metrics": [{"key": "auc", "value": 0.9}],
+                "tags": [{"key": "mlflow.source.git.commit", "value": r.ljust(40, "0")}]}}
+                for r in ids]  # fmt: skip
+            return httpx.Response(200, json={"runs": runs} if path == "runs/search"
+                                  else {"run": runs[0]})  # fmt: skip
+        raise AssertionError(path)
+
+    return handle
+
+
+@pytest.mark.parametrize("with_in", [True, False])
+async def test_a_snapshot_of_many_models_takes_a_few_requests(
+    ctx: BackendContext, tmp_path: Path, with_in: bool
+) -> None:
+    """120 models x 3 versions: the models and their aliases in one search, their versions
+    in searches over 50 names each (one per model where the server refuses IN), the runs of
+    the versions shown in searches over 100 run ids; the same versions and stages as the
+    per-model reads give."""
+    reg, rec = make(ctx, many_models(120, 3, with_in=with_in), tmp_path)
+    names = [f"m{i:03d}" for i in range(120)]
+    snap = await reg.snapshot(names)
+    searches = 3 if with_in else 3 + 120
+    assert Counter(rec.paths()) == {
+        "registered-models/search": 1, "model-versions/search": searches,
+    }  # fmt: skip
+    assert all(not e.complete for e in snap.values())
+    rec.requests.clear()
+    shown = [v for e in snap.values() for v in e.versions if v.version == "2"]
+    done = await reg.complete_versions(shown)
+    assert Counter(rec.paths()) == {"experiments/search": 1, "runs/search": 2}
+    for name in ("m000", "m077"):
+        versions = await reg.versions(name)
+        assert snap[name].stages == await reg.stages(name)
+        assert snap[name].stages[0].assigned_by == "ann"
+        assert done[(name, "2")] == versions[1]
+        assert [v.version for v in snap[name].versions] == [v.version for v in versions]
+        assert snap[name].versions[0].metrics == {} and versions[0].metrics == {"auc": 0.9}
     await reg.aclose()
 
 

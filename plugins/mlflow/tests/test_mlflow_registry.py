@@ -179,6 +179,24 @@ async def test_unknown_things_are_not_found(registry: MlflowRegistry) -> None:
     assert await registry.stages("fraud") == ()
 
 
+async def test_a_snapshot_and_its_completed_versions_are_the_per_model_reads(
+    make_registry: Callable[..., MlflowRegistry],
+) -> None:
+    """Against mlflow server: `name IN (...)` over all models, aliases from the model search,
+    the runs of the versions shown from runs/search; the same as versions() and stages()."""
+    reg = make_registry(page_size=2)
+    names = [m.name for m in await reg.models()] + ["nope"]
+    snap = await reg.snapshot(names)
+    assert isinstance(snap["nope"], NotFound)
+    for name in names[:-1]:
+        entry = snap[name]
+        assert not isinstance(entry, BaseException)
+        versions = await reg.versions(name)
+        assert entry.stages == await reg.stages(name)
+        done = await reg.complete_versions(entry.versions)
+        assert [done[(name, v.version)] for v in entry.versions] == list(versions)
+
+
 async def test_a_wrong_path_prefix_is_a_wrong_url_not_a_missing_model(
     make_registry: Callable[..., MlflowRegistry], mlflow_server: Any
 ) -> None:
