@@ -1,0 +1,157 @@
+"""The memory of incidents: which versions were rolled back, when, by whom and why.
+
+Two records say so. The audit log has the reason: an executed rollback (an ``outcome`` with
+``details.op == "rollback"``, its reason on the intent; or a ``rollback`` summary event other
+tools and the demo write). The registry's stage history only shows a stage moving back to an
+older version (the tag message may carry the reason). The audit log's record is preferred; the
+registry's fills in for versions the log does not know (rolled back outside the console).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from console.domain import AuditEvent, RegistryEvent, RegistryEventKind, version_key
+from console.domain.models import Frozen
+from console.services.overview import OverviewService, describe_error
+
+ROLLBACK = "rollback"
+EXECUTED = "executed"
+OUTCOME = "outcome"
+INTENT = "intent"
+
+
+class RolledBack(Frozen):
+    """``version`` of ``model`` was rolled back from ``stage`` (to ``to_version``)."""
+
+    model: str
+    version: str
+    stage: str
+    at: datetime | None = None
+    by: str = ""
+    reason: str = ""
+    to_version: str | None = None
+    source: str = "audit"  # audit | registry
+
+    def doc(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def sentence(self) -> str:
+        """'rolled back from production at 2025-03-14 10:02 UTC by erin: <reason>'."""
+        when = f" at {self.at:%Y-%m-%d %H:%M} UTC" if self.at else ""
+        by = f" by {self.by}" if self.by else ""
+        to = f" to {self.to_version}" if self.to_version else ""
+        why = f": {self.reason}" if self.reason else " (no reason recorded)"
+        return f"rolled back from {self.stage}{to}{when}{by}{why}"
+
+
+def from_audit(events: Iterable[AuditEvent]) -> list[RolledBack]:
+    """Executed rollbacks in the audit log, oldest first."""
+    intents: dict[int, AuditEvent] = {}
+    out: list[RolledBack] = []
+    for ev in events:
+        op = ev.details.get("op")
+        if ev.action == INTENT and op == ROLLBACK:
+            intents[ev.seq] = ev
+        elif ev.action == OUTCOME and op == ROLLBACK and ev.result == EXECUTED and ev.before:
+            intent = intents.get(int(ev.details.get("intent_seq", 0) or 0))
+            reason = intent.reason if intent is not None else ""
+            out.append(_record(ev, reason))
+        elif ev.action == ROLLBACK and ev.result == EXECUTED and ev.before:  # a summary event
+            out.append(_record(ev, ev.reason))
+    return out
+
+
+def _record(ev: AuditEvent, reason: str) -> RolledBack:
+    return RolledBack(
+        model=ev.model, version=ev.before, stage=ev.stage, at=ev.at, by=ev.actor,
+        reason=reason, to_version=ev.after or None, source="audit",
+    )  # fmt: skip
+
+
+def from_registry(history: Iterable[RegistryEvent]) -> list[RolledBack]:
+    """Stage moves back to an older version in the registry's history, oldest first."""
+    out: list[RolledBack] = []
+    held: dict[str, str] = {}
+    for ev in history:
+        if ev.kind is not RegistryEventKind.ASSIGN or not ev.stage or not ev.version:
+            continue
+        before = held.get(ev.stage)
+        if before is not None and version_key(ev.version) < version_key(before):
+            out.append(
+                RolledBack(
+                    model=ev.model, version=before, stage=ev.stage, at=ev.at, by=ev.actor,
+                    reason=ev.message.strip(), to_version=ev.version, source="registry",
+                )
+            )  # fmt: skip
+        held[ev.stage] = ev.version
+    return out
+
+
+def newest_by_version(
+    audit: Sequence[RolledBack], registry: Sequence[RolledBack]
+) -> dict[str, RolledBack]:
+    """The newest rollback of each version: the audit log's, else the registry's."""
+    out: dict[str, RolledBack] = {}
+    for rec in registry:
+        out[rec.version] = rec
+    from_log: dict[str, RolledBack] = {}
+    for rec in audit:
+        from_log[rec.version] = rec
+    out.update(from_log)
+    return out
+
+
+def applies_to(record: RolledBack, stage: str, stages: Sequence[str]) -> bool:
+    """Whether promoting into ``stage`` returns the version where it was rolled back from
+    (that stage or a later one)."""
+    if record.stage not in stages or stage not in stages:
+        return record.stage == stage
+    return stages.index(stage) >= stages.index(record.stage)
+
+
+async def read_rolled_back(
+    ws: Any, model: str, timeout: float, config: Any = None
+) -> tuple[dict[str, RolledBack], str]:
+    """(the newest rollback record of each rolled-back version of ``model``, why it is
+    incomplete ("" when both records were read, or the audit log was))."""
+    audit, registry = ws.get("audit"), ws.get("registry")
+
+    async def one(kind: str, port: Any, make: Any) -> tuple[Any, str]:
+        if port is None:
+            return (), f"no {kind} backend is configured"
+        try:
+            async with asyncio.timeout(timeout):
+                return await make(port), ""
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return (), describe_error(exc, kind, timeout, config)[0]
+
+    (events, a_err), (history, r_err) = await asyncio.gather(
+        one("audit", audit, lambda a: a.events(model=model)),
+        one("registry", registry, lambda r: r.history(model)),
+    )
+    records = newest_by_version(from_audit(events), from_registry(history))
+    # The audit log is the console's own record: read, it is enough.
+    why = a_err and (f"audit: {a_err}" + (f"; registry: {r_err}" if r_err else ""))
+    return records, why
+
+
+class IncidentService:
+    """Rollback records per model for screens and reports (the release gates read their own)."""
+
+    def __init__(self, overview: OverviewService) -> None:
+        self.overview = overview
+
+    async def rolled_back(self, model: str) -> tuple[dict[str, RolledBack], str]:
+        o = self.overview
+        return await read_rolled_back(o.ws, model, o.timeout, o.config)
+
+
+def marks(records: Mapping[str, RolledBack], versions: Iterable[str | None]) -> tuple[str, ...]:
+    """Which of ``versions`` carry a rollback record."""
+    return tuple(v for v in versions if v and v in records)

@@ -1,0 +1,97 @@
+"""services.incidents: which versions were rolled back, from the audit log (with the reason)
+and, for what the log does not know, from the registry's stage history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from console.domain import AuditEvent, RegistryEvent, RegistryEventKind
+from console.services.incidents import (
+    applies_to,
+    from_audit,
+    from_registry,
+    newest_by_version,
+)
+
+T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+
+
+def event(seq: int, action: str, **kw) -> AuditEvent:
+    return AuditEvent(seq=seq, at=T0 + timedelta(minutes=seq), actor="erin", action=action,
+                      model="m", stage="production", **kw)  # fmt: skip
+
+
+def assign(minutes: int, version: str, actor: str = "dev", message: str = "") -> RegistryEvent:
+    return RegistryEvent(model="m", kind=RegistryEventKind.ASSIGN, version=version,
+                         stage="production", actor=actor, at=T0 + timedelta(minutes=minutes),
+                         message=message)  # fmt: skip
+
+
+def test_an_executed_rollback_in_the_audit_log_with_the_intents_reason() -> None:
+    events = [
+        event(1, "request", version="v1.2.1", reason="p95 1.7 s", request_id="r1",
+              details={"kind": "rollback"}),
+        event(2, "intent", version="v1.2.1", before="v1.3.0", after="v1.2.1",
+              reason="INC-2041: p95 1.7 s", request_id="r1", details={"op": "rollback"}),
+        event(3, "outcome", version="v1.2.1", before="v1.3.0", after="v1.2.1",
+              reason="production: v1.3.0 -> v1.2.1", result="executed", request_id="r1",
+              details={"op": "rollback", "intent_seq": 2}),
+        # a rollback that did not happen, and a promotion: neither counts
+        event(4, "outcome", version="v1.1.0", before="v1.2.1", after="v1.1.0", result="failed",
+              details={"op": "rollback", "intent_seq": 9}),
+        event(5, "outcome", version="v1.4.0", before="v1.2.1", after="v1.4.0",
+              result="executed", details={"op": "promote", "intent_seq": 8}),
+    ]  # fmt: skip
+    [rec] = from_audit(events)
+    assert (rec.version, rec.stage, rec.to_version, rec.by) == (
+        "v1.3.0",
+        "production",
+        "v1.2.1",
+        "erin",
+    )
+    assert rec.reason == "INC-2041: p95 1.7 s" and rec.at == T0 + timedelta(minutes=3)
+    assert rec.sentence() == (
+        "rolled back from production to v1.2.1 at 2025-03-14 09:03 UTC by erin: INC-2041: p95 1.7 s"
+    )
+
+
+def test_a_rollback_summary_event_counts_too() -> None:
+    summary = event(1, "rollback", version="v1.2.1", before="v1.3.0", after="v1.2.1",
+                    reason="Rollback after INC-2041", result="executed")  # fmt: skip
+    [rec] = from_audit([summary])
+    assert rec.version == "v1.3.0" and rec.reason == "Rollback after INC-2041"
+
+
+def test_the_registry_history_shows_moves_back_to_an_older_version() -> None:
+    history = [
+        assign(0, "v1.2.1"),
+        assign(60, "v1.3.0"),
+        assign(120, "v1.2.1", "erin", "Rollback after INC-2041\n"),
+        assign(180, "v1.4.0"),
+    ]
+    [rec] = from_registry(history)
+    assert (rec.version, rec.to_version, rec.by, rec.source) == (
+        "v1.3.0",
+        "v1.2.1",
+        "erin",
+        "registry",
+    )
+    assert rec.reason == "Rollback after INC-2041"
+
+
+def test_the_audit_record_wins_over_the_registrys() -> None:
+    registry = from_registry([assign(0, "v1.2.1"), assign(60, "v1.3.0"), assign(120, "v1.2.1"),
+                              assign(130, "v1.1.0")])  # fmt: skip
+    audit = from_audit([event(1, "rollback", before="v1.3.0", after="v1.2.1", result="executed",
+                              reason="INC-2041")])  # fmt: skip
+    records = newest_by_version(audit, registry)
+    assert records["v1.3.0"].source == "audit" and records["v1.3.0"].reason == "INC-2041"
+    assert records["v1.2.1"].source == "registry"  # only the registry saw that one
+
+
+def test_the_acknowledgement_applies_to_the_stage_and_later_ones() -> None:
+    [rec] = from_audit([event(1, "rollback", before="v1.3.0", after="v1.2.1", result="executed")])
+    stages = ["staging", "production"]
+    assert applies_to(rec, "production", stages) and not applies_to(rec, "staging", stages)
+    staging = rec.model_copy(update={"stage": "staging"})
+    assert applies_to(staging, "production", stages)
