@@ -10,9 +10,11 @@ registry's fills in for versions the log does not know (rolled back outside the 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from console.domain import AuditEvent, RegistryEvent, RegistryEventKind, version_key
 from console.domain.models import Frozen
@@ -48,9 +50,12 @@ class RolledBack(Frozen):
         return f"rolled back from {self.stage}{to}{when}{by}{why}"
 
 
-def from_audit(events: Iterable[AuditEvent]) -> list[RolledBack]:
-    """Executed rollbacks in the audit log, oldest first."""
-    intents: dict[int, AuditEvent] = {}
+def from_audit(
+    events: Iterable[AuditEvent], intents: dict[int, AuditEvent] | None = None
+) -> list[RolledBack]:
+    """Executed rollbacks in the audit log, oldest first (``intents``: rollback intents seen
+    so far, by seq; filled in as they come)."""
+    intents = {} if intents is None else intents
     out: list[RolledBack] = []
     for ev in events:
         op = ev.details.get("op")
@@ -91,13 +96,40 @@ def from_registry(history: Iterable[RegistryEvent]) -> list[RolledBack]:
     return out
 
 
+PROMOTE = "promote"
+SAME_MOVE = timedelta(minutes=10)  # a registry tag and the audit record of the same move
+
+
+def promotions(events: Iterable[AuditEvent]) -> list[tuple[str, str, datetime]]:
+    """(stage, version, when) of every executed promotion the audit log recorded."""
+    out = []
+    for ev in events:
+        op = ev.details.get("op") if ev.action == OUTCOME else ev.action
+        if op == PROMOTE and ev.result == EXECUTED and ev.after:
+            out.append((ev.stage, ev.after, ev.at))
+    return out
+
+
+def recorded_as_promotion(rec: RolledBack, promoted: Sequence[tuple[str, str, datetime]]) -> bool:
+    """Whether the console recorded the registry's move back to an older version as a
+    promotion (someone chose the older version on purpose): then it is no rollback."""
+    return rec.at is not None and any(
+        stage == rec.stage and version == rec.to_version and abs(at - rec.at) <= SAME_MOVE
+        for stage, version, at in promoted
+    )
+
+
 def newest_by_version(
-    audit: Sequence[RolledBack], registry: Sequence[RolledBack]
+    audit: Sequence[RolledBack],
+    registry: Sequence[RolledBack],
+    promoted: Sequence[tuple[str, str, datetime]] = (),
 ) -> dict[str, RolledBack]:
-    """The newest rollback of each version: the audit log's, else the registry's."""
+    """The newest rollback of each version: the audit log's, else the registry's (unless the
+    audit log recorded that move as a promotion)."""
     out: dict[str, RolledBack] = {}
     for rec in registry:
-        out[rec.version] = rec
+        if not recorded_as_promotion(rec, promoted):
+            out[rec.version] = rec
     from_log: dict[str, RolledBack] = {}
     for rec in audit:
         from_log[rec.version] = rec
@@ -111,6 +143,65 @@ def applies_to(record: RolledBack, stage: str, stages: Sequence[str]) -> bool:
     if record.stage not in stages or stage not in stages:
         return record.stage == stage
     return stages.index(stage) >= stages.index(record.stage)
+
+
+class IncidentFold:
+    """What one model's audit events say about rollbacks and promotions, folded as the log
+    grows: a read costs what was appended since the last one (as the release requests' fold)."""
+
+    def __init__(self) -> None:
+        self.last: AuditEvent | None = None
+        self.rollbacks: list[RolledBack] = []
+        self.promoted: list[tuple[str, str, datetime]] = []
+        self._intents: dict[int, AuditEvent] = {}
+
+    def add(self, events: Iterable[AuditEvent]) -> None:
+        for ev in events:
+            if ev.action == INTENT and ev.details.get("op") == ROLLBACK:
+                self._intents[ev.seq] = ev
+            self.rollbacks += from_audit([ev], self._intents)
+            self.promoted += promotions([ev])
+            self.last = ev
+
+
+class IncidentLog:
+    """Per-model folds of one audit store (the ``size`` models read most recently)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._folds: OrderedDict[str, IncidentFold] = OrderedDict()
+
+    async def read(self, store: Any, model: str) -> IncidentFold:
+        fold = self._folds.get(model)
+        last = fold.last if fold is not None else None
+        events = await store.events(model=model, since_seq=last.seq - 1 if last else 0)
+        if fold is not None and last is not None:
+            if events and events[0].seq == last.seq and events[0].hash == last.hash:
+                events = events[1:]
+            else:  # not the log that was folded (replaced, restored): from the start
+                fold, events = None, await store.events(model=model)
+        if fold is None:
+            fold = IncidentFold()
+        fold.add(events)
+        self._folds[model] = fold
+        self._folds.move_to_end(model)
+        while len(self._folds) > self.size:
+            self._folds.popitem(last=False)
+        return fold
+
+
+_LOGS: WeakKeyDictionary[Any, IncidentLog] = WeakKeyDictionary()
+
+
+def incident_log(store: Any) -> IncidentLog:
+    """The fold of ``store``'s events, kept as long as the store lives."""
+    try:
+        found = _LOGS.get(store)
+    except TypeError:  # a store that can not be weakly referenced: no memory
+        return IncidentLog()
+    if found is None:
+        found = _LOGS[store] = IncidentLog()
+    return found
 
 
 async def read_rolled_back(
@@ -131,11 +222,12 @@ async def read_rolled_back(
         except Exception as exc:
             return (), describe_error(exc, kind, timeout, config)[0]
 
-    (events, a_err), (history, r_err) = await asyncio.gather(
-        one("audit", audit, lambda a: a.events(model=model)),
+    (fold, a_err), (history, r_err) = await asyncio.gather(
+        one("audit", audit, lambda a: incident_log(a).read(a, model)),
         one("registry", registry, lambda r: r.history(model)),
     )
-    records = newest_by_version(from_audit(events), from_registry(history))
+    fold = fold or IncidentFold()
+    records = newest_by_version(fold.rollbacks, from_registry(history), fold.promoted)
     # The audit log is the console's own record: read, it is enough.
     why = a_err and (f"audit: {a_err}" + (f"; registry: {r_err}" if r_err else ""))
     return records, why

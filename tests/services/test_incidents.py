@@ -10,7 +10,9 @@ from console.services.incidents import (
     applies_to,
     from_audit,
     from_registry,
+    incident_log,
     newest_by_version,
+    promotions,
 )
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
@@ -95,3 +97,45 @@ def test_the_acknowledgement_applies_to_the_stage_and_later_ones() -> None:
     assert applies_to(rec, "production", stages) and not applies_to(rec, "staging", stages)
     staging = rec.model_copy(update={"stage": "staging"})
     assert applies_to(staging, "production", stages)
+
+
+def test_a_move_back_the_console_recorded_as_a_promotion_is_no_rollback() -> None:
+    """Promoting an older version on purpose (e.g. into staging to test it again) moves the
+    stage back too; the audit log says it was a promotion."""
+    history = [assign(0, "v1.2.1"), assign(60, "v1.3.0"), assign(120, "v1.1.0")]
+    promoted = promotions([
+        event(1, "outcome", version="v1.1.0", before="v1.3.0", after="v1.1.0", result="executed",
+              details={"op": "promote", "intent_seq": 0}).model_copy(
+            update={"at": T0 + timedelta(minutes=120, seconds=3)}
+        ),
+    ])  # fmt: skip
+    assert newest_by_version([], from_registry(history), promoted) == {}
+    assert "v1.3.0" in newest_by_version([], from_registry(history), [])
+
+
+class Store:
+    """An audit store that counts the events it hands out."""
+
+    def __init__(self, events: list[AuditEvent]) -> None:
+        self.log = events
+        self.handed = 0
+
+    async def events(self, *, model=None, since_seq=0, limit=None):
+        out = [e for e in self.log if e.seq > since_seq and model in (None, e.model)]
+        self.handed += len(out)
+        return out
+
+
+async def test_the_log_is_folded_as_it_grows() -> None:
+    """Each read costs what was appended since the last one, not the whole log."""
+    rollback = event(3, "rollback", before="v1.3.0", after="v1.2.1", result="executed",
+                     reason="INC-1").model_copy(update={"hash": "h3"})  # fmt: skip
+    store = Store([event(n, "request", hash=f"h{n}") for n in (1, 2)] + [rollback])
+    log = incident_log(store)
+    assert [r.version for r in (await log.read(store, "m")).rollbacks] == ["v1.3.0"]
+    store.log += [event(n, "request", hash=f"h{n}") for n in range(4, 104)]
+    before = store.handed
+    await log.read(store, "m")
+    assert store.handed - before == 101  # the last one folded, then what is new
+    store.log = [event(1, "request", hash="other")]  # a restored log: folded from the start
+    assert (await log.read(store, "m")).rollbacks == []
