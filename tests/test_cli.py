@@ -262,6 +262,7 @@ def test_health_and_watch_on_the_served_demo(tmp_path: Path) -> None:
         prod = run(*w, "health", "price-recommender", "--stage", "production", "--json")
         status = json.loads(run(*w, "status", "price-recommender", "--json").stdout)
         breach = run(*w, "watch", "price-recommender", "--stage", "staging", "--for", "0s")
+        compared = run(*w, "compare", "price-recommender", "v1.3.0", "--json")
     assert everything.returncode == 4, everything.stdout + everything.stderr
     line = next(x for x in everything.stdout.splitlines() if "price-recommender" in x and
                 "staging" in x)  # fmt: skip
@@ -274,3 +275,9 @@ def test_health_and_watch_on_the_served_demo(tmp_path: Path) -> None:
     assert breach.returncode == 4, breach.stdout + breach.stderr
     assert "price-recommender staging v1.3.0: breach: p95" in breach.stdout
     assert "next: cd4ml-console rollback price-recommender --stage staging" in breach.stdout
+    doc = json.loads(compared.stdout)  # the compare screen's LIVE section, as JSON
+    [cand] = doc["candidates"]
+    assert doc["live_base"]["version"] == "v1.2.1" and doc["live_base"]["verdict"] == "ok"
+    assert cand["live"]["stage"] == "staging" and cand["live"]["verdict"] == "breach"
+    assert cand["live"]["shadow"]["compared"] > 0 and cand["live"]["shadow"]["psi"] is not None
+    assert cand["rolled_back"]["by"] == "erin"

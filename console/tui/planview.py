@@ -23,6 +23,8 @@ def _num(value: Any) -> str:
     if value is None:
         return "\u2013"
     if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 10_000:  # a count: 102,728, not 1.027e+05
+            return f"{int(value):,}"
         return f"{value:.4g}"
     return str(value)
 
@@ -161,6 +163,18 @@ def schema_gate(plan: Any) -> Any | None:
     """The schema gate when it fails for want of an acknowledgement."""
     return next(
         (g for g in plan.gates if g.gate == "schema" and not g.passed and g.threshold == "ack"),
+        None,
+    )
+
+
+def rolled_back_gate(plan: Any) -> Any | None:
+    """The rolled-back gate when it fails for want of an acknowledgement."""
+    return next(
+        (
+            g
+            for g in plan.gates
+            if g.gate == "rolled_back" and not g.passed and g.threshold == "ack" and g.observed
+        ),
         None,
     )
 

@@ -244,7 +244,7 @@ def rolled_back_gate(
     if rec is None:
         return None
     said = f"{facts.version} was {rec.sentence()}"
-    at = rec.at.isoformat() if rec.at else "yes"
+    at = f"{rec.at:%Y-%m-%d %H:%M}" if rec.at else "yes"
     if not applies_to(rec, facts.stage, stages):
         return GateResult(
             gate="rolled_back", passed=True, blocking=False, observed=at, threshold="ack",

@@ -28,6 +28,7 @@ from console.tui.rows import (
     overview_cells,
     summarize,
     with_ci,
+    with_health,
     with_live,
 )
 from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
@@ -268,10 +269,13 @@ class OverviewScreen(Screen[None]):
         services = app.services
         config = app.config
         model = self._by_name[name]
-        view, (trend, trend_section) = await asyncio.gather(
+        view, (trend, trend_section), (records, _) = await asyncio.gather(
             services.overview.model_view(model, with_details=False),
             services.live.trend(name, points=24),
+            services.incidents.rolled_back(name),
         )
+        serving = {a.stage: a.version for a in view.stages}
+        healths = await services.health.model(name, serving)
         newest = None
         if view.candidates:  # only the newest candidate's CI, read next
             newest = next(v for v in view.versions if v.version == view.candidates[-1])
@@ -279,6 +283,7 @@ class OverviewScreen(Screen[None]):
             {} if view.stage_version(config.prod_stage) is None else {"metrics": trend_section}
         )
         row = summarize(view, config.prod_stage, config.stages, trend=trend, sections=sections)
+        row = with_health(row, healths, records, prod_stage=config.prod_stage)
         if row.production is None:  # nothing serves: no live health is expected
             row = _without(row, "metrics")
         return row, newest
@@ -311,20 +316,35 @@ class OverviewScreen(Screen[None]):
     @tolerate_teardown
     async def _load_live(self, names: list[str]) -> None:
         app: Any = self.app
+        services = app.services
         results = await asyncio.gather(
             *(
                 asyncio.gather(
-                    app.services.overview.health(n), app.services.live.trend(n, points=24)
+                    services.overview.health(n),
+                    services.live.trend(n, points=24),
+                    services.health.model(n, self._serving(n)),
                 )
                 for n in names
             )
         )
-        for name, ((health, hsec), (trend, tsec)) in zip(names, results, strict=True):
+        prod = app.config.prod_stage
+        for name, ((health, hsec), (trend, tsec), verdicts) in zip(names, results, strict=True):
             row = self.rows.get(name)
             if row is not None:
-                self.rows[name] = with_live(row, health, hsec, trend, tsec)
+                row = with_live(row, health, hsec, trend, tsec)
+                self.rows[name] = with_health(row, verdicts, prod_stage=prod)
         self.table.refresh_keys(list(names))
         self._update_detail()
+
+    def _serving(self, name: str) -> dict[str, str | None]:
+        """What each stage of ``name``'s row holds (for its verdicts between full reads)."""
+        row = self.rows[name]
+        prod = self.app.config.prod_stage  # type: ignore[attr-defined]
+        return (
+            {row.staging_name: row.staging, prod: row.production}
+            if row.staging_name
+            else {prod: row.production}
+        )
 
     def refresh_data(self) -> None:
         """`r`: re-read the model list, the visible rows and the requests awaiting approval."""
