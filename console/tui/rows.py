@@ -171,6 +171,14 @@ def with_health(
     return replace(row, **changes)
 
 
+def keep_health(row: OverviewRow, old: OverviewRow) -> OverviewRow:
+    """``row`` (read again, its verdicts not yet) with ``old``'s verdicts and rollback marks."""
+    return replace(
+        row, health=old.health, slo=old.slo, prod_stage=old.prod_stage,
+        rolled_back=old.rolled_back, incidents=old.incidents,
+    )  # fmt: skip
+
+
 def with_ci(row: OverviewRow, detail: Any) -> OverviewRow:
     """``row`` with its newest candidate's CI runs, read after the rest of the row (a CI
     server that hangs holds back nothing else), and the CI problem, if any."""

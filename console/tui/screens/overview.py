@@ -25,6 +25,7 @@ from console.tui.rows import (
     OVERVIEW_COLUMNS,
     OverviewRow,
     keep_ci,
+    keep_health,
     overview_cells,
     summarize,
     with_ci,
@@ -238,6 +239,8 @@ class OverviewScreen(Screen[None]):
             old = self.rows.get(row.name)
             if newest is not None and old is not None and old.newest == row.newest:
                 row = keep_ci(row, old)  # the last runs until the new ones come: no blink
+            if old is not None:
+                row = keep_health(row, old)  # likewise the verdicts and rollback marks
             self.rows[row.name] = row
             self._remember_versions(row)
             if newest is not None:
@@ -245,6 +248,32 @@ class OverviewScreen(Screen[None]):
         self._rows_changed(names)
         if wanted:  # apart: the next chunk of rows (fill_rest) does not wait for these runs
             self.run_worker(self._load_ci(wanted), group="rows-ci")
+        # Apart too: verdicts (a window read per stage) and rollback records (the audit log
+        # and the registry's history) hold back no version or live figure of the row.
+        self.run_worker(self._load_health([r.name for r, _ in got]), group="rows-health")
+
+    @tolerate_teardown
+    async def _load_health(self, names: list[str]) -> None:
+        app: Any = self.app
+        services = app.services
+        shown = [n for n in names if n in self.rows]
+        found = await asyncio.gather(
+            *(
+                asyncio.gather(
+                    services.health.model(n, self._serving(n)), services.incidents.rolled_back(n)
+                )
+                for n in shown
+            )
+        )
+        if not self.is_attached:
+            return
+        for name, (verdicts, (records, _)) in zip(shown, found, strict=True):
+            row = self.rows.get(name)
+            if row is not None:
+                self.rows[name] = with_health(
+                    row, verdicts, records, prod_stage=app.config.prod_stage
+                )
+        self._rows_changed(shown)
 
     @tolerate_teardown
     async def _load_ci(self, wanted: list[tuple[str, Any]]) -> None:
@@ -269,13 +298,10 @@ class OverviewScreen(Screen[None]):
         services = app.services
         config = app.config
         model = self._by_name[name]
-        view, (trend, trend_section), (records, _) = await asyncio.gather(
+        view, (trend, trend_section) = await asyncio.gather(
             services.overview.model_view(model, with_details=False),
             services.live.trend(name, points=24),
-            services.incidents.rolled_back(name),
         )
-        serving = {a.stage: a.version for a in view.stages}
-        healths = await services.health.model(name, serving)
         newest = None
         if view.candidates:  # only the newest candidate's CI, read next
             newest = next(v for v in view.versions if v.version == view.candidates[-1])
@@ -283,7 +309,6 @@ class OverviewScreen(Screen[None]):
             {} if view.stage_version(config.prod_stage) is None else {"metrics": trend_section}
         )
         row = summarize(view, config.prod_stage, config.stages, trend=trend, sections=sections)
-        row = with_health(row, healths, records, prod_stage=config.prod_stage)
         if row.production is None:  # nothing serves: no live health is expected
             row = _without(row, "metrics")
         return row, newest
