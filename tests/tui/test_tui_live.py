@@ -4,16 +4,12 @@ version was rolled back from production and its shadow figures breach the SLOs (
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import pytest
-import tui_fakes
 from rich.console import Console
 from textual.widgets import Button, Checkbox, Static
 
-from console.tui.app import ConsoleApp
 from console.tui.screens.compare import CompareScreen
 from console.tui.screens.model import ModelScreen
 from console.tui.screens.overview import OverviewScreen
@@ -43,27 +39,6 @@ async def until(pilot: Any, cond: Any, what: str) -> None:
             return
         await pilot.pause(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def incident() -> Any:
-    return tui_fakes.FakeWorld(incident=True)
-
-
-@pytest.fixture
-def incident_app(incident: Any, clock: Any, ids: Any) -> Callable[..., ConsoleApp]:
-    from conftest import release_service
-
-    incident.now = clock
-
-    def make(*, user: str = "ops", **kwargs: Any) -> ConsoleApp:
-        ws, _ = tui_fakes.make_workspace(incident, slo=True)
-        kwargs.setdefault("clock", clock)
-        kwargs.setdefault("refresh_seconds", 0)
-        kwargs.setdefault("release", release_service(ws, user, clock, ids))
-        return ConsoleApp(ws.config, workspace=ws, **kwargs)
-
-    return make
 
 
 async def test_the_overview_tells_the_incident_without_opening_anything(incident_app, wait):

@@ -8,30 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import tui_fakes
 from textual.widgets import Input
-
-from console.tui.app import ConsoleApp
 
 SIZES = [(80, 24), (120, 40)]
 RANKER = "price-ranker"
-
-
-@pytest.fixture
-def incident_app(clock: Any, ids: Any) -> Any:
-    from conftest import release_service
-
-    world = tui_fakes.FakeWorld(incident=True)
-    world.now = clock
-
-    def make(**kwargs: Any) -> ConsoleApp:
-        ws, _ = tui_fakes.make_workspace(world, slo=True)
-        return ConsoleApp(
-            ws.config, workspace=ws, clock=clock, refresh_seconds=0,
-            release=release_service(ws, "ops", clock, ids), **kwargs,
-        )  # fmt: skip
-
-    return make
 
 
 async def _on_candidate(pilot: Any, wait: Any) -> None:

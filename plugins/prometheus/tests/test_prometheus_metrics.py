@@ -308,15 +308,16 @@ async def test_figures_over_a_window_count_what_was_served(
     await until_covered(prom_world, 4)
     got = await metrics.window("fraud", "production", seconds=4)
     assert got.version == "v1" and got.seconds == 4
-    assert got.requests == pytest.approx(4 * RPS, rel=0.05)
-    assert got.errors == pytest.approx(4 * ERRORS_PER_S, rel=0.05)
+    # increase() extrapolates to the edges of the range: within a scrape of the exact count
+    assert got.requests == pytest.approx(4 * RPS, rel=0.25)
+    assert got.errors == pytest.approx(4 * ERRORS_PER_S, rel=0.25)
     assert got.error_rate == pytest.approx(ERRORS_PER_S / RPS, rel=1e-6)
     assert got.latency_p95_ms == pytest.approx(P95_MS, rel=1e-6)
     (low, n_low), (top, n_all) = got.scores
     assert (low, top) == (0.5, float("inf")) and n_low / n_all == pytest.approx(LOW_SCORES / RPS)
     assert got.shadow is None  # production shadows nobody
     one = await metrics.window("fraud", "production", version="v1", seconds=4)
-    assert one.requests == pytest.approx(got.requests, rel=0.05)
+    assert one.requests == pytest.approx(got.requests, rel=0.25)
     with pytest.raises(NotFound, match="version 'v9'"):
         await metrics.window("fraud", "production", version="v9", seconds=4)
 
@@ -327,7 +328,7 @@ async def test_shadow_decisions_of_the_stage_before_production(
     await until_covered(prom_world, 4)
     got = await metrics.window("fraud", "staging", version="v2", seconds=4)
     assert got.shadow is not None and got.shadow.baseline_version == "v1"
-    assert got.shadow.compared == pytest.approx(4 * COMPARED_PER_S, rel=0.05)
+    assert got.shadow.compared == pytest.approx(4 * COMPARED_PER_S, rel=0.25)
     assert got.shadow.disagreement == pytest.approx(DIFFER_PER_S / COMPARED_PER_S, rel=1e-6)
 
 
