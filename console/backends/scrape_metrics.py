@@ -446,9 +446,10 @@ class ScrapeMetrics:
         keys = [k for k in now if k[:2] == (model, stage) and version in (None, k[2])]
         if not keys:
             if (model, stage) in self._latest or any(k[:2] == (model, stage) for k in now):
+                # The stage serves, not this version (yet): no requests, over no known span.
                 return LiveWindow(
-                    model=model, stage=stage, version=version, seconds=0.0, requests=0.0,
-                    errors=0.0, observed_at=self._wall_at,
+                    model=model, stage=stage, version=version, requests=0.0, errors=0.0,
+                    observed_at=self._wall_at,
                 )  # fmt: skip
             raise self._not_found(model, stage)
         base_at, base = self._base(keys, mono, seconds)

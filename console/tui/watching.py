@@ -50,11 +50,19 @@ class Watches:
 
         app = self.app
         window = app.config.slo_for(model).window_seconds
-        state = await watch(
-            app.services.health, model, stage, version, duration=window,
-            interval=max(float(app.refresh_seconds or 5.0), 1.0), clock=app.clock,
-            sleep=self.sleep, on_update=self._update,
-        )  # fmt: skip
+        try:
+            state = await watch(
+                app.services.health, model, stage, version, duration=window,
+                interval=max(float(app.refresh_seconds or 5.0), 1.0), clock=app.clock,
+                sleep=self.sleep, on_update=self._update,
+            )  # fmt: skip
+        except Exception as exc:  # the verdicts say "unknown" on a backend failure: a bug here
+            app.notify(
+                f"the watch of {model} {stage} {version} stopped: {type(exc).__name__}: {exc}",
+                severity="error",
+                timeout=15,
+            )
+            raise
         breach = state.outcome == "breach"
         app.notify(
             f"{state.message}" + (" — R to roll back" if breach else ""),
