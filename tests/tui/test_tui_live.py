@@ -132,7 +132,8 @@ async def test_re_promoting_a_rolled_back_version_asks_for_the_acknowledgement(
         plan = text_of(dialog.query_one("#plan", Static))
         assert "✓ pass rolled_back" in plan and "acknowledged" in plan
         assert dialog.query_one("#confirm", Button).disabled  # the live gates still hold it
-        assert "blocked by gates" in text_of(dialog.query_one("#hint"))
+        hint = text_of(dialog.query_one("#hint"))
+        assert "blocked by 5 gates: schema, live:p95_ms:max, live:error_rate:max," in hint
         assert incident.models[RANKER].prod == 8
 
 

@@ -97,6 +97,9 @@ class PromoteDialog(ActionDialog):
             if {g.gate for g in fails} <= set(acks):
                 said = " and ".join(acks[g.gate] for g in fails)
                 return f"{said}: tick the acknowledgement (tab to it, space) to go on"
+            if len(fails) > 2:  # each gate's numbers are in the plan above; name them here
+                names = ", ".join(g.gate for g in fails)
+                return f"blocked by {len(fails)} gates: {names} (the plan above says why)"
             return "blocked by gates: " + "; ".join(g.detail for g in fails)
         reason = self.input_value("reason")
         if not reason.strip():
