@@ -25,7 +25,7 @@ def run(
         text=True,
         cwd=cwd,
         env=full_env,
-        timeout=60,
+        timeout=90,
         check=False,
     )
 
@@ -261,7 +261,9 @@ def test_health_and_watch_on_the_served_demo(tmp_path: Path) -> None:
         everything = run(*w, "health")
         prod = run(*w, "health", "price-recommender", "--stage", "production", "--json")
         status = json.loads(run(*w, "status", "price-recommender", "--json").stdout)
-        breach = run(*w, "watch", "price-recommender", "--stage", "staging", "--for", "0s")
+        # stops at the first breach: ~100 mirrored requests after the watch began
+        breach = run(*w, "watch", "price-recommender", "--stage", "staging", "--for", "45s",
+                     "--interval", "2s")  # fmt: skip
         compared = run(*w, "compare", "price-recommender", "v1.3.0", "--json")
     assert everything.returncode == 4, everything.stdout + everything.stderr
     line = next(x for x in everything.stdout.splitlines() if "price-recommender" in x and

@@ -15,6 +15,7 @@ from console.domain.models import Frozen
 from console.services.health import BREACH, OK, UNKNOWN, HealthService, StageHealth, span_text
 
 EXIT_HEALTHY, EXIT_UNKNOWN, EXIT_BREACH = 0, 1, 4
+SLACK = 15.0  # seconds a backend's window may reach past the one asked for (scrape: 10 s tallies)
 
 
 class WatchState(Frozen):
@@ -76,7 +77,10 @@ async def watch(
     while True:
         elapsed = (clock() - start).total_seconds()
         seconds = max(elapsed, interval, 1.0)  # since the change, not before it
-        judged = await health.stage(model, stage, version=version, seconds=seconds)
+        judged = since_start(
+            await health.stage(model, stage, version=version, seconds=seconds),
+            seconds + max(interval, SLACK),
+        )
         state = state.model_copy(update={"elapsed": elapsed, "health": judged})
         finished = elapsed >= duration or judged.verdict == BREACH
         if finished:
@@ -93,6 +97,17 @@ async def watch(
         if finished:
             return state
         await sleep(min(interval, max(duration - elapsed, 0.0)) or interval)
+
+
+def since_start(judged: StageHealth, longest: float) -> StageHealth:
+    """``judged``, or "unknown" when its figures reach back further than the watch (a backend's
+    first reading counts since its counters began): what came before the change is not
+    judged."""
+    f = judged.figures
+    if f is None or f.seconds is None or f.seconds <= longest:
+        return judged
+    why = f"the figures reach back {span_text(f.seconds)}, before the watch began; next reading"
+    return judged.model_copy(update={"verdict": UNKNOWN, "reasons": (why,)})
 
 
 def describe(state: WatchState) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from console.config import ConsoleConfig
 from console.domain import LiveWindow
@@ -34,13 +35,15 @@ class Script:
         self.clock = clock
         self.at = sorted(at.items())  # from second N on: (p95 ms, errors, requests)
         self.asked: list[tuple[str | None, float]] = []
+        self.covered: dict[float, float] = {}  # second -> the span answered instead
 
     async def window(self, model, stage, *, version=None, seconds=600.0):
         self.asked.append((version, seconds))
         t = (self.clock() - T0).total_seconds()
         p95, errors, requests = next(v for s, v in reversed(self.at) if t >= s)
         return LiveWindow(
-            model=model, stage=stage, version=version, seconds=seconds, requests=requests,
+            model=model, stage=stage, version=version, seconds=self.covered.get(t, seconds),
+            requests=requests,
             errors=errors, latency_p95_ms=p95, observed_at=self.clock(),
         )  # fmt: skip
 
@@ -102,3 +105,21 @@ async def test_degraded_at_the_end_is_healthy_and_says_so() -> None:
     )  # fmt: skip
     assert state.exit_code == EXIT_HEALTHY
     assert state.message.startswith("healthy after 30 s (degraded: p95 450 ms > 400 ms")
+
+
+async def test_figures_from_before_the_watch_are_not_judged() -> None:
+    """A first reading that counts since the counters began (the scrape backend's) reaches
+    back before the change: it says so and waits for the next one."""
+    clock = Clock()
+    metrics = Script(clock, {0: (1675.0, 500.0, 5000.0)})
+    metrics.covered = {0: 7200.0}  # the first answer covers two hours, the rest what was asked
+    seen: list[Any] = []
+    state = await watch(
+        health(metrics, clock), "m", "production", "v1", duration=30, interval=15,
+        clock=clock, sleep=clock.sleep, on_update=seen.append,
+    )  # fmt: skip
+    assert seen[0].health.verdict == "unknown"
+    assert seen[0].health.reasons == (
+        "the figures reach back 2 h, before the watch began; next reading",
+    )
+    assert state.outcome == "breach" and state.elapsed == 15
