@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -242,8 +242,3 @@ class IncidentService:
     async def rolled_back(self, model: str) -> tuple[dict[str, RolledBack], str]:
         o = self.overview
         return await read_rolled_back(o.ws, model, o.timeout, o.config)
-
-
-def marks(records: Mapping[str, RolledBack], versions: Iterable[str | None]) -> tuple[str, ...]:
-    """Which of ``versions`` carry a rollback record."""
-    return tuple(v for v in versions if v and v in records)
