@@ -100,29 +100,37 @@ PROMOTE = "promote"
 SAME_MOVE = timedelta(minutes=10)  # a registry tag and the audit record of the same move
 
 
-def promotions(events: Iterable[AuditEvent]) -> list[tuple[str, str, datetime]]:
-    """(stage, version, when) of every executed promotion the audit log recorded."""
+Promotion = tuple[str, str, datetime, str]  # stage, version, when, request id
+
+
+def promotions(events: Iterable[AuditEvent]) -> list[Promotion]:
+    """Every executed promotion the audit log recorded."""
     out = []
     for ev in events:
         op = ev.details.get("op") if ev.action == OUTCOME else ev.action
         if op == PROMOTE and ev.result == EXECUTED and ev.after:
-            out.append((ev.stage, ev.after, ev.at))
+            out.append((ev.stage, ev.after, ev.at, ev.request_id))
     return out
 
 
-def recorded_as_promotion(rec: RolledBack, promoted: Sequence[tuple[str, str, datetime]]) -> bool:
+def recorded_as_promotion(rec: RolledBack, promoted: Sequence[Promotion]) -> bool:
     """Whether the console recorded the registry's move back to an older version as a
-    promotion (someone chose the older version on purpose): then it is no rollback."""
-    return rec.at is not None and any(
-        stage == rec.stage and version == rec.to_version and abs(at - rec.at) <= SAME_MOVE
-        for stage, version, at in promoted
-    )
+    promotion (someone chose the older version on purpose): then it is no rollback. The
+    console's tag message names the request; other tools' records are matched by time."""
+    for stage, version, at, request_id in promoted:
+        if stage != rec.stage or version != rec.to_version:
+            continue
+        if request_id and f"({request_id})" in rec.reason:
+            return True
+        if rec.at is not None and abs(at - rec.at) <= SAME_MOVE:
+            return True
+    return False
 
 
 def newest_by_version(
     audit: Sequence[RolledBack],
     registry: Sequence[RolledBack],
-    promoted: Sequence[tuple[str, str, datetime]] = (),
+    promoted: Sequence[Promotion] = (),
 ) -> dict[str, RolledBack]:
     """The newest rollback of each version: the audit log's, else the registry's (unless the
     audit log recorded that move as a promotion)."""
@@ -152,7 +160,7 @@ class IncidentFold:
     def __init__(self) -> None:
         self.last: AuditEvent | None = None
         self.rollbacks: list[RolledBack] = []
-        self.promoted: list[tuple[str, str, datetime]] = []
+        self.promoted: list[Promotion] = []
         self._intents: dict[int, AuditEvent] = {}
 
     def add(self, events: Iterable[AuditEvent]) -> None:

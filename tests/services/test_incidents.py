@@ -139,3 +139,17 @@ async def test_the_log_is_folded_as_it_grows() -> None:
     assert store.handed - before == 101  # the last one folded, then what is new
     store.log = [event(1, "request", hash="other")]  # a restored log: folded from the start
     assert (await log.read(store, "m")).rollbacks == []
+
+
+def test_the_consoles_own_promotion_is_known_by_its_request_whenever_the_tag_is_dated() -> None:
+    """GTO dates a tag after the stage's newest one: many moves a second run ahead of the
+    clock, so the tag names the request the audit log knows."""
+    history = [
+        assign(0, "v1.2.1"),
+        assign(60, "v1.3.0"),
+        assign(600, "v1.1.0", message="promote m v1.1.0 to staging (req-42) by rita: again"),
+    ]
+    outcome = event(1, "outcome", version="v1.1.0", before="v1.3.0", after="v1.1.0",
+                    result="executed", request_id="req-42",
+                    details={"op": "promote", "intent_seq": 0})  # fmt: skip
+    assert newest_by_version([], from_registry(history), promotions([outcome])) == {}
