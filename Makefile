@@ -4,16 +4,24 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 GTO_VENV := .venv-gto
 MLFLOW_VENV := .venv-mlflow
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint format bench tools clean
 
+# Two stamps: the demo needs the console alone; tests, lint and bench also need the plugins
+# and the dev tools (pytest, mypy, ruff). A dev install serves the demo too.
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	@touch $(DEMO_STAMP)
+
 $(STAMP): pyproject.toml $(PLUGINS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
-	@touch $(STAMP)
+	@touch $(STAMP) $(DEMO_STAMP)
 
 # Peers the tests talk to, each in its own venv so the console never depends on them.
 $(GTO_VENV)/bin/gto:
@@ -26,7 +34,7 @@ $(MLFLOW_VENV)/bin/mlflow:
 
 tools: $(GTO_VENV)/bin/gto $(MLFLOW_VENV)/bin/mlflow
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/cd4ml-console demo
 
 # Two runs: first the tests with wall-time bounds ("quiet": a fault must be reported within

@@ -120,7 +120,7 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
             "(`cd4ml-console requests` shows it)",
             128 + exc.signum,
         )
-    except SystemExit:
+    except (SystemExit, BrokenPipeError):  # the reader went away: see main()
         raise
     except Exception as exc:
         import logging
@@ -157,7 +157,51 @@ def _help_width() -> int:
     return max(min(columns, 80) - 2, 50)
 
 
+EXIT_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
+
+
+def quiet_broken_pipe() -> NoReturn:
+    """The reader of stdout went away (`doctor | head -3`): stop at once, say nothing, and
+    exit as a program killed by SIGPIPE does, which is what scripts piping into head expect.
+    Further writes (the interpreter's last flush) go nowhere instead of failing again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout already closed or replaced: nothing to flush
+        pass
+    sys.exit(EXIT_PIPE)
+
+
+class ConsoleGroup(click.Group):
+    """The top command: every subcommand's (and --help's) broken pipe ends it quietly."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:  # `--help | head -1`
+            quiet_broken_pipe()
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            quiet_broken_pipe()
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's first sentence whole, wrapped (click cuts it at the terminal's
+        width with "...", mid-sentence)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 @click.group(
+    cls=ConsoleGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "terminal_width": _help_width()},
 )
@@ -287,11 +331,13 @@ def status(state: State, model: str | None, as_json: bool) -> None:
             return await collect_status(ws, model)
 
     doc = run_async(go)
-    if model is not None and not doc["models"]:
-        fail(f"no model named {model!r} in {ws.label}", EXIT_DEGRADED)
     keys = {name: m.key_metrics for name, m in ws.config.models.items()}
+    if model is not None and not doc["models"] and not doc["errors"]:
+        if as_json:
+            render_status(doc, as_json=True)
+        fail(f"no model named {model!r} in {ws.label}", EXIT_USAGE)
     render_status(doc, as_json=as_json, key_metrics=keys)
-    if doc["errors"]:
+    if doc["errors"]:  # the registry did not answer, or another backend failed (stderr)
         raise SystemExit(EXIT_DEGRADED)
 
 
@@ -305,14 +351,18 @@ def versions(state: State, model: str, as_json: bool) -> None:
 
     ws = open_ws(state)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[dict[str, Any], bool]:
         async with ws:
             return await collect_versions(ws, model)
 
-    doc = run_async(go)
-    if not doc["versions"] and doc["errors"].get("registry") is None:
-        fail(f"no versions of {model!r} in {ws.label}", EXIT_DEGRADED)
+    doc, unknown = run_async(go)
+    if unknown:  # the registry has no such model: usage, like `status NOSUCH`
+        if as_json:
+            render_versions(doc, as_json=True)
+        fail(doc["errors"]["registry"], EXIT_USAGE)
     render_versions(doc, as_json=as_json)
+    if not doc["versions"] and not doc["errors"] and not as_json:
+        click.echo(f"{model} has no versions yet in {ws.label}", err=True)
     if doc["errors"]:
         raise SystemExit(EXIT_DEGRADED)
 
@@ -326,6 +376,29 @@ def doctor(state: State) -> None:
     config = state.config()
     code = run_async(lambda: run_doctor(config))
     raise SystemExit(code)
+
+
+@cli.command()
+@click.option(
+    "--shared",
+    "group",
+    metavar="GROUP",
+    required=True,
+    help="Make the workspace a group workspace: every user in GROUP acts on this clone.",
+)
+@pass_state
+def init(state: State, group: str) -> None:
+    """Set up the workspace for a team on one bastion (docs/team.md); says what it changed.
+
+    Idempotent: core.sharedRepository=group; .git and the state folder owned by GROUP,
+    group-writable, setgid folders; the SQLite audit log created and group-writable; the
+    clone in each member's git safe.directory (as root; else in yours, with the line for
+    the others).
+    """
+    from console.views.doctor import run_init_shared
+
+    config = state.config()
+    raise SystemExit(run_async(lambda: run_init_shared(config, group)))
 
 
 @cli.command()

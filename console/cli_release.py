@@ -76,7 +76,7 @@ def _act(
         if as_json:
             _emit(v.refusal_doc(action, model, refused, message, reconciled))
         click.echo(message, err=True)
-        nxt = getattr(error, "next_command", "")
+        nxt = getattr(error, "next_command", "") or _flag_hint(refused)
         if nxt:
             click.echo(f"next: {nxt}", err=True)
         raise SystemExit(refused.exit_code if refused is not None else EXIT_FAILED)
@@ -91,6 +91,14 @@ def _act(
                "reconciled": v.reconciled_docs(reconciled)})  # fmt: skip
     else:
         click.echo("\n".join(v.plan_lines(result)))
+
+
+def _flag_hint(refused: Any) -> str:
+    """The flag that answers a refusal, where one does: a schema change not acknowledged."""
+    gates = getattr(refused, "gates", ()) if refused is not None else ()
+    if any(g.gate == "schema" and not g.passed and g.threshold == "ack" for g in gates):
+        return "look at the schema change, then run the command again with --ack-schema-change"
+    return ""
 
 
 def register(cli: click.Group) -> None:
@@ -310,14 +318,25 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
 @click.option("--json", "as_json", is_flag=True, help="All events as one JSON document.")
 @click.option("--csv", "as_csv", is_flag=True, help="All events as CSV.")
 @click.option("--limit", type=int, default=50, show_default=True, help="Newest events (text).")
+@click.option("--reset", is_flag=True, help="`audit anchor`: re-anchor the log (admins).")
+@click.option("--reason", default="", help="Why (`audit anchor --reset`).")
 @click.pass_obj
 def audit(
-    state: Any, model: str | None, model_opt: str | None, as_json: bool, as_csv: bool, limit: int
+    state: Any,
+    model: str | None,
+    model_opt: str | None,
+    as_json: bool,
+    as_csv: bool,
+    limit: int,
+    reset: bool,
+    reason: str,
 ) -> None:
     """The audit log (of MODEL): text, --json or --csv.
 
     `audit verify` checks every record's hash, the links and the git anchor, and names the
     first bad record (exit 1); without an anchor it says since when the log is unanchored.
+    `audit anchor` says whether the log is the anchored one; after investigating a log that is
+    not, an admin re-anchors it with `audit anchor --reset --reason TEXT` (recorded).
     """
     from console.cli import open_ws, run_async
     from console.services.release import audit_view
@@ -325,6 +344,11 @@ def audit(
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     check = model == "verify" and model_opt is None
+    if model == "anchor" and model_opt is None:
+        _anchor(state, reset=reset, reason=reason, as_json=as_json)
+        return
+    if reset:
+        raise click.UsageError("--reset goes with `audit anchor`")
     ws = open_ws(state)
 
     async def go() -> int:
@@ -335,6 +359,30 @@ def audit(
             return await audit_view.print_events(ws, model_opt or model, fmt, limit)
 
     raise SystemExit(run_async(go))
+
+
+def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
+    """`audit anchor`: say whether the log is the anchored one; with --reset, re-anchor it."""
+    from console.services.release import anchoring
+
+    if reset:
+        _act(state, "re-anchor", "", as_json, lambda svc: anchoring.reset_anchor(svc, reason),
+             reconcile=False)  # fmt: skip
+        return
+    from console.cli import open_ws, run_async
+
+    ws = open_ws(state)
+
+    async def go() -> tuple[bool, str]:
+        async with ws:
+            return await anchoring.anchor_state(_service(ws, state))
+
+    proved, text = run_async(go)
+    if as_json:
+        _emit({"schema": "cd4ml-console/audit-anchor/v1", "proved": proved, "state": text})
+    else:
+        click.echo(("ok: " if proved else "FAILED: ") + text)
+    raise SystemExit(0 if proved else EXIT_FAILED)
 
 
 @click.command()

@@ -86,6 +86,8 @@ def identity_details(actor: Actor) -> dict[str, str]:
         out["sudo_user"] = actor.sudo_user
     if actor.ssh_client:
         out["ssh_client"] = actor.ssh_client
+    if actor.demo_persona_of:
+        out["demo_persona_of"] = actor.demo_persona_of
     return out
 
 

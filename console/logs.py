@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 
 _configured = False
@@ -46,6 +47,27 @@ def log_file() -> Path:
     return Path(user_log_dir("cd4ml-console")) / "console.log"
 
 
+def _private_log(path: Path) -> None:
+    """The log file 0600 in a 0700 folder (the console's own ones): it names models, people
+    and hosts, which other users of a shared bastion need not read."""
+    from console.cachefiles import PRIVATE_FILE, private_folder
+
+    if not os.environ.get("CD4ML_LOG_FILE"):
+        from platformdirs import user_log_dir
+
+        private_folder(path.parent, Path(user_log_dir("cd4ml-console")).parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE))
+        return
+    # Only a regular file of this user's is tightened: never /dev/null or someone else's.
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        os.chmod(path, PRIVATE_FILE)
+
+
 def setup_logging(verbose: bool = False) -> Path:
     """Send the ``console`` logger to the log file; idempotent."""
     global _configured
@@ -57,7 +79,7 @@ def setup_logging(verbose: bool = False) -> Path:
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_log(path)
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         handler = logging.NullHandler()

@@ -58,6 +58,46 @@ def test_help_wraps_to_the_terminal_width() -> None:
     assert max(map(len, narrow)) <= 58 < max(map(len, wide)) <= 78  # click's 80-column cap
 
 
+def test_help_never_cuts_a_command_summary_mid_sentence() -> None:
+    text = run("--help", env={"COLUMNS": "80"}).stdout
+    commands = text.split("Commands:", 1)[1]
+    assert "..." not in commands
+    assert "executes it." in commands  # approve's first sentence, whole, wrapped
+
+
+PIPED = [
+    ("--help",),
+    ("plugins",),
+    ("doctor",),
+    ("status",),
+    ("status", "--json"),
+    ("versions", "fraud-detector"),
+    ("audit",),
+    ("audit", "--json"),
+    ("requests",),
+]
+
+
+@pytest.mark.parametrize("args", PIPED, ids=" ".join)
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    demo: Path, args: tuple[str, ...]
+) -> None:
+    """`cd4ml-console doctor | head -3`: no "internal error: BrokenPipeError", no traceback,
+    and the exit status of a command killed by SIGPIPE (141), as `head` users expect."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first line: every write fails
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "console", "-w", str(demo), *args],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+            env={**os.environ, "CD4ML_LOG_FILE": os.devnull},
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.stderr == ""
+    assert done.returncode == 141
+
+
 def test_open_starts_the_tui_on_the_model_and_version(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,9 +167,10 @@ def test_status_json_on_the_demo_shows_every_model_and_stage(demo: Path) -> None
 def test_status_text_and_single_model(demo: Path) -> None:
     out = run("-w", str(demo), "status", "churn-predictor")
     assert "churn-predictor" in out.stdout and "fraud-detector" not in out.stdout
-    assert "! metrics (churn-predictor)" in out.stdout
+    # backend errors go to stderr (docs/cli.md): the table on stdout stays clean for pipes
+    assert "! metrics (churn-predictor)" in out.stderr and "!" not in out.stdout
     missing = run("-w", str(demo), "status", "no-such-model")
-    assert missing.returncode == 1 and "no model named 'no-such-model'" in missing.stderr
+    assert missing.returncode == 2 and "no model named 'no-such-model'" in missing.stderr
 
 
 def test_status_with_live_metrics_exits_0(tmp_path: Path) -> None:

@@ -121,3 +121,20 @@ def test_outside_any_repo_points_to_the_demo(
 def test_theme_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CD4ML_THEME", "light")
     assert parse_config("", tmp_path / "c.toml").ui.theme == "light"
+
+
+@pytest.mark.parametrize(
+    ("text", "production", "origin"),
+    [
+        ('stages = ["dev", "prod", "hotfix"]\n', "prod", "cd4ml-console.toml"),
+        ('stages = ["a", "b"]\n', "b", "cd4ml-console.toml"),
+        ('stages = ["dev", "prod"]\nproduction_stage = "dev"\n', "dev", "cd4ml-console.toml"),
+        ("", "production", "the default (/x/cd4ml-console.toml sets no stages)"),
+    ],
+)
+def test_the_production_stage_is_configured_else_named_so(
+    text: str, production: str, origin: str
+) -> None:
+    config = parse_config(text, Path("/x/cd4ml-console.toml"))
+    assert config.prod_stage == production
+    assert config.stages_origin.endswith(origin)

@@ -91,3 +91,14 @@ def test_ci_state_uses_newest_run_per_pipeline() -> None:
     running = (_run("train", CIStatus.IN_PROGRESS, None, 6),)
     assert VersionDetail(model="m", version="v", ci=running).ci_state == "running"
     assert VersionDetail(model="m", version="v").ci_state == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "other"),
+    [("1.2.0", "v1.2.0"), ("v1.2.0", "1.2.0"), ("2.0.0-rc.1", "v2.0.0-rc.1"), ("3", "3"),
+     ("v3", "v3"), ("abc1234", "abc1234")],
+)  # fmt: skip
+def test_a_semantic_version_with_or_without_its_v(text: str, other: str) -> None:
+    from console.domain.versions import other_spelling
+
+    assert other_spelling(text) == other

@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from console.domain import AuditEvent
 
+ANCHOR_RESET = "anchor_reset"  # the action of an admin's re-anchoring (`audit anchor --reset`)
 FORMAT = "cd4ml-audit-chain/1"
 """Name of the encoding below; stored beside the records so a later format can be told apart."""
 
@@ -184,6 +185,8 @@ class Problem(StrEnum):
     COLUMN_MISMATCH = "column_mismatch"
     TRUNCATED = "truncated"
     ANCHOR_MISMATCH = "anchor_mismatch"
+    ANCHOR_MISSING = "anchor_missing"  # the records remember an anchor the ref does not hold
+    ANCHOR_UNREADABLE = "anchor_unreadable"
 
 
 class Anchor(BaseModel):
@@ -212,6 +215,11 @@ class VerifyResult(BaseModel):
     unanchored_since: int | None = None
     unanchored_since_at: datetime | None = None
     note: str = ""
+    # Anchor commit -> (its count, seq of the newest record remembering it): the log's own
+    # memory of the anchors it was written under (details.anchor). Which of them the given
+    # anchors must hold is the caller's to judge: a store shared by several clones remembers
+    # each clone's anchors (console.audit.anchor checks them against the repository).
+    remembered: dict[str, tuple[int, int]] = Field(default_factory=dict, exclude=True)
 
 
 @dataclass(frozen=True)
@@ -245,6 +253,7 @@ class _Walk:
     anchors: dict[int, Anchor] = field(default_factory=dict)
     unanchored_from: int | None = None
     unanchored_at: datetime | None = None
+    remembered: dict[str, tuple[int, int]] = field(default_factory=dict)  # see VerifyResult
 
     def digest_of(self, seq: int) -> bytes:
         i = (seq - self.first_seq) * 32
@@ -342,6 +351,13 @@ class _Walk:
             )
         if pos == self.unanchored_from:
             self.unanchored_at = parse_time(fields["at"])
+        said = fields["details"].get("anchor")
+        if fields["action"] == ANCHOR_RESET:  # an admin accepted the log as it is here
+            self.remembered.clear()
+        elif isinstance(said, dict) and isinstance(said.get("commit"), str):
+            count = said.get("count")
+            if isinstance(count, int) and not isinstance(count, bool):
+                self.remembered[said["commit"]] = (count, pos)
         self.digests += digest
         self.prev = stored_hash
         self.expected = pos + 1
@@ -359,7 +375,7 @@ def _reclassify_gap(
 def verify_chain(
     records: Iterable[StoredRecord],
     *,
-    anchors: Iterable[Anchor] = (),
+    anchors: Iterable[Anchor] | None = None,
     first_seq: int = 1,
     first_prev: str = "",
 ) -> VerifyResult:
@@ -368,9 +384,12 @@ def verify_chain(
 
     With several anchors (an anchor's history), each must match the record at its count, so a
     consistent rewrite is pinned down to the oldest anchor it contradicts.
+
+    The anchors the records remember (``details.anchor``) are returned in ``remembered``
+    for the caller to hold against the repository (``console.audit.anchor``).
     """
     walk = _Walk(first_seq=first_seq, expected=first_seq, prev=first_prev)
-    for a in anchors:
+    for a in anchors or ():
         walk.anchors.setdefault(a.count, a)
     tip = max(walk.anchors.values(), key=lambda a: a.count, default=None)
     walk.unanchored_from = tip.count + 1 if tip is not None else first_seq
@@ -417,6 +436,7 @@ def verify_chain(
         unanchored_since=walk.unanchored_from if walk.unanchored_at else None,
         unanchored_since_at=walk.unanchored_at,
         note=_note(tip, walk, count),
+        remembered=walk.remembered,
     )
 
 

@@ -130,7 +130,7 @@ def _records(lines: Iterable[str]) -> Iterator[StoredRecord]:
         yield StoredRecord(seq=seq, hash=stored_hash, record=record)
 
 
-def verify_jsonl(lines: Iterable[str], *, anchors: Iterable[Anchor] = ()) -> VerifyResult:
+def verify_jsonl(lines: Iterable[str], *, anchors: Iterable[Anchor] | None = None) -> VerifyResult:
     """Verify a full JSON Lines export (from seq 1) offline, optionally against anchors.
 
     Each line is re-encoded canonically, so changes of layout alone are not reported; any

@@ -1,14 +1,18 @@
 """The embedded model registry: GTO's conventions in git tags, read and written with git.
 
 Reads every tag with one ``git for-each-ref`` into a snapshot, refreshed only when the refs
-changed on disk. Writes annotated tags atomically (``git mktag`` + ``git update-ref``), so two
-writers racing for the same stage can not both win. See docs/registry-gto.md.
+changed on disk. Writes annotated tags atomically, so two writers racing for the same stage can
+not both win: with a remote (``origin`` unless ``push_remote`` says otherwise), the remote is
+the shared truth: decisions fetch first (``sync``) and a write is one ``git push --atomic`` of
+the tag with a compare-and-set of the stage's guard ref, so the remote picks the one winner;
+without one, ``git update-ref`` does the same in the local repository. See docs/registry-gto.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import socket
 import time
@@ -27,6 +31,7 @@ from console.backends.gto_tags import (
     Action,
     ArtifactState,
     StageState,
+    TagEvent,
     format_tag,
     is_valid_artifact,
     is_valid_name,
@@ -35,8 +40,9 @@ from console.backends.gto_tags import (
 from console.backends.plugin import GtoConfig
 from console.domain import Model, ModelVersion, RegistryEvent, StageAssignment
 from console.plugins import BackendContext
-from console.ports import Conflict, InvalidResponse, NotFound, Unreachable
+from console.ports import Conflict, Deprecated, InvalidResponse, NotFound, Unreachable
 
+log = logging.getLogger(__name__)
 ZERO = "0" * 40
 GUARD_PREFIX = "refs/cd4ml-console/stage-guards/"
 PUSH_TIMEOUT = 60.0
@@ -46,11 +52,14 @@ class GtoRegistry:
     """ModelRegistry over GTO tags in a local git repository."""
 
     name = "gto"
+    checks_commit = True  # assign(commit=) refuses a version re-registered on another commit
+    history_complete = True  # every write is a tag: a write missing from history did not happen
 
     def __init__(self, config: GtoConfig, ctx: BackendContext) -> None:
         path = Path(config.path) if config.path else ctx.workspace
         self.path = path if path.is_absolute() else ctx.workspace / path
-        self.push_remote: str | None = config.push_remote
+        self.push_remote: str | bool | None = config.push_remote
+        self._remote_name: str | bool | None = False  # False: not resolved yet
         self.timeout = ctx.timeout
         self._git_dir: Path | None = None
         self._snap: Snapshot | None = None
@@ -115,7 +124,9 @@ class GtoRegistry:
     async def check(self) -> str:
         snap = await self._snapshot()
         states = [snap.state(name) for name in snap.artifacts()]
-        n_versions = sum(len(s.versions) for s in states if s is not None)
+        n_versions = sum(  # as gto counts them: not the deregistered ones
+            sum(v.active for v in s.versions.values()) for s in states if s is not None
+        )
         return f"{len(states)} models, {n_versions} versions in git tags at {self.path}"
 
     async def models(self) -> tuple[Model, ...]:
@@ -163,11 +174,13 @@ class GtoRegistry:
         message: str = "",
         expected: str | None = None,
         actor_email: str | None = None,
+        commit: str | None = None,
     ) -> StageAssignment:
         """Point ``stage`` at ``version`` with a new ``MODEL#STAGE#N`` tag, if it still shows
-        ``expected``; Conflict otherwise (also when another writer wins the race)."""
+        ``expected`` (and, given ``commit``, the version is still registered there); Conflict
+        otherwise (also when another writer wins the race)."""
         text = message or f"Assigning stage {stage} to artifact {model} version {version}"
-        return await self._move(model, stage, version, expected, actor, actor_email, text)
+        return await self._move(model, stage, version, expected, actor, actor_email, text, commit)
 
     async def unassign(
         self,
@@ -203,6 +216,7 @@ class GtoRegistry:
         actor: str,
         actor_email: str | None,
         message: str,
+        commit: str | None = None,
     ) -> StageAssignment:
         """Assign (``version``) or unassign (None) ``stage`` if it still points at ``expected``."""
         self._check_stage(stage)
@@ -222,6 +236,13 @@ class GtoRegistry:
                     backend=self.name,
                     hint=f"register it: gto register {model} COMMIT --version {version}",
                 )
+            if commit and found is not None and found.commit != commit:
+                raise Conflict(
+                    f"{model} {version} is now registered at commit {found.commit[:12]}, not "
+                    f"{commit[:12]}: it was re-registered since the request",
+                    backend=self.name, expected=commit, actual=found.commit,
+                    changed_by=found.registration.tagger if found.registration else "",
+                )  # fmt: skip
             current = self._compare(model, stage, state, expected)
             if current is not None and version is not None and current.version == version:
                 return _assignment(model, current)
@@ -232,7 +253,6 @@ class GtoRegistry:
             at = await self._create_tag(
                 name, found.commit, actor, actor_email, message, state.newest(stage=stage), guard
             )
-        await self._push(name)
         return StageAssignment(
             model=model, stage=stage, version=version, assigned_by=_tagger(actor),
             assigned_at=at, ref=name,
@@ -285,11 +305,23 @@ class GtoRegistry:
             text = message or f"Registering artifact {model} version {version}"
             newest = state.newest(version=version) if state else 0
             at = await self._create_tag(name, sha, actor, actor_email, text, newest, None)
-        await self._push(name)
         return ModelVersion(
             model=model, version=version, commit=sha, created_by=_tagger(actor), created_at=at,
             tags={"gto.tag": name},
         )  # fmt: skip
+
+    async def check_move(self, model: str, stage: str) -> None:
+        """What a stage move would be refused for, asked before anything is recorded: a stage
+        ``.gto`` does not allow (NotFound), a deprecated artifact (Deprecated: a new stage tag
+        would revive it in gto's eyes without anyone deciding so)."""
+        self._check_stage(stage)
+        _, state = await self._state(model)
+        if state is not None and state.deprecated:
+            try:
+                remote = await self.remote()
+            except Unreachable:  # a push_remote that is not a remote: the move says so itself
+                remote = None
+            raise _deprecated(model, state.events[-1], remote)
 
     def _check_stage(self, stage: str) -> None:
         if not is_valid_name(stage):
@@ -357,59 +389,220 @@ class GtoRegistry:
         )
         _, out, _ = await run_git(self.path, "mktag", input=body.encode(), timeout=self.timeout)
         obj = out.decode().strip()
-        lines = [f"update refs/tags/{name} {obj} {ZERO}"]
+        remote = await self.remote()
+        if remote is not None:
+            await self._publish(remote, name, obj, guard)
+        else:
+            await self._update_refs(name, obj, guard, compare=True)
+        return datetime.fromtimestamp(stamp, tz=UTC)
+
+    async def _update_refs(
+        self, name: str, obj: str, guard: tuple[str, str, str, str] | None, *, compare: bool
+    ) -> None:
+        """Create the tag (and move the guard) in one local ref transaction; with ``compare``
+        it fails when either was changed by another writer (compare-and-set)."""
+        old = f" {ZERO}" if compare else ""
+        lines = [f"update refs/tags/{name} {obj}{old}"]
         if guard is not None:
-            lines.append(f"update {guard[0]} {obj} {guard[1]}")
+            lines.append(f"update {guard[0]} {obj}" + (f" {guard[1]}" if compare else ""))
         rc, _, err = await run_git(
             self.path, "update-ref", "--stdin", input=("\n".join(lines) + "\n").encode(),
             timeout=self.timeout, check=False,
         )  # fmt: skip
-        if rc != 0:
-            reason = err.decode(errors="replace").strip()
-            if "cannot lock ref" not in reason:
-                raise Unreachable(
-                    f"git update-ref failed for tag {name}: {reason}", backend=self.name
-                )
-            latest = await self._snapshot(fresh=True)
-            winner = latest.event(name)
-            if guard is not None:  # a stage write: who moved the stage?
-                state = latest.state(guard[2])
-                current = state.stages.get(guard[3]) if state else None
-                winner = current.event if current else winner
-            who = f" by {winner.tagger} (tag {winner.name})" if winner else ""
-            raise Conflict(
-                f"another writer changed the registry at the same moment{who}; "
-                f"tag {name} was not created",
-                backend=self.name,
-                hint="reload the model and review the change before trying again",
-                changed_by=winner.tagger if winner else "",
-            )
-        return datetime.fromtimestamp(stamp, tz=UTC)
-
-    async def _push(self, name: str) -> None:
-        if not self.push_remote:
+        if rc == 0:
             return
-        try:
-            rc, _, err = await run_git(
-                self.path, "push", "--quiet", self.push_remote, f"refs/tags/{name}",
-                timeout=max(self.timeout, PUSH_TIMEOUT), check=False,
-            )  # fmt: skip
-            lines = err.decode(errors="replace").strip().splitlines()
-            reason = lines[-1] if lines else f"exit code {rc}"
-        except Unreachable as exc:  # git missing or the push timed out
-            rc, reason = 1, exc.message
-        if rc != 0:
+        reason = err.decode(errors="replace").strip()
+        if not lost_race(reason):
             raise Unreachable(
-                f"tag {name} was created locally but pushing it to {self.push_remote} failed: "
-                f"{reason}",
+                f"nothing was changed: git could not create tag {name} in {self.path}: "
+                f"{reason.splitlines()[-1] if reason else f'exit code {rc}'}",
                 backend=self.name,
-                hint=f"push it by hand: git push {self.push_remote} '{name}'",
+                hint=permission_hint(reason, self.path),
             )
+        raise await self._lost(name, guard, "at the same moment")
+
+    async def _beaten(self, name: str, guard: tuple[str, str, str, str] | None) -> bool:
+        """After a refused push: whether the remote now shows another writer's move (the
+        stage's guard moved, or the tag name was taken); else the refusal was something else
+        (a hook, permissions) and is reported as such."""
+        await self.sync()
+        if guard is not None:
+            _, moved, _, _ = await self._guard(guard[2], guard[3])
+            if moved != guard[1]:
+                return True
+        return (await self._snapshot()).has_tag(name)
+
+    async def _lost(
+        self, name: str, guard: tuple[str, str, str, str] | None, when: str
+    ) -> Conflict:
+        """The Conflict for a write another writer beat, naming who moved the stage."""
+        latest = await self._snapshot(fresh=True)
+        winner = latest.event(name)
+        if guard is not None:  # a stage write: who moved the stage?
+            state = latest.state(guard[2])
+            current = state.stages.get(guard[3]) if state else None
+            winner = current.event if current else winner
+        who = f" by {winner.tagger} (tag {winner.name})" if winner else ""
+        return Conflict(
+            f"another writer changed the registry {when}{who}; tag {name} was not created",
+            backend=self.name,
+            hint="reload the model and review the change before trying again",
+            changed_by=winner.tagger if winner else "",
+        )
+
+    # -- the remote: the shared truth -----------------------------------------------------------
+
+    async def remote(self) -> str | None:
+        """The remote that holds the registry's truth: ``push_remote``, else ``origin`` when
+        the repository has it; None with ``push_remote = false`` or no remote at all."""
+        if self._remote_name is not False:
+            return self._remote_name if isinstance(self._remote_name, str) else None
+        setting = self.push_remote
+        name: str | None = None
+        if setting is not False:
+            wanted = setting if isinstance(setting, str) else "origin"
+            rc, _, _ = await run_git(
+                self.path, "config", "--get", f"remote.{wanted}.url", timeout=self.timeout,
+                check=False,
+            )  # fmt: skip
+            if rc == 0:
+                name = wanted
+            elif isinstance(setting, str) or setting is True:
+                raise Unreachable(
+                    f"push_remote names {wanted!r}, which is not a remote of {self.path}",
+                    backend=self.name,
+                    hint=f"git -C {self.path} remote add {wanted} URL, or set push_remote",
+                )
+        self._remote_name = name
+        return name
+
+    async def sync(self) -> None:
+        """Fetch the registry's tags (and the stage guards) from the remote before a
+        decision; Unreachable when that fails (a decision must not rest on a stale clone)."""
+        remote = await self.remote()
+        if remote is None:
+            return
+        rc, _, err = await run_git(
+            self.path, "fetch", "--quiet", "--no-tags", remote, "+refs/tags/*:refs/tags/*",
+            f"+{GUARD_PREFIX}*:{GUARD_PREFIX}*", timeout=max(self.timeout, PUSH_TIMEOUT),
+            check=False,
+        )  # fmt: skip
+        if rc != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise Unreachable(
+                f"fetching the registry's tags from {remote} failed: "
+                f"{lines[-1] if lines else f'exit code {rc}'}",
+                backend=self.name,
+                hint=f"check the remote: git -C {self.path} fetch {remote}",
+            )
+        self._snap = None  # read what the fetch brought
+
+    async def unpublished(self, ref: str) -> str:
+        """A note for a tag written only to this clone although it has a remote (with
+        ``push_remote = false``), with the command that publishes it; "" otherwise."""
+        if self.push_remote is not False:
+            return ""
+        _, out, _ = await run_git(self.path, "remote", timeout=self.timeout, check=False)
+        remotes = out.decode().split()
+        if not remotes:
+            return ""
+        where = "origin" if "origin" in remotes else remotes[0]
+        return (
+            f"tag {ref} is only in this clone (push_remote = false): publish it with "
+            f"git -C {self.path} push {where} refs/tags/{ref}"
+        )
+
+    async def fetched_at(self) -> datetime | None:
+        """When the registry was last fetched from its remote (FETCH_HEAD), None if never."""
+        if await self.remote() is None:
+            return None
+        await self._snapshot()  # resolves the git dir
+        assert self._git_dir is not None
+        try:
+            return datetime.fromtimestamp((self._git_dir / "FETCH_HEAD").stat().st_mtime, UTC)
+        except OSError:
+            return None
+
+    async def _publish(
+        self, remote: str, name: str, obj: str, guard: tuple[str, str, str, str] | None
+    ) -> None:
+        """One atomic push of the new tag with a compare-and-set of the stage's guard on the
+        remote: the remote decides who wins. Only then are the local refs created."""
+        args = ["push", "--atomic", "--porcelain", "--quiet"]
+        refspecs = [f"{obj}:refs/tags/{name}"]
+        if guard is not None:
+            expect = "" if guard[1] == ZERO else guard[1]
+            args.append(f"--force-with-lease={guard[0]}:{expect}")
+            refspecs.append(f"{obj}:{guard[0]}")
+        rc, out, err = await run_git(
+            self.path, *args, remote, *refspecs, timeout=max(self.timeout, PUSH_TIMEOUT),
+            check=False,
+        )  # fmt: skip
+        said = (out + err).decode(errors="replace")
+        if rc != 0:
+            refused = [ln for ln in said.splitlines() if ln.startswith("!")]
+            if refused and all(lost_race(ln) for ln in refused) and await self._beaten(name, guard):
+                raise await self._lost(name, guard, f"on {remote} first")
+            lines = refused or [ln for ln in said.strip().splitlines() if ln.strip()]
+            raise Unreachable(
+                f"nothing was changed: pushing tag {name} to {remote} failed: "
+                f"{lines[-1] if lines else f'exit code {rc}'}",
+                backend=self.name,
+                hint=f"check the remote (git -C {self.path} push {remote}), then try again",
+            )
+        try:  # the remote has it: the local clone follows (else the next fetch brings it)
+            await self._update_refs(name, obj, guard, compare=False)
+        except (Unreachable, Conflict) as exc:
+            log.warning("tag %s is on %s but not yet in %s: %s", name, remote, self.path, exc)
 
     async def aclose(self) -> None:
         if self._catfile is not None:
             await self._catfile.aclose()
             self._catfile = None
+
+
+def _deprecated(model: str, ev: TagEvent, remote: str | None) -> Deprecated:
+    """The refusal for a deprecated artifact, with the two ways gto users revive one (with a
+    remote, the deprecation goes there too: the next fetch would bring it back)."""
+    delete = f"git tag -d '{ev.name}'"
+    if remote is not None:
+        delete += f" && git push {remote} ':refs/tags/{ev.name}'"
+    return Deprecated(
+        f"{model} is deprecated (tag {ev.name} by {ev.tagger or 'unknown'} at "
+        f"{ev.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC); `gto show` hides it, and no stage of it "
+        "moves until it is revived",
+        backend="gto",
+        hint=f"revive it on purpose: remove the deprecation ({delete}) or register a new "
+        f"version (gto register {model} REF{' --push' if remote else ''})",
+    )
+
+
+def lost_race(reason: str) -> bool:
+    """Whether git's refusal to update a ref means another writer got there first (a lost
+    compare-and-set, or its lock held right now), as opposed to a permission or disk error."""
+    text = reason.lower()
+    if any(w in text for w in ("permission denied", "read-only file system", "no space left")):
+        return False
+    return any(
+        w in text
+        for w in (
+            "already exists", "but expected", "file exists", "stale info",
+            "atomic push failed", "atomic transaction failed", "failed to lock",
+            "cannot lock ref",
+        )
+    )  # fmt: skip
+
+
+def permission_hint(reason: str, path: Path) -> str:
+    text = reason.lower()
+    if "permission denied" in text or "read-only file system" in text:
+        return (
+            f"this user can not write the git refs of {path}; a workspace shared by a group "
+            "needs group-writable refs (`cd4ml-console init --shared GROUP`, docs/team.md)"
+        )
+    if "no space left" in text:
+        return f"free space on the disk holding {path}"
+    return f"check the repository: git -C {path} fsck"
 
 
 def _slug(actor: str) -> str:

@@ -187,6 +187,11 @@ class VersionState:
     registered: bool = False  # explicitly registered (has a register tag)
     active: bool = True  # False once its latest register/deregister tag is a deregister
     stages: list[str] = field(default_factory=list)
+    # gto's creation time (its newest registration, else its newest stage tag) and the order
+    # gto first met it in (register tags, then stage tags, each by time and name): same-second
+    # stage ties go to the version created first.
+    created: int = 0
+    seen: tuple[int, int, str] = (2, 0, "")
 
 
 @dataclass
@@ -247,8 +252,10 @@ def fold(artifact: str, events: Iterable[TagEvent]) -> ArtifactState:
                     ev.tag.version, ev.commit, first_seen=ev
                 )
                 by_commit.setdefault(ev.commit, []).append(ev.tag.version)
+            vs.seen = min(vs.seen, (0, ev.timestamp, ev.name))
             if ev.tag.action is Action.REGISTER:
                 vs.registered, vs.active, vs.registration, vs.commit = True, True, ev, ev.commit
+                vs.created = ev.timestamp
             else:
                 vs.active = False
     # The latest assign/unassign per (version, stage): an assign there still stands.
@@ -261,21 +268,26 @@ def fold(artifact: str, events: Iterable[TagEvent]) -> ArtifactState:
             continue
         assert ev.tag.stage is not None
         version = _version_at(ev.commit, by_commit, versions)
-        if versions[version].first_seen is None:
-            versions[version].first_seen = ev
+        vs = versions[version]
+        if vs.first_seen is None:
+            vs.first_seen = ev
+        if vs.registration is None:
+            vs.created = ev.timestamp
+            vs.seen = min(vs.seen, (1, ev.timestamp, ev.name))
         event_versions[ev.name] = version
         last[(version, ev.tag.stage)] = ev
         stage_latest[ev.tag.stage] = ev
     if ordered:
         deprecated = ordered[-1].tag.action is Action.DEPRECATE
+    standing: dict[str, list[tuple[TagEvent, VersionState]]] = {}
+    for (version, stage), ev in last.items():
+        if ev.tag.action is Action.ASSIGN and versions[version].active:
+            standing.setdefault(stage, []).append((ev, versions[version]))
     winners: dict[str, TagEvent] = {}
     winner_version: dict[str, str] = {}
-    for (version, stage), ev in last.items():
-        if ev.tag.action is not Action.ASSIGN or not versions[version].active:
-            continue
-        best = winners.get(stage)
-        if best is None or ev.order > best.order:
-            winners[stage], winner_version[stage] = ev, version
+    for stage, candidates in standing.items():
+        winners[stage], best = _newest_assignment(candidates)
+        winner_version[stage] = best.version
     stages: dict[str, StageState] = {}
     for stage in stage_latest:
         if stage in winners:
@@ -291,6 +303,17 @@ def fold(artifact: str, events: Iterable[TagEvent]) -> ArtifactState:
         event_versions=event_versions,
         deprecated=deprecated,
     )
+
+
+def _newest_assignment(
+    candidates: list[tuple[TagEvent, VersionState]],
+) -> tuple[TagEvent, VersionState]:
+    """The assignment a stage points at: the newest; within one second, that of the version gto
+    created first (gto sorts versions by creation, then stable-sorts the assignments by time and
+    reverses both lists, so a tie goes to the earlier-created version, not the higher counter)."""
+    newest = max(ev.timestamp for ev, _ in candidates)
+    tied = [c for c in candidates if c[0].timestamp == newest]
+    return min(tied, key=lambda c: (c[1].created, c[1].seen))
 
 
 def _version_at(

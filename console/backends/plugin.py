@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from console.credentials import CredentialOptions
 from console.plugins import API_VERSION, BackendContext, BackendPlugin, PluginConfig
 
 
@@ -20,8 +21,10 @@ class GtoConfig(PluginConfig):
     """GTO's git-tag registry in the workspace repo."""
 
     path: str | None = None
-    # Remote to push tags to after a write (None: local only).
-    push_remote: str | None = None
+    # The remote that is the registry's shared truth: fetched before every release decision,
+    # written with one atomic push. None: ``origin`` when the repository has it; false: local
+    # only (the console then says how to push each tag it writes).
+    push_remote: str | bool | None = None
 
 
 class DvcConfig(PluginConfig):
@@ -98,6 +101,32 @@ class CommandDeployConfig(PluginConfig):
     timeout_seconds: float = Field(default=300.0, gt=0)
 
 
+class WebhookNotifyConfig(CredentialOptions):
+    """POST a JSON message to a Slack/Mattermost-compatible incoming webhook. A secret part of
+    the URL is written ``{token}`` and looked up like every credential (docs/credentials.md)."""
+
+    url: str
+    timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    events: list[str] | None = None  # only these (request, approve, ...); None: all
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("use an http:// or https:// URL")
+        if "{" in value.replace("{token}", ""):
+            raise ValueError("the only placeholder a URL may hold is {token}")
+        return value
+
+
+class CommandNotifyConfig(PluginConfig):
+    """Run a command (no shell) with the JSON message on its standard input."""
+
+    command: list[str]
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    events: list[str] | None = None
+
+
 def _git(cfg: Any, ctx: BackendContext) -> Any:
     from console.backends.git_code import GitCodeRepo
 
@@ -140,6 +169,18 @@ def _command_deploy(cfg: Any, ctx: BackendContext) -> Any:
     return CommandDeployer(cfg, ctx)
 
 
+def _webhook(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.notify_webhook import WebhookNotifier
+
+    return WebhookNotifier(cfg, ctx)
+
+
+def _command_notify(cfg: Any, ctx: BackendContext) -> Any:
+    from console.backends.notify_command import CommandNotifier
+
+    return CommandNotifier(cfg, ctx)
+
+
 GIT = BackendPlugin(
     "git", frozenset({"code"}), API_VERSION, GitConfig, _git, "local git repository"
 )
@@ -170,4 +211,20 @@ COMMAND_DEPLOY = BackendPlugin(
     CommandDeployConfig,
     _command_deploy,
     "run a command as the deploy effect",
+)
+WEBHOOK = BackendPlugin(
+    "webhook",
+    frozenset({"notify"}),
+    API_VERSION,
+    WebhookNotifyConfig,
+    _webhook,
+    "notify a Slack/Mattermost-compatible incoming webhook",
+)
+COMMAND_NOTIFY = BackendPlugin(
+    "command-notify",
+    frozenset({"notify"}),
+    API_VERSION,
+    CommandNotifyConfig,
+    _command_notify,
+    "notify by running a command (the message as JSON on stdin)",
 )

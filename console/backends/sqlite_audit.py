@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from console.audit.chain import (
     FORMAT,
@@ -28,12 +32,13 @@ from console.audit.chain import (
     verify_chain,
 )
 from console.audit.export import ExportMixin
+from console.audit.locks import open_locks, released_intent, takes_lock
 from console.backends.plugin import SqliteAuditConfig
 from console.domain import AuditEvent
 from console.plugins import BackendContext
-from console.ports import AuditUnavailable, InvalidResponse
+from console.ports import AuditUnavailable, InvalidResponse, StageBusy
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NETWORK_FS = frozenset(
     {
         "nfs", "nfs4", "cifs", "smb3", "smbfs", "sshfs", "fuse.sshfs", "9p", "afs", "ceph",
@@ -43,6 +48,11 @@ NETWORK_FS = frozenset(
 )  # fmt: skip
 """File systems on which SQLite's WAL (shared memory between processes) is not safe."""
 
+_LOCKS = (
+    # The per-stage intent lock (console.audit.locks): one row per open locking intent.
+    "CREATE TABLE IF NOT EXISTS stage_locks (model TEXT NOT NULL, stage TEXT NOT NULL,"
+    " intent_seq INTEGER NOT NULL UNIQUE, PRIMARY KEY (model, stage))",
+)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # seq is the rowid: the chain assigns it, so no AUTOINCREMENT.
@@ -55,6 +65,7 @@ _SCHEMA = (
     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events"
     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    *_LOCKS,
 )
 _VERIFY_SQL = (
     "SELECT seq, CAST(hash AS BLOB), typeof(hash), CAST(record AS BLOB), typeof(record),"
@@ -72,9 +83,31 @@ _REASONS = {  # primary SQLite result code -> (words in its message, reason, wha
     "SQLITE_CORRUPT": ("malformed", "the file is damaged", "keep it as evidence (docs/audit.md)"),
     "SQLITE_NOTADB": ("not a database", "it is not SQLite", "check backends.audit.path"),
 }
+# SQLite's lock bytes (os_unix.c): a shared lock is a read lock on SHARED_SIZE bytes here.
+SHARED_FIRST, SHARED_SIZE = 0x40000000 + 2, 510
+_NO_WAL_FILES = frozenset({"SQLITE_READONLY_DIRECTORY", "SQLITE_CANTOPEN", "SQLITE_READONLY"})
 _T = TypeVar("_T")
-_MIGRATIONS: dict[int, tuple[str, ...]] = {}
-"""Statements taking schema version N to N+1 (none yet: version 1 is the first)."""
+
+
+def _rebuild_locks(conn: sqlite3.Connection) -> None:
+    """Fill stage_locks from the records (schema 1 had none; the rule reads records only)."""
+    rows = conn.execute("SELECT seq, hash, record FROM events ORDER BY seq").fetchall()
+    events = [decode_record(rec, h) for _, h, rec in rows if isinstance(rec, bytes)]
+    conn.execute("DELETE FROM stage_locks")
+    conn.executemany(
+        "INSERT INTO stage_locks (model, stage, intent_seq) VALUES (?, ?, ?)",
+        [(m, st, ev.seq) for (m, st), ev in open_locks(events).items()],
+    )
+
+
+def _to_v2(conn: sqlite3.Connection) -> None:
+    for statement in _LOCKS:
+        conn.execute(statement)
+    _rebuild_locks(conn)
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_v2}
+"""What takes schema version N to N+1, inside the migration's transaction."""
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -82,6 +115,29 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def writable(path: Path) -> bool:
+    """Whether this user can write the log and create its -wal/-shm files beside it."""
+    if not path.exists():
+        return True
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _shared_lock(path: Path, timeout: float) -> int:
+    """A read lock on SQLite's shared byte range of ``path``: while held, no writer can take
+    the exclusive lock a checkpoint-and-delete of the WAL needs. Returns the fd holding it."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, SHARED_SIZE, SHARED_FIRST)
+            return fd
+        except OSError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise sqlite3.OperationalError("database is locked") from None
+            time.sleep(0.02)
 
 
 def _unescape(field: str) -> str:
@@ -148,7 +204,7 @@ def _stored_records(conn: sqlite3.Connection, page: int) -> Iterator[StoredRecor
 
 
 def verify_database(
-    conn: sqlite3.Connection, anchors: Sequence[Anchor] = (), *, page: int = 1000
+    conn: sqlite3.Connection, anchors: Sequence[Anchor] | None = None, *, page: int = 1000
 ) -> VerifyResult:
     """Verify every stored byte of the audit database open on ``conn`` (see verify_chain)."""
     return verify_chain(_stored_records(conn, page), anchors=anchors)
@@ -170,6 +226,7 @@ class SqliteAuditStore(ExportMixin):
         self.fs_type = ""
         self.journal_mode = ""
         self._conn: sqlite3.Connection | None = None
+        self._snapshot_fd: int | None = None  # read-only without WAL files: the lock's fd
         self._lock = threading.Lock()
 
     # --- plumbing ---------------------------------------------------------------------
@@ -189,7 +246,18 @@ class SqliteAuditStore(ExportMixin):
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
-            return self._conn
+            if self._snapshot_fd is None or not Path(f"{self.path}-wal").exists():
+                return self._conn
+            self._close()  # a writer came while this reader held the file: read its WAL now
+        if not writable(self.path):
+            conn = self._open_read_only()
+            try:
+                self._migrate(conn)  # refuses a newer schema; writes nothing when current
+            except BaseException:
+                self._close(conn)
+                raise
+            self._conn = conn
+            return conn
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -219,6 +287,48 @@ class SqliteAuditStore(ExportMixin):
             raise
         self.journal_mode, self._conn = mode, conn
         return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The log opened read-only, for a user who may read it but not write it or its
+        folder. A WAL database needs its -wal and -shm files, which such a user can not create
+        (SQLite docs, wal.html: read-only databases): when no writer left them, the file alone
+        holds every record, read as immutable while a shared lock keeps writers from changing
+        it; once a writer's -wal appears, the next read goes through it."""
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        for _ in range(2):
+            conn = self._connect_uri(uri)
+            try:
+                self.journal_mode = (
+                    str(conn.execute("PRAGMA journal_mode").fetchone()[0]) + " (read-only)"
+                )
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if getattr(exc, "sqlite_errorname", "") not in _NO_WAL_FILES:
+                    raise
+            fd = _shared_lock(self.path, self.timeout)
+            if Path(f"{self.path}-wal").exists():
+                os.close(fd)  # a writer came meanwhile: its files are there to read through
+                continue
+            conn = self._connect_uri(uri + "&immutable=1")
+            self._snapshot_fd = fd
+            self.journal_mode = "wal (read-only, no writer)"
+            return conn
+        raise sqlite3.OperationalError("unable to open database file")
+
+    def _connect_uri(self, uri: str) -> sqlite3.Connection:
+        return sqlite3.connect(
+            uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+
+    def _close(self, conn: sqlite3.Connection | None = None) -> None:
+        """Close the connection (and let go of a read-only snapshot's lock)."""
+        conn, self._conn = conn or self._conn, None
+        if conn is not None:
+            conn.close()
+        fd, self._snapshot_fd = self._snapshot_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _schema_version(self, conn: sqlite3.Connection) -> int | None:
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
@@ -252,8 +362,7 @@ class SqliteAuditStore(ExportMixin):
                     conn.execute(statement)
                 version = SCHEMA_VERSION
             for step in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[step]:
-                    conn.execute(statement)
+                _MIGRATIONS[step](conn)
             conn.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("chain_format", FORMAT)],
@@ -292,9 +401,7 @@ class SqliteAuditStore(ExportMixin):
     async def aclose(self) -> None:
         def close() -> None:
             with self._lock:
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    conn.close()
+                self._close()
 
         await asyncio.to_thread(close)
 
@@ -318,6 +425,7 @@ class SqliteAuditStore(ExportMixin):
                         hint="run `cd4ml-console audit verify` (docs/audit.md: recovery)",
                     )
                 stored, record = seal(event, seq + 1, prev)
+                self._lock_or_release(conn, stored)
                 conn.execute(
                     "INSERT INTO events (seq, hash, record, model, request_id) VALUES (?,?,?,?,?)",
                     (stored.seq, stored.hash, record, stored.model, stored.request_id),
@@ -334,6 +442,41 @@ class SqliteAuditStore(ExportMixin):
             raise AuditUnavailable(
                 f"the event can not be recorded: {exc}", backend=self.name
             ) from None
+
+    def _lock_or_release(self, conn: sqlite3.Connection, event: AuditEvent) -> None:
+        """The per-stage intent lock, in the append's transaction (console.audit.locks)."""
+        if (seq := released_intent(event)) is not None:
+            conn.execute("DELETE FROM stage_locks WHERE intent_seq = ?", (seq,))
+        elif takes_lock(event):
+            row = conn.execute(
+                "SELECT e.seq, e.hash, e.record FROM stage_locks l JOIN events e"
+                " ON e.seq = l.intent_seq WHERE l.model = ? AND l.stage = ?",
+                (event.model, event.stage),
+            ).fetchone()
+            if row is not None:
+                holder = self._decode(*row)
+                raise StageBusy(
+                    f"{event.stage} of {event.model} is being moved by {holder.actor} since "
+                    f"{holder.at:%Y-%m-%d %H:%M:%S} UTC (intent seq {holder.seq}: "
+                    f"{holder.details.get('op', 'move')} to {holder.after or 'nothing'})",
+                    intent=holder,
+                    backend=self.name,
+                )
+            conn.execute(
+                "INSERT INTO stage_locks (model, stage, intent_seq) VALUES (?, ?, ?)",
+                (event.model, event.stage, event.seq),
+            )
+
+    async def open_intents(self, *, model: str | None = None) -> Sequence[AuditEvent]:
+        """Locking intents with no outcome yet, oldest first."""
+        sql = (
+            "SELECT e.seq, e.hash, e.record FROM stage_locks l JOIN events e"
+            " ON e.seq = l.intent_seq" + (" WHERE l.model = ?" if model is not None else "")
+            + " ORDER BY e.seq"
+        )  # fmt: skip
+        params = (model,) if model is not None else ()
+        rows = await self._run("read", lambda conn: conn.execute(sql, params).fetchall())
+        return [self._decode(*row) for row in rows]
 
     async def events(
         self,
@@ -384,6 +527,6 @@ class SqliteAuditStore(ExportMixin):
 
         return await self._run("read", work)
 
-    async def verify(self, anchors: Sequence[Anchor] = ()) -> VerifyResult:
+    async def verify(self, anchors: Sequence[Anchor] | None = None) -> VerifyResult:
         """Check every stored byte of every record, the links, and the given anchors."""
         return await self._run("read", lambda conn: verify_database(conn, anchors))

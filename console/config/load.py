@@ -16,6 +16,7 @@ from console.config.locate import (
     NoWorkspace,
     env_theme,
     find_git_root,
+    git_common_dir,
     locate_config,
     user_config_path,
 )
@@ -75,7 +76,8 @@ def parse_config(text: str, source: Path | None) -> ConsoleConfig:
         config = ConsoleConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(label, exc)) from None
-    updates: dict[str, Any] = {"source": source}
+    origin = label if "stages" in data else f"the default ({label} sets no stages)"
+    updates: dict[str, Any] = {"source": source, "stages_origin": origin}
     if theme := env_theme():
         updates["ui"] = config.ui.model_copy(update={"theme": theme})
     return config.model_copy(update=updates)
@@ -92,13 +94,36 @@ def read_config_file(path: Path) -> ConsoleConfig:
 
 
 def zero_config(root: Path) -> ConsoleConfig:
-    """The embedded backends on the git repo at ``root``, no file needed."""
-    config = ConsoleConfig(source=None)
-    ws = config.workspace.model_copy(update={"path": root, "name": root.name})
+    """The embedded backends on the git repo at ``root``, no file needed; the stages are the
+    ones its GTO registry uses (console.backends.gto_stages)."""
+    from console.backends.gto_stages import repo_stages
+
+    found = repo_stages(root)
+    config = ConsoleConfig(
+        source=None,
+        stages=list(found.stages),
+        production_stage=found.production,
+        stages_origin=found.origin,
+    )
+    ws = config.workspace.model_copy(
+        update={"path": root, "name": root.name, "state_dir": zero_config_state(root)}
+    )
     updates: dict[str, Any] = {"workspace": ws}
     if theme := env_theme():
         updates["ui"] = config.ui.model_copy(update={"theme": theme})
     return config.model_copy(update=updates)
+
+
+def zero_config_state(root: Path) -> Path:
+    """Where a workspace with no config keeps its state (audit log, caches): inside the git
+    directory, so the user's work tree stays clean (`git status`, `git clean -fdx`) and every
+    user of the clone shares one audit log, as they share its anchor ref. A ``.cd4ml`` an
+    earlier version made in the work tree is kept: its records are not left behind."""
+    legacy = root / ".cd4ml"
+    if legacy.is_dir():
+        return legacy
+    git_dir = git_common_dir(root)
+    return git_dir / "cd4ml-console" if git_dir is not None else legacy
 
 
 def load_config(config_file: Path | None = None, workspace: Path | None = None) -> ConsoleConfig:

@@ -55,6 +55,22 @@ def find_git_root(start: Path) -> Path | None:
     return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
 
 
+def git_common_dir(root: Path) -> Path | None:
+    """The git directory shared by every work tree of the repository at ``root``, or None."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = out.stdout.strip()
+    return Path(text) if out.returncode == 0 and text else None
+
+
 @dataclass(frozen=True)
 class Located:
     """A config file to read, or (``path`` None) zero config on the git repo at ``root``."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-KIND_NAMES = ("code", "registry", "data", "ci", "metrics", "deploy", "audit")
+KIND_NAMES = ("code", "registry", "data", "ci", "metrics", "deploy", "audit", "notify")
 
 # The embedded default for each kind when the config does not name one.
 DEFAULT_BACKENDS: dict[str, str] = {
@@ -283,6 +283,7 @@ class ConsoleConfig(Strict):
 
     # Set by the loader, not by the file.
     source: Path | None = Field(default=None, exclude=True)
+    stages_origin: str = Field(default="", exclude=True)  # where `stages` came from (doctor)
 
     @field_validator("stages")
     @classmethod
@@ -326,8 +327,11 @@ class ConsoleConfig(Strict):
 
     @property
     def prod_stage(self) -> str:
-        """The stage whose live health is shown (the last stage unless configured)."""
-        return self.production_stage or self.stages[-1]
+        """The stage whose live health is shown: as configured, else the stage named
+        ``production`` or ``prod``, else the last stage."""
+        if self.production_stage:
+            return self.production_stage
+        return next((s for s in ("production", "prod") if s in self.stages), self.stages[-1])
 
     @property
     def root(self) -> Path:

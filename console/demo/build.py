@@ -27,7 +27,7 @@ from console.demo.story import (
 MARKER = ".cd4ml-demo.json"
 GENERATOR = "cd4ml-console demo"
 FORMAT = 1
-DEFAULT_PORT = 8765
+HOST = "127.0.0.1"
 SCAFFOLD_DAYS = 42.5
 GIT_TIMEOUT = 60.0
 
@@ -266,6 +266,26 @@ def is_demo_dir(path: Path) -> bool:
     return isinstance(marker, dict) and marker.get("generator") == GENERATOR
 
 
+def is_demo_workspace(path: Path) -> bool:
+    """Whether ``path`` is a demo workspace, not only a folder with a demo marker: the marker
+    names the demo history's first commit, and the repository there starts with it. A marker
+    copied into a real repository does not make it a demo (demo personas act only here)."""
+    try:
+        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(marker, dict) or marker.get("generator") != GENERATOR:
+        return False
+    root = marker.get("root_commit")
+    if not isinstance(root, str) or len(root) != 40:
+        return False
+    try:
+        roots = _git(path, "rev-list", "--max-parents=0", "HEAD").split()
+    except DemoError:
+        return False
+    return root in roots
+
+
 def _prepare(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise DemoError(f"{path} is a file; give the demo a folder of its own")
@@ -283,10 +303,21 @@ def _prepare(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+def free_port(host: str = HOST) -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def build_demo(
-    dir: Path, *, seed: int = 7, now: datetime | None = None, port: int = DEFAULT_PORT
+    dir: Path, *, seed: int = 7, now: datetime | None = None, port: int | None = None
 ) -> DemoInfo:
-    """Build (or rebuild over a previous demo) the demo workspace in ``dir``."""
+    """Build (or rebuild over a previous demo) the demo workspace in ``dir``. The config's
+    metrics URL gets ``port``, by default one free now: a fixed port on a shared bastion is
+    another user's demo server, whose answers `doctor` would take for this one's."""
     from console.demo.ci import write_ci_runs
 
     path = Path(dir).expanduser().resolve()
@@ -303,9 +334,11 @@ def build_demo(
     marks.unlink()
     _git(path, "reset", "-q", "--hard", "main")
     runs = write_ci_runs(path / content.RUNS_DIR, plan.commits, shas, seed)
+    port = free_port() if port is None else port
     config_path = path / content.CONFIG_NAME
     config_path.write_text(content.config_toml(port, seed), encoding="utf-8")
-    marker = {"generator": GENERATOR, "format": FORMAT, "seed": seed, "now": content.iso(now)}
+    marker = {"generator": GENERATOR, "format": FORMAT, "seed": seed, "now": content.iso(now),
+              "root_commit": shas[plan.commits[0].mark]}  # fmt: skip
     (path / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     from console.demo.seed import seed_demo_audit
 

@@ -21,10 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from console.demo.build import DemoError, build_demo, is_demo_dir
+from console.demo.build import HOST, DemoError, build_demo, free_port, is_demo_dir
 from console.demo.content import CONFIG_NAME
 
-HOST = "127.0.0.1"
 HEALTH_TIMEOUT = 20.0
 STOP_GRACE = 3.0
 LOG_NAME = "demo-server.log"
@@ -36,6 +35,7 @@ __all__ = [
     "DemoError",
     "ServerProcess",
     "default_demo_dir",
+    "free_port",
     "run_demo",
     "serve_demo",
     "start_server",
@@ -52,13 +52,6 @@ def default_demo_dir() -> Path:
 
 def _echo(text: str) -> None:
     print(text, flush=True)
-
-
-def free_port(host: str = HOST) -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:

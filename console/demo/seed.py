@@ -67,26 +67,25 @@ async def seed_audit(path: Path, now: datetime) -> int:
             "policy": policy,
         }
     )
-    pending = pending_requests(now)
-    pending_ids = {r.id for r in pending}
+    pending = {r.id: r for r in pending_requests(now)}
     async with open_workspace(config) as ws:
         store = ws.backends["audit"]
         count = 0
+        # In the order of their times, so that seq and time never disagree in the log.
         for event in seeded_events(now):
-            if event.request_id in pending_ids:
-                continue  # opened below through the release service
-            await store.append(event)
-            count += 1
-        for req in pending:
-            service = ReleaseService(
-                ws,
-                identity=functools.partial(Actor, user=req.requested_by),
-                clock=functools.partial(_constant, req.created_at),
-                new_id=functools.partial(str, req.id),
-            )
-            await service.promote(
-                req.model, req.version, req.stage, reason=req.reason, ack_schema_change=True
-            )
+            req = pending.get(event.request_id)
+            if req is None:
+                await store.append(event)
+            else:  # opened through the release service, as its requester
+                service = ReleaseService(
+                    ws,
+                    identity=functools.partial(Actor, user=req.requested_by),
+                    clock=functools.partial(_constant, req.created_at),
+                    new_id=functools.partial(str, req.id),
+                )
+                await service.promote(
+                    req.model, req.version, req.stage, reason=req.reason, ack_schema_change=True
+                )
             count += 1
         count_, head = await store.head()
         # Anchor at the story's clock so two builds with the same seed are byte-identical.

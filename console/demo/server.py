@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m console.demo.server", description=__doc__)
     parser.add_argument("--workspace", type=Path, required=True, help="the demo's git repo")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="0: any free port (logged)")
     parser.add_argument("--reload-seconds", type=float, default=1.0)
     parser.add_argument("--rps", type=float, default=3.0, help="production requests/s per model")
     parser.add_argument("--no-traffic", action="store_true", help="do not generate traffic")

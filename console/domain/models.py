@@ -240,11 +240,16 @@ class Actor(Frozen):
     sudo_user: str | None = None
     ssh_client: str | None = None
     backend_identity: str | None = None
+    # A demo workspace's colleague (console.demo.persona) played by this OS user; never
+    # outside a demo: the audit journal refuses such an actor anywhere else.
+    demo_persona_of: str | None = None
 
     def __str__(self) -> str:
         text = self.user
         if self.sudo_user and self.sudo_user != self.user:
             text = f"{self.sudo_user} (as {self.user})"
+        if self.demo_persona_of:
+            text += f" (demo persona of {self.demo_persona_of})"
         if self.ssh_client:
             text += f" from {self.ssh_client}"
         return text

@@ -81,3 +81,11 @@ def version_key(text: str) -> tuple[Any, ...]:
 def sort_versions(texts: list[str]) -> list[str]:
     """Return ``texts`` sorted oldest to newest by version precedence."""
     return sorted(texts, key=version_key)
+
+
+def other_spelling(text: str) -> str:
+    """The same semantic version written with or without its ``v`` (``1.2.0`` <-> ``v1.2.0``):
+    gto writes the ``v``, people often leave it out. Other names (MLflow's ``3``) are kept."""
+    if not SemVer.is_valid(text):
+        return text
+    return text[1:] if text[:1] in "vV" else f"v{text}"

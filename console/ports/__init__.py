@@ -4,6 +4,7 @@ from console.ports.errors import (
     AuditUnavailable,
     BackendError,
     Conflict,
+    Deprecated,
     InvalidResponse,
     NotFound,
     StageBusy,
@@ -20,6 +21,7 @@ from console.ports.protocols import (
     Deployer,
     MetricsSource,
     ModelRegistry,
+    Notifier,
 )
 
 __all__ = [
@@ -33,10 +35,12 @@ __all__ = [
     "Conflict",
     "DataVersions",
     "Deployer",
+    "Deprecated",
     "InvalidResponse",
     "MetricsSource",
     "ModelRegistry",
     "NotFound",
+    "Notifier",
     "StageBusy",
     "Unauthorized",
     "Unreachable",

@@ -87,6 +87,13 @@ class StageBusy(Conflict):
         self.intent = intent
 
 
+class Deprecated(BackendError):
+    """The model is retired in the registry (gto's ``@deprecated``): moving a stage would bring
+    it back unnoticed, so that is refused until someone revives it on purpose."""
+
+    kind_label = "deprecated"
+
+
 class AuditUnavailable(BackendError):
     """The audit store can not be written; actions must fail closed."""
 

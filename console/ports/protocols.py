@@ -51,7 +51,12 @@ class CodeRepo(Backend, Protocol):
 
 @runtime_checkable
 class ModelRegistry(Backend, Protocol):
-    """Registered models, their versions and stage pointers."""
+    """Registered models, their versions and stage pointers.
+
+    Optional: ``async def check_move(model, stage) -> None`` raises what ``assign`` would
+    refuse (NotFound for a stage the registry does not allow, Deprecated for a retired
+    model); the release service asks it before it records anything.
+    """
 
     async def models(self) -> Sequence[Model]: ...
 
@@ -182,6 +187,17 @@ class AuditStore(Backend, Protocol):
         ...
 
 
+@runtime_checkable
+class Notifier(Backend, Protocol):
+    """Tells people what happened (a chat webhook, a command, mail). Never blocks an action:
+    the console bounds each call with a short timeout and records a failure as a note."""
+
+    async def notify(self, message: dict[str, Any]) -> str:
+        """Deliver ``message`` (event, model, version, stage, actor, request_id, reason, text,
+        ...; docs/team.md); return a one-line description or raise BackendError."""
+        ...
+
+
 KINDS: dict[str, type] = {
     "code": CodeRepo,
     "registry": ModelRegistry,
@@ -190,4 +206,5 @@ KINDS: dict[str, type] = {
     "metrics": MetricsSource,
     "deploy": Deployer,
     "audit": AuditStore,
+    "notify": Notifier,
 }

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from console.domain import AuditEvent, RegistryEvent, RegistryEventKind, version_key
+from console.domain import AuditEvent, RegistryEvent, RegistryEventKind
 from console.domain.models import Frozen
 from console.services.overview import OverviewService, describe_error
 
@@ -78,18 +78,21 @@ def _record(ev: AuditEvent, reason: str) -> RolledBack:
 
 
 def from_registry(history: Iterable[RegistryEvent]) -> list[RolledBack]:
-    """Stage moves back to an older version in the registry's history, oldest first."""
+    """Stage moves the registry's own record calls rollbacks (the tag message starts with
+    "rollback", as the console and the demo write it), oldest first. A move to a lower version
+    is not a rollback by itself (release.rollback.rolled_back_from reads it the same way)."""
     out: list[RolledBack] = []
     held: dict[str, str] = {}
     for ev in history:
         if ev.kind is not RegistryEventKind.ASSIGN or not ev.stage or not ev.version:
             continue
         before = held.get(ev.stage)
-        if before is not None and version_key(ev.version) < version_key(before):
+        said = ev.message.strip()
+        if before is not None and before != ev.version and said.lower().startswith(ROLLBACK):
             out.append(
                 RolledBack(
                     model=ev.model, version=before, stage=ev.stage, at=ev.at, by=ev.actor,
-                    reason=ev.message.strip(), to_version=ev.version, source="registry",
+                    reason=said, to_version=ev.version, source="registry",
                 )
             )  # fmt: skip
         held[ev.stage] = ev.version

@@ -94,7 +94,10 @@ class MetricDelta(Frozen):
 
 
 class CodeAxis(Frozen):
-    """Commits reachable from head but not from base, their authors and the diffstat."""
+    """Commits reachable from head but not from base, their authors and the diffstat.
+
+    When head is an ancestor of base (an older candidate), ``behind`` holds base's commits
+    head lacks (newest first) and ``diffstat`` is the change from head to base."""
 
     base_commit: str | None = None
     head_commit: str = ""
@@ -102,6 +105,7 @@ class CodeAxis(Frozen):
     authors: tuple[str, ...] = ()
     diffstat: DiffStat | None = None
     truncated: bool = False
+    behind: tuple[Commit, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -375,6 +379,9 @@ class LineageService:
                 stat,
             ),
         ) = await asyncio.gather(facts(head_sha), facts(base_sha), code())
+        behind: Sequence[Commit] = ()
+        if not commits and base_sha and head_sha and base_sha != head_sha:
+            behind, stat = await self._behind(model, head_sha, base_sha, sections, stat)
 
         head_params = {**version.params, **h_params}
         head_metrics = {**version.metrics, **h_metrics}
@@ -390,7 +397,8 @@ class LineageService:
                 commits=tuple(commits[: self.max_commits]),
                 authors=authors_of(commits),
                 diffstat=stat,
-                truncated=len(commits) > self.max_commits,
+                truncated=len(commits) > self.max_commits or len(behind) > self.max_commits,
+                behind=tuple(behind[: self.max_commits]),
             )
         return Lineage(
             model=model,
@@ -406,6 +414,22 @@ class LineageService:
             sections=sections,
             fetched_at=self.overview.clock(),
         )
+
+    async def _behind(
+        self, model: str, head: str, base: str, sections: dict[str, Section], stat: Any
+    ) -> tuple[Sequence[Commit], DiffStat | None]:
+        """Head has no commit base lacks: base's commits head lacks, and the diff from head to
+        base (what the candidate would take back out), else the diff as it was."""
+        call = self.overview._call
+        behind = await call(
+            "code", ("between", head, base), lambda c: c.commits_between(head, base), sections, ()
+        )
+        if not behind:  # unrelated histories, or the code backend failed: keep what we have
+            return (), stat
+        forward = await call(
+            "code", ("diffstat", head, base), lambda c: c.diffstat(head, base), sections, None
+        )
+        return behind, forward
 
     def _metric_names(
         self, model: str, head: Mapping[str, float], base: Mapping[str, float]

@@ -80,8 +80,8 @@ def _build_services(
     from console.services.timeline import TimelineService
 
     overview = OverviewService(workspace, clock=clock)
-    if release is None:
-        release = ReleaseService(workspace, identity=identity, clock=clock, read_only=read_only)
+    if release is None:  # release decisions, TTLs and audit times: the system clock, always
+        release = ReleaseService(workspace, identity=identity, read_only=read_only)
     from console.services.health import HealthService
     from console.services.incidents import IncidentService
 
@@ -94,6 +94,13 @@ def _build_services(
         health=HealthService(overview),
         incidents=IncidentService(overview),
     )
+
+
+def _is_demo(workspace: Workspace) -> bool:
+    from console.demo.build import is_demo_workspace
+
+    root = getattr(workspace.config, "root", None)
+    return root is not None and is_demo_workspace(root)
 
 
 def _model_commands() -> type:
@@ -216,6 +223,7 @@ class ConsoleApp(ReleaseActions):
         self._release = release
         self.identity: IdentityProvider | None = identity or getattr(release, "identity", None)
         self._actions_off: str | None = None
+        self.demo_workspace = False  # a demo's colleagues may approve (console.demo.persona)
         self.ready = asyncio.Event()
         self.catalog = Catalog()
         from console.tui.watching import Watches
@@ -434,6 +442,7 @@ class ConsoleApp(ReleaseActions):
                 identity=self.identity, read_only=self.read_only,
             )
         )  # fmt: skip
+        self.demo_workspace = await asyncio.to_thread(_is_demo, self.workspace)
         self.ready.set()
         self.reconcile()
 

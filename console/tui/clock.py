@@ -1,4 +1,8 @@
-"""The console's notion of "now": the wall clock, or frozen by CD4ML_NOW for snapshots."""
+"""The clock the screens render with: the wall clock, or frozen by CD4ML_NOW for screenshots.
+
+Rendering only (ages, "showing data from ..."): the release service never gets this clock, so
+CD4ML_NOW can not move a change window, a request's or approval's lifetime, or an audit time.
+"""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from console.tui.rows import OverviewRow
 
 def title_line(left: Text, right: Text) -> Table:
     """Where you are on the left, the state of things on the right (never cut)."""
-    grid = Table.grid(expand=True)
+    grid = Table.grid(expand=True, padding=(0, 1))  # a space between the two, always
     grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     grid.add_column(justify="right", no_wrap=True, min_width=right.cell_len)
     grid.add_row(left, right)
@@ -37,6 +37,7 @@ def overview_title(
     filter_text: str,
     rows: Iterable[OverviewRow],
     registry: Any | None,
+    hidden: int = 0,
 ) -> Table:
     left = Text.assemble(("cd4ml-console", pal.heading), ("  ", ""), (workspace, pal.bold))
     right = Text()
@@ -44,7 +45,10 @@ def overview_title(
         right.append("opening workspace…", style=pal.muted)
         return title_line(left, right)
     rows = list(rows)
+    total -= hidden  # deprecated models left out (`d` shows them)
     right.append(fmt.plural(total, "model"), style=pal.muted)
+    if hidden:
+        right.append(f" (+{hidden} deprecated: d)", style=pal.muted)
     if filter_text:
         right.append(f"  filter \u201c{filter_text}\u201d {shown}/{total}", style=pal.accent)
     breaching = sum(1 for r in rows if any(h.verdict == "breach" for h in r.health))
@@ -150,47 +154,69 @@ def stage_line(
     now: datetime,
     view: Any,
     prod_stage: str,
+    *,
+    width: int = 0,
     health: dict[str, Any] | None = None,
     rolled_back: Iterable[str] = (),
-) -> Text:
+) -> Table:
     """`staging v1.13.0 ↩ 1d dana ✗ BREACH ─▶ production v1.10.0 7d dana ✓ ok │ 4 candidates
-    waiting`: each stage's version (↩: once rolled back) and its health verdict."""
-    text = Text(no_wrap=True, overflow="ellipsis")
+    waiting`: each stage's version (↩: once rolled back) and its health verdict; the count of
+    candidates (and a registry problem) on the right, never cut. Where ``width`` is short, who
+    assigned each stage goes first, then how long ago (the verdicts stay)."""
     if view is None:
-        return text
+        return title_line(Text(), Text())
+    right = Text(f"│ {fmt.plural(len(view.candidates), 'candidate')} waiting", style=pal.muted)
+    registry = view.sections.get("registry")
+    if registry is not None and registry.error:
+        right.append(f"  ⚠ registry: {data_age(registry, now)} · r retries", style=pal.warn)
+    left = Text()
     marked = set(rolled_back)
+    for detail in (2, 1, 0):
+        left = _stages_text(pal, now, view, prod_stage, detail, health or {}, marked)
+        if not width or left.cell_len + right.cell_len + 1 <= width:
+            break
+    if registry is not None and registry.error:
+        left.append(f"  ⚠ {registry.error.rstrip('.')}", style=pal.warn)
+    return title_line(left, right)
+
+
+def _stages_text(
+    pal: Palette,
+    now: datetime,
+    view: Any,
+    prod_stage: str,
+    detail: int,
+    health: dict[str, Any],
+    marked: set[str],
+) -> Text:
+    """Each stage's version (↩ when once rolled back), with its age (detail >= 1), who assigned
+    it (detail 2) and its health verdict."""
+    text = Text()
     for n, a in enumerate(view.stages):
         if n:
-            text.append("  ─▶  ", style=pal.muted)
+            text.append("  ─▶  " if detail == 2 else " ─▶ ", style=pal.muted)
         text.append(f"{a.stage} ", style=pal.muted)
         style = pal.stage(a.stage, prod_stage) if a.version else pal.muted
         text.append(a.version or "∅", style=style)
         if a.version in marked:
             text.append(f" {fmt.ROLLED_BACK}", style=pal.warn)
-        if a.version and a.assigned_at:
+        if a.version and a.assigned_at and detail >= 1:
             text.append(f" {fmt.age(a.assigned_at, now)}", style=pal.muted)
-            if a.assigned_by:
+            if a.assigned_by and detail == 2:
                 text.append(f" {a.assigned_by}", style=pal.muted)
-        judged = (health or {}).get(a.stage)
+        judged = health.get(a.stage)
         if judged is not None and a.version:
             verdict = judged.verdict
             text.append(f" {fmt.health_label(verdict)}", style=fmt.health_style(pal, verdict))
-    waiting = len(view.candidates)
-    text.append(f"   │ {fmt.plural(waiting, 'candidate')} waiting", style=pal.muted)
-    registry = view.sections.get("registry")
-    if registry is not None and registry.error:
-        # One line that may be cut: the age and what to do first, the (long) reason last.
-        reason = registry.error.rstrip(".")
-        text.append(f"   ⚠ registry: {data_age(registry, now)} · r retries · ", style=pal.warn)
-        text.append(reason, style=pal.warn)
     return text
 
 
-def requests_line(pal: Palette, waiting: Sequence[Any]) -> Text:
-    """`awaiting approval: v2.0.0 → production by alice (0 of 1) · a decides`."""
-    text = Text(no_wrap=True, overflow="ellipsis")
+def requests_line(pal: Palette, waiting: Sequence[Any]) -> Table:
+    """`awaiting approval: v2.0.0 → production (0 of 1) by alice` and, on the right and never
+    cut, `a decides · req-0001` (the request's id while only one waits)."""
+    text = Text()
     if not waiting:
-        return text
+        return title_line(text, Text())
     text.append("awaiting approval: ", style=pal.warn)
     for n, view in enumerate(waiting):
         req = view.request
@@ -201,15 +227,15 @@ def requests_line(pal: Palette, waiting: Sequence[Any]) -> Text:
         approvals = sum(1 for a in req.approvals if a.decision.value == "approve")
         need = view.events[0].details.get("required_approvals") if view.events else None
         count = f"{approvals} of {need}" if isinstance(need, int) else f"{approvals} approvals"
-        text.append(f" by {req.requested_by} ({count})", style=pal.muted)
-    text.append(" · a decides", style=pal.muted)
+        text.append(f" ({count}) by {req.requested_by}", style=pal.muted)
+    right = Text("a decides", style=pal.muted)
     if len(waiting) == 1:
-        text.append(f" ({waiting[0].id})", style=pal.muted)
-    return text
+        right.append(f" · {waiting[0].id}", style=pal.muted)
+    return title_line(text, right)
 
 
 def incident_line(pal: Palette, version: str | None, record: Any | None) -> Text:
-    """'↩ v1.3.0 was rolled back from production … by erin: why · p asks to acknowledge it'."""
+    """'↩ v1.3.0 was rolled back from production … by erin: why'."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if record is None or version is None:
         return text

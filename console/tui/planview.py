@@ -13,24 +13,17 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from console.services.release.gates import gate_numbers, not_applicable
 from console.tui import format as fmt
 from console.tui.palette import Palette
 
 OK_STATUSES = ("requested", "pending", "approved", "executed", "already", "rejected", "cancelled")
 
 
-def _num(value: Any) -> str:
-    if value is None:
-        return "\u2013"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) >= 10_000:  # a count: 102,728, not 1.027e+05
-            return f"{int(value):,}"
-        return f"{value:.4g}"
-    return str(value)
-
-
 def gate_mark(gate: Any) -> tuple[str, str]:
     """(glyph and word, palette style name) for one GateResult."""
+    if not_applicable(gate):
+        return "\u2013 n/a", "muted"
     if gate.passed:
         return "✓ pass", "ok"
     if gate.gate == "approvals":
@@ -49,7 +42,7 @@ def gate_table(gates: Sequence[Any], pal: Palette) -> Table:
     table.add_column(ratio=1)
     for g in gates:
         word, style = gate_mark(g)
-        numbers = f"{_num(g.observed)} vs {_num(g.threshold)}" if g.threshold is not None else ""
+        numbers = gate_numbers(g)
         table.add_row(
             Text(word, style=getattr(pal, style)),
             Text(g.gate, style=pal.bold),
@@ -123,6 +116,8 @@ def plan_preview(
     """The preview a person confirms: the move, who acts, the deploy, gates, approvals, the
     audit events to be written, and what still blocks it."""
     parts: list[RenderableType] = [heading("move", pal), move_text(plan, pal, prod_stage)]
+    # e.g. which earlier holder a rollback passes over, a move of this model still open
+    parts += [Text(f"\u2022 {n}", style=pal.warn) for n in getattr(plan, "notices", ())]
     if actor:
         who = Text(f"acting as {plan.actor} ({plan.role.replace('_', ' ')})", style=pal.muted)
         parts.append(who)
@@ -147,6 +142,35 @@ def plan_preview(
         parts += [Text(""), heading("waiting for / blocked by", pal)]
         parts += [Text(f"  \u2022 {b}", style=pal.warn) for b in plan.blockers]
     return Group(*parts)
+
+
+def who_may_approve(plan: Any, config: Any) -> str:
+    """'dev, erin (release manager or admin), or anyone not named in [roles]; not alice (asked
+    for it), nor an author of v2.0.0': who may approve the plan's request, from the roles."""
+    from console.identity import is_same_person
+
+    policy = config.policy
+    if plan.op == "rollback":
+        allowed = list(policy.rollback_for(plan.stage).roles)
+    else:
+        allowed = list(policy.for_stage(plan.stage).approver_roles)
+    roles = config.roles
+    out: list[str] = []
+    for role in allowed:
+        for user in getattr(roles, role, []) or []:
+            if user in out or user == plan.requested_by:
+                continue
+            if is_same_person(user, plan.authors, roles) is None:
+                out.append(user)
+    kinds = " or ".join(r.replace("_", " ") for r in allowed)
+    text = f"{', '.join(out) or 'no one named'} ({kinds})"
+    if roles.default in allowed:
+        text += ", or anyone not named in [roles]"
+    if plan.requested_by:
+        text += f"; not {plan.requested_by} (asked for it)"
+    if plan.authors:
+        text += f", nor an author of {plan.version}"
+    return text
 
 
 def quality_failures(plan: Any) -> list[Any]:

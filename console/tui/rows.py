@@ -15,7 +15,10 @@ from rich.text import Text
 
 from console.tui import format as fmt
 from console.tui.palette import Palette
+from console.tui.widgets.columns import KEEP, ranked
 from console.tui.widgets.vtable import Cell, Column
+
+UNKNOWN_APPROVALS = -1  # the audit log could not be read: whether requests wait is unknown
 
 # -- overview ---------------------------------------------------------------------------------
 
@@ -54,10 +57,11 @@ class OverviewRow:
     error_rate: float | None = None
     traffic: float | None = None
     trend: tuple[float, ...] = ()
-    approvals: int | None = None
+    approvals: int | None = None  # requests awaiting approval; UNKNOWN_APPROVALS: log unreadable
     versions: int = 0
     problems: tuple[Problem, ...] = ()
     unconfigured: tuple[str, ...] = ()
+    deprecated: bool = False
     health: tuple[StageVerdict, ...] = ()  # per judged stage, production last
     prod_stage: str = "production"
     slo: bool = True  # False: no SLO configured for the model (nothing to judge)
@@ -76,6 +80,9 @@ class StageVerdict:
     version: str | None
     verdict: str
     reasons: tuple[str, ...] = ()
+
+
+DEPRECATED_MARK = "\u2020"  # †: retired in the registry (gto's @deprecated)
 
 
 def summarize(
@@ -124,9 +131,10 @@ def summarize(
         error_rate=health.error_rate if health else None,
         traffic=health.traffic_rps if health else None,
         trend=tuple(p.value for p in trend.points) if trend is not None else (),
-        versions=len(view.versions),
+        versions=sum(1 for v in view.versions if not v.deregistered),  # as gto counts
         problems=problems,
         unconfigured=unconfigured,
+        deprecated=view.model.deprecated,
     )
 
 
@@ -221,19 +229,41 @@ def _with_problem(
     return tuple(sorted((*kept, problem), key=lambda p: p.kind))
 
 
-OVERVIEW_COLUMNS = (
-    Column("model", "MODEL", 22, min_width=12, priority=100, flex=True, max_width=40),
-    Column("prod", "PROD", 9, priority=95),
-    Column("since", "SINCE", 5, min_width=4, priority=60, align="right"),
-    Column("staging", "STAGING", 9, priority=80),
-    Column("wait", "WAIT", 4, priority=70, align="right"),
-    Column("ci", "CI", 2, priority=75),
-    Column("p95", "P95", 6, priority=66, align="right"),
-    Column("err", "ERRORS", 6, priority=65, align="right"),
-    Column("rps", "TRAFFIC", 7, priority=40, align="right"),
-    Column("trend", "P95 TREND", 10, priority=45),
-    Column("appr", "APPR", 4, priority=20, align="right"),
-    Column("status", "STATUS", 10, min_width=8, priority=85),
+# How long each overview column stays as the terminal narrows: lower goes first, and below 50
+# a column goes before any other shrinks. KEEP never goes: a request waiting for approval is
+# the one thing a release manager must not have to arrow through rows to find.
+OVERVIEW_PRIORITY: dict[str, int] = {
+    "model": KEEP,
+    "appr": KEEP,
+    "prod": 95,
+    "status": 85,
+    "staging": 80,
+    "ci": 75,
+    "wait": 70,
+    "p95": 66,
+    "err": 65,
+    "since": 60,
+    "trend": 45,
+    "rps": 40,
+}
+
+OVERVIEW_COLUMNS = ranked(
+    (
+        Column("model", "MODEL", 22, min_width=18, flex=True, max_width=40),
+        Column("prod", "PROD", 9),
+        Column("since", "SINCE", 5, min_width=4, align="right"),
+        Column("staging", "STAGING", 9),
+        Column("wait", "WAIT", 4, align="right"),
+        Column("ci", "CI", 2),
+        Column("p95", "P95", 6, align="right"),
+        Column("err", "ERRORS", 6, align="right"),
+        Column("rps", "TRAFFIC", 7, align="right"),
+        Column("trend", "P95 TREND", 10),
+        Column("appr", "APPR", 4, align="right"),
+        # "✗ staging", "! degraded": a verdict and where it is, never cut
+        Column("status", "STATUS", 10, min_width=9),
+    ),
+    OVERVIEW_PRIORITY,
 )
 
 SEVERITY = {"ok": 0, "unknown": 1, "degraded": 2, "breach": 3}
@@ -259,7 +289,7 @@ def status_cell(row: OverviewRow, pal: Palette) -> Cell:
         return _c(f"! {other.stage}", style=pal.warn)
     if prod is not None and row.slo:
         return _c(fmt.health_label(prod.verdict), style=fmt.health_style(pal, prod.verdict))
-    return _c("ok", style=pal.muted)
+    return _c("deprecated" if row.deprecated else "ok", style=pal.muted)
 
 
 def version_mark_cell(
@@ -289,7 +319,7 @@ def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, C
     metrics_dim = "metrics" in {p.kind for p in row.problems}
     live_style = pal.stale if metrics_dim else None
     return {
-        "model": _c(row.name, style=pal.bold),
+        "model": _model_cell(row, pal),
         "prod": version_mark_cell(
             row.production, row.production in row.rolled_back, pal.production, pal
         ),
@@ -304,33 +334,62 @@ def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, C
         "err": _c(fmt.percent(row.error_rate), style=live_style or ""),
         "rps": _c(fmt.rps(row.traffic), style=live_style or ""),
         "trend": _c(fmt.spark(row.trend, 10), style=live_style or pal.primary),
-        "appr": _c(str(row.approvals), style=pal.accent)
+        "appr": _c("?", style=pal.warn)
+        if row.approvals == UNKNOWN_APPROVALS
+        else _c(str(row.approvals), style=pal.accent)
         if row.approvals
         else _c("\u2013", style=pal.muted),
         "status": status_cell(row, pal),
     }
 
 
+def _model_cell(row: OverviewRow, pal: Palette) -> Cell:
+    """The model's name; a deprecated one dimmed and marked, read the same without colour."""
+    if row.deprecated:
+        return _c(f"{row.name} {DEPRECATED_MARK}", style=pal.muted)
+    return _c(row.name, style=pal.bold)
+
+
 # -- versions table ---------------------------------------------------------------------------
+
+
+# The versions table's columns by how long they stay (see OVERVIEW_PRIORITY). Metric columns
+# are "m:NAME", ranked by their place among the key metrics; "worst" stands in for the metric
+# columns that did not fit, so a version's worst change against production is always on screen.
+VERSION_PRIORITY: dict[str, int] = {
+    "mark": KEEP,
+    "version": KEEP,
+    "worst": KEEP,
+    "stage": 90,
+    "ci": 85,
+    "m:1": 80,
+    "m:2": 70,
+    "created": 60,
+    "author": 55,
+    "commit": 48,
+    "m:3": 45,
+    "data": 35,
+}
 
 
 def version_columns(metric_names: Sequence[str]) -> list[Column]:
     """Columns of the versions table with up to three key metrics."""
+    metrics = [f"m:{name}" for name in metric_names[:3]]
     cols = [
-        Column("mark", " ", 1, priority=100),
-        Column("version", "VERSION", 10, min_width=8, priority=100),
-        Column("stage", "STAGE", 10, min_width=5, priority=90),
-        Column("author", "BY", 10, min_width=6, priority=55, flex=True, max_width=18),
-        Column("created", "AGE", 4, priority=60, align="right"),
-        Column("commit", "COMMIT", 8, priority=48),
-        Column("data", "DATA", 8, priority=35),
+        Column("mark", " ", 1),
+        Column("version", "VERSION", 10, min_width=8),
+        Column("stage", "STAGE", 10),  # "production" cut short reads as nothing
+        Column("author", "BY", 10, min_width=6, flex=True, max_width=18),
+        Column("created", "AGE", 4, align="right"),
+        Column("commit", "COMMIT", 8),
+        Column("data", "DATA", 8),
+        *(Column(key, key[2:].upper()[:14], 14, align="right") for key in metrics),
+        Column("ci", "CI", 2),
+        Column("worst", "WORST VS PROD", 17, min_width=15, stands_for=tuple(metrics)),
     ]
-    for i, name in enumerate(metric_names[:3]):
-        # The first two key metrics stay; a third goes before anything else is squeezed.
-        priority = (80, 70, 45)[i]
-        cols.append(Column(f"m:{name}", name.upper()[:15], 15, priority=priority, align="right"))
-    cols.append(Column("ci", "CI", 2, priority=85))
-    return cols
+    priorities = {**VERSION_PRIORITY, **{key: VERSION_PRIORITY[f"m:{i}"] for i, key in
+                                         enumerate(metrics, 1)}}  # fmt: skip
+    return list(ranked(cols, priorities))
 
 
 def metric_cell(
@@ -357,6 +416,53 @@ def metric_cell(
     text.append(
         fmt.verdict(better, delta) + fmt.signed(delta, number_format), style=pal.verdict(better)
     )
+    return text
+
+
+def worst_change(
+    metrics: Mapping[str, float], base: Mapping[str, float], names: Sequence[str], specs: Any
+) -> tuple[str, float, bool | None, Any] | None:
+    """Of ``names``, the metric that changed most for the worse against ``base`` (relative to
+    the base value, so metrics of any unit compare): (name, delta, better, spec); None when
+    no metric has both values."""
+    found = []
+    for name in names:
+        value, before = metrics.get(name), base.get(name)
+        if value is None or before is None:
+            continue
+        spec = specs(name)
+        delta = value - before
+        better = fmt.better(delta, spec.direction, spec.format)
+        gain = delta / abs(before) if before else delta
+        score = 0.0 if better is None else gain if spec.direction == "higher" else -gain
+        found.append((score, name, delta, better, spec))
+    if not found:
+        return None
+    _score, name, delta, better, spec = min(found, key=lambda f: f[0])
+    return name, delta, better, spec
+
+
+def worst_cell(
+    detail: Any,
+    base_detail: Any | None,
+    names: Sequence[str],
+    specs: Any,
+    pal: Palette,
+    *,
+    is_base: bool,
+) -> Text:
+    """'▼+26.0 latency_p95_ms': the worst change of a version's key metrics vs production."""
+    if is_base:
+        return Text("base", style=pal.muted)
+    base = base_detail.metrics if base_detail is not None else {}
+    worst = worst_change(detail.metrics, base, names, specs)
+    if worst is None:
+        return Text("\u2013", style=pal.muted)
+    name, delta, better, spec = worst
+    text = Text(
+        fmt.verdict(better, delta) + fmt.signed(delta, spec.format), style=pal.verdict(better)
+    )
+    text.append(f" {name}", style=pal.muted)
     return text
 
 
@@ -389,8 +495,10 @@ def version_cells(
     pal: Palette,
     now: datetime,
     rolled_back: bool = False,
+    key_metrics: Sequence[str] = (),
 ) -> dict[str, Cell]:
-    """Cells of one row of the versions table (detail None: still loading)."""
+    """Cells of one row of the versions table (detail None: still loading). ``key_metrics``:
+    every key metric (the table shows three at most), for the worst change."""
     waiting = _c("…", style=pal.muted)
     cells: dict[str, Cell] = {
         "version": version_mark_cell(
@@ -408,6 +516,7 @@ def version_cells(
         cells["ci"] = waiting
         for name in metric_names:
             cells[f"m:{name}"] = waiting
+        cells["worst"] = waiting
         return cells
     digest = detail.data.digest if detail.data is not None else ""
     cells["data"] = _c(digest or "\u2013", style=pal.muted)
@@ -424,4 +533,8 @@ def version_cells(
             pal,
             is_base=version.version == production,
         )
+    cells["worst"] = worst_cell(
+        detail, base_detail, list(key_metrics) or list(metric_names), specs, pal,
+        is_base=version.version == production,
+    )  # fmt: skip
     return cells

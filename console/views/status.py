@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from console.domain import ModelVersion
+from console.ports import NotFound
 from console.services.health import HealthService, StageHealth
 from console.services.incidents import RolledBack
 from console.services.overview import ModelView, OverviewService, VersionDetail
@@ -87,9 +88,10 @@ def model_doc(
     return {
         "name": view.model.name,
         "description": view.model.description,
+        "deprecated": view.model.deprecated,
         "stages": stage_docs,
         "candidates": list(view.candidates),
-        "versions": len(view.versions),
+        "versions": sum(1 for v in view.versions if not v.deregistered),  # as gto counts
         "health": _health_doc(view, prod, verdicts),
         "health_by_stage": {s: h.doc() for s, h in verdicts.items()},
         "errors": _errors(view),
@@ -128,16 +130,35 @@ async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, A
         "generated_at": service.clock().isoformat(),
         "stages": list(config.stages),
         "production_stage": config.prod_stage,
+        "registry": await registry_freshness(ws),
         "models": docs,
         "errors": errors,
     }
 
 
-async def collect_versions(ws: Workspace, model: str) -> dict[str, Any]:
+async def registry_freshness(ws: Workspace) -> dict[str, Any]:
+    """Where the registry's shared truth is (a git remote) and when this clone last fetched
+    it: reads show the local clone, so a script can tell how old that view is."""
+    registry: Any = ws.get("registry")
+    remote, fetched = None, None
+    if not callable(getattr(registry, "remote", None)):
+        return {"remote": None, "fetched_at": None}
+    try:
+        remote = await registry.remote()
+        fetched = await registry.fetched_at() if remote else None
+    except Exception as exc:  # a remote that is misconfigured is said by doctor and actions
+        return {"remote": None, "fetched_at": None, "problem": str(exc)}
+    return {"remote": remote, "fetched_at": _iso(fetched)}
+
+
+async def collect_versions(ws: Workspace, model: str) -> tuple[dict[str, Any], bool]:
+    """The versions document, and whether the registry said it has no such model."""
     from console.services.incidents import IncidentService
 
     service = OverviewService(ws)
     view = await service.model_view(model, with_details=False, with_health=False)
+    registry = view.sections.get("registry")
+    unknown = registry is not None and registry.kind == NotFound.kind_label
     details, (incidents, incidents_error) = await asyncio.gather(
         service.version_details(model, list(view.versions), with_params=False),
         IncidentService(service).rolled_back(model),
@@ -169,7 +190,7 @@ async def collect_versions(ws: Workspace, model: str) -> dict[str, Any]:
         "model": model,
         "versions": rows,
         "errors": errors,
-    }
+    }, unknown
 
 
 def _rolled_back_doc(rec: RolledBack | None) -> dict[str, Any] | None:
@@ -222,14 +243,20 @@ def _echo_json(doc: dict[str, Any]) -> None:
     print(json.dumps(doc, indent=2, sort_keys=False, default=str))
 
 
-def _console() -> Any:
+def _console(*, stderr: bool = False) -> Any:
     import sys
 
     from rich.console import Console
 
+    class PipedConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich would exit 1 here; the CLI ends every command's broken pipe the same way.
+            raise BrokenPipeError
+
     # Piped output is read by people in wide windows and by grep: do not wrap it at 80.
-    width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, soft_wrap=False, width=width)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 200
+    return PipedConsole(highlight=False, soft_wrap=False, width=width, file=stream)
 
 
 def _print_errors(console: Any, errors: list[dict[str, Any]]) -> None:
@@ -262,8 +289,9 @@ def render_status(
         for stage in reversed(doc["stages"]):
             s = m["stages"].get(stage)
             live = _fmt_health(m["health"]) if stage == doc["production_stage"] else ""
+            name = m["name"] + (" (deprecated)" if m.get("deprecated") else "")
             table.add_row(
-                m["name"] if first else "",
+                name if first else "",
                 stage,
                 s["version"] if s else "—",
                 (s["commit_short"] or "") if s else "",
@@ -279,9 +307,14 @@ def render_status(
         if waiting:
             more = f" (+{len(waiting) - 3})" if len(waiting) > 3 else ""
             table.add_row("", "waiting", ", ".join(waiting[-3:]) + more, *[""] * 6)
-    console = _console()
-    console.print(table)
-    _print_errors(console, doc["errors"])
+    _console().print(table)
+    said = _console(stderr=True)  # the table stays clean for pipes
+    reg = doc.get("registry") or {}
+    if reg.get("remote"):
+        when = reg.get("fetched_at") or "never"
+        said.print(f"registry: shared through {reg['remote']}; last fetched {when} "
+                   "(release actions fetch first)", highlight=False)  # fmt: skip
+    _print_errors(said, doc["errors"])
 
 
 def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
@@ -319,5 +352,6 @@ def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
             )
             console.print(line, markup=False, soft_wrap=True)
     _print_errors(
-        console, [{"model": None, "section": k, "message": v} for k, v in doc["errors"].items()]
+        _console(stderr=True),
+        [{"model": None, "section": k, "message": v} for k, v in doc["errors"].items()],
     )

@@ -13,7 +13,7 @@ import struct
 import subprocess
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -222,5 +222,41 @@ def backend_ctx(tmp_path: Path) -> Callable[..., BackendContext]:
         state = tmp_path / "state"
         state.mkdir(exist_ok=True)
         return BackendContext(workspace=workspace, state_dir=state, config=None, timeout=timeout)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _gto_world_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Any]:
+    return {}
+
+
+@pytest.fixture
+def gto_world(
+    _gto_world_templates: dict[bool, Any], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> Callable[..., Any]:
+    """Factory: ``gto_world(dot_gto=True)`` -> a fresh copy of the repository the ``gto`` CLI
+    built (tests/backends/_gto_world.py); built once per session and variant, then copied."""
+    import shutil
+
+    from _gto_world import build_gto_world
+
+    def make(*, dot_gto: bool) -> Any:
+        template = _gto_world_templates.get(dot_gto)
+        if template is None:
+            base = tmp_path_factory.mktemp("gto-world")
+
+            def repo_at(name: str) -> GitRepo:
+                path = base / name
+                path.mkdir(parents=True)
+                repo = GitRepo(path)
+                repo.git("init", "-q", "-b", "main")
+                return repo
+
+            template = _gto_world_templates[dot_gto] = build_gto_world(repo_at, dot_gto=dot_gto)
+        path = tmp_path / f"world-{'gto' if dot_gto else 'tags'}"
+        shutil.copytree(template.repo.path, path, symlinks=True)
+        repo = GitRepo(path, clock=template.repo.clock)
+        return replace(template, repo=repo)
 
     return make

@@ -1,122 +1,25 @@
 """GtoRegistry and the real ``gto`` CLI agree, whichever of them wrote the tags.
 
-The CLI is found at $CD4ML_GTO, else at .venv-gto/bin/gto in the repository (``make tools``).
-Reads go through the CLI (``gto show --json``, ``gto history --json``). Writes made by gto run
-its click app in one process of gto's own interpreter with the clock set per step: each CLI
-start costs ~0.7 s, and gto stamps tags with the current second, so real-time writes would
-make the test slow and same-second ties (which gto orders arbitrarily) possible.
+Reads go through the CLI (``gto show --json``, ``gto history --json``); writes made by gto run
+its click app with the clock set per step (tests/backends/_gto_cli.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from _gto_cli import GTO, gto_json, gto_python, gto_reads, gto_write, needs_gto
 
 from console.backends.gto_registry import GtoRegistry
 from console.backends.gto_tags import parse_tag
 from console.backends.plugin import GtoConfig
 
-ROOT = Path(__file__).resolve().parents[2]
-GTO = Path(os.environ.get("CD4ML_GTO") or ROOT / ".venv-gto" / "bin" / "gto")
 T0 = 1_710_000_000  # 2024-03-09T16:00:00Z, after the fixture's commits
 
-
-def _gto_python() -> str | None:
-    """The interpreter of the gto script (its shebang), if it can import gto."""
-    try:
-        first = GTO.read_text().splitlines()[0]
-    except (OSError, IndexError):
-        return None
-    python = first[2:].strip().split()[0] if first.startswith("#!") else ""
-    if not python or not os.access(python, os.X_OK):
-        return None
-    probe = subprocess.run([python, "-c", "import gto.cli"], capture_output=True, check=False)
-    return python if probe.returncode == 0 else None
-
-
-pytestmark = pytest.mark.skipif(
-    not (GTO.is_file() and os.access(GTO, os.X_OK)),
-    reason=f"the gto CLI is not installed at {GTO}: run `make tools` or set CD4ML_GTO",
-)
-
-DRIVER = r"""
-import json, os, sys, time
-from gto.cli import app
-for step in json.load(sys.stdin):
-    # scmrepo may write the tag with dulwich (stamps time.time()), pygit2 (declines when
-    # GIT_COMMITTER_DATE is set) or GitPython (runs git, which honours it).
-    time.time = lambda at=step["at"]: float(at)
-    os.environ["GIT_COMMITTER_DATE"] = f"{step['at']} +0000"
-    os.environ["GIT_COMMITTER_NAME"] = step["actor"]
-    os.environ["GIT_COMMITTER_EMAIL"] = step["actor"].lower() + "@example.com"
-    try:
-        code = app.main(step["args"], prog_name="gto", standalone_mode=False)
-    except SystemExit as exc:
-        code = exc.code
-    if code:  # click returns the exit code when not in standalone mode
-        sys.exit("gto " + " ".join(step["args"]) + f" failed ({code})")
-"""
-
-
-READER = r"""
-import contextlib, io, json, sys
-from gto.cli import app
-out = []
-for args in json.load(sys.stdin):
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = app.main(args, prog_name="gto", standalone_mode=False)
-    if code:
-        sys.exit("gto " + " ".join(args) + f" failed ({code})")
-    out.append(json.loads(buf.getvalue()))
-print(json.dumps(out))
-"""
-
-
-def _run_gto_python(repo, script: str, payload: object) -> str:
-    python = _gto_python()
-    if python is None:
-        pytest.skip(f"can not find the Python interpreter of {GTO} to drive gto's CLI")
-    proc = subprocess.run(
-        [python, "-c", script],
-        input=json.dumps(payload).encode(),
-        cwd=repo.path,
-        env=repo.env,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:] + proc.stdout.decode()[-2000:]
-    return proc.stdout.decode()
-
-
-def gto_write(repo, steps: list[tuple[int, str, list[str]]]) -> None:
-    """Run gto CLI commands in order: (unix time, actor, argv) each."""
-    _run_gto_python(repo, DRIVER, [{"at": at, "actor": a, "args": args} for at, a, args in steps])
-
-
-def gto_reads(repo, *commands: list[str]) -> list:
-    """The JSON output of several read-only gto CLI commands, run in one process."""
-    return json.loads(_run_gto_python(repo, READER, [[*c, "--json"] for c in commands]))
-
-
-def gto_json(repo, *args: str):
-    """One run of the gto executable itself."""
-    proc = subprocess.run(
-        [str(GTO), *args, "--json"],
-        cwd=repo.path,
-        env=repo.env,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    return json.loads(proc.stdout)
+pytestmark = needs_gto
 
 
 EVENT_KINDS = {
@@ -285,7 +188,7 @@ print(json.dumps(out))
 
 
 def test_tag_grammar_matches_gtos_parser():
-    python = _gto_python()
+    python = gto_python()
     if python is None:
         pytest.skip(f"can not find the Python interpreter of {GTO}")
     proc = subprocess.run(
@@ -297,3 +200,55 @@ def test_tag_grammar_matches_gtos_parser():
         expected = theirs[name] or None
         got = mine and [mine.artifact, mine.action.value, mine.version, mine.stage, mine.counter]
         assert got == expected, name
+
+
+async def test_a_registry_built_by_the_gto_cli_reads_as_gto_shows_it(gto_world, backend_ctx):
+    """Seven artifacts, old and new tag styles, deprecations, a `dir:name` artifact and a
+    same-second tie: every holder, version and author agrees with `gto show`/`gto history`."""
+    world = gto_world(dot_gto=True)
+    registry = GtoRegistry(GtoConfig(), backend_ctx(world.repo.path))
+    await assert_agree(world.repo, registry)
+    ranker = {s.stage: s.version for s in await registry.stages("ranker")}
+    assert ranker["prod"] == "v1.0.0"  # the tie: gto takes the version registered first
+
+
+async def test_same_second_ties_follow_gtos_order(git_repo, backend_ctx):
+    """Two assignments to one stage in the same second: gto takes the version registered
+    first (whatever the counters, the semver order or the order of the assignments)."""
+    repo = git_repo()
+    c = [repo.commit(f"c{i}") for i in range(8)]
+
+    def register(name, i, version, at):
+        return (at, "Alice", ["register", name, c[i], "--version", version])
+
+    def assign(name, version, at, stage="prod"):
+        return (at, "Bob", ["assign", name, "--version", version, "--stage", stage])
+
+    steps = [
+        # registered in semver order, assigned newest first / oldest first
+        register("a", 0, "v1.0.0", T0), register("a", 1, "v2.0.0", T0 + 10),
+        assign("a", "v1.0.0", T0 + 20), assign("a", "v2.0.0", T0 + 20),
+        register("b", 0, "v1.0.0", T0), register("b", 1, "v2.0.0", T0 + 10),
+        assign("b", "v2.0.0", T0 + 20), assign("b", "v1.0.0", T0 + 20),
+        # registered against semver order
+        register("c", 0, "v2.0.0", T0), register("c", 1, "v1.0.0", T0 + 10),
+        assign("c", "v1.0.0", T0 + 20), assign("c", "v2.0.0", T0 + 20),
+        # three in one second, one of them registered in the same second as another
+        register("d", 0, "v1.0.0", T0 + 5), register("d", 1, "v1.1.0", T0 + 5),
+        register("d", 2, "v0.9.0", T0 + 9),
+        assign("d", "v0.9.0", T0 + 20), assign("d", "v1.1.0", T0 + 20),
+        assign("d", "v1.0.0", T0 + 20),
+        # the same version assigned again later breaks the tie
+        register("e", 0, "v1.0.0", T0), register("e", 1, "v2.0.0", T0 + 10),
+        assign("e", "v1.0.0", T0 + 20), assign("e", "v2.0.0", T0 + 20),
+        assign("e", "v1.0.0", T0 + 30, "staging"), assign("e", "v2.0.0", T0 + 40, "staging"),
+    ]  # fmt: skip
+    gto_write(repo, steps)
+    registry = GtoRegistry(GtoConfig(), backend_ctx(repo.path))
+    (shown,) = gto_reads(repo, ["show"])
+    for name in "abcde":
+        ours = {s.stage: s.version for s in await registry.stages(name)}
+        assert ours == {k: v for k, v in shown[name]["stage"].items() if v}, name
+    assert shown["a"]["stage"]["prod"] == shown["b"]["stage"]["prod"] == "v1.0.0"
+    assert shown["c"]["stage"]["prod"] == "v2.0.0"
+    await assert_agree(repo, registry)

@@ -539,16 +539,53 @@ async def test_ten_thousand_versions(git_repo, backend_ctx, monkeypatch):
 
 
 # -- push --------------------------------------------------------------------------------------
+# (two clones of one bare remote, racing, and a third read by gto: test_gto_remote.py)
 
 
-async def test_push_remote(registered, backend_ctx, git_repo):
+async def test_a_remote_decides_and_nothing_is_written_when_it_can_not(
+    registered, backend_ctx, git_repo
+):
     repo, _ = registered
     remote = git_repo("remote.git", bare=True)
     repo.git("remote", "add", "origin", str(remote.path))
-    registry = make_registry(repo, backend_ctx, push_remote="origin")
+    repo.git("push", "-q", "origin", "refs/tags/*")
+    registry = make_registry(repo, backend_ctx)  # origin by default
+    await registry.sync()
     await registry.assign("m", "v1.0.0", "prod", actor="eve")
-    assert remote.git("tag", "-l") == "m#prod#1"
-    broken = make_registry(repo, backend_ctx, push_remote="nowhere")
-    with pytest.raises(Unreachable, match=r"tag m#prod#2 was created locally"):
-        await broken.assign("m", "v1.1.0", "prod", actor="eve", expected="v1.0.0")
-    assert "m#prod#2" in repo.git("tag", "-l")
+    assert "m#prod#1" in remote.git("tag", "-l").split()
+    assert "m#prod#1" in repo.git("tag", "-l").split()
+    named = make_registry(repo, backend_ctx, push_remote="nowhere")
+    with pytest.raises(Unreachable, match=r"'nowhere', which is not a remote"):
+        await named.assign("m", "v1.1.0", "prod", actor="eve", expected="v1.0.0")
+    repo.git("remote", "set-url", "origin", str(remote.path.parent / "gone.git"))
+    with pytest.raises(Unreachable, match=r"nothing was changed: pushing tag m#prod#2 to origin"):
+        await make_registry(repo, backend_ctx).assign(
+            "m", "v1.1.0", "prod", actor="eve", expected="v1.0.0"
+        )
+    assert "m#prod#2" not in repo.git("tag", "-l").split()  # not a release: not even locally
+
+
+async def test_local_only_writes_say_how_to_push(registered, backend_ctx, git_repo):
+    repo, _ = registered
+    remote = git_repo("remote.git", bare=True)
+    repo.git("remote", "add", "origin", str(remote.path))
+    registry = make_registry(repo, backend_ctx, push_remote=False)
+    done = await registry.assign("m", "v1.0.0", "prod", actor="eve")
+    assert remote.git("tag", "-l") == ""
+    note = await registry.unpublished(done.ref)
+    assert f"push origin refs/tags/{done.ref}" in note and "only in this clone" in note
+
+
+async def test_reads_say_how_old_the_last_fetch_is(registered, backend_ctx, git_repo):
+    repo, _ = registered
+    remote = git_repo("remote.git", bare=True)
+    repo.git("remote", "add", "origin", str(remote.path))
+    registry = make_registry(repo, backend_ctx)
+    assert await registry.remote() == "origin" and await registry.fetched_at() is None
+    await registry.sync()
+    fetched = await registry.fetched_at()
+    (repo.path / "now").touch()  # the file system's clock, not the process's (faketime)
+    assert (
+        fetched is not None and abs((repo.path / "now").stat().st_mtime - fetched.timestamp()) < 600
+    )
+    assert await make_registry(repo, backend_ctx, push_remote=False).fetched_at() is None

@@ -210,3 +210,28 @@ async def test_ci_runs_cover_versions_and_the_failed_candidate(demo: DemoInfo) -
     assert len(failed) == 2
     evaluate = next(j for j in failed[0].jobs if j.name == "evaluate")
     assert evaluate.tests_failed == 1 and evaluate.tests_total
+
+
+async def test_the_seeded_audit_log_never_goes_back_in_time(demo: DemoInfo) -> None:
+    from console.services.workspace import open_workspace
+
+    config = read_config_file(demo.config_path)
+    config = config.model_copy(
+        update={"backends": {k: v for k, v in config.backends.items() if k != "metrics"}}
+    )
+    async with open_workspace(config) as ws:
+        events = list(await ws.backends["audit"].events())
+    times = [e.at for e in sorted(events, key=lambda e: e.seq)]
+    assert times == sorted(times)  # the waiting request is in its place, not appended last
+    assert "request" in [e.action for e in events]
+
+
+def test_the_metrics_port_is_one_nobody_listens_on(tmp_path: Path) -> None:
+    from console.demo.run import metrics_port, port_is_free
+
+    info = build_demo(tmp_path / "ws", seed=7, now=NOW)
+    assert metrics_port(info.config_path) == info.port
+    assert info.port != 8765  # a fixed port on a shared bastion is another user's server
+    assert port_is_free(info.port)
+    marker = json.loads((info.path / MARKER).read_text())
+    assert marker["root_commit"] == git(info.path, "rev-list", "--max-parents=0", "HEAD").strip()

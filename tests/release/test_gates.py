@@ -136,7 +136,9 @@ def test_schema_gate(changes, ack: bool, passed: bool, n: int) -> None:
     r = g.schema_gate(facts(schema_changes=changes), acknowledged=ack)
     assert (r.passed, r.observed) == (passed, n)
     if changes and not ack:
-        assert "--ack-schema-change" in r.detail
+        # Words both front ends can act on: the CLI's flag would mean nothing in the TUI's
+        # dialog (a checkbox there); the CLI says its flag itself (test_cli).
+        assert "needs an acknowledgement" in r.detail and "--" not in r.detail
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -183,6 +185,59 @@ def test_window_override_passes_and_names_the_admin() -> None:
 def test_approvals_gate(required: int, approvers: list[str], passed: bool) -> None:
     r = g.approvals_gate(required, approvers, ["release_manager"] * len(approvers), ["admin"])
     assert (r.passed, r.observed, r.threshold) == (passed, len(approvers), required)
+
+
+APPROVAL_WORDS = [
+    # required, approvers, the gate's words, its numbers
+    (0, [], "no approvals required", ""),  # not "0 of 0 approval(s): none yet"
+    (1, [], "0 of 1 approval: none yet; may approve: admin", "0 of 1"),
+    (2, ["a"], "1 of 2 approvals: a (release_manager); may approve: admin", "1 of 2"),
+]
+
+
+@pytest.mark.parametrize(("required", "approvers", "detail", "numbers"), APPROVAL_WORDS)
+def test_approvals_gate_words(required, approvers, detail: str, numbers: str) -> None:
+    r = g.approvals_gate(required, approvers, ["release_manager"] * len(approvers), ["admin"])
+    assert (r.detail, g.gate_numbers(r)) == (detail, numbers)
+
+
+NUMBER_WORDS = [
+    # bound, value, base: what the numbers column says (never a bare "-0.012 vs 0.01")
+    (MetricBound(metric="auc", max_regression=0.01), 0.948, 0.936, "0.012 better"),
+    (MetricBound(metric="auc", max_regression=0.01), 0.931, 0.936, "0.005 worse ≤ 0.01"),
+    (MetricBound(metric="auc", max_regression=0.01), 0.9, 0.936, "0.036 worse > 0.01"),
+    (MetricBound(metric="auc", max_regression=0.01), 0.936, 0.936, "unchanged"),
+    (MetricBound(metric="latency", max_regression=2), 15.0, 20.0, "5 better"),
+    (MetricBound(metric="auc", min=0.8), 0.85, None, "0.85 ≥ 0.8"),
+    (MetricBound(metric="auc", min=0.8), 0.79, None, "0.79 < 0.8"),
+    (MetricBound(metric="latency", max=50), 51.0, None, "51 > 50"),
+    (MetricBound(metric="latency", max=50), 41.0, None, "41 ≤ 50"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("bound", "value", "base", "words"), NUMBER_WORDS)
+def test_gate_numbers_say_better_or_worse(bound: MetricBound, value, base, words: str) -> None:
+    f = facts(metrics={bound.metric: value},
+              base_metrics={bound.metric: base} if base is not None else {})  # fmt: skip
+    (got,) = g.metric_gates(bound, f, spec)
+    assert g.gate_numbers(got) == words
+
+
+NOT_APPLICABLE = [
+    # candidate metrics, base metrics, n/a (a bound on a metric the model never records)
+    ({"rmse": 1.0}, {"rmse": 1.1}, True),
+    ({"auc": 0.9}, {"auc": 0.9}, False),
+    ({"rmse": 1.0}, {"auc": 0.9}, False),  # production records it: the candidate fails
+]
+
+
+@pytest.mark.parametrize(("metrics", "base", "na"), NOT_APPLICABLE)
+def test_a_bound_on_a_metric_never_recorded_reads_n_a(metrics, base, na: bool) -> None:
+    got = g.metric_gates(MetricBound(metric="auc", min=0.8), facts(metrics=metrics,
+                         base_metrics=base), spec)  # fmt: skip
+    assert g.not_applicable(got[0]) is na
+    if na:
+        assert got[0].detail.startswith("n/a: auc is not recorded") and g.gate_numbers(got[0]) == ""
 
 
 def test_quality_gates_follow_the_policy_and_evidence_ignores_process_gates() -> None:

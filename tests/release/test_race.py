@@ -1,5 +1,7 @@
-"""Two real processes approve at the same moment: both pass every check, both write an intent,
-both ask the registry to move the same stage; git's atomic ref update lets exactly one win."""
+"""Two real processes approve at the same moment: both pass every check and append their
+intent at once; the audit store's per-stage lock lets exactly one through to the registry, and
+the other is refused naming it. (With separate audit stores the registry's compare-and-set
+decides: tests/reliability/test_race.py races both.)"""
 
 from __future__ import annotations
 
@@ -23,24 +25,25 @@ root, user, me, other = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(
 
 
 class Barrier:
-    # Holds assign() until the other process has reached it too.
+    # Holds the append of an intent until the other process has reached it too.
     def __init__(self, inner):
         self.inner = inner
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    async def assign(self, *args, **kw):
-        me.touch()
-        deadline = time.monotonic() + 30
-        while not other.exists() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        return await self.inner.assign(*args, **kw)
+    async def append(self, event):
+        if event.action == "intent":
+            me.touch()
+            deadline = time.monotonic() + 30
+            while not other.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        return await self.inner.append(event)
 
 
 async def main():
     ws = open_workspace(load_config(None, root))
-    ws.backends["registry"] = Barrier(ws.backends["registry"])
+    ws.backends["audit"] = Barrier(ws.backends["audit"])
     async with ws:
         svc = ReleaseService(ws, identity=lambda: Actor(user=user))
         try:
@@ -78,13 +81,16 @@ def test_two_processes_racing_exactly_one_wins(
     statuses = sorted(o["status"] for o in outs)
     assert statuses == ["executed", "refused"], outs
     loser = next(o for o in outs if o["status"] == "refused")
-    assert "nothing changed" in loser["message"]
+    assert loser["kind"] == "conflict" and "nothing changed" in loser["message"]
+    assert "is being moved by" in loser["message"]
     assert [t for t in workspace.tags() if t.startswith("m#production")] == [
         "m#production#1", "m#production#2"
     ]  # fmt: skip
 
     log = json.loads(run_cli("-w", str(workspace.path), "audit", "m", "--json").stdout)["events"]
     outcomes = sorted(e["result"] for e in log if e["action"] == "outcome")
-    assert outcomes == ["conflict", "executed"]
-    assert len([e for e in log if e["action"] == "intent"]) == 2
+    assert outcomes == ["executed"]
+    assert len([e for e in log if e["action"] == "intent"]) == 1
+    refused = [e for e in log if e["action"] == "promote" and e["result"] == "conflict"]
+    assert len(refused) == 1 and refused[0]["details"]["holder"] in ("rita", "erin")
     assert run_cli("-w", str(workspace.path), "audit", "verify").exit_code == 0

@@ -6,12 +6,18 @@ import pytest
 
 from console.domain import ModelVersion, RegistryEvent, RegistryEventKind
 from console.services.release import Refused
-from console.services.release.rollback import previous_version
+from console.services.release.rollback import previous_version, rolled_back_from
 from tests.release.fakes import World
 
 
-def assign(version: str, stage: str = "production") -> RegistryEvent:
-    return RegistryEvent(model="m", kind=RegistryEventKind.ASSIGN, version=version, stage=stage)
+def assign(version: str, stage: str = "production", message: str = "") -> RegistryEvent:
+    return RegistryEvent(
+        model="m", kind=RegistryEventKind.ASSIGN, version=version, stage=stage, message=message
+    )
+
+
+def rolled_back_to(version: str) -> RegistryEvent:
+    return assign(version, message=f"rollback m {version} to production (req-1): INC-9")
 
 
 VERSIONS = [ModelVersion(model="m", version=v) for v in ("v1", "v2", "v3")] + [
@@ -24,15 +30,44 @@ PREVIOUS = [
     ([assign("v1"), assign("v2"), assign("v1"), assign("v2")], "v2", "v1"),
     ([assign("v0"), assign("v2")], "v2", None),  # deregistered versions are skipped
     ([assign("v2")], "v2", None),
-    # v3 was rolled back (production moved from it to an older version): never propose it again
-    ([assign("v1"), assign("v2"), assign("v3"), assign("v2")], "v2", "v1"),
-    ([assign("v1"), assign("v3"), assign("v1")], "v1", None),
+    # The previous holder, even when production moved from it to a lower version ...
+    ([assign("v1"), assign("v2"), assign("v3"), assign("v2")], "v2", "v3"),
+    ([assign("v1"), assign("v3"), assign("v1")], "v1", "v3"),
+    # ... unless that move was a rollback: never propose the version of the last incident
+    ([assign("v1"), assign("v2"), assign("v3"), rolled_back_to("v2")], "v2", "v1"),
+    ([assign("v1"), assign("v3"), rolled_back_to("v1")], "v1", None),
+    # a version rolled back once and promoted again is a holder like any other
+    ([assign("v1"), assign("v3"), rolled_back_to("v1"), assign("v3"), assign("v2")], "v2", "v3"),
 ]
+
+
+def unassign(version: str, stage: str = "production") -> RegistryEvent:
+    return RegistryEvent(model="m", kind=RegistryEventKind.UNASSIGN, version=version, stage=stage)
+
+
+PULLED = [
+    # `gto deprecate m v2 production`: v2 was taken out of the stage on purpose
+    ([assign("v1"), assign("v2"), assign("v3"), unassign("v2")], "v3", "v1"),
+    ([assign("v1"), assign("v2"), unassign("v1"), assign("v3")], "v3", "v2"),
+    # pulled, then put back on purpose: a candidate again
+    ([assign("v1"), assign("v2"), unassign("v1"), assign("v1"), assign("v3")], "v3", "v1"),
+    # pulled from another stage only: still a production candidate
+    ([assign("v1"), assign("v2"), unassign("v2", "staging"), assign("v3")], "v3", "v2"),
+    ([assign("v1"), unassign("v1"), assign("v3")], "v3", None),
+]
+
+
+@pytest.mark.parametrize(("history", "current", "expected"), PULLED)
+def test_previous_version_skips_versions_unassigned_on_purpose(
+    history, current: str, expected: str | None
+) -> None:
+    assert previous_version(history, "production", current, VERSIONS) == expected
 
 
 @pytest.mark.parametrize(("history", "current", "expected"), PREVIOUS)
 def test_previous_version(history, current: str, expected: str | None) -> None:
-    assert previous_version(history, "production", current, VERSIONS) == expected
+    rolled = rolled_back_from(history, "production")
+    assert previous_version(history, "production", current, VERSIONS, rolled) == expected
 
 
 async def test_rollback_moves_back_and_deploys_without_quorum() -> None:
@@ -135,3 +170,32 @@ async def test_the_rolled_back_gate_waits_for_its_acknowledgement_through_approv
     # the approver's gates carry the requester's acknowledgement
     done = await w.svc("rita").approve("m", "v1.1.0", "production", comment="ok")
     assert done.status == "executed"
+
+
+async def test_the_default_target_is_the_previous_holder_even_at_a_higher_version() -> None:
+    w = World(approvals=0)
+    w.registry.move("production", "v1.3.0", "dev")
+    w.registry.move("production", "v1.1.0", "dev")  # a promotion, though to a lower version
+    plan = await w.svc("sam").plan_rollback("m")
+    assert (plan.from_version, plan.version, plan.notices) == ("v1.1.0", "v1.3.0", ())
+
+
+async def test_the_default_target_passes_over_the_version_of_the_last_incident() -> None:
+    w = World(approvals=0)
+    w.registry.move("production", "v1.1.0", "dev")
+    w.registry.move("production", "v1.3.0", "dev")
+    done = await w.svc("sam").rollback("m", reason="INC-9: errors", confirmation="m")
+    assert (done.status, w.registry.pointers["production"]) == ("executed", "v1.1.0")
+    plan = await w.svc("sam").plan_rollback("m")
+    assert plan.version == "v1.0.0"
+    assert any("v1.3.0 was itself rolled back" in n and "by sam" in n for n in plan.notices)
+
+
+def test_a_holder_passed_over_is_named_once() -> None:
+    from console.services.release.rollback import choose_target
+
+    history = [assign("v1"), assign("v3"), rolled_back_to("v2"), assign("v3"),
+               rolled_back_to("v2")]  # fmt: skip
+    target, passed = choose_target(history, "production", "v2", VERSIONS,
+                                   rolled_back_from(history, "production"))  # fmt: skip
+    assert target == "v1" and len(passed) == 1 and passed[0].startswith("v3 was itself rolled")

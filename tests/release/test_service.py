@@ -159,6 +159,8 @@ async def test_outcome_write_failure_after_the_move_says_exactly_that() -> None:
     with pytest.raises(ReleaseError) as err:
         await w.svc("dev").promote("m", "v1.1.0", "production", reason="r")
     assert "now points at v1.1.0" in err.value.message and "reconciled" in err.value.message
+    assert "disk full)" in err.value.message
+    assert "nothing was changed" not in err.value.message  # it did change: say only that
     assert w.registry.assign_calls == 1
 
 
@@ -251,14 +253,23 @@ async def test_evidence_binding_and_expiry_of_approvals() -> None:
     assert "expired" in why["rita"] and why["erin"] == ""
 
 
-async def test_new_ci_result_invalidates_earlier_approvals() -> None:
+async def test_new_evidence_voids_the_request_and_its_approvals() -> None:
+    """A request binds the evidence it was made on: approving other evidence is refused with
+    both hashes, and requesting again starts afresh (the earlier approval no longer counts)."""
     w = World(approvals=2)
-    await w.svc("dev").promote("m", "v1.1.0", "production", reason="r")
+    first = await w.svc("dev").promote("m", "v1.1.0", "production", reason="r")
     await w.svc("rita").approve("m", "v1.1.0", "production")
     w.data.by_commit[commit_of("v1.1.0")]["auc"] = 0.95  # the metrics file changed
-    result = await w.svc("erin").approve("m", "v1.1.0", "production")
-    assert result.status == "pending" and result.plan is not None
-    assert "different gate evidence" in {a.actor: a.why for a in result.plan.approvals}["rita"]
+    with pytest.raises(
+        Refused, match=r"evidence changed since req-0001.*request \w{12}, now \w{12}"
+    ):
+        await w.svc("erin").approve("m", "v1.1.0", "production")
+    assert w.registry.pointers["production"] == "v1.0.0"
+    again = await w.svc("dev").promote("m", "v1.1.0", "production", reason="r, new metrics")
+    assert again.request is not None and first.request is not None
+    assert again.request["id"] == "req-0002" and again.request["approvals"] == []
+    states = {v.id: v.state.value for v in await w.svc("dev").request_views("m")}
+    assert states == {"req-0001": "cancelled", "req-0002": "pending"}
 
 
 async def test_reject_and_withdraw() -> None:

@@ -246,6 +246,8 @@ CASES = (
         read=lambda b: b.versions("m"),
         mutate=lambda b: b.assign("m", "2", "production", actor="rita", expected="1"),
         mutation_path="registered-models/alias",
+        # A 404 without MLflow's error_code is a wrong URL or path prefix, not a missing model.
+        expect={"http_404": InvalidResponse},
     ),
     HttpCase(
         "github-actions", "ci", make_github, lambda: github_good,

@@ -1,10 +1,11 @@
 """A long-lived promoter for the race test: one promotion per command, held at the registry's
 compare-and-set until the coordinator releases every worker of the round at once.
 
-stdin lines:  {"round": R, "version": V}   then, when asked, "go"
+stdin lines:  {"round": R, "version": V[, "model": M]}   then, when asked, "go"
 stdout lines: {"at": "assign", "round": R} and {"round": R, "status", "kind", "message"}
 
-usage: python race_worker.py WORKSPACE USER
+usage: python race_worker.py WORKSPACE USER [AUDIT_FILE]
+(AUDIT_FILE: this worker's own audit store, as a second clone or bastion would have)
 """
 
 from __future__ import annotations
@@ -46,14 +47,24 @@ class Held:
 
 async def main() -> None:
     root, user = Path(sys.argv[1]), sys.argv[2]
-    async with open_workspace(load_config(None, root)) as ws:
+    config = load_config(None, root)
+    if len(sys.argv) > 3:
+        base = config.backend("audit")
+        assert base is not None
+        audit = type(base)(**{**base.model_dump(), "path": sys.argv[3]})
+        config = config.model_copy(update={"backends": {**config.backends, "audit": audit}})
+    async with open_workspace(config) as ws:
         held = Held(ws.backends["registry"])
         ws.backends["registry"] = held
 
-        async def no_anchor() -> None:
-            return None
+        class NoAnchor:  # the race is about the registry; the anchor has its own tests
+            async def prove(self) -> None:
+                return None
 
-        svc = ReleaseService(ws, identity=lambda: Actor(user=user), anchor=no_anchor)
+            async def advance(self) -> None:
+                return None
+
+        svc = ReleaseService(ws, identity=lambda: Actor(user=user), anchor=NoAnchor())
         say({"ready": user})
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)
@@ -62,7 +73,7 @@ async def main() -> None:
             cmd = json.loads(line)
             held.round = cmd["round"]
             try:
-                res = await svc.promote("m", cmd["version"], "staging",
+                res = await svc.promote(cmd.get("model", "m"), cmd["version"], "staging",
                                         reason=f"race {cmd['round']}", ack_schema_change=True)  # fmt: skip
                 say({"round": cmd["round"], "status": res.status, "kind": "",
                      "message": res.message})  # fmt: skip

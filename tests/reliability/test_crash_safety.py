@@ -79,8 +79,8 @@ def test_appends_survive_sigkill_200_times_and_audit_verify_passes(tmp_path: Pat
 
 
 class Flaky:
-    """A sqlite3 connection whose Nth INSERT (``write``) or COMMIT (``fsync``) fails with an
-    I/O error, once or from then on; everything else passes through."""
+    """A sqlite3 connection whose Nth INSERT of a record (``write``) or COMMIT (``fsync``)
+    fails with an I/O error, once or from then on; everything else passes through."""
 
     def __init__(self, conn: sqlite3.Connection, flavour: str, n: int, always: bool) -> None:
         self._conn, self.flavour, self.n, self.always = conn, flavour, n, always
@@ -89,7 +89,8 @@ class Flaky:
 
     def execute(self, sql: str, *args: Any) -> Any:
         verb = sql.lstrip().split(None, 1)[0].upper()
-        if verb == {"write": "INSERT", "fsync": "COMMIT"}[self.flavour]:
+        record = verb != "INSERT" or "INTO events" in sql  # not the stage lock's own row
+        if verb == {"write": "INSERT", "fsync": "COMMIT"}[self.flavour] and record:
             self.seen += 1
             if self.seen == self.n or (self.always and self.seen > self.n):
                 self.fired += 1

@@ -81,8 +81,17 @@ async def send(pilot: Any, evs: list[Any]) -> None:
     await pilot.pause()
 
 
-async def _no_anchor() -> None:
+class _NoAnchor:
     """Tests never move an audit anchor ref."""
+
+    async def prove(self) -> None:
+        return None
+
+    async def advance(self) -> None:
+        return None
+
+
+_no_anchor = _NoAnchor()
 
 
 def make_app(world: Any, *, user: str = "ops", **kw: Any) -> ConsoleApp:

@@ -64,14 +64,15 @@ def test_a_rollback_summary_event_counts_too() -> None:
     assert rec.version == "v1.3.0" and rec.reason == "Rollback after INC-2041"
 
 
-def test_the_registry_history_shows_moves_back_to_an_older_version() -> None:
+def test_the_registry_history_shows_moves_it_calls_rollbacks() -> None:
     history = [
         assign(0, "v1.2.1"),
         assign(60, "v1.3.0"),
         assign(120, "v1.2.1", "erin", "Rollback after INC-2041\n"),
         assign(180, "v1.4.0"),
+        assign(240, "v1.1.0", "dev", "promote m v1.1.0 to production (req-1) by dev: older"),
     ]
-    [rec] = from_registry(history)
+    [rec] = from_registry(history)  # a promotion to a lower version is no rollback
     assert (rec.version, rec.to_version, rec.by, rec.source) == (
         "v1.3.0",
         "v1.2.1",
@@ -82,8 +83,9 @@ def test_the_registry_history_shows_moves_back_to_an_older_version() -> None:
 
 
 def test_the_audit_record_wins_over_the_registrys() -> None:
-    registry = from_registry([assign(0, "v1.2.1"), assign(60, "v1.3.0"), assign(120, "v1.2.1"),
-                              assign(130, "v1.1.0")])  # fmt: skip
+    registry = from_registry([assign(0, "v1.2.1"), assign(60, "v1.3.0"),
+                              assign(120, "v1.2.1", message="rollback: INC-2041"),
+                              assign(130, "v1.1.0", message="Rollback: INC-2042")])  # fmt: skip
     audit = from_audit([event(1, "rollback", before="v1.3.0", after="v1.2.1", result="executed",
                               reason="INC-2041")])  # fmt: skip
     records = newest_by_version(audit, registry)
@@ -102,7 +104,7 @@ def test_the_acknowledgement_applies_to_the_stage_and_later_ones() -> None:
 def test_a_move_back_the_console_recorded_as_a_promotion_is_no_rollback() -> None:
     """Promoting an older version on purpose (e.g. into staging to test it again) moves the
     stage back too; the audit log says it was a promotion."""
-    history = [assign(0, "v1.2.1"), assign(60, "v1.3.0"), assign(120, "v1.1.0")]
+    history = [assign(0, "v1.2.1"), assign(60, "v1.3.0"), assign(120, "v1.1.0", message="rollback")]
     promoted = promotions([
         event(1, "outcome", version="v1.1.0", before="v1.3.0", after="v1.1.0", result="executed",
               details={"op": "promote", "intent_seq": 0}).model_copy(
@@ -147,7 +149,7 @@ def test_the_consoles_own_promotion_is_known_by_its_request_whenever_the_tag_is_
     history = [
         assign(0, "v1.2.1"),
         assign(60, "v1.3.0"),
-        assign(600, "v1.1.0", message="promote m v1.1.0 to staging (req-42) by rita: again"),
+        assign(600, "v1.1.0", message="rollback? no: promote m v1.1.0 to staging (req-42)"),
     ]
     outcome = event(1, "outcome", version="v1.1.0", before="v1.3.0", after="v1.1.0",
                     result="executed", request_id="req-42",

@@ -182,3 +182,35 @@ async def test_details_without_params_read_no_parameters_file():
     full = await overview.version_details("fraud-detector", versions)
     assert world.faults.calls["data.params"] == 3
     assert {v: d.metrics for v, d in lean.items()} == {v: d.metrics for v, d in full.items()}
+
+
+async def test_lineage_of_a_candidate_behind_production():
+    """The candidate's commit is an ancestor of production's: not "same commit as the base",
+    but how far behind it is, and production's changes it lacks."""
+    from console.tui.palette import Palette
+    from console.tui.widgets.lineage import render_lineage
+
+    f = fakes()
+    ws, _ = f.make_workspace()
+    overview = OverviewService(ws, clock=lambda: f.NOW)
+    view = await overview.model_view("churn-predictor", with_details=False, with_health=False)
+    versions = {v.version: v for v in view.versions}
+    lineage = await LineageService(overview).lineage(
+        "churn-predictor", versions["v1.8.0"], versions["v1.10.0"]
+    )
+    code = lineage.code
+    assert code is not None and code.commits == ()
+    assert len(code.behind) == 6 and code.behind[0].sha == versions["v1.10.0"].commit
+    assert code.diffstat is not None and code.diffstat.files > 0
+    pal = Palette.from_variables({})
+    text = render_plain(render_lineage(lineage, pal, f.NOW, ws.config.metric_spec))
+    assert "6 commits behind production · it lacks 8 files +87 \u221222" in text
+    assert "same commit" not in text
+
+
+def render_plain(renderable: Any) -> str:
+    from rich.console import Console
+
+    console = Console(width=120, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()

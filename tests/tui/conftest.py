@@ -51,8 +51,17 @@ class Ids:
         return f"req-{self.n:04d}"
 
 
-async def _no_anchor() -> None:
+class _NoAnchor:
     """Tests never move the audit anchor ref (it would land in the repo the tests run in)."""
+
+    async def prove(self) -> None:
+        return None
+
+    async def advance(self) -> None:
+        return None
+
+
+_no_anchor = _NoAnchor()
 
 
 def release_service(ws: Any, user: str, clock: Any, ids: Ids, **kw: Any) -> ReleaseService:
@@ -70,11 +79,11 @@ def ids() -> Ids:
 
 @pytest.fixture
 def make_app(world: Any, clock: Any, ids: Ids) -> Callable[..., ConsoleApp]:
-    """Build an app over ``world``'s fakes acting as ``user`` (default: ops, a release
-    manager who wrote nothing); refresh timers off unless asked."""
+    """Build an app over ``world``'s fakes (or ``over=`` another world's) acting as ``user``
+    (default: ops, a release manager who wrote nothing); refresh timers off unless asked."""
 
-    def make(*, user: str = "ops", **kwargs: Any) -> ConsoleApp:
-        ws, _ = tui_fakes.make_workspace(world)
+    def make(*, user: str = "ops", over: Any = None, **kwargs: Any) -> ConsoleApp:
+        ws, _ = tui_fakes.make_workspace(over or world)
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("refresh_seconds", 0)
         read_only = bool(kwargs.get("read_only", False))
@@ -152,3 +161,17 @@ async def settle(pilot: Any, rounds: int = 3) -> None:
 @pytest.fixture
 def wait() -> Callable[..., Any]:
     return settle
+
+
+@pytest.fixture
+def worse_world(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """price-ranker with three key metrics, the third (latency_ms) worse in every newer
+    version: at 80 columns its column does not fit (the 3 a.m. test, issue 19)."""
+    desc, _metrics = tui_fakes.CATALOG["price-ranker"]
+    metrics = {
+        "ndcg_at_10": (0.412, 0.003, "higher"),
+        "recall_at_5": (0.61, 0.002, "higher"),
+        "latency_ms": (41.0, 3.0, "lower"),
+    }
+    monkeypatch.setitem(tui_fakes.CATALOG, "price-ranker", (desc, metrics))
+    return tui_fakes.FakeWorld()

@@ -128,6 +128,7 @@ class FakeModel:
     prod: int | None  # index of the production version
     staging: int | None
     offset: int = 0  # days before NOW of the newest version
+    deprecated: bool = False  # retired in the registry (gto's @deprecated)
 
     def version_name(self, i: int) -> str:
         return f"v1.{i}.0"
@@ -552,7 +553,12 @@ class FakeRegistry(_Fake):
     async def models(self) -> Sequence[Model]:
         await self._enter("models")
         return [
-            Model(name=m.name, description=m.description, path=f"models/{m.name}")
+            Model(
+                name=m.name,
+                description=m.description,
+                path=f"models/{m.name}",
+                deprecated=m.deprecated,
+            )
             for m in self.world.models.values()
         ]
 

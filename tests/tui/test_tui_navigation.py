@@ -9,6 +9,7 @@ from textual import events
 from textual.command import CommandPalette
 from textual.widgets import Input
 
+from console.tui.palette import palette_of
 from console.tui.screens.help import HelpScreen, help_entries
 from console.tui.screens.model import ModelScreen
 from console.tui.screens.overview import OverviewScreen
@@ -398,3 +399,54 @@ async def test_r_while_a_read_hangs_reads_again_and_the_late_answer_is_dropped(m
                 break
         assert not screen._pending and "v1.10.0" in screen.details
         assert world.faults.calls["ci.runs_for"] > before  # the new reads ran
+
+
+async def test_deprecated_models_are_hidden_until_d_shows_them_marked(make_app, wait, world):
+    world.models["price-ranker"].deprecated = True  # `gto deprecate price-ranker`
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen)
+        assert "price-ranker" not in screen.table.keys  # like `gto show`
+        assert "3 models (+1 deprecated: d)" in screen.query_one("#title").render_line(0).text
+        assert "d Deprecated" in screen.query_one(KeyBar).render_line(0).text
+        assert any(e[:2] == ("d", "Deprecated") for e in help_entries(app, screen))
+        await pilot.press("d")
+        await wait(pilot)
+        assert screen.table.keys == MODELS
+        cells = screen._cells("price-ranker")
+        assert cells["model"][0] == "price-ranker \u2020"
+        assert cells["model"][1] == palette_of(app).muted  # dimmed, and marked for NO_COLOR
+        assert cells["status"][0] == "deprecated"
+        assert screen.rows["price-ranker"].deprecated
+        await pilot.press("d")
+        await wait(pilot)
+        assert "price-ranker" not in screen.table.keys
+
+
+async def test_a_registry_that_does_not_answer_is_said_instead_of_no_models(world, clock):
+    """An MLflow server that is down: the body says the registry did not answer, and why."""
+    import sys
+
+    from console.ports import Unreachable
+    from console.tui.app import ConsoleApp
+
+    fakes = sys.modules["tui_fakes"]
+    world.faults.fail(
+        "registry", Unreachable("MLflow at http://mlflow.test: refused", backend="mlflow")
+    )
+    ws, _ = fakes.make_workspace(world)
+    ws.config = ws.config.model_copy(update={"models": {}})  # nothing known but from it
+    app = ConsoleApp(ws.config, workspace=ws, clock=clock, refresh_seconds=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if getattr(app.screen, "registry_section", None) is not None:
+                break
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen) and screen.table.keys == []
+        body = screen.table.render_line(1).text
+        assert "no models found" not in body
+        assert "the registry did not answer: mlflow: MLflow at http://mlflow.test: refused" in body

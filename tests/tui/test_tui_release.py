@@ -15,6 +15,7 @@ from textual.widgets import Button, Static
 from tui_fakes import NOW
 
 from console.domain import AuditEvent
+from console.tui.rows import UNKNOWN_APPROVALS
 from console.tui.screens.approve import ApproveDialog
 from console.tui.screens.audit import AuditScreen
 from console.tui.screens.compare import CompareScreen
@@ -65,9 +66,9 @@ async def test_approve_dialog_shows_gates_and_refuses_self_approval(
     async with app.run_test(size=(120, 40)) as pilot:
         await wait(pilot)
         screen = app.screen
-        assert "v1.14.0 → production by sam (0 of 1) · a decides (req-0001)" in text_of(
-            screen.query_one("#requests")
-        )
+        line = text_of(screen.query_one("#requests"))
+        assert "awaiting approval: v1.14.0 → production (0 of 1) by sam" in line
+        assert line.rstrip().endswith("a decides · req-0001")
         dialog = await open_dialog(pilot, "a", ApproveDialog, wait)
         plan = text_of(dialog.query_one("#plan", Static))
         assert "✓ pass metric:auc:min" in plan  # gates with their numbers, in words
@@ -121,6 +122,26 @@ async def test_overview_counts_requests_waiting_for_approval(make_app, wait, req
         assert screen.rows[CHURN].approvals == 1
         assert screen.rows["fraud-detector"].approvals == 0
         assert "1 request waiting for approval" in text_of(screen.query_one("#detail"))
+
+
+async def test_an_unreadable_audit_log_shows_approvals_as_unknown_not_as_none(
+    make_app, wait, world, request_promotion
+):
+    await request_promotion("sam", CHURN, "v1.14.0")
+    world.faults.fail("audit")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen)
+        assert screen.rows[CHURN].approvals == UNKNOWN_APPROVALS
+        assert screen.rows["fraud-detector"].approvals == UNKNOWN_APPROVALS
+        assert any("Approvals unknown" in n.message and "audit peer did not answer" in n.message
+                   for n in app._notifications)  # fmt: skip
+        world.faults.heal("audit")
+        await pilot.press("r")
+        await wait(pilot)
+        assert screen.rows[CHURN].approvals == 1
 
 
 # -- rollback -----------------------------------------------------------------------------------

@@ -252,6 +252,7 @@ def test_keys_doc_lists_every_binding():
         "slash": "/",
         "left_square_bracket": "[",
         "right_square_bracket": "]",
+        "greater_than_sign": ">",
     }
     missing = []
     classes = (ConsoleApp, OverviewScreen, ModelsTable, ModelScreen, VersionsTable, VirtualTable,

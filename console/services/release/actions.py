@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from console.services.release.service import Context, ReleaseService
 
 
-def _need_reason(reason: str, action: str) -> str:
+def need_reason(reason: str, action: str) -> str:
     text = reason.strip()
     if not text:
         raise Refused(f"{action} needs a reason (--reason TEXT)", kind="usage")
@@ -59,6 +59,30 @@ def _check_gates(ctx: Context, evidence_hash: str | None, action: str) -> Refuse
     return None
 
 
+def _check_binding(ctx: Context) -> Refused | None:
+    """The approver decides on what was requested: the same commit and the same evidence."""
+    view = ctx.pending
+    if view is None:
+        return None
+    if view.commit and view.commit != ctx.version.commit:
+        return Refused(
+            f"approve refused: {ctx.model} {ctx.version.version} is now registered at commit "
+            f"{ctx.version.commit[:12] or 'none'}, but {view.id} requested commit "
+            f"{view.commit[:12]}; the request must be made again",
+            kind="conflict",
+            gates=ctx.quality,
+        )
+    if view.evidence_hash and view.evidence_hash != ctx.evidence:
+        return Refused(
+            f"approve refused: the evidence changed since {view.id} was requested (request "
+            f"{view.evidence_hash[:12]}, now {ctx.evidence[:12]}); the request must be made "
+            "again on the evidence as it is now",
+            kind="policy",
+            gates=ctx.quality,
+        )
+    return None
+
+
 async def promote(
     svc: ReleaseService,
     model: str,
@@ -74,10 +98,11 @@ async def promote(
     """Create (or continue) the request to move ``stage`` to ``version``; execute it when
     gates pass and the quorum is reached. With the stage already there, finish its deploy."""
     actor, role = await svc.admit("promote", model, version, stage)
-    reason = _need_reason(reason, "promote")
+    reason = need_reason(reason, "promote")
     ctx = await svc.context(
-        model, version, stage, ack=ack_schema_change, ack_rolled_back=ack_rolled_back
+        model, version, stage, ack=ack_schema_change, acting=True, ack_rolled_back=ack_rolled_back
     )
+    version = ctx.version.version  # as registered (`1.2.0` typed for `v1.2.0`)
     j = svc.journal(actor)
     if override_window and role != "admin":
         exc = Refused(f"--override-window needs the admin role; {j.user} is {role}", kind="role")
@@ -106,11 +131,11 @@ async def open_request(
     Returns (request id, created)."""
     model, version, stage = ctx.model, ctx.version.version, ctx.stage
     view = ctx.pending
-    if view is not None and view.request.from_version != ctx.expected:
+    stale = _stale_request(ctx) if view is not None else ""
+    if view is not None and stale:
         await j.write(
             rq.CANCEL, model=model, version=version, stage=stage, request_id=view.id,
-            reason=f"superseded: {stage} moved from {view.request.from_version or 'nothing'} to "
-            f"{ctx.expected or 'nothing'} since the request", result="cancelled",
+            reason=f"superseded: {stale}", result="cancelled",
         )  # fmt: skip
         view = None
     if view is not None:
@@ -131,6 +156,29 @@ async def open_request(
     return rid, True
 
 
+def _stale_request(ctx: Context) -> str:
+    """Why the pending request no longer describes this move ("" when it still does): a
+    request binds the stage's version, the commit and the evidence it was made on."""
+    view = ctx.pending
+    assert view is not None
+    if view.request.from_version != ctx.expected:
+        return (
+            f"{ctx.stage} moved from {view.request.from_version or 'nothing'} to "
+            f"{ctx.expected or 'nothing'} since the request"
+        )
+    if view.commit and view.commit != ctx.version.commit:
+        return (
+            f"{ctx.version.version} was re-registered at commit {ctx.version.commit[:12]} "
+            f"(the request named {view.commit[:12]})"
+        )
+    if view.evidence_hash and view.evidence_hash != ctx.evidence:
+        return (
+            f"the evidence changed since the request (was {view.evidence_hash[:12]}, now "
+            f"{ctx.evidence[:12]})"
+        )
+    return ""
+
+
 async def approve(
     svc: ReleaseService,
     model: str,
@@ -142,7 +190,8 @@ async def approve(
 ) -> ActionResult:
     """Approve the pending request, bound to this version and the evidence shown."""
     actor, role = await svc.admit("approve", model, version, stage)
-    ctx = await svc.context(model, version, stage, op=None)
+    ctx = await svc.context(model, version, stage, op=None, acting=True)
+    version = ctx.version.version
     j = svc.journal(actor)
     kind, why = svc.why_not_approver(ctx, actor)
     if why:
@@ -156,7 +205,7 @@ async def approve(
             kind="conflict",
         )
         await _refuse(j, ctx, rq.APPROVE, exc)
-    refusal = _check_gates(ctx, evidence_hash, "approve")
+    refusal = _check_gates(ctx, evidence_hash, "approve") or _check_binding(ctx)
     if refusal is not None:
         await _refuse(j, ctx, rq.APPROVE, refusal, comment)
     await j.write(
@@ -175,7 +224,8 @@ async def reject(
 ) -> ActionResult:
     """Reject the pending request; the requester rejecting it withdraws (cancels) it."""
     actor, role = await svc.admit("reject", model, version, stage)
-    ctx = await svc.context(model, version, stage, op=None)
+    ctx = await svc.context(model, version, stage, op=None, acting=True)
+    version = ctx.version.version
     j = svc.journal(actor)
     view = ctx.pending
     if view is None:
@@ -205,6 +255,7 @@ async def reject(
         action=action, status=status, model=model, version=version, stage=stage,
         message=f"{view.id} {status} by {j.user}" + (f": {comment}" if comment else ""),
         request=rq.request_doc(done), events=tuple(j.written),
+        warnings=(*ctx.notices, *j.notes),
     )  # fmt: skip
 
 
@@ -247,6 +298,7 @@ async def advance(
         message=f"{view.id} ({principal(actor)}) {status}: waiting for {what}",
         request=rq.request_doc(view), gates=(*ctx.quality, *process),
         plan=svc.build_plan(ctx, actor), events=tuple(j.written),
+        warnings=(*ctx.notices, *j.notes),
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from console.audit.chain import VerifyResult
+from console.audit.chain import Problem, VerifyResult
 from console.domain import AuditEvent
 from console.domain.models import Frozen
 from console.services.release.results import ReleaseError
@@ -59,6 +59,8 @@ async def print_events(ws: Workspace, model: str | None, fmt: str, limit: int) -
                 first = False
         out.write("\n]}\n")
         return 0
+    except BrokenPipeError:  # the reader went away (`audit | head`): the CLI ends quietly
+        raise
     except Exception as exc:  # BackendError or a damaged record: say so, never a traceback
         print(f"audit: {exc}", file=sys.stderr)
         return 1
@@ -82,10 +84,13 @@ async def verify_log(ws: Workspace, *, as_json: bool = False) -> int:
     if note:
         print(f"warning: {note}", file=sys.stderr)
     if not result.ok:
-        print(
-            f"FAILED: first bad record is seq {result.first_bad_seq} "
-            f"({result.problem.value if result.problem else 'bad'}): {result.reason}"
+        problem = result.problem.value if result.problem else "bad"
+        where = (
+            f"first bad record is seq {result.first_bad_seq} ({problem})"
+            if result.first_bad_seq is not None
+            else problem.replace("_", " ")
         )
+        print(f"FAILED: {where}: {result.reason}")
         return 1
     head = f"head {result.head_hash[:16]}" if result.head_hash else "empty"
     print(f"ok: {result.count} records, {head}" + (f"; {result.note}" if result.note else ""))
@@ -148,19 +153,53 @@ async def read_log(ws: Workspace, *, model: str | None = None, limit: int = 5000
 async def check_log(ws: Workspace) -> AuditCheck:
     """Verify the chain and every anchor (as `audit verify` does); ReleaseError when the
     store can not verify itself or fails."""
-    from console.audit.anchor import read_anchor_history
+    from console.audit.anchor import in_git_repo, read_anchor_history
 
     store = _store_or_error(ws)
     verify = getattr(store, "verify", None)
     if not callable(verify):
         raise ReleaseError(f"audit: the {store.name} store can not verify itself")
-    note = ""
-    try:
-        anchors = await read_anchor_history(ws.config.root, timeout=ws.config.timeout_seconds)
-    except Exception as exc:
-        anchors, note = [], f"anchor unreadable in {ws.config.root}: {exc}"
+    root, unreadable = ws.config.root, ""
+    anchors: list[Any] = []
+    if in_git_repo(root):  # else nowhere to anchor: verified as unanchored, unless it was
+        try:
+            anchors = await read_anchor_history(root, timeout=ws.config.timeout_seconds)
+        except Exception as exc:  # git missing, the ref at a blob or at a foreign commit
+            unreadable = f"the anchor in {root} can not be read: {exc}"
     try:
         result = await verify(anchors)
     except Exception as exc:
         raise ReleaseError(f"audit verify: {exc}") from None
-    return AuditCheck(result=result, anchor_note=note)
+    if unreadable and result.ok:  # an anchor that exists but can not be read proves nothing
+        result = result.model_copy(
+            update={"ok": False, "problem": Problem.ANCHOR_UNREADABLE, "reason": unreadable,
+                    "note": ""}
+        )  # fmt: skip
+    elif result.ok and result.remembered and in_git_repo(root):
+        result = await _held_by_the_ref(root, result, anchors, ws.config.timeout_seconds)
+    return AuditCheck(result=result)
+
+
+async def _held_by_the_ref(
+    root: Any, result: VerifyResult, anchors: list[Any], timeout: float
+) -> VerifyResult:
+    """Fail ``result`` when a record remembers an anchor of this repository that the ref's
+    history does not hold (the ref was removed or moved back); another clone's anchors (a
+    shared store) are not this ref's to hold."""
+    from console.audit.anchor import existing_commits
+
+    missing = set(result.remembered) - {a.source for a in anchors}
+    ours = await existing_commits(root, missing, timeout)
+    if not ours:
+        return result
+    count, seq = max(result.remembered[c] for c in ours)
+    tip = max((a.count for a in anchors), default=None)
+    now = f"the anchor's history ends at {tip} records" if tip else "there is no anchor"
+    return result.model_copy(
+        update={
+            "ok": False, "problem": Problem.ANCHOR_MISSING, "first_bad_seq": seq, "note": "",
+            "reason": f"seq {seq} was written under an anchor of {count} records that the "
+            f"ref no longer holds ({now}): records may have been removed, or the anchor moved "
+            "back",
+        }
+    )  # fmt: skip

@@ -280,6 +280,8 @@ def comparison_doc(c: Comparison) -> dict[str, Any]:
                                 for x in code.commits],
                     "authors": list(code.authors), "truncated": code.truncated,
                     "diffstat": code.diffstat.model_dump() if code.diffstat else None,
+                    "behind": [{"sha": x.sha, "author": x.author, "subject": x.subject}
+                               for x in code.behind],
                 },
                 "params": [p.model_dump(mode="json") for p in lin.model_axis.params],
                 "schema": None if schema is None else {

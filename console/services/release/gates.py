@@ -94,7 +94,9 @@ def metric_gates(
     if value is None:
         if facts.metrics and not facts.metrics_error and name not in facts.base_metrics:
             base = f" nor {facts.base_version}" if facts.base_version else ""
-            detail = f"{name}: not recorded by {facts.version}{base}; the bound does not apply"
+            detail = (
+                f"n/a: {name} is not recorded by {facts.version}{base}; the bound does not apply"
+            )
             return [GateResult(gate=f"metric:{name}", passed=True, detail=detail, blocking=False)]
         why = facts.metrics_error or f"{facts.version} records no metric {name!r}"
         if name in facts.base_metrics and not facts.metrics_error:
@@ -221,8 +223,8 @@ def schema_gate(facts: GateFacts, *, acknowledged: bool) -> GateResult:
     base = facts.base_version or "nothing"
     if acknowledged:
         detail = f"schema change vs {base} acknowledged: {summary}"
-    else:
-        detail = f"schema change vs {base} needs --ack-schema-change: {summary}"
+    else:  # in words both the CLI (--ack-schema-change) and the TUI (a checkbox) can follow
+        detail = f"schema change vs {base} needs an acknowledgement: {summary}"
     return GateResult(
         gate="schema", passed=acknowledged, detail=detail, observed=n, threshold="ack"
     )
@@ -482,11 +484,16 @@ def approvals_gate(
     """Quorum: ``required`` distinct eligible approvers, each in an allowed role."""
     allowed = list(allowed)
     got = len(approvers)
-    who = ", ".join(f"{a} ({r})" for a, r in zip(approvers, roles, strict=True)) or "none yet"
+    if required == 0:
+        detail = "no approvals required"
+    else:
+        who = ", ".join(f"{a} ({r})" for a, r in zip(approvers, roles, strict=True)) or "none yet"
+        noun = "approval" if required == 1 else "approvals"
+        detail = f"{got} of {required} {noun}: {who}; may approve: {', '.join(allowed)}"
     return GateResult(
         gate="approvals",
         passed=got >= required,
-        detail=f"{got} of {required} approval(s): {who}; may approve: {', '.join(allowed)}",
+        detail=detail,
         observed=float(got),
         threshold=float(required),
     )
@@ -526,6 +533,45 @@ def evidence_hash(
 
 def _evidence_value(g: GateResult) -> float | str | None:
     return None if g.gate.startswith(VOLATILE_PREFIXES) else g.observed
+
+
+def not_applicable(g: GateResult) -> bool:
+    """A bound on a metric neither version records: it passes without judging anything, so
+    it reads "n/a", never "pass"."""
+    return g.passed and not g.blocking and g.gate.startswith("metric:") and g.gate.count(":") == 1
+
+
+def gate_numbers(g: GateResult) -> str:
+    """Observed against threshold, in words a person reads at a glance: '0.012 better' for a
+    regression gate whose number is negative (an improvement), '51 > 50' for a bound."""
+    if not_applicable(g) or g.threshold is None:
+        return ""
+    obs, limit = g.observed, g.threshold
+    if not isinstance(obs, int | float) or not isinstance(limit, int | float):
+        return f"{_num(obs)} vs {_num(limit)}"
+    if g.gate.endswith(":regression"):
+        if obs < 0:
+            return f"{_num(-obs)} better"
+        if obs == 0:
+            return "unchanged"
+        return f"{_num(obs)} worse {'≤' if obs <= limit else '>'} {_num(limit)}"
+    if g.gate.endswith(":min") or g.gate == "live:requests":
+        return f"{_num(obs)} {'≥' if obs >= limit else '<'} {_num(limit)}"
+    if g.gate.endswith(":max"):
+        return f"{_num(obs)} {'≤' if obs <= limit else '>'} {_num(limit)}"
+    if g.gate == "approvals":
+        return f"{_num(obs)} of {_num(limit)}" if limit else ""
+    return f"{_num(obs)} vs {_num(limit)}"
+
+
+def _num(value: float | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 10_000:  # a count: 102,728, not 1.027e+05
+            return f"{int(value):,}"
+        return f"{value:.4g}"
+    return str(value)
 
 
 def gate_doc(g: GateResult) -> dict[str, Any]:

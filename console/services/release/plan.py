@@ -46,6 +46,8 @@ def build_plan(
     already = ctx.target.current == version
     blockers = [g_.detail for g_ in g.blocking_failures(ctx.quality)]
     blockers += [p.detail for p in process if not p.passed]
+    if ctx.sync_problem:
+        blockers.append(f"the registry's shared state could not be fetched: {ctx.sync_problem}")
     may_request = ""
     if svc.read_only:
         may_request = "the console is in read-only mode"
@@ -83,6 +85,7 @@ def build_plan(
         already=already,
         confirm_model_name=confirm_name,
         rolled_back=ctx.incident.doc() if ctx.incident is not None else None,
+        notices=tuple(ctx.notices),
     )
 
 

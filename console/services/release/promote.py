@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
-from collections.abc import Callable
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from console.domain import AuditEvent
-from console.ports import Conflict
+from console.domain import AuditEvent, RegistryEvent, RegistryEventKind, StageAssignment
+from console.ports import Conflict, NotFound, StageBusy
 from console.services.release import requests as rq
-from console.services.release.facts import Unavailable, current_assignment, describe
+from console.services.release.facts import Unavailable, call, current_assignment, describe
 from console.services.release.gates import gate_doc
 from console.services.release.journal import Journal
+from console.services.release.liveness import this_process, writer_gone
 from console.services.release.results import ActionResult, Reconciled, Refused, ReleaseError
 
 if TYPE_CHECKING:
@@ -27,6 +29,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RECONCILE_WINDOW = 5000  # newest events scanned for open intents
+CLOCK_SKEW = timedelta(minutes=5)  # between the host that wrote an intent and the registry's
+LOCKING_OPS = (rq.PROMOTE, rq.ROLLBACK)
+
+
+def intent_marker(intent: AuditEvent) -> str:
+    """What the registry write of ``intent`` carries (in the tag message, the alias's record),
+    so that reconciliation can tell from the registry's own history whether it happened."""
+    return f"intent {intent.hash[:16]}"
+
+
+def wrote_for(intent: AuditEvent, history: Sequence[RegistryEvent]) -> RegistryEvent | None:
+    """The registry event that carried out ``intent``, if the history holds it."""
+    marker, floor = intent_marker(intent), intent.at - CLOCK_SKEW
+    for ev in reversed(history):
+        if ev.kind is not RegistryEventKind.ASSIGN or ev.stage != intent.stage:
+            continue
+        if marker in ev.message:
+            return ev
+        if (  # an intent written before the marker existed: its request id, in its time
+            intent.request_id and f"({intent.request_id})" in ev.message
+            and "intent " not in ev.message and ev.version == intent.after
+            and ev.at is not None and ev.at >= floor
+        ):  # fmt: skip
+            return ev
+    return None
 
 
 def command(svc: ReleaseService, *args: str) -> str:
@@ -40,9 +67,8 @@ def command(svc: ReleaseService, *args: str) -> str:
 class Executor:
     """Runs approved moves and deploys, and reconciles what a crash left open."""
 
-    def __init__(self, svc: ReleaseService, *, anchor: Callable[[], Any] | None = None) -> None:
+    def __init__(self, svc: ReleaseService) -> None:
         self.svc = svc
-        self._anchor = anchor
 
     # -- the move ------------------------------------------------------------------------
 
@@ -53,39 +79,23 @@ class Executor:
         svc, registry = self.svc, self.svc.port("registry")
         model, stage, target = ctx.model, ctx.stage, ctx.version.version
         expected, op = view.request.from_version, view.op
-        try:
-            now = await current_assignment(registry, model, stage, svc.timeout, svc.config)
-        except Unavailable as exc:
-            raise ReleaseError(f"registry: {exc}; nothing was changed") from None
+        now = await self.stage_now(model, stage)
         actual = now.version if now else None
         if actual == target:
             return self.result(ctx, j, "already", f"{stage} of {model} already points at {target}")
         if actual != expected:
-            by = f" (moved by {now.assigned_by} at {now.assigned_at:%Y-%m-%d %H:%M} UTC)" if (
-                now and now.assigned_by and now.assigned_at) else ""  # fmt: skip
-            msg = (
-                f"nothing changed: {stage} of {model} now points at {actual or 'nothing'}, not "
-                f"{expected or 'nothing'} as the approvers saw{by}; review and request again"
-            )
-            await j.try_write(op, model=model, version=target, stage=stage, before=actual,
-                              after=target, reason=msg, result=rq.CONFLICT, request_id=view.id)  # fmt: skip
-            raise Refused(msg, kind="conflict", details={"actual": actual, "expected": expected})
-        intent = await j.write(
-            rq.INTENT,
-            model=model, version=target, stage=stage, before=expected, after=target,
-            reason=reason, result="pending", request_id=view.id,
-            details={
-                "op": op, "expected": expected, "target": target, "commit": ctx.version.commit,
-                "evidence_hash": ctx.evidence,
-                "approvals": [c.approval.actor for c in ctx.checks if c.counts],
-                "gates": [gate_doc(q) for q in ctx.quality],
-            },
-        )  # fmt: skip
-        message = f"{op} {model} {target} to {stage} ({view.id}) by {j.user}: {reason}"
+            await self.refuse_moved(j, ctx, view, now, "as the approvers saw")
+        await self.check_commit(ctx, view)
+        intent = await self.take_stage(j, ctx, view, reason)
+        message = (
+            f"{op} {model} {target} to {stage} ({view.id}, {intent_marker(intent)}) "
+            f"by {j.user}: {reason}"
+        )
+        extra = {"commit": ctx.version.commit} if getattr(registry, "checks_commit", False) else {}
         try:
-            await asyncio.wait_for(
+            assigned = await asyncio.wait_for(
                 registry.assign(model, target, stage, actor=j.user, message=message,
-                                expected=expected),
+                                expected=expected, **extra),
                 svc.write_timeout,
             )  # fmt: skip
         except Conflict as exc:
@@ -96,6 +106,7 @@ class Executor:
             )
             await self.outcome(j, intent, rq.CONFLICT, msg, {"actual": exc.actual,
                                "changed_by": exc.changed_by}, moved=False)  # fmt: skip
+            await self.anchor()
             raise Refused(msg, kind="conflict", details={"actual": exc.actual}) from None
         except Exception as exc:
             moved = await self.read_back(ctx, j, intent, exc)
@@ -103,7 +114,128 @@ class Executor:
                 return moved
         else:
             await self.outcome(j, intent, rq.EXECUTED, f"{stage}: {expected} -> {target}", {})
+            unpublished = getattr(registry, "unpublished", None)
+            if callable(unpublished) and (note := await unpublished(assigned.ref)):
+                j.notes.append(note)
         return await self.after_move(ctx, j, view.id, reason, expected, op)
+
+    async def stage_now(self, model: str, stage: str) -> StageAssignment | None:
+        svc = self.svc
+        try:
+            return await current_assignment(
+                svc.port("registry"), model, stage, svc.timeout, svc.config
+            )
+        except Unavailable as exc:
+            raise ReleaseError(f"registry: {exc}; nothing was changed") from None
+
+    async def refuse_moved(
+        self,
+        j: Journal,
+        ctx: Context,
+        view: rq.RequestView,
+        now: StageAssignment | None,
+        seen: str,
+        why: str = "",
+    ) -> None:
+        """The stage is no longer where the request expects it: record and refuse."""
+        model, stage, target = ctx.model, ctx.stage, ctx.version.version
+        actual, expected = (now.version if now else None), view.request.from_version
+        by = f" (moved by {now.assigned_by} at {now.assigned_at:%Y-%m-%d %H:%M} UTC)" if (
+            now and now.assigned_by and now.assigned_at) else ""  # fmt: skip
+        msg = (
+            f"nothing changed: {stage} of {model} now points at {actual or 'nothing'}, not "
+            f"{expected or 'nothing'} {seen}{by}{why}; review and request again"
+        )
+        await j.try_write(view.op, model=model, version=target, stage=stage, before=actual,
+                          after=target, reason=msg, result=rq.CONFLICT, request_id=view.id)  # fmt: skip
+        await self.anchor()
+        raise Refused(msg, kind="conflict", details={"actual": actual, "expected": expected})
+
+    async def check_commit(self, ctx: Context, view: rq.RequestView) -> None:
+        """The version must still be registered at the commit the request named: a version
+        tag re-created on another commit is a new release, not the one requested."""
+        svc, model, version = self.svc, ctx.model, ctx.version.version
+        try:
+            versions = await call("registry", svc.port("registry").versions(model),
+                                  svc.timeout, svc.config)  # fmt: skip
+        except Unavailable as exc:
+            raise ReleaseError(f"registry: {exc}; nothing was changed") from None
+        now = next((v.commit for v in versions if v.version == version), "")
+        asked = view.commit or ctx.version.commit
+        if now != asked:
+            raise Refused(
+                f"nothing changed: {model} {version} is now registered at commit "
+                f"{now[:12] or 'none'}, not {asked[:12]} as requested in {view.id}; a "
+                "re-registered version must be requested and approved again",
+                kind="conflict",
+                details={"requested_commit": asked, "commit": now},
+            )
+
+    def is_stale(self, intent: AuditEvent) -> bool:
+        """Whether the writer of ``intent`` can no longer be writing: its process is gone
+        (same host), or it is older than any write could still take."""
+        if writer_gone(intent.details.get("process")):
+            return True
+        return self.svc.clock() - intent.at > self.svc.lock_stale
+
+    async def take_stage(
+        self, j: Journal, ctx: Context, view: rq.RequestView, reason: str
+    ) -> AuditEvent:
+        """Write the intent, taking the per-stage lock in the audit store. A lock left by a
+        writer that is gone is reconciled first; one still held refuses, naming the holder."""
+        fields: dict[str, Any] = dict(
+            model=ctx.model, version=ctx.version.version, stage=ctx.stage,
+            before=view.request.from_version, after=ctx.version.version, reason=reason,
+            result="pending", request_id=view.id,
+            details={
+                "op": view.op, "expected": view.request.from_version,
+                "target": ctx.version.version, "commit": ctx.version.commit,
+                "evidence_hash": ctx.evidence,
+                "approvals": [c.approval.actor for c in ctx.checks if c.counts],
+                "gates": [gate_doc(q) for q in ctx.quality],
+                "lock": True, "process": this_process(),
+            },
+        )  # fmt: skip
+        try:
+            return await j.write(rq.INTENT, **fields)
+        except StageBusy as busy:
+            if not self.is_stale(busy.intent):
+                raise await self.busy(j, ctx, view, busy) from None
+            holder = busy.intent
+        done = await self.reconcile_one(j, holder)
+        j.notes.append(reconciled_note(done))
+        now = await self.stage_now(ctx.model, ctx.stage)
+        if (now.version if now else None) != view.request.from_version:
+            await self.refuse_moved(
+                j, ctx, view, now, "as the approvers saw",
+                f" (intent seq {holder.seq}, left open by {holder.actor}, was reconciled: "
+                f"{done.result})",
+            )  # fmt: skip
+        try:
+            return await j.write(rq.INTENT, **fields)
+        except StageBusy as again:
+            raise await self.busy(j, ctx, view, again) from None
+
+    async def busy(
+        self, j: Journal, ctx: Context, view: rq.RequestView, busy: StageBusy
+    ) -> Refused:
+        """Another writer holds the stage: record the attempt, and say who and since when."""
+        age = max(0, int((self.svc.clock() - busy.intent.at).total_seconds()))
+        wait = max(0, int(self.svc.lock_stale.total_seconds()) - age)
+        msg = (
+            f"nothing changed: {busy.message}, {age}s ago; wait for it to finish (if that "
+            f"console stopped, its intent is reconciled in {wait}s, or at once on its host)"
+        )
+        await j.try_write(
+            view.op, model=ctx.model, version=ctx.version.version, stage=ctx.stage,
+            before=view.request.from_version, after=ctx.version.version, reason=msg,
+            result=rq.CONFLICT, request_id=view.id,
+            details={"holder": busy.intent.actor, "intent_seq": busy.intent.seq},
+        )  # fmt: skip
+        return Refused(
+            msg, kind="conflict",
+            details={"holder": busy.intent.actor, "intent_seq": busy.intent.seq},
+        )  # fmt: skip
 
     async def read_back(
         self, ctx: Context, j: Journal, intent: AuditEvent, exc: BaseException
@@ -113,7 +245,10 @@ class Executor:
         svc, model, stage, target = self.svc, ctx.model, ctx.stage, ctx.version.version
         why = describe(exc, "registry", svc.write_timeout, svc.config)
         expected = intent.before or None
+        unsynced = await svc.sync_registry(strict=False)  # the remote may have taken it
         try:
+            if unsynced:
+                raise Unavailable(f"the registry's remote could not be fetched: {unsynced}")
             now = await current_assignment(
                 svc.port("registry"), model, stage, svc.timeout, svc.config
             )
@@ -165,8 +300,9 @@ class Executor:
                 else "nothing changed"
             )
             raise ReleaseError(
-                f"{done}, but the audit log could not record the outcome ({exc.message}); "
-                f"intent seq {intent.seq} is reconciled on the next start"
+                f"{done}, but the audit log could not record the outcome "
+                f"({exc.why or exc.message}); intent seq {intent.seq} is reconciled by the "
+                "next action on this model"
             ) from None
 
     async def after_move(
@@ -258,13 +394,7 @@ class Executor:
     async def anchor(self) -> tuple[str, ...]:
         """Anchor the audit head in the git ref; a failure is a warning, never an error."""
         try:
-            if self._anchor is not None:
-                await self._anchor()
-            else:
-                from console.audit.anchor import advance_anchor
-
-                store = self.svc.port("audit")
-                await advance_anchor(self.svc.config.root, store, timeout=self.svc.timeout)
+            await self.svc.anchoring().advance()
         except Exception as exc:
             log.warning("audit anchor not moved: %s", exc)
             return (f"the audit anchor was not moved: {describe(exc, 'audit anchor', 0)}",)
@@ -283,14 +413,15 @@ class Executor:
         return ActionResult(
             action=ctx.op, status=status, message=message, model=ctx.model,
             version=ctx.version.version, stage=ctx.stage, gates=ctx.quality,
-            events=tuple(j.written), next_command=nxt, warnings=warnings,
+            events=tuple(j.written), next_command=nxt,
+            warnings=(*ctx.notices, *j.notes, *warnings),
         )  # fmt: skip
 
     # -- reconciliation ------------------------------------------------------------------
 
     async def reconcile(self) -> list[Reconciled]:
-        """Intents older than the grace period without an outcome: read the registry, record
-        what is true (read-only mode only reports them)."""
+        """Intents without an outcome whose writer can no longer be writing: read the
+        registry, record what is true (read-only mode only reports them)."""
         svc = self.svc
         store = svc.ws.get("audit")
         if store is None:
@@ -306,54 +437,83 @@ class Executor:
         closed = {
             int(e.details.get("intent_seq", 0) or 0) for e in events if e.action == rq.OUTCOME
         }
-        now = svc.clock()
-        open_ = [
-            e for e in events
-            if e.action == rq.INTENT and e.seq not in closed and now - e.at > svc.reconcile_grace
-        ]  # fmt: skip
-        out: list[Reconciled] = []
+        open_ = [e for e in events if e.action == rq.INTENT and e.seq not in closed]
+        due = [e for e in open_ if self.due(e)]
+        if not due:
+            return []
         j = svc.journal(svc.identity())
-        for intent in open_:
-            out.append(await self._reconcile_one(j, intent))
+        out = [await self.reconcile_one(j, intent) for intent in due]
+        if j.written:
+            await self.anchor()
         return out
 
-    async def _reconcile_one(self, j: Journal, intent: AuditEvent) -> Reconciled:
+    def due(self, intent: AuditEvent) -> bool:
+        """A move's intent once its writer is gone; a deploy's after the grace period (a
+        deploy may take minutes)."""
+        if intent.details.get("op") in LOCKING_OPS:
+            return self.is_stale(intent)
+        return self.svc.clock() - intent.at > self.svc.reconcile_grace
+
+    async def judge(self, intent: AuditEvent) -> tuple[str, str]:
+        """(result, why) of an intent's move, from the registry's own history first."""
         svc, op = self.svc, str(intent.details.get("op", ""))
         model, stage, target = intent.model, intent.stage, intent.after
-        result, msg = rq.UNKNOWN, ""
+        registry = svc.port("registry")
+        await svc.sync_registry()
+        history = await call("registry", registry.history(model), svc.timeout, svc.config)
+        now = await current_assignment(registry, model, stage, svc.timeout, svc.config)
+        actual = now.version if now else None
+        since = f"; {stage} has since moved to {actual or 'nothing'}" if actual != target else ""
+        ev = wrote_for(intent, history)
+        if ev is not None:
+            when = f" at {ev.at:%Y-%m-%d %H:%M:%S} UTC" if ev.at else ""
+            return rq.EXECUTED, (
+                f"the registry recorded the {op} ({ev.ref or 'its write'} by "
+                f"{ev.actor or 'unknown'}{when}): {stage} of {model} moved to {target}{since}"
+            )
+        if actual == target:
+            return rq.EXECUTED, f"{stage} of {model} points at {target}: the {op} happened"
+        if getattr(registry, "history_complete", False):
+            return rq.FAILED, (
+                f"the registry holds no write for this intent: the {op} of {model} {target} "
+                f"to {stage} did not happen ({stage} points at {actual or 'nothing'})"
+            )
+        if actual == (intent.before or None):
+            return rq.FAILED, (
+                f"{stage} of {model} still points at {actual or 'nothing'}: the {op} did not happen"
+            )
+        return rq.UNKNOWN, (
+            f"{stage} of {model} points at {actual or 'nothing'}, neither {target} nor "
+            f"{intent.before or 'nothing'}, and the registry keeps no history of its moves: "
+            f"whether the {op} happened can not be told; check {model} by hand"
+        )
+
+    async def reconcile_one(self, j: Journal, intent: AuditEvent) -> Reconciled:
+        """Record the outcome of one open intent (its lock is released by the record)."""
+        svc, op = self.svc, str(intent.details.get("op", ""))
+        model, stage, target = intent.model, intent.stage, intent.after
         if op == "deploy":
-            msg = (
-                f"the deploy of {model} {target} to {stage} (by {intent.actor}) never reported "
-                f"back; check the deployment, then: "
-                + command(svc, "promote", model, target, "--to", stage, "--reason", "finish deploy")
+            result, msg = (
+                rq.UNKNOWN,
+                (
+                    f"the deploy of {model} {target} to {stage} (by {intent.actor}) never reported "
+                    f"back; check the deployment, then: "
+                    + command(
+                        svc, "promote", model, target, "--to", stage, "--reason", "finish deploy"
+                    )
+                ),
             )
         else:
             try:
-                now = await current_assignment(
-                    svc.port("registry"), model, stage, svc.timeout, svc.config
-                )
-                actual = now.version if now else None
-            except (Unavailable, ReleaseError) as exc:
+                result, msg = await self.judge(intent)
+            except (Unavailable, ReleaseError, NotFound) as exc:
                 return Reconciled(
                     intent_seq=intent.seq, op=op, model=model, stage=stage, version=target,
                     result=rq.UNKNOWN, message=f"still open: the registry can not be read ({exc})",
                 )  # fmt: skip
-            if actual == target:
-                result = rq.EXECUTED
-                msg = f"{stage} of {model} points at {target}: the {op} happened"
-                if svc.ws.get("deploy") is not None:
-                    msg += "; its deploy may not have run: " + command(
-                        svc, "promote", model, target, "--to", stage, "--reason", "finish deploy"
-                    )
-            elif actual == (intent.before or None):
-                result, msg = (
-                    rq.FAILED,
-                    f"{stage} of {model} still points at {actual or 'nothing'}: the {op} did not happen",
-                )
-            else:
-                result, msg = (
-                    rq.FAILED,
-                    f"{stage} of {model} points at {actual or 'nothing'}, not {target}",
+            if result == rq.EXECUTED and svc.ws.get("deploy") is not None:
+                msg += "; its deploy may not have run: " + command(
+                    svc, "promote", model, target, "--to", stage, "--reason", "finish deploy"
                 )
         seq = None
         if not svc.read_only:
@@ -371,3 +531,10 @@ class Executor:
             intent_seq=intent.seq, op=op, model=model, stage=stage, version=target,
             result=result, message=msg, outcome_seq=seq,
         )  # fmt: skip
+
+
+def reconciled_note(r: Reconciled) -> str:
+    return (
+        f"intent seq {r.intent_seq} ({r.op} {r.model} {r.version} to {r.stage}) had no "
+        f"outcome and was reconciled: {r.result} — {r.message}"
+    )

@@ -43,10 +43,11 @@ class Refused(Exception):
 class ReleaseError(Exception):
     """A backend needed for the action failed; the message says what is (not) changed."""
 
-    def __init__(self, message: str, *, next_command: str = "") -> None:
+    def __init__(self, message: str, *, next_command: str = "", why: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.next_command = next_command
+        self.why = why  # the cause alone, for a caller that words the rest itself
 
 
 class ApprovalStatus(Frozen):
@@ -87,9 +88,8 @@ class Plan(Frozen):
     ready: bool = False  # confirming executes the move now
     already: bool = False  # the stage already points at the version
     confirm_model_name: bool = False  # rollback: the model name must be typed
-    rolled_back: dict[str, Any] | None = (
-        None  # the version's newest rollback (incidents.RolledBack)
-    )
+    rolled_back: dict[str, Any] | None = None  # the version's newest rollback (incidents)
+    notices: tuple[str, ...] = ()  # e.g. open intents of the model, named
 
     @property
     def quorum(self) -> tuple[int, int]:

@@ -7,10 +7,10 @@ who may act, and whether the model name must be typed to confirm.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from console.domain import ModelVersion, RegistryEvent, RegistryEventKind, version_key
+from console.domain import ModelVersion, RegistryEvent, RegistryEventKind
 from console.ports import NotFound
 from console.services.release import requests as rq
 from console.services.release.actions import advance, finish_deploy, open_request
@@ -21,17 +21,50 @@ if TYPE_CHECKING:
     from console.services.release.service import Context, ReleaseService
 
 
-def rolled_back_from(history: Sequence[RegistryEvent], stage: str) -> set[str]:
-    """Versions ``stage`` was moved away from to an older version: someone rolled them back."""
-    out: set[str] = set()
+def holders(history: Sequence[RegistryEvent], stage: str) -> list[str]:
+    """The versions ``stage`` held, oldest first (a repeated assignment counted once)."""
+    out: list[str] = []
+    for ev in history:
+        version = ev.version if ev.kind is RegistryEventKind.ASSIGN and ev.stage == stage else None
+        if version and (not out or out[-1] != version):
+            out.append(version)
+    return out
+
+
+def rolled_back_from(history: Sequence[RegistryEvent], stage: str) -> dict[str, str]:
+    """Versions of ``stage`` whose latest time there ended in a rollback, per the registry's
+    own record (a stage write whose message says it was a rollback, as the console and the
+    demo write), with when and by whom. A move to a lower version is not a rollback by itself,
+    and a version promoted again after its rollback starts afresh."""
+    out: dict[str, str] = {}
     before: str | None = None
     for ev in history:
         if ev.kind is not RegistryEventKind.ASSIGN or ev.stage != stage or not ev.version:
             continue
-        if before is not None and version_key(ev.version) < version_key(before):
-            out.add(before)
+        if before and before != ev.version and ev.message.strip().lower().startswith("rollback"):
+            when = f" on {ev.at:%Y-%m-%d %H:%M} UTC" if ev.at else ""
+            out[before] = f"rolled back{when} by {ev.actor or 'someone'}"
+        out.pop(ev.version, None)
         before = ev.version
     return out
+
+
+def pulled_from(history: Sequence[RegistryEvent], stage: str) -> dict[str, str]:
+    """Versions whose last event in ``stage`` is an unassignment (``gto deprecate MODEL
+    VERSION STAGE``): someone took them out of the stage on purpose; with when and by whom."""
+    last: dict[str, RegistryEvent] = {}
+    for ev in history:
+        if ev.stage == stage and ev.version and ev.kind in _STAGE_MOVES:
+            last[ev.version] = ev
+    return {
+        version: f"taken out of {stage}{f' on {ev.at:%Y-%m-%d %H:%M} UTC' if ev.at else ''} by "
+        f"{ev.actor or 'someone'} (tag {ev.ref or 'unknown'})"
+        for version, ev in last.items()
+        if ev.kind is RegistryEventKind.UNASSIGN
+    }
+
+
+_STAGE_MOVES = (RegistryEventKind.ASSIGN, RegistryEventKind.UNASSIGN)
 
 
 def previous_version(
@@ -39,22 +72,58 @@ def previous_version(
     stage: str,
     current: str | None,
     versions: Sequence[ModelVersion],
+    rolled: Mapping[str, str] | None = None,
 ) -> str | None:
-    """The newest version assigned to ``stage`` before ``current`` that is still registered and
-    was not itself rolled back (proposing the version of the last incident helps nobody)."""
+    """The version ``stage`` held before ``current`` (its previous holder), passing over one
+    that is no longer registered or that was itself rolled back (``rolled``)."""
+    return choose_target(history, stage, current, versions, rolled or {})[0]
+
+
+def choose_target(
+    history: Sequence[RegistryEvent],
+    stage: str,
+    current: str | None,
+    versions: Sequence[ModelVersion],
+    rolled: Mapping[str, str],
+) -> tuple[str | None, list[str]]:
+    """(the rollback target, why each newer previous holder was passed over)."""
     active = {v.version for v in versions if not v.deregistered}
-    bad = rolled_back_from(history, stage)
-    for ev in reversed(history):
-        if (
-            ev.kind is RegistryEventKind.ASSIGN
-            and ev.stage == stage
-            and ev.version
-            and ev.version != current
-            and ev.version in active
-            and ev.version not in bad
-        ):
-            return ev.version
-    return None
+    pulled = pulled_from(history, stage)  # never propose what someone took out on purpose
+    passed: list[str] = []
+    seen = {current}
+    for version in reversed(holders(history, stage)):
+        if version in seen:  # each earlier holder is judged (and named) once
+            continue
+        seen.add(version)
+        if version not in active:
+            passed.append(f"{version} is no longer registered")
+        elif version in rolled:
+            passed.append(f"{version} was itself {rolled[version]}")
+        elif version in pulled:
+            passed.append(f"{version} was {pulled[version]}")
+        else:
+            return version, passed
+    return None, passed
+
+
+async def _rolled_back_in_audit(svc: ReleaseService, model: str, stage: str) -> dict[str, str]:
+    """Versions of ``stage`` the audit log records a rollback away from ({} if unreadable)."""
+    try:
+        events = await call("audit", svc.port("audit").events(model=model), svc.timeout, svc.config)
+    except (Unavailable, ReleaseError):
+        return {}
+    out: dict[str, str] = {}
+    for ev in events:
+        op = ev.details.get("op") if ev.action == "outcome" else ev.action
+        if op not in ("promote", "rollback") or ev.result != "executed" or ev.stage != stage:
+            continue
+        if op == "rollback" and ev.before:
+            reason = ev.reason if ev.action != "outcome" else ""
+            out[ev.before] = f"rolled back on {ev.at:%Y-%m-%d %H:%M} UTC by {ev.actor}" + (
+                f" ({reason[:80]})" if reason else ""
+            )
+        out.pop(ev.after, None)
+    return out
 
 
 async def _previous_from_audit(
@@ -82,7 +151,12 @@ async def _previous_from_audit(
 
 
 async def _resolve(
-    svc: ReleaseService, model: str, stage: str | None, to_version: str | None
+    svc: ReleaseService,
+    model: str,
+    stage: str | None,
+    to_version: str | None,
+    *,
+    acting: bool = False,
 ) -> Context:
     stage = stage or svc.config.prod_stage
     svc.check_stage(stage)
@@ -102,7 +176,14 @@ async def _resolve(
         raise Refused(
             f"nothing to roll back: {stage} of {model} points at no version", kind="policy"
         )
-    target = to_version or previous_version(history, stage, current, versions)
+    passed: list[str] = []
+    target = to_version
+    if target is None:
+        rolled = {
+            **await _rolled_back_in_audit(svc, model, stage),
+            **rolled_back_from(history, stage),
+        }
+        target, passed = choose_target(history, stage, current, versions, rolled)
     if target is None:  # registries without alias history (MLflow): the console's own record
         target = await _previous_from_audit(svc, model, stage, current, versions)
     if target is None:
@@ -111,7 +192,11 @@ async def _resolve(
             "name one with --to VERSION",
             kind="policy",
         )
-    return await svc.context(model, target, stage, op=rq.ROLLBACK)
+    ctx = await svc.context(model, target, stage, op=rq.ROLLBACK, acting=acting)
+    if passed:
+        ctx.notices.insert(0, f"rolling back to {target}, not to an earlier holder of {stage}: "
+                           + "; ".join(passed))  # fmt: skip
+    return ctx
 
 
 async def plan_rollback(
@@ -143,7 +228,7 @@ async def rollback(
         raise Refused(
             f"rollback not confirmed: type the model name {model!r} to confirm", kind="usage"
         )
-    ctx = await _resolve(svc, model, stage_name, to_version)
+    ctx = await _resolve(svc, model, stage_name, to_version, acting=True)
     j = svc.journal(actor)
     if ctx.target.current == ctx.version.version:
         return await finish_deploy(svc, ctx, j, reason.strip())

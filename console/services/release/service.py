@@ -7,6 +7,7 @@ plan's ``evidence_hash`` so that what the person saw is what gets recorded and e
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,18 +17,22 @@ from typing import Any
 from console import identity as identity_module
 from console.config.model import StagePolicy
 from console.domain import Actor, GateResult, ModelVersion, RequestState
+from console.domain.versions import other_spelling
 from console.identity import IdentityProvider, Role, actor_role, is_same_person, principal
-from console.ports import NotFound
+from console.ports import Deprecated, NotFound
+from console.services.notify import Notices, notified
 from console.services.release import gates as g
 from console.services.release import requests as rq
 from console.services.release.facts import (
     Target,
     Unavailable,
+    call,
+    describe,
     gather_facts,
     read_target,
     with_live_and_incident,
 )
-from console.services.release.journal import Journal
+from console.services.release.journal import Anchoring, Journal
 from console.services.release.request_log import RequestLog
 from console.services.release.results import (
     ActionResult,
@@ -76,6 +81,8 @@ class Context:
     checks: list[rq.ApprovalCheck] = field(default_factory=list)
     ack_rolled_back: bool = False
     incident: Any = None  # services.incidents.RolledBack of the version, if it was rolled back
+    notices: list[str] = field(default_factory=list)  # open intents of the model, in words
+    sync_problem: str = ""  # why the registry's shared state could not be fetched (previews)
 
     @property
     def expected(self) -> str | None:
@@ -94,8 +101,10 @@ class ReleaseService:
         read_only: bool = False,
         new_id: Callable[[], str] = new_request_id,
         reconcile_grace: timedelta = timedelta(minutes=10),
-        anchor: Callable[[], Any] | None = None,
+        anchor: Anchoring | None = None,
     ) -> None:
+        """``anchor``: where the audit log is anchored (default: the git ref in the workspace's
+        repository, console.audit.anchor.GitAnchor); tests give a fake."""
         self.ws = workspace
         self.config = workspace.config
         self.identity = identity or _default_identity
@@ -105,11 +114,15 @@ class ReleaseService:
         self.timeout = self.config.timeout_seconds
         self.write_timeout = max(4 * self.timeout, 20.0)
         self.reconcile_grace = reconcile_grace
+        # An intent older than this can no longer be in the middle of its registry write.
+        self.lock_stale = timedelta(seconds=self.write_timeout + 2 * self.timeout + 30)
         # The audit log's requests, folded as it grows.
         self.requests = RequestLog(config=self.config)
+        self._anchoring = anchor
+        self.notices = Notices(workspace.get("notify"))
         from console.services.release.promote import Executor
 
-        self.executor = Executor(self, anchor=anchor)
+        self.executor = Executor(self)
 
     # -- ports and people ----------------------------------------------------------------
 
@@ -121,10 +134,21 @@ class ReleaseService:
             raise ReleaseError(f"{kind}: {problem}; nothing was changed")
         return backend
 
+    def anchoring(self) -> Anchoring:
+        """The audit log's anchor: proved before an action writes, advanced after it."""
+        if self._anchoring is None:
+            from console.audit.anchor import GitAnchor
+
+            store = self.port("audit")
+            self._anchoring = GitAnchor(self.config.root, store, timeout=self.timeout)
+        return self._anchoring
+
     def journal(self, actor: Actor) -> Journal:
+        store = self.ws.get("audit")
         return Journal(
-            self.ws.get("audit"), actor, self.clock, self.write_timeout, config=self.config
-        )
+            store, actor, self.clock, self.write_timeout, config=self.config,
+            anchoring=self.anchoring() if store is not None else None, notices=self.notices,
+        )  # fmt: skip
 
     def guard(self, action: str, allowed: tuple[str, ...] = ACTING_ROLES) -> tuple[Actor, Role]:
         """The actor and role, or Refused for read-only mode and roles that may not act."""
@@ -161,10 +185,82 @@ class ReleaseService:
 
     def check_stage(self, stage: str) -> None:
         if stage not in self.config.stages:
+            origin = self.config.stages_origin
             raise Refused(
-                f"unknown stage {stage!r}; stages are {', '.join(self.config.stages)}",
+                f"unknown stage {stage!r}; stages are {', '.join(self.config.stages)}"
+                + (f" (from {origin})" if origin else ""),
                 kind="usage",
             )
+
+    async def check_registry(self, registry: Any, model: str, stage: str) -> None:
+        """Refuse what the registry itself would refuse (a stage its own config does not
+        allow, a deprecated model) before anything is recorded, not after the request."""
+        check = getattr(registry, "check_move", None)
+        if check is None:
+            return
+        try:
+            await asyncio.wait_for(check(model, stage), self.timeout)
+        except NotFound as exc:
+            raise Refused(str(exc), kind="not_found") from None
+        except Deprecated as exc:
+            raise Refused(str(exc), kind="policy") from None
+        except Exception as exc:
+            why = describe(exc, "registry", self.timeout, self.config)
+            raise ReleaseError(f"registry: {why}; nothing was changed") from None
+
+    # -- the shared state ------------------------------------------------------------------
+
+    async def sync_registry(self, *, strict: bool = True) -> str:
+        """Bring the registry's local view up to date with its shared truth (a GTO workspace's
+        git remote) before a decision. ``strict``: ReleaseError when that fails (an action
+        refuses); else the reason in words (a preview shows it)."""
+        sync = getattr(self.port("registry"), "sync", None)
+        if not callable(sync):
+            return ""
+        try:
+            await asyncio.wait_for(sync(), self.write_timeout)
+        except Exception as exc:
+            why = describe(exc, "registry", self.write_timeout, self.config)
+            if strict:
+                raise ReleaseError(
+                    f"refused: the registry's shared state could not be fetched ({why}); a "
+                    "release decision needs it, so nothing was changed"
+                ) from None
+            return why
+        return ""
+
+    async def open_intent_notices(self, model: str, *, settle: bool) -> list[str]:
+        """Every open (locking) intent of ``model``, named; with ``settle``, those whose writer
+        is gone are reconciled first (their outcome is recorded from the registry's truth)."""
+        from console.services.release.promote import reconciled_note
+
+        store = self.ws.get("audit")
+        lister = getattr(store, "open_intents", None)
+        if not callable(lister):
+            return []
+        try:
+            opened = await call("audit", lister(model=model), self.timeout, self.config)
+        except Unavailable as exc:
+            return [f"the open intents of {model} can not be read: {exc}"]
+        out: list[str] = []
+        j: Journal | None = None
+        for intent in opened:
+            stale = self.executor.is_stale(intent)
+            if settle and stale and not self.read_only:
+                j = j or self.journal(self.identity())
+                out.append(reconciled_note(await self.executor.reconcile_one(j, intent)))
+                continue
+            age = int((self.clock() - intent.at).total_seconds())
+            op = intent.details.get("op", "move")
+            out.append(
+                f"intent seq {intent.seq} ({op} {model} {intent.after or 'nothing'} to "
+                f"{intent.stage} by {intent.actor}, {max(age, 0)}s ago) has no outcome yet: "
+                + ("its console is gone; the next action reconciles it" if stale
+                   else "it may still be running")
+            )  # fmt: skip
+        if j is not None and j.written:
+            await self.executor.anchor()
+        return out
 
     # -- reading -------------------------------------------------------------------------
 
@@ -203,22 +299,34 @@ class ReleaseService:
         op: str | None = rq.PROMOTE,
         ack: bool = False,
         ack_rolled_back: bool = False,
+        acting: bool = False,
     ) -> Context:
         """Read the registry, facts and requests a decision needs; evaluate quality gates.
-        ``op`` None: whichever kind of request is pending (approve, reject)."""
+        ``op`` None: whichever kind of request is pending (approve, reject). ``acting``: for
+        an action, not a preview: the registry must be fetched, and open intents whose writer
+        is gone are reconciled (a preview only names them)."""
         self.check_stage(stage)
         registry = self.port("registry")
+        unsynced = await self.sync_registry(strict=acting)
+        await self.check_registry(registry, model, stage)  # on the fetched state, before any record
+        notices = await self.open_intent_notices(model, settle=acting)
+        if unsynced:
+            notices.append(
+                f"the registry could not be fetched ({unsynced}): this is the local view"
+            )
         try:
             target = await read_target(registry, model, stage, self.timeout, self.config)
         except NotFound as exc:
             raise Refused(str(exc), kind="not_found") from None
         except Unavailable as exc:
             raise ReleaseError(f"registry: {exc}; nothing was changed") from None
-        mv = target.version(version)
+        mv = target.version(version) or target.version(other_spelling(version))
         if mv is None or mv.deregistered:
-            known = ", ".join(v.version for v in target.versions[-5:]) or "none"
+            newest = [v.version for v in reversed(target.versions) if not v.deregistered]
+            known = ", ".join(newest[:5]) or "none"
             gone = "was deregistered" if mv else "is not a registered version"
             raise Refused(f"{model} {version} {gone} (newest: {known})", kind="not_found")
+        version = mv.version
         base = target.version(target.current) if target.current else None
         views, open_ = await self.folded(model)
         pending = rq.pending_for(
@@ -247,8 +355,8 @@ class ReleaseService:
         ctx = Context(
             op=op, model=model, stage=stage, policy=policy, target=target, version=mv, base=base,
             quality=quality, evidence=evidence, authors=authors, authors_unknown=unknown,
-            views=views, open=open_, pending=pending, ack=ack, ack_rolled_back=ack_rb,
-            incident=facts.rolled_back,
+            views=views, open=open_, pending=pending, ack=ack, notices=notices,
+            sync_problem=unsynced, ack_rolled_back=ack_rb, incident=facts.rolled_back,
         )  # fmt: skip
         self.judge_approvals(ctx)
         return ctx
@@ -381,19 +489,21 @@ class ReleaseService:
         """Request (and, when gates and quorum allow, execute) a promotion."""
         from console.services.release.actions import promote
 
-        return await promote(self, model, version, stage, reason=reason, **kw)
+        return await notified(
+            self, model, lambda: promote(self, model, version, stage, reason=reason, **kw)
+        )
 
     async def approve(self, model: str, version: str, stage: str, **kw: Any) -> ActionResult:
         """Approve the pending request; executes it when this approval completes the quorum."""
         from console.services.release.actions import approve
 
-        return await approve(self, model, version, stage, **kw)
+        return await notified(self, model, lambda: approve(self, model, version, stage, **kw))
 
     async def reject(self, model: str, version: str, stage: str, **kw: Any) -> ActionResult:
         """Reject the pending request (the requester withdrawing it cancels it)."""
         from console.services.release.actions import reject
 
-        return await reject(self, model, version, stage, **kw)
+        return await notified(self, model, lambda: reject(self, model, version, stage, **kw))
 
     async def plan_rollback(
         self, model: str, *, stage: str | None = None, to_version: str | None = None
@@ -409,11 +519,15 @@ class ReleaseService:
         """Roll back after a reason and the typed confirmation the policy asks for."""
         from console.services.release.rollback import rollback
 
-        return await rollback(self, model, reason=reason, confirmation=confirmation, **kw)
+        return await notified(
+            self,
+            model,
+            lambda: rollback(self, model, reason=reason, confirmation=confirmation, **kw),
+        )
 
     async def reconcile(self) -> list[Reconciled]:
         """Resolve intents that never got an outcome by reading the registry back."""
-        return await self.executor.reconcile()
+        return await notified(self, None, self.executor.reconcile)
 
     async def pending(self, model: str | None = None) -> list[rq.RequestView]:
         """Requests still waiting for approvals (of ``model``)."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from console.domain import AuditEvent, GateResult
 from console.services.release.compare import Comparison
+from console.services.release.gates import gate_numbers, not_applicable
 from console.services.release.results import ActionResult, Plan, Reconciled, Refused
 
 ACTION_SCHEMA = "cd4ml-console/release-action/v1"
@@ -89,7 +90,9 @@ def gate_lines(gates: tuple[GateResult, ...] | list[GateResult]) -> list[str]:
     out = []
     for g in gates:
         mark = (
-            "ok  "
+            "n/a "
+            if not_applicable(g)
+            else "ok  "
             if g.passed
             else "wait"
             if g.gate == "approvals"
@@ -97,7 +100,7 @@ def gate_lines(gates: tuple[GateResult, ...] | list[GateResult]) -> list[str]:
             if g.blocking
             else "warn"
         )
-        nums = f"{_num(g.observed)} vs {_num(g.threshold)}" if g.threshold is not None else ""
+        nums = gate_numbers(g)
         out.append(f"  {mark} {g.gate:<26} {nums:<22} {g.detail}")
     return out
 
@@ -125,6 +128,7 @@ def plan_lines(plan: Plan) -> list[str]:
         out += [f"  - {b}" for b in plan.blockers]
     if plan.may_request:
         out.append(f"you may not request this: {plan.may_request}")
+    out += [f"note: {n}" for n in plan.notices]
     return out
 
 
@@ -216,11 +220,15 @@ def comparison_lines(c: Comparison) -> list[str]:
         out.append(f"{x.version} (by {x.created_by or '—'}, CI {x.ci}):")
         if lin.code is not None:
             stat = lin.code.diffstat
-            diff = f", {stat.files} files +{stat.insertions} -{stat.deletions}" if stat else ""
-            out.append(
-                f"  code:     {len(lin.code.commits)} commits by "
-                f"{', '.join(lin.code.authors) or '—'}{diff}"
-            )
+            diff = f"{stat.files} files +{stat.insertions} -{stat.deletions}" if stat else ""
+            if lin.code.behind:  # an older commit than the base's
+                lacks = f" (it lacks {diff})" if diff else ""
+                out.append(f"  code:     {len(lin.code.behind)} commits behind {c.stage}{lacks}")
+            else:
+                out.append(
+                    f"  code:     {len(lin.code.commits)} commits by "
+                    f"{', '.join(lin.code.authors) or '—'}{', ' + diff if diff else ''}"
+                )
         params = ", ".join(
             f"{p.key} {_num(p.before)}->{_num(p.after)}" for p in lin.model_axis.params
         )

@@ -9,9 +9,11 @@ the hash chain and the git anchor and says: ok, or the first bad record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,7 +25,8 @@ from console.tui import format as fmt
 from console.tui.headers import title_line
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text
-from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.bars import FilterBar, TitleBar, follow_theme, tolerate_teardown
+from console.tui.widgets.columns import KEEP, ranked
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, Column, VirtualTable
 
@@ -34,19 +37,40 @@ FIELDS = ("model", "action", "actor")
 GOOD = ("ok", "executed", "approved", "pending", "requested", "cancelled", "overridden")
 BAD = ("refused", "failed", "conflict", "unknown", "rejected")
 
-AUDIT_COLUMNS = (
-    Column("seq", "SEQ", 6, priority=100, align="right"),
-    Column("at", "TIME UTC", 11, priority=90),
-    Column("actor", "ACTOR", 10, min_width=6, priority=85, max_width=14, flex=True),
-    Column("action", "ACTION", 10, min_width=8, priority=95),
-    Column("model", "MODEL", 14, min_width=8, priority=80, max_width=22, flex=True),
-    Column("version", "VERSION", 8, priority=75),
-    # staging or production: a promotion's row means little without it
-    Column("stage", "STAGE", 10, min_width=7, priority=70),
-    Column("change", "BEFORE→AFTER", 15, min_width=9, priority=46),
-    Column("result", "RESULT", 9, min_width=7, priority=82),
-    Column("reason", "REASON", 12, priority=48, flex=True),
+# How long each column stays as the terminal narrows (see console.tui.rows): at 80 columns
+# who did what to which model, when, how it ended and why; version, stage, before→after and
+# the SSH client come back with width, or with `>`, and the bar below shows the whole event.
+AUDIT_PRIORITY: dict[str, int] = {
+    "seq": KEEP,
+    "action": KEEP,
+    "model": KEEP,
+    "result": 95,
+    "at": 90,
+    "actor": 88,
+    "reason": 80,
+    "version": 60,
+    "stage": 58,
+    "change": 46,
+    "ssh": 30,
+}
+
+AUDIT_COLUMNS = ranked(
+    (
+        Column("seq", "SEQ", 3, align="right"),  # widened to the largest seq on screen
+        Column("at", "TIME UTC", 11),
+        Column("actor", "ACTOR", 8, min_width=5, max_width=14, flex=True),
+        Column("action", "ACTION", 15),  # "rollback intent" whole: cut, intents read the same
+        Column("model", "MODEL", 17, min_width=14, max_width=24, flex=True),
+        Column("version", "VERSION", 8),
+        Column("stage", "STAGE", 10, min_width=7),
+        Column("change", "BEFORE→AFTER", 15, min_width=9),
+        Column("result", "RESULT", 8),  # "cancelled" loses a letter, "executed" none
+        Column("reason", "REASON", 24, min_width=10, flex=True),
+        Column("ssh", "SSH CLIENT", 15, min_width=9),
+    ),
+    AUDIT_PRIORITY,
 )
+PERSONA = "demo_persona_of"  # identity detail of an event a demo persona wrote
 
 
 def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
@@ -63,8 +87,28 @@ def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
 
 
 def action_of(e: Any) -> str:
+    """The action as the log names it: ``intent(promote)`` (what `action:` filters match)."""
     op = e.details.get("op") if isinstance(e.details, dict) else None
     return f"{e.action}({op})" if op else e.action
+
+
+def action_words(e: Any) -> str:
+    """The action as the table shows it, the operation first: ``promote intent``, and an
+    outcome as the operation itself (its RESULT says how it ended: ``promote executed``)."""
+    op = e.details.get("op") if isinstance(e.details, dict) else None
+    if not op:
+        return str(e.action)
+    return f"{op} intent" if e.action == "intent" else str(op)
+
+
+def identity_of(e: Any) -> dict[str, Any]:
+    who = e.details.get("identity") if isinstance(e.details, dict) else None
+    return who if isinstance(who, dict) else {}
+
+
+def actor_words(e: Any) -> str:
+    """The actor, marked when a demo persona acted (a demo colleague, never a real person)."""
+    return f"{e.actor}·demo" if identity_of(e).get(PERSONA) else e.actor
 
 
 def matches(e: Any, fields: dict[str, str], words: Sequence[str]) -> bool:
@@ -76,8 +120,9 @@ def matches(e: Any, fields: dict[str, str], words: Sequence[str]) -> bool:
     if not words:
         return True
     hay = " ".join(
-        str(x) for x in (e.seq, e.actor, action_of(e), e.model, e.version, e.stage, e.before,
-                         e.after, e.result, e.request_id, e.reason)
+        str(x) for x in (e.seq, e.actor, action_of(e), action_words(e), e.model, e.version,
+                         e.stage, e.before, e.after, e.result, e.request_id, e.reason,
+                         identity_of(e).get("ssh_client") or "")
     ).lower()  # fmt: skip
     return all(w in hay for w in words)
 
@@ -93,40 +138,94 @@ def toggle_token(text: str, name: str, value: str) -> str:
     return " ".join([*kept, token])
 
 
-def event_cells(e: Any, pal: Palette, *, bad_seq: int | None) -> dict[str, Cell]:
-    result_style = pal.ok if e.result in GOOD else pal.err if e.result in BAD else pal.muted
+@dataclass(frozen=True)
+class RequestEnd:
+    """How a request ended so far, for its rows: its state, the event that closed it, and
+    its reason (shown on the rows that executed it too)."""
+
+    state: str
+    seq: int | None
+    reason: str
+
+
+def request_ends(events: Iterable[Any]) -> dict[str, RequestEnd]:
+    """Each request's state as its events say (folded as the release service does)."""
+    from console.services.release.requests import fold_requests
+
+    return {
+        rid: RequestEnd(
+            view.state.value, view.closed_by.seq if view.closed_by else None, view.request.reason
+        )
+        for rid, view in fold_requests(events).items()
+    }
+
+
+def _result_style(result: str, pal: Palette) -> Style:
+    return pal.ok if result in GOOD else pal.err if result in BAD else pal.muted
+
+
+def event_cells(
+    e: Any, pal: Palette, *, bad_seq: int | None, end: RequestEnd | None = None
+) -> dict[str, Cell]:
+    """One row. A request's row shows the state the request reached (executed, rejected, …),
+    not only the "pending" it was written with; the rows that executed it show its reason."""
     seq: Cell = (str(e.seq), pal.muted)
     if bad_seq is not None and e.seq >= bad_seq:
         seq = (f"✗ {e.seq}", pal.err)
     change = f"{e.before or DASH}→{e.after or DASH}" if (e.before or e.after) else ""
+    result = e.result
+    if end is not None and e.action == "request" and end.state != e.result:
+        result = end.state
+    reason = e.reason
+    if end is not None and e.action in ("intent", "outcome") and end.reason:
+        reason = end.reason
     return {
         "seq": seq,
         "at": (e.at.strftime("%m-%d %H:%M"), pal.muted),
-        "actor": e.actor,
-        "action": (action_of(e), pal.bold),
+        "actor": actor_words(e),
+        "action": (action_words(e), pal.bold),
         "model": e.model,
         "version": e.version,
         "stage": e.stage,
         "change": change,
-        "result": (e.result, result_style),
-        "reason": (e.reason, pal.muted),
+        "result": (result, _result_style(result, pal)),
+        "reason": (reason, pal.muted),
+        "ssh": (str(identity_of(e).get("ssh_client") or ""), pal.muted),
     }
 
 
-def event_detail(e: Any, pal: Palette) -> Text:
+def who_text(e: Any) -> str:
+    """Who wrote the event and from where, as far as the console knew."""
+    who = identity_of(e)
+    text = e.actor
+    if who.get(PERSONA):
+        text += f" (a demo persona, played by {who[PERSONA]})"
+    if who.get("sudo_user"):
+        text += f" (sudo by {who['sudo_user']})"
+    if who.get("ssh_client"):
+        text += f" from {who['ssh_client']} (ssh)"
+    elif who:
+        text += " (local, no SSH)"
+    return text
+
+
+def event_detail(e: Any, pal: Palette, end: RequestEnd | None = None) -> Text:
     """The highlighted event in full."""
     text = Text(no_wrap=False)
     text.append(f"seq {e.seq} ", style=pal.heading)
-    text.append(f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {e.actor}", style=pal.muted)
-    who = e.details.get("identity") if isinstance(e.details, dict) else None
-    if isinstance(who, dict) and who.get("ssh_client"):
-        text.append(f" (ssh {who['ssh_client']})", style=pal.muted)
+    text.append(f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {who_text(e)}", style=pal.muted)
     text.append(f" · {action_of(e)} ", style=pal.bold)
     text.append(" ".join(x for x in (e.model, e.version, e.stage) if x))
     if e.before or e.after:
         text.append(f" {e.before or DASH} → {e.after or DASH}")
     text.append(f" · {e.result}" + (f" · {e.request_id}" if e.request_id else ""))
-    if e.reason:
+    if end is not None and e.request_id and end.state != e.result:
+        closed = f" (seq {end.seq})" if end.seq is not None else ""
+        text.append(f" · request now {end.state}{closed}", style=_result_style(end.state, pal))
+    why = end.reason if end is not None and e.action in ("intent", "outcome") else ""
+    if why:  # an outcome's own text repeats the move; why it was made matters more
+        text.append(f"\nreason (the request's): {why}")
+    elif e.reason:
         text.append(f"\nreason: {e.reason}")
     if e.hash:
         text.append(f"\nhash {e.hash[:16]} · prev {e.prev_hash[:16] or '(first)'}", style=pal.muted)
@@ -195,6 +294,7 @@ class AuditScreen(Screen[None]):
         self.check: Any = None
         self.bad_seq: int | None = None
         self.problem = ""
+        self.ends: dict[str, RequestEnd] = {}  # request id -> how it ended so far
 
     def compose(self) -> ComposeResult:
         yield TitleBar(id="title")
@@ -210,15 +310,27 @@ class AuditScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(FilterBar).value = self.filter_text
-        self.query_one("#verify", Static).update(
-            Text("v verifies the hash chain and its git anchor", style=palette_of(self.app).muted)
-        )
-        self._update_title()
+        self._repaint()
         self.table.focus()
         self.load()
+        follow_theme(self, self._repaint)
+
+    def _repaint(self) -> None:
+        """Every line drawn with the palette (after a theme change, or the first time)."""
+        pal = palette_of(self.app)
+        status = self.query_one("#verify", Static)
+        if self.check is not None:
+            status.update(verify_text(self.check, pal))
+        else:
+            status.update(Text("v verifies the hash chain and its git anchor", style=pal.muted))
+        self._update_title()
+        self._update_detail()
 
     def _cells(self, key: Hashable) -> dict[str, Cell]:
-        return event_cells(self.events[int(str(key))], palette_of(self.app), bad_seq=self.bad_seq)
+        e = self.events[int(str(key))]
+        return event_cells(
+            e, palette_of(self.app), bad_seq=self.bad_seq, end=self.ends.get(e.request_id)
+        )
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -241,7 +353,19 @@ class AuditScreen(Screen[None]):
         self.events = {e.seq: e for e in got.events}
         self.order = sorted(self.events, reverse=True)
         self.total = got.total
+        self.ends = request_ends(got.events)
+        self._fit_seq()
         self._apply_filter()
+
+    def _fit_seq(self) -> None:
+        """The SEQ column as wide as the largest seq (and a verification mark), no wider."""
+        digits = len(str(max(self.order, default=0))) + (2 if self.bad_seq is not None else 0)
+        table = self.table
+        table.columns = [
+            replace(c, width=max(3, digits)) if c.key == "seq" else c for c in table.columns
+        ]
+        table.restyle()
+        table.on_resize()
 
     @work(group="verify", exclusive=True)
     @tolerate_teardown
@@ -259,6 +383,7 @@ class AuditScreen(Screen[None]):
             return
         self.check = check
         self.bad_seq = None if check.result.ok else check.result.first_bad_seq
+        self._fit_seq()
         status.update(verify_text(check, palette_of(app)))
         self.table.refresh_keys()
         if self.bad_seq is not None and self.bad_seq in self.events:
@@ -281,6 +406,7 @@ class AuditScreen(Screen[None]):
         self.table.set_rows(keys)
         self._update_title()
         self._update_detail()
+        self.refresh_bindings()  # Esc's words in the key bar follow the filter
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()
@@ -321,6 +447,12 @@ class AuditScreen(Screen[None]):
             self._set_filter("")
             return
         self.app.pop_screen()
+
+    def key_description(self, binding: Binding) -> str:
+        """What a key does right now, for the key bar and help: Esc first drops a filter."""
+        if binding.action == "back" and self.filter_text:
+            return "Clear filter"
+        return binding.description
 
     @on(VirtualTable.RowSelected, "#events")
     def _selected(self, event: VirtualTable.RowSelected) -> None:
@@ -369,4 +501,5 @@ class AuditScreen(Screen[None]):
         if key is None:
             detail.update("")
             return
-        detail.update(event_detail(self.events[int(str(key))], palette_of(self.app)))
+        e = self.events[int(str(key))]
+        detail.update(event_detail(e, palette_of(self.app), self.ends.get(e.request_id)))

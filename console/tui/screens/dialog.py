@@ -27,8 +27,14 @@ from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text, result_text
 from console.tui.widgets.bars import tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
+from console.tui.widgets.marked import MarkedButton
 
 log = logging.getLogger(__name__)
+
+
+def button(label: str, *, id: str, variant: Any = "default") -> MarkedButton:
+    """An action button of a dialog (it marks its focus in a glyph, see widgets.marked)."""
+    return MarkedButton(label, id=id, variant=variant, compact=True, classes="act")
 
 
 def field(label: str, widget: Widget, *, id: str, hidden: bool = False) -> Horizontal:
@@ -68,7 +74,12 @@ class ActionDialog(ModalScreen[bool]):
         return ()
 
     def buttons(self) -> Iterable[Button]:
-        return (Button("Confirm", id="confirm", variant="primary", compact=True, classes="act"),)
+        return (button("Confirm", id="confirm", variant="primary"),)
+
+    def enter_words(self, button: str) -> str:
+        """What ``button`` does, in words, for the line above the buttons ("Enter: …"); the
+        dialogs name the move ("approve v2.0.0 → production")."""
+        return str(self.query_one(f"#{button}", Button).label).lower()
 
     async def fetch_plan(self) -> Any:
         raise NotImplementedError
@@ -85,6 +96,26 @@ class ActionDialog(ModalScreen[bool]):
 
     def after_plan(self, plan: Any) -> None:
         """Adjust the form to a fresh plan (labels, checkboxes)."""
+
+    def after_result(self, result: Any) -> Text:
+        """More to say under an action's outcome: a request waiting says who may approve it
+        (and, in a demo workspace, that a demo colleague can)."""
+        plan = self.plan
+        if result.status not in ("requested", "pending") or plan is None:
+            return Text()
+        from console.tui.planview import who_may_approve
+
+        app: Any = self.app
+        mine = plan.model_copy(update={"requested_by": plan.requested_by or plan.actor})
+        text = Text(
+            f"\nwho may approve: {who_may_approve(mine, app.config)}", style=self.palette.muted
+        )
+        if getattr(app, "demo_workspace", False):
+            text.append(
+                f"\ndemo: select {plan.version} and press a: a demo colleague can approve it",
+                style=self.palette.accent,
+            )
+        return text
 
     def relabel(self, button_id: str, label: str) -> None:
         """Change a button's words (and its width with them)."""
@@ -117,13 +148,16 @@ class ActionDialog(ModalScreen[bool]):
                 yield Static("", id="hint")
                 with Horizontal(id="buttons"):
                     yield from self.buttons()
-                    yield Button("Cancel", id="cancel", compact=True)
+                    yield MarkedButton("Cancel", id="cancel", compact=True)
         yield KeyBar()
 
     def on_mount(self) -> None:
         box = self.query_one("#dialog")
         box.border_title = self.dialog_title()
-        box.border_subtitle = "tab moves · enter confirms · esc closes"
+        box.border_subtitle = "tab moves · esc closes"
+        # The toast of the last action has been said in full; over this dialog it would
+        # cover the buttons (they sit where toasts appear, bottom right).
+        self.app.clear_notifications()
         self.update_state()
         first = next(iter(self.query(Input)), None)
         (first or self.query_one("#body")).focus()
@@ -166,14 +200,24 @@ class ActionDialog(ModalScreen[bool]):
             button.display = not self.done
         cancel = self.query_one("#cancel", Button)
         cancel.label = "Close" if self.done else "Cancel"
-        hint = self.query_one("#hint", Static)
-        why = self._why(self.primary)
+        self.query_one("#hint", Static).update(self.hint())
+
+    def hint(self) -> Text:
+        """The line above the buttons: what Enter does now, or what is missing first."""
+        pal = self.palette
+        focused = self.focused
         if self.done:
-            hint.update(Text("done · esc or enter closes", style=self.palette.muted))
-        elif why:
-            hint.update(Text(why, style=self.palette.warn))
-        else:
-            hint.update(Text("ready: enter confirms", style=self.palette.ok))
+            return Text("done · Enter or Esc closes", style=pal.muted)
+        if isinstance(focused, Button) and focused.id and not focused.disabled:
+            return Text(f"Enter: {self.enter_words(focused.id)}", style=pal.ok)
+        why = self._why(self.primary)
+        if why:
+            return Text(why, style=pal.warn)
+        return Text(f"ready · Enter: {self.enter_words(self.primary)}", style=pal.ok)
+
+    def on_descendant_focus(self, event: Any) -> None:
+        if self.is_mounted:
+            self.update_state()  # Enter's words follow the focus
 
     def _why(self, button: str) -> str:
         if self.busy:
@@ -236,6 +280,7 @@ class ActionDialog(ModalScreen[bool]):
             return
         self.busy, self.done, self.changed, self.result = False, True, True, result
         outcome = result_text(result, self.palette)
+        outcome.append_text(self.after_result(result))
         outcome.append("\n(below: the plan as it was confirmed)", style=self.palette.muted)
         self.show_outcome(outcome)
         self.update_state()

@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from console.tui.format import BETTER, CI_GLYPHS, CI_WORDS, WORSE
 from console.tui.palette import palette_of
+from console.tui.widgets.keybar import describe
 
 
 def help_entries(app: Any, screen: Screen[Any]) -> list[tuple[str, str, str]]:
@@ -31,7 +32,7 @@ def help_entries(app: Any, screen: Screen[Any]) -> list[tuple[str, str, str]]:
             where = "this screen"
         else:
             where = str(getattr(node, "help_group", type(node).__name__))
-        group = (binding.description, where)
+        group = (describe(screen, binding), where)
         if group not in grouped:
             grouped[group] = []
             order.append(group)
@@ -99,8 +100,17 @@ class HelpScreen(ModalScreen[None]):
         table.add_row(BETTER, "better than production (the metric's direction counts)", "")
         table.add_row(WORSE, "worse than production; the signed number is the raw change", "")
         for state, glyph in CI_GLYPHS.items():
-            table.add_row(glyph, f"CI {CI_WORDS[state]}", "")
+            words = CI_WORDS[state]  # some say "CI" already ("CI runs loading")
+            table.add_row(glyph, words if words.startswith("CI ") else f"CI {words}", "")
         table.add_row("⚠", "a backend failed: the panel says why and how old its data is", "")
+        table.add_row("+3>", "three columns do not fit this width; > shows them in turn", "")
+        table.add_row(
+            "WORST", "a version's worst change vs production, while a metric is hidden", ""
+        )
+        table.add_row("\u2013 n/a", "a gate that does not apply (neither version records it)", "")
+        table.add_row(
+            "\u203a [x]", "in a dialog: the focused button; a ticked box ([ ] unticked)", ""
+        )
         off = app.actions_off() if hasattr(app, "actions_off") else ""
         if off:
             table.add_row("", Text(f"{off}: a, p and R are off", style=pal.warn), "")

@@ -24,7 +24,7 @@ from console.tui.palette import palette_of
 from console.tui.rows import version_cells, version_columns
 from console.tui.screens.model_release import ModelReleaseSide
 from console.tui.screens.versionbook import VersionBook
-from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.bars import FilterBar, TitleBar, follow_theme, tolerate_teardown
 from console.tui.widgets.ci import CIPanel
 from console.tui.widgets.deck import PanelDeck
 from console.tui.widgets.keybar import KeyBar
@@ -35,6 +35,7 @@ from console.tui.widgets.trail import TrailPanel
 from console.tui.widgets.vtable import Cell, VirtualTable
 
 SELECT_DEBOUNCE = 0.15
+AGE_TICK = 1.0
 VIEWPORT_DEBOUNCE = 0.05
 WIDE = (160, 40)  # from this size on, every panel is shown at once
 RELEASE_GROUP = Binding.Group("release ")  # the trailing space keeps the footer legible
@@ -86,7 +87,8 @@ class ModelScreen(ModelReleaseSide):
         self.filter_text = ""
         self._select_timer: Timer | None = None
         self._viewport_timer: Timer | None = None
-        self._metric_names: list[str] = []
+        self._metric_names: list[str] = []  # the metric columns (three at most)
+        self._key_metrics: list[str] = []  # every key metric, for the worst change
         self.waiting: list[Any] = []  # pending requests of this model (RequestView)
         self.incidents: dict[str, Any] = {}  # version -> services.incidents.RolledBack
         self.verdicts: dict[str, Any] = {}  # stage -> services.health.StageHealth
@@ -100,7 +102,8 @@ class ModelScreen(ModelReleaseSide):
         config: Any = self.app.config  # type: ignore[attr-defined]
         self.book = VersionBook(config.prod_stage)
         cfg = config.models.get(self.model_name)
-        self._metric_names = list(cfg.key_metrics[:3]) if cfg else []
+        self._key_metrics = list(cfg.key_metrics) if cfg else []
+        self._metric_names = self._key_metrics[:3]
         yield TitleBar(id="title")
         yield Static("", id="stages")
         yield Static("", id="requests")
@@ -135,9 +138,18 @@ class ModelScreen(ModelReleaseSide):
         seconds = getattr(self.app, "refresh_seconds", 0)
         if seconds and seconds > 0:
             self.set_interval(seconds, self._tick)
+        # The stages' ages ("4s") count on between reads; a second is the finest they show.
+        self.set_interval(AGE_TICK, self._update_stages)
+        follow_theme(self, self._repaint)
+
+    def _repaint(self) -> None:
+        self._update_title()
+        self._update_stages()
+        self._update_requests()
 
     def on_resize(self, event: Any) -> None:
         self._layout_for(event.size.width, event.size.height)
+        self._update_stages()
 
     def _layout_for(self, width: int, height: int) -> None:
         self.set_class(width >= WIDE[0] and height >= WIDE[1], "-wide")
@@ -283,6 +295,7 @@ class ModelScreen(ModelReleaseSide):
         for d in details:
             names.extend(k for k in sorted(d.metrics) if k not in names)
         if names:
+            self._key_metrics = names
             self._metric_names = names[:3]
             self.table.columns = version_columns(self._metric_names)
             self.table.restyle()
@@ -500,6 +513,15 @@ class ModelScreen(ModelReleaseSide):
             return
         self.app.pop_screen()
 
+    def key_description(self, binding: Binding) -> str:
+        """Esc's words follow what it does now (see action_back)."""
+        if binding.action == "back":
+            if isinstance(self.focused, Panel):
+                return "Versions"
+            if self.filter_text:
+                return "Clear filter"
+        return binding.description
+
     def action_panel(self, name: str) -> None:
         self.query_one(PanelDeck).show(name)
 
@@ -522,6 +544,7 @@ class ModelScreen(ModelReleaseSide):
         self.table.focus()
 
     def _apply_filter(self, cursor: str | None = None) -> None:
+        self.refresh_bindings()  # Esc's words in the key bar follow the filter
         words = self.filter_text.lower().split()
         if words:
             keys = [
@@ -553,6 +576,7 @@ class ModelScreen(ModelReleaseSide):
             prod_stage=config.prod_stage,
             production=prod,
             metric_names=self._metric_names,
+            key_metrics=self._key_metrics,
             specs=config.metric_spec,
             pal=palette_of(app),
             now=app.clock(),
@@ -576,11 +600,13 @@ class ModelScreen(ModelReleaseSide):
     def _update_stages(self) -> None:
         app: Any = self.app
         slo = app.config.slo_for(self.model_name).configured
+        bar = self.query_one("#stages", Static)
+        width = bar.content_region.width or self.size.width - 2
         line = stage_line(
-            palette_of(app), app.clock(), self.view, app.config.prod_stage,
+            palette_of(app), app.clock(), self.view, app.config.prod_stage, width=width,
             health=self.verdicts if slo else None, rolled_back=self.incidents,
         )  # fmt: skip
-        self.query_one("#stages", Static).update(line)
+        bar.update(line)
 
     def _update_incident(self) -> None:
         """'↩ v1.3.0 was rolled back from production … by erin: why' for the selected version."""

@@ -8,7 +8,7 @@ refresh runs; a failing backend marks the rows it affects and says why in the de
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,6 +23,7 @@ from console.tui.headers import overview_detail, overview_title
 from console.tui.palette import palette_of
 from console.tui.rows import (
     OVERVIEW_COLUMNS,
+    UNKNOWN_APPROVALS,
     OverviewRow,
     keep_ci,
     keep_health,
@@ -32,7 +33,7 @@ from console.tui.rows import (
     with_health,
     with_live,
 )
-from console.tui.widgets.bars import FilterBar, TitleBar, tolerate_teardown
+from console.tui.widgets.bars import FilterBar, TitleBar, follow_theme, tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, VirtualTable
 
@@ -65,7 +66,9 @@ class OverviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-    ]
+        Binding("d", "toggle_deprecated", "Deprecated", id="overview.deprecated",
+                tooltip="Show or hide deprecated models (gto show hides them)"),
+    ]  # fmt: skip
 
     help_title = "Overview"
 
@@ -77,10 +80,12 @@ class OverviewScreen(Screen[None]):
         self._inflight: set[str] = set()
         self.registry_section: Any = None
         self.filter_text = ""
+        self.show_deprecated = False  # like `gto show`: retired models only on request
         self._viewport_timer: Timer | None = None
         self._ticker: Timer | None = None
         self._ticks = 0
         self.pending_counts: dict[str, int] | None = None  # model -> requests awaiting approval
+        self.pending_unknown = ""  # why the requests could not be read (APPR shows ?)
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -104,6 +109,11 @@ class OverviewScreen(Screen[None]):
         self._update_detail()
         self.table.focus()
         self.load_models()
+        follow_theme(self, self._repaint)
+
+    def _repaint(self) -> None:
+        self._update_title()
+        self._update_detail()
 
     def config_loaded(self) -> None:
         """The app has validated its config (after the first frame): the real workspace name."""
@@ -177,16 +187,27 @@ class OverviewScreen(Screen[None]):
         await app.ready.wait()
         try:
             waiting = await app.release.pending()
-        except Exception:  # no audit backend or an unreadable log: APPR stays unknown
+        except Exception as exc:  # no audit backend or an unreadable log: APPR says unknown
+            if not self.is_attached:
+                return
+            message = getattr(exc, "message", str(exc))
+            if not self.pending_unknown:
+                self.notify(f"Approvals unknown (APPR ?): {message}", severity="warning")
+            self.pending_unknown, self.pending_counts = message, None
+            self._set_approvals(lambda name: UNKNOWN_APPROVALS)
             return
+        self.pending_unknown = ""
         counts: dict[str, int] = {}
         for view in waiting:
             counts[view.request.model] = counts.get(view.request.model, 0) + 1
         if not self.is_attached:
             return
         self.pending_counts = counts
+        self._set_approvals(lambda name: counts.get(name, 0))
+
+    def _set_approvals(self, count: Callable[[str], int]) -> None:
         for name, row in list(self.rows.items()):
-            self.rows[name] = replace(row, approvals=counts.get(name, 0))
+            self.rows[name] = replace(row, approvals=count(name))
         self.table.refresh_keys()
         self._update_detail()
 
@@ -234,7 +255,9 @@ class OverviewScreen(Screen[None]):
             return
         wanted = []
         for row, newest in got:
-            if self.pending_counts is not None:
+            if self.pending_unknown:
+                row = replace(row, approvals=UNKNOWN_APPROVALS)
+            elif self.pending_counts is not None:
                 row = replace(row, approvals=self.pending_counts.get(row.name, 0))
             old = self.rows.get(row.name)
             if newest is not None and old is not None and old.newest == row.newest:
@@ -420,13 +443,46 @@ class OverviewScreen(Screen[None]):
             self._apply_filter()
         self.table.focus()
 
+    def action_toggle_deprecated(self) -> None:
+        """`d`: show the deprecated models too (marked †), or hide them again."""
+        self.show_deprecated = not self.show_deprecated
+        self._apply_filter()
+        hidden = self.hidden_deprecated()
+        if self.show_deprecated:
+            self.notify("Showing deprecated models (marked \u2020)", timeout=3)
+        else:
+            self.notify(f"Hiding {hidden} deprecated model(s)" if hidden else
+                        "No deprecated models", timeout=3)  # fmt: skip
+
+    def hidden_deprecated(self) -> int:
+        """How many deprecated models the overview leaves out now."""
+        if self.show_deprecated:
+            return 0
+        return sum(1 for m in self.models if getattr(m, "deprecated", False))
+
     def _apply_filter(self) -> None:
         words = self.filter_text.lower().split()
-        names = [m.name for m in self.models if not words or matches(m.name, m.description, words)]
-        self.table.empty_text = "no model matches the filter" if words else "no models found"
+        names = [
+            m.name
+            for m in self.models
+            if (self.show_deprecated or not getattr(m, "deprecated", False))
+            and (not words or matches(m.name, m.description, words))
+        ]
+        self.table.empty_text = self._empty_text(words)
         self.table.set_rows(names)
         self._update_title()
         self._update_detail()
+
+    def _empty_text(self, words: list[str]) -> str:
+        """What an empty table says: why there is nothing to show."""
+        if words:
+            return "no model matches the filter"
+        registry = self.registry_section
+        if registry is not None and not registry.ok:  # not "no models": we could not ask
+            return f"the registry did not answer: {registry.error} (r retries)"
+        if self.hidden_deprecated():
+            return "every model is deprecated: d shows them"
+        return "no models found"
 
     def action_context(self) -> Any:
         from console.tui.actions import ActionContext
@@ -452,6 +508,7 @@ class OverviewScreen(Screen[None]):
             filter_text=self.filter_text,
             rows=self.rows.values(),
             registry=self.registry_section,
+            hidden=self.hidden_deprecated(),
         )
         self.query_one(TitleBar).update(title)
 

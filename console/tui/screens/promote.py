@@ -11,8 +11,10 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input
 
 from console.services.release.text import text_problem
+from console.tui import format as fmt
 from console.tui.planview import plan_preview, quality_failures, rolled_back_gate, schema_gate
-from console.tui.screens.dialog import ActionDialog, field
+from console.tui.screens.dialog import ActionDialog, button, field
+from console.tui.widgets.marked import TickBox
 
 
 def next_stage(stages: Sequence[str], current: Sequence[str]) -> str | None:
@@ -44,14 +46,14 @@ class PromoteDialog(ActionDialog):
             Input(placeholder="why: recorded in the audit log", id="reason", compact=True),
             id="reason-row",
         )
-        yield Checkbox("I acknowledge the schema change", id="ack", compact=True, classes="-hidden")
-        yield Checkbox(
+        yield TickBox("I acknowledge the schema change", id="ack", compact=True, classes="-hidden")
+        yield TickBox(
             "I acknowledge it was rolled back", id="ack-rolled-back", compact=True,
             classes="-hidden",
         )  # fmt: skip
 
     def buttons(self) -> Iterable[Button]:
-        yield Button("Promote", id="confirm", variant="primary", compact=True, classes="act")
+        yield button("Promote", id="confirm", variant="primary")
 
     async def fetch_plan(self) -> Any:
         return await self.release.plan_promotion(
@@ -66,8 +68,9 @@ class PromoteDialog(ActionDialog):
         gate = schema_gate(plan)
         box = self.query_one("#ack", Checkbox)
         if gate is not None or self.ack:
-            if gate is not None:
-                box.label = f"I acknowledge the schema change ({gate.observed} fields)"
+            if gate is not None and isinstance(gate.observed, int | float):
+                changed = fmt.plural(int(gate.observed), "field")
+                box.label = f"I acknowledge the schema change ({changed} changed)"
             box.remove_class("-hidden")
         back = self.query_one("#ack-rolled-back", Checkbox)
         if rolled_back_gate(plan) is not None or self.ack_rolled_back:
@@ -79,6 +82,14 @@ class PromoteDialog(ActionDialog):
             )
             back.remove_class("-hidden")
         self.relabel("confirm", "Promote now" if plan.ready else "Request promotion")
+
+    def enter_words(self, button: str) -> str:
+        if button != "confirm":
+            return super().enter_words(button)
+        move = f"{self.version} → {self.stage}"
+        if self.plan is not None and not self.plan.ready:
+            return f"request promoting {move}"
+        return f"promote {move}"
 
     def why_blocked(self, button: str) -> str:
         plan = self.plan

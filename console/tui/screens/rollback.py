@@ -12,7 +12,7 @@ from textual.widgets import Button, Input
 
 from console.services.release.text import text_problem
 from console.tui.planview import plan_preview
-from console.tui.screens.dialog import ActionDialog, field
+from console.tui.screens.dialog import ActionDialog, button, field
 
 GATES_NOTE = "shown, never blocking: rollbacks happen during incidents"
 
@@ -44,7 +44,7 @@ class RollbackDialog(ActionDialog):
         )
 
     def buttons(self) -> Iterable[Button]:
-        yield Button("Roll back", id="confirm", variant="error", compact=True, classes="act")
+        yield button("Roll back", id="confirm", variant="error")
 
     async def fetch_plan(self) -> Any:
         return await self.release.plan_rollback(self.model, stage=self.stage)
@@ -57,6 +57,14 @@ class RollbackDialog(ActionDialog):
         row.set_class(not plan.confirm_model_name, "-hidden")
         now = plan.ready or not plan.required_approvals
         self.relabel("confirm", "Roll back now" if now else "Request rollback")
+
+    def enter_words(self, button: str) -> str:
+        plan = self.plan
+        if button != "confirm" or plan is None:
+            return super().enter_words(button)
+        move = f"roll {plan.stage} back {plan.from_version} → {plan.version}"
+        now = plan.ready or not plan.required_approvals
+        return move if now else f"request to {move}"
 
     def why_blocked(self, button: str) -> str:
         plan = self.plan

@@ -31,6 +31,17 @@ def tolerate_teardown(method: F) -> F:
     return guarded  # type: ignore[return-value]
 
 
+def follow_theme(node: Any, redraw: Callable[[], object]) -> None:
+    """Call ``redraw`` after every theme change: text drawn with the palette (titles, detail
+    bars) keeps the colours it was drawn in until it is drawn again."""
+
+    def changed(_theme: object) -> None:
+        if node.is_attached:
+            redraw()
+
+    node.app.theme_changed_signal.subscribe(node, changed)
+
+
 class FilterBar(Input):
     """The `/` filter: filters as you type; Enter keeps the filter, Esc clears it."""
 

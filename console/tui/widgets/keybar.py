@@ -20,17 +20,24 @@ from console.tui.palette import palette_of
 KEPT = "help"  # the action that stays on a narrow screen: it lists every key of the screen
 
 
+def describe(screen: Any, binding: Any) -> str:
+    """What ``binding`` does on ``screen`` now: the screen's ``key_description`` (Esc that
+    first clears a filter says so), else the binding's own description."""
+    said = getattr(screen, "key_description", None)
+    return str(said(binding)) if callable(said) else str(binding.description)
+
+
 def _fit(items: list[Any], width: int) -> list[Any]:
-    """The (key, binding, enabled) items that fit in ``width`` cells, in order; when they do not
+    """The (key, words, binding, enabled) items that fit in ``width`` cells, in order; when they do not
     all fit, the last ones go first, but the help key always stays (it lists the others)."""
 
     def cells(some: list[Any]) -> int:
-        return sum(cell_len(k) + 1 + cell_len(b.description) + 2 for k, b, _ in some) - 2
+        return sum(cell_len(k) + 1 + cell_len(d) + 2 for k, d, b, _ in some) - 2
 
     if width <= 0 or cells(items) <= width:
         return items
-    kept = [i for i in items if i[1].action == KEPT]
-    rest = [i for i in items if i[1].action != KEPT]
+    kept = [i for i in items if i[2].action == KEPT]
+    rest = [i for i in items if i[2].action != KEPT]
     while rest and cells(rest + kept) > width:
         rest.pop()
     return rest + kept
@@ -82,14 +89,16 @@ class KeyBar(Static):
             _node, binding, enabled, _tooltip = self.screen.active_bindings[palette_key]
             shown.append((binding, enabled))
         items = [
-            (self.app.get_key_display(binding), binding, enabled) for binding, enabled in shown
+            (self.app.get_key_display(binding), describe(self.screen, binding), binding, enabled)
+            for binding, enabled in shown
         ]
-        for key, binding, enabled in _fit(items, self.content_size.width or self.size.width):
+        width = self.content_size.width or self.size.width
+        for key, words, binding, enabled in _fit(items, width):
             if text:
                 text.append("  ")
             start = len(text)
             text.append(key, style=(pal.accent + pal.bold) if enabled else pal.muted)
-            text.append(" " + binding.description, style="" if enabled else pal.muted)
+            text.append(" " + words, style="" if enabled else pal.muted)
             self._spans.append((start, len(text), binding.key))
         return text
 

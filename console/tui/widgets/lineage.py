@@ -33,7 +33,9 @@ def _state(changed: bool, pal: Palette) -> Text:
     return Text("changed", style=pal.accent) if changed else Text("same", style=pal.muted)
 
 
-def _code(lineage: Lineage, pal: Palette, now: datetime) -> RenderableType:
+def _code(
+    lineage: Lineage, pal: Palette, now: datetime, base_label: str = "production"
+) -> RenderableType:
     code = lineage.code
     if code is None:
         return Text("no commit recorded for this version", style=pal.muted)
@@ -42,6 +44,12 @@ def _code(lineage: Lineage, pal: Palette, now: datetime) -> RenderableType:
         head.append(
             f"{fmt.plural(len(code.commits), 'commit')} (nothing to compare with)", style=pal.muted
         )
+    elif code.behind:  # an older commit: what the base has that this version lacks
+        more = "+" if code.truncated else ""
+        head.append(f"{fmt.plural(len(code.behind), 'commit')}{more} behind {base_label}",
+                    style=pal.warn)  # fmt: skip
+        if code.diffstat is not None:
+            head.append(" · it lacks", style=pal.muted)
     elif not code.commits:
         head.append("same commit as the base", style=pal.muted)
     else:
@@ -53,7 +61,8 @@ def _code(lineage: Lineage, pal: Palette, now: datetime) -> RenderableType:
         if len(code.authors) > 4:
             head.append(f" +{len(code.authors) - 4}")
     if code.diffstat is not None:
-        head.append(f" · {fmt.plural(code.diffstat.files, 'file')} ", style=pal.muted)
+        lead = " " if code.behind else " · "
+        head.append(f"{lead}{fmt.plural(code.diffstat.files, 'file')} ", style=pal.muted)
         head.append(f"+{code.diffstat.insertions}", style=pal.better)
         head.append(" ")
         head.append(f"\u2212{code.diffstat.deletions}", style=pal.worse)
@@ -62,11 +71,12 @@ def _code(lineage: Lineage, pal: Palette, now: datetime) -> RenderableType:
     rows.add_column(no_wrap=True, min_width=5, max_width=10)
     rows.add_column(overflow="ellipsis", no_wrap=True, ratio=1)
     rows.add_column(style=pal.muted, no_wrap=True, justify="right")
-    for c in code.commits[:MAX_COMMITS]:
+    listed = code.commits or code.behind
+    for c in listed[:MAX_COMMITS]:
         rows.add_row(c.short, c.author, c.subject, fmt.age(c.authored_at, now))
     parts: list[RenderableType] = [head, rows]
-    if len(code.commits) > MAX_COMMITS:
-        parts.append(Text(f"… {len(code.commits) - MAX_COMMITS} more", style=pal.muted))
+    if len(listed) > MAX_COMMITS:
+        parts.append(Text(f"… {len(listed) - MAX_COMMITS} more", style=pal.muted))
     return Group(*parts)
 
 
@@ -183,7 +193,7 @@ def render_lineage(
     grid = Table.grid(padding=(0, 1), expand=True)
     grid.add_column(style=pal.heading, no_wrap=True, width=8)
     grid.add_column(ratio=1)
-    grid.add_row("CODE", _code(lineage, pal, now))
+    grid.add_row("CODE", _code(lineage, pal, now, base_label))
     grid.add_row("MODEL", _model(lineage, pal, specs))
     grid.add_row("SCHEMA", _schema(lineage, pal))
     grid.add_row("SAMPLING", _sampling(lineage, pal))

@@ -22,7 +22,16 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from console.tui.widgets.columns import BOLD, GAP, Cell, Column, cell_segments, fit_columns
+from console.tui.widgets.columns import (
+    BOLD,
+    GAP,
+    Cell,
+    Column,
+    Layout,
+    cell_segments,
+    fit_columns,
+    layout_columns,
+)
 
 RowRenderer = Callable[[Hashable], Mapping[str, Cell]]
 
@@ -41,13 +50,23 @@ class VirtualTable(ScrollView, can_focus=True):
         Binding("end,G", "last", "Last row", show=False),
         Binding("enter", "select", "Open", show=False),
         Binding("space", "toggle_mark", "Mark for compare", show=False),
+        # Shown only while columns are hidden (check_action): the header's "+N >" says how many.
+        Binding(
+            "greater_than_sign",
+            "cycle_columns",
+            "More columns",
+            key_display=">",
+            id="table.cycle-columns",
+        ),
     ]
+    COLUMNS_KEY = ">"
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "vtable--header",
         "vtable--cursor",
         "vtable--cursor-blurred",
         "vtable--empty",
+        "vtable--marker",
     }
 
     DEFAULT_CSS = """
@@ -61,6 +80,7 @@ class VirtualTable(ScrollView, can_focus=True):
     VirtualTable > .vtable--cursor { background: $primary 40%; text-style: bold; }
     VirtualTable > .vtable--cursor-blurred { background: $primary 18%; }
     VirtualTable > .vtable--empty { color: $text-muted; text-style: italic; }
+    VirtualTable > .vtable--marker { color: $accent; text-style: bold reverse; }
     """
 
     cursor: reactive[int] = reactive(0, always_update=True, init=False)
@@ -135,7 +155,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self._index: dict[Hashable, int] = {}
         self.marked: list[Hashable] = []
         self._cache: dict[tuple[Hashable, int, bool], Strip] = {}
-        self._layout: tuple[int, list[tuple[Column, int]]] | None = None
+        self._layout: tuple[int, Layout] | None = None
+        self.reveal = 0  # which hidden column `>` shows (0: none), see columns.layout_columns
+        self._some_hidden = False
         self._header: Strip | None = None
         self._last_viewport: tuple[int, int] = (-1, -1)
         self._style_cache: dict[str, Style] | None = None
@@ -260,6 +282,8 @@ class VirtualTable(ScrollView, can_focus=True):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_mark":
             return self.markable
+        if action == "cycle_columns":
+            return self._some_hidden
         # Columns always fit the width: the inherited horizontal scrolling keys do nothing here.
         return action not in ("scroll_left", "scroll_right", "page_left", "page_right")
 
@@ -324,12 +348,33 @@ class VirtualTable(ScrollView, can_focus=True):
 
     # -- rendering ---------------------------------------------------------------------------
 
-    def _columns(self, width: int) -> list[tuple[Column, int]]:
-        if self._layout is None or self._layout[0] != width:
-            self._layout = (width, fit_columns(self.columns, width))
+    def column_layout(self, width: int | None = None) -> Layout:
+        """The columns shown at ``width`` (default: the table's), and the hidden ones."""
+        width = self.scrollable_content_region.width if width is None else width
+        if (
+            self._layout is None
+            or self._layout[0] != width
+            or self._layout[1].reveal != self.reveal
+        ):
+            layout = layout_columns(self.columns, width, self.reveal, key=self.COLUMNS_KEY)
+            self._layout = (width, layout)
+            self.reveal = layout.reveal
+            if self._some_hidden != bool(layout.choices):
+                self._some_hidden = bool(layout.choices)
+                self.call_later(self.refresh_bindings)  # `>` comes or goes in the key bar
         return self._layout[1]
 
-    def _line(self, cells: Mapping[str, Cell], width: int, style: Style) -> Strip:
+    def _columns(self, width: int) -> list[tuple[Column, int]]:
+        return self.column_layout(width).shown
+
+    def _line(
+        self,
+        cells: Mapping[str, Cell],
+        width: int,
+        style: Style,
+        *,
+        tail: Sequence[Segment] = (),
+    ) -> Strip:
         console = self.app.console
         segments: list[Segment] = []
         layout = self._columns(width)
@@ -343,7 +388,20 @@ class VirtualTable(ScrollView, can_focus=True):
                 used += 1
         if used < width:
             segments.append(Segment(" " * (width - used)))
-        return Strip(segments, max(used, width)).crop(0, width).apply_style(style)
+        strip = Strip(segments, max(used, width)).crop(0, width)
+        if tail:  # over the end of the line: the layout left room there
+            room = width - sum(len(t.text) for t in tail)
+            strip = Strip([*strip.crop(0, room), *tail], width)
+        return strip.apply_style(style)
+
+    def action_cycle_columns(self) -> None:
+        """`>`: show the next hidden column (by priority) in place of others; after the last,
+        the usual columns again."""
+        layout = self.column_layout()
+        self.reveal = (layout.reveal + 1) % (layout.choices + 1) if layout.choices else 0
+        self._header = None
+        self._cache.clear()
+        self.refresh()
 
     def _styles(self) -> dict[str, Style]:
         """The widget's base style and its component styles, computed once per restyle."""
@@ -365,7 +423,9 @@ class VirtualTable(ScrollView, can_focus=True):
         if y == 0:
             if self._header is None or self._header.cell_length != width:
                 labels: dict[str, Cell] = {c.key: c.label for c in self.columns}
-                self._header = self._line(labels, width, styles["vtable--header"])
+                marker = self.column_layout(width).marker(self.COLUMNS_KEY)
+                tail = [Segment(" "), Segment(marker, styles["vtable--marker"])] if marker else []
+                self._header = self._line(labels, width, styles["vtable--header"], tail=tail)
             return self._header
         index = int(self.scroll_y) + y - 1
         if index >= len(self._keys):

@@ -349,6 +349,8 @@ class MlflowTransport:
             return Unauthorized(
                 f"MLflow at {where} {verb} (HTTP {status}){said}", backend=self.name, hint=hint
             )
+        if status == 404 and not err.error_code:
+            return self._not_mlflow(where)
         if status == 404 or err.error_code == "RESOURCE_DOES_NOT_EXIST":
             return NotFound(f"MLflow at {where}: not found{said}", backend=self.name)
         if status >= 500 or status == 429:
@@ -364,6 +366,17 @@ class MlflowTransport:
             backend=self.name,
             code=err.error_code,
             status=status,
+        )
+
+    def _not_mlflow(self, where: str) -> InvalidResponse:
+        """A 404 without MLflow's ``error_code``: the server (a proxy, another app, the wrong
+        path prefix) has no such route, so nothing can be said about the model."""
+        return InvalidResponse(
+            f"{where} answered HTTP 404 without an MLflow error code: this is not an MLflow "
+            "REST API (a wrong url or path prefix?), which says nothing about the model",
+            backend=self.name,
+            hint=f"set url in [backends.registry] to the tracking server's base URL, the one "
+            f"under which {API} answers (it is {self.shown_url} now)",
         )
 
     async def aclose(self) -> None:

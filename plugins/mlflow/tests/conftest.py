@@ -163,14 +163,14 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"mlflow server at {url} not healthy after {START_TIMEOUT:.0f}s; see {log}")
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def serve(
+    request: pytest.FixtureRequest, tmp: Path, *, seed: bool = True
 ) -> Iterator[MlflowServer]:
-    """Start ``mlflow server`` (SQLite store) on a free loopback port, seed it, stop it after."""
+    """Start ``mlflow server`` (SQLite store) on a free loopback port, seed it (``seed``),
+    stop it after."""
     exe = _mlflow_exe(Path(request.config.rootpath))
     python = exe.parent / "python"
-    tmp = tmp_path_factory.mktemp("mlflow")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "server.log"
@@ -189,22 +189,39 @@ def mlflow_server(
         )  # fmt: skip
     seeder: subprocess.Popen[str] | None = None
     try:
-        # mlflow's client imports slowly: start seeding now, it waits for /health itself.
-        seeder = subprocess.Popen(
-            [str(python), str(SEED), "seed", url],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp,
-        )  # fmt: skip
+        seeded: dict[str, Any] = {}
+        if seed:  # mlflow's client imports slowly: start seeding now, it waits for /health
+            seeder = subprocess.Popen(
+                [str(python), str(SEED), "seed", url],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp,
+            )  # fmt: skip
         _wait_healthy(url, proc, log)
-        stdout, stderr = seeder.communicate(timeout=START_TIMEOUT)
-        if seeder.returncode != 0:
-            raise RuntimeError(f"seeding mlflow failed:\n{stderr.strip()[-2000:]}")
-        seeded = json.loads(stdout.strip().splitlines()[-1])
+        if seeder is not None:
+            stdout, stderr = seeder.communicate(timeout=START_TIMEOUT)
+            if seeder.returncode != 0:
+                raise RuntimeError(f"seeding mlflow failed:\n{stderr.strip()[-2000:]}")
+            seeded = json.loads(stdout.strip().splitlines()[-1])
         yield MlflowServer(url=url, python=python, seeded=seeded, log=log)
     finally:
         if seeder is not None and seeder.poll() is None:
             seeder.kill()
             seeder.wait(timeout=5)
         _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def mlflow_serve() -> Any:
+    """``serve`` itself, for a test module that needs a server of its own."""
+    return serve
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """The seeded server most tests share (they must not add models: some list them all)."""
+    with serve(request, tmp_path_factory.mktemp("mlflow")) as server:
+        yield server
 
 
 @pytest.fixture

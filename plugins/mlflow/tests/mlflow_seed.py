@@ -4,6 +4,7 @@ Runs with the python of the test venv that has mlflow installed (never the conso
 
     python mlflow_seed.py seed URL          -> JSON: what was created
     python mlflow_seed.py dump URL MODEL    -> JSON: aliases and version tags as mlflow sees them
+    python mlflow_seed.py model URL NAME COUNT ALIAS VERSION  -> a model with COUNT versions
 """
 
 from __future__ import annotations
@@ -96,10 +97,28 @@ def dump(url: str, model: str) -> dict[str, object]:
     }
 
 
+def make_model(url: str, name: str, count: int, alias: str, version: str) -> None:
+    """A registered model with ``count`` versions (users alice/bob) and one alias set."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    exp = client.create_experiment(f"cd4ml-{name}")
+    client.create_registered_model(name)
+    for i in range(count):
+        run = client.create_run(exp, tags={"mlflow.user": ("alice", "bob")[i % 2]})
+        client.set_terminated(run.info.run_id)
+        client.create_model_version(
+            name, source=f"{run.info.artifact_uri}/m", run_id=run.info.run_id
+        )
+    client.set_registered_model_alias(name, alias, version)
+
+
 def main() -> None:
     command, url, *rest = sys.argv[1:]
     if command == "seed":
         print(json.dumps(seed(url)))
+    elif command == "model":
+        make_model(url, rest[0], int(rest[1]), rest[2], rest[3])
     elif command == "dump":
         print(json.dumps(dump(url, rest[0])))
     else:

@@ -31,7 +31,9 @@ API = "/api/2.0/mlflow/"
     [
         (reply(401, {"error_code": "UNAUTHENTICATED", "message": "bad"}), Unauthorized, "HTTP 401"),
         (reply(403, {"error_code": "PERMISSION_DENIED", "message": "no"}), Unauthorized, "denied"),
-        (reply(404, text="<html>nope</html>"), NotFound, "not found"),
+        (reply(404, text="<html>nope</html>"), InvalidResponse, "not an MLflow REST API"),
+        (reply(404, {"detail": "Not Found"}), InvalidResponse, "wrong url or path prefix"),
+        (reply(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "x"}), NotFound, "x"),
         (reply(400, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "x"}), NotFound, "x"),
         (reply(500, {"error_code": "INTERNAL_ERROR", "message": "db"}), Unreachable, "HTTP 500"),
         (reply(502, text="<html>bad gateway</html>"), Unreachable, "HTTP 502"),
@@ -330,3 +332,70 @@ async def test_stages_read_the_tags_of_the_listing_versions_is_making(
     assert (await reg.stages("churn"))[0].assigned_by == "alice"  # alone: one get per stage
     assert rec.paths() == ["registered-models/get", "model-versions/get"]
     await reg.aclose()
+
+
+@pytest.fixture
+def plain_http_server() -> Any:
+    """A plain loopback HTTP server that is not MLflow: 404 with an HTML page for every path."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotMlflow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html>\n<html><title>404 Not Found</title>\n<h1>Not Found</h1></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotMlflow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+async def test_a_server_that_is_not_mlflow_is_a_wrong_url_not_a_missing_model(
+    ctx: BackendContext, plain_http_server: str
+) -> None:
+    config = MlflowConfig(url=plain_http_server, auth="none", use_keyring=False)
+    reg = MlflowRegistry(config, ctx)
+    for read in (reg.versions("churn"), reg.stages("churn"), reg.history("churn"), reg.check()):
+        with pytest.raises(InvalidResponse) as err:
+            await read
+        text = str(err.value)
+        assert "not an MLflow REST API" in text and plain_http_server in text
+        assert "no registered model" not in text and "check the name" not in text
+    await reg.aclose()
+
+
+def test_promote_against_a_server_that_is_not_mlflow_fails_as_a_backend(
+    plain_http_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 1 (a backend failed, nothing changed), not 2 (an unknown model: the user's typo)."""
+    import os
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from console.cli import cli
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "cd4ml-console.toml").write_text(
+        f'[backends.registry]\ntype = "mlflow"\nurl = "{plain_http_server}"\nauth = "none"\n'
+        "use_keyring = false\n"
+    )
+    monkeypatch.setenv("CD4ML_LOG_FILE", os.devnull)
+    args = ["-w", str(tmp_path), "promote", "churn", "1", "--to", "production", "--reason", "go"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 1, result.stderr
+    assert "not an MLflow REST API" in result.stderr
+    assert "nothing was changed" in result.stderr

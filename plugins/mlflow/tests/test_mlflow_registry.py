@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -14,7 +15,7 @@ from cd4ml_console_mlflow.registry import MlflowRegistry
 
 from console.domain import RegistryEventKind
 from console.plugins import BackendContext
-from console.ports import Conflict, NotFound
+from console.ports import Conflict, InvalidResponse, NotFound
 
 pytestmark = pytest.mark.xdist_group("mlflow-server")  # one server per session: keep together
 
@@ -176,3 +177,52 @@ async def test_unknown_things_are_not_found(registry: MlflowRegistry) -> None:
     with pytest.raises(NotFound, match="no MLflow alias"):
         await registry.assign("fraud", "1", "qa", actor="carol", expected=None)
     assert await registry.stages("fraud") == ()
+
+
+async def test_a_wrong_path_prefix_is_a_wrong_url_not_a_missing_model(
+    make_registry: Callable[..., MlflowRegistry], mlflow_server: Any
+) -> None:
+    """The real server answers an unknown path with an HTML 404 (no MLflow error_code)."""
+    wrong = make_registry(url=mlflow_server.url + "/mlflow")
+    with pytest.raises(InvalidResponse, match="wrong url or path prefix") as err:
+        await wrong.versions("churn")
+    assert "check the name" not in str(err.value)
+    with pytest.raises(InvalidResponse, match="not an MLflow REST API"):
+        await wrong.check()
+    right = make_registry()
+    with pytest.raises(NotFound, match="no registered model 'churn2'"):  # a real missing model
+        await right.versions("churn2")
+
+
+def _cli(tmp_path: Any, url: str, *args: str) -> Any:
+    """``cd4ml-console ARGS`` on a workspace whose registry is the MLflow server at ``url``."""
+    import os
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from console.cli import cli
+
+    if not (tmp_path / ".git").exists():
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "cd4ml-console.toml").write_text(
+        f'[backends.registry]\ntype = "mlflow"\nurl = "{url}"\nauth = "none"\n'
+        'use_keyring = false\nstage_aliases = { production = "champion" }\n'
+    )
+    env = {"CD4ML_LOG_FILE": os.devnull}
+    return CliRunner().invoke(cli, ["-w", str(tmp_path), *args], env=env, catch_exceptions=False)
+
+
+def test_status_of_an_unknown_model_is_usage_and_errors_go_to_stderr(
+    mlflow_server: Any, tmp_path: Any
+) -> None:
+    missing = _cli(tmp_path, mlflow_server.url, "status", "nosuch")
+    assert missing.exit_code == 2 and "no model named 'nosuch'" in missing.stderr
+    known = _cli(tmp_path, mlflow_server.url, "status", "churn", "--json")
+    assert json.loads(known.stdout)["models"][0]["name"] == "churn"
+    down = _cli(tmp_path, mlflow_server.url + "/mlflow", "status")  # a wrong path prefix
+    assert down.exit_code == 1
+    assert "! registry" in down.stderr and "not an MLflow REST API" in down.stderr
+    assert "!" not in down.stdout  # the table on stdout stays clean for pipes
+    down_one = _cli(tmp_path, mlflow_server.url + "/mlflow", "status", "churn")
+    assert down_one.exit_code == 1 and "no model named" not in down_one.stderr
