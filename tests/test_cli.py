@@ -248,18 +248,10 @@ def test_demo_waiting_request_can_be_approved_by_another_user(tmp_path: Path) ->
     """The new-user story: approve the seeded request, production moves, the audit verifies."""
     ws = tmp_path / "ws"
     build_demo(ws, seed=7)  # at today's date: the CLI below runs on the system clock
-    set_metrics_port(ws / "cd4ml-console.toml", 9)  # nothing listens on the discard port
     pending = json.loads(run("-w", str(ws), "requests", "--json").stdout)
     assert [r["id"] for r in pending["requests"]] == ["req-demo-0001"]
     argv = ("-w", str(ws), "approve", "fraud-detector", "v2.0.0", "--to", "production")
-    blind = run(*argv, "--comment", "ok", "--json")
-    assert blind.returncode == 3, blind.stdout  # no live figures: the live gates fail closed
-    assert "live:requests" in {g["gate"] for g in json.loads(blind.stdout)["gates"]}
-    with ModelServer(ws, "127.0.0.1", 0, reload_seconds=0.2, rps=80.0) as server:
-        assert server.wait_ready(10)
-        set_metrics_port(ws / "cd4ml-console.toml", server.port)
-        wait_for_shadow(server.url, "fraud-detector", 150)
-        approve = run(*argv, "--comment", "ok", "--json")
+    approve = run(*argv, "--comment", "ok", "--json")
     assert approve.returncode == 0, approve.stdout + approve.stderr
     status = json.loads(run("-w", str(ws), "status", "fraud-detector", "--json").stdout)
     assert status["models"][0]["stages"]["production"]["version"] == "v2.0.0"

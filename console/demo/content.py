@@ -230,11 +230,13 @@ def config_toml(port: int, seed: int) -> str:
         '  { metric = "rmse", max = 15.0, max_regression = 0.5 },',
         '  { metric = "latency_p95_ms", max = 50.0 },',
         "]",
-        "# the candidate's shadow figures in staging, over 10 minutes, against production's",
-        'live = { source_stage = "staging", min_requests = 100, max_p95_ms = 250, '
+        "rolled_back_needs_ack = true",
+        "# Live gates: the candidate's shadow figures in staging over 10 minutes, against",
+        "# production's. Uncomment to hold v1.3.0 back on its shadow traffic (a request opened",
+        "# before the live figures exist must then be made again on them).",
+        '# live = { source_stage = "staging", min_requests = 100, max_p95_ms = 250, '
         "max_error_rate = 0.02, max_p95_regression_ms = 50, max_error_rate_regression = 0.01, "
         "max_disagreement = 0.2, max_psi = 0.25 }",
-        "rolled_back_needs_ack = true",
         "",
         "[policy.rollback]",
         "required_approvals = 0",
