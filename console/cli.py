@@ -440,10 +440,11 @@ def demo(state: State, directory: Path | None, no_tui: bool, serve: bool, seed: 
 
 
 def _register_subcommands() -> None:
-    from console import cli_login, cli_release
+    from console import cli_live, cli_login, cli_release
 
     cli_release.register(cli)
     cli_login.register(cli)
+    cli_live.register(cli)
 
 
 _register_subcommands()

@@ -160,6 +160,9 @@ def compare(
 @click.option("--to", "stage", required=True, help="The stage to promote into.")
 @click.option("--reason", default="", help="Why (required; recorded in the audit log).")
 @click.option("--ack-schema-change", is_flag=True, help="Acknowledge a data schema change.")
+@click.option(
+    "--ack-rolled-back", is_flag=True, help="Acknowledge that VERSION was rolled back before."
+)
 @click.option("--override-window", is_flag=True, help="Admin: act outside the change window.")
 @click.option("--dry-run", is_flag=True, help="Show the plan and the gates; change nothing.")
 @json_option
@@ -171,6 +174,7 @@ def promote(
     stage: str,
     reason: str,
     ack_schema_change: bool,
+    ack_rolled_back: bool,
     override_window: bool,
     dry_run: bool,
     as_json: bool,
@@ -180,13 +184,14 @@ def promote(
     if dry_run:
         _act(state, "plan", model, as_json, lambda svc: svc.plan_promotion(
             model, version, stage, ack_schema_change=ack_schema_change,
-            override_window=override_window), reconcile=False)  # fmt: skip
+            override_window=override_window, ack_rolled_back=ack_rolled_back),
+            reconcile=False)  # fmt: skip
         return
     if not reason.strip():
         raise click.UsageError("promote needs --reason TEXT (it is recorded in the audit log)")
     _act(state, "promote", model, as_json, lambda svc: svc.promote(
         model, version, stage, reason=reason, ack_schema_change=ack_schema_change,
-        override_window=override_window))  # fmt: skip
+        override_window=override_window, ack_rolled_back=ack_rolled_back))  # fmt: skip
 
 
 def _decide(kind: str) -> click.Command:

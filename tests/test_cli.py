@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def run(
         text=True,
         cwd=cwd,
         env=full_env,
-        timeout=60,
+        timeout=90,
         check=False,
     )
 
@@ -223,26 +224,95 @@ def test_zero_config_in_a_plain_gto_repo(demo: Path, tmp_path: Path) -> None:
     assert all(m["stages"]["production"]["version"] for m in doc["models"])
 
 
+def wait_for_shadow(url: str, model: str, requests: int, timeout: float = 30.0) -> None:
+    """Until the model server counted ``requests`` mirrored decisions for ``model``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        seen = sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == "model_shadow_decisions_total" and s.labels["model"] == model
+        )
+        if seen >= requests:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{model}: fewer than {requests} mirrored requests in {timeout}s")
+
+
 def test_demo_waiting_request_can_be_approved_by_another_user(tmp_path: Path) -> None:
     """The new-user story: approve the seeded request, production moves, the audit verifies."""
     ws = tmp_path / "ws"
     build_demo(ws, seed=7)  # at today's date: the CLI below runs on the system clock
     pending = json.loads(run("-w", str(ws), "requests", "--json").stdout)
     assert [r["id"] for r in pending["requests"]] == ["req-demo-0001"]
-    approve = run(
-        "-w",
-        str(ws),
-        "approve",
-        "fraud-detector",
-        "v2.0.0",
-        "--to",
-        "production",
-        "--comment",
-        "ok",
-        "--json",
-    )
+    argv = ("-w", str(ws), "approve", "fraud-detector", "v2.0.0", "--to", "production")
+    approve = run(*argv, "--comment", "ok", "--json")
     assert approve.returncode == 0, approve.stdout + approve.stderr
     status = json.loads(run("-w", str(ws), "status", "fraud-detector", "--json").stdout)
     assert status["models"][0]["stages"]["production"]["version"] == "v2.0.0"
     verify = run("-w", str(ws), "audit", "verify")
     assert verify.returncode == 0 and "anchored" in verify.stdout
+
+
+def test_versions_json_remembers_the_rollback(demo: Path) -> None:
+    out = run("-w", str(demo), "versions", "price-recommender", "--json")
+    rows = {v["version"]: v for v in json.loads(out.stdout)["versions"]}
+    back = rows["v1.3.0"]["rolled_back"]
+    assert back["stage"] == "production" and back["to_version"] == "v1.2.1"
+    assert back["by"] == "erin" and "INC-2041" in back["reason"] and back["source"] == "audit"
+    assert rows["v1.2.1"]["rolled_back"] is None
+    text = run("-w", str(demo), "versions", "price-recommender").stdout
+    assert "↩ v1.3.0 rolled back from production to v1.2.1" in text
+
+
+def test_health_without_metrics_says_unknown_and_exits_1(demo: Path) -> None:
+    out = run("-w", str(demo), "health", "price-recommender", "--json")
+    assert out.returncode == 1, out.stdout + out.stderr
+    stages = json.loads(out.stdout)["stages"]  # down: whether staging has data is unknown too
+    assert [(s["stage"], s["verdict"]) for s in stages] == [
+        ("staging", "unknown"),
+        ("production", "unknown"),
+    ]
+    reason = stages[1]["reasons"][0]
+    assert reason.startswith("metrics down: ") and "127.0.0.1:9" in reason
+
+
+def test_health_and_watch_on_the_served_demo(tmp_path: Path) -> None:
+    """The INC-2041 story: v1.3.0's shadow figures breach the SLOs; production is ok."""
+    ws = tmp_path / "ws"
+    build_demo(ws, seed=7)
+    w = ("-w", str(ws))
+    with ModelServer(ws, "127.0.0.1", 0, reload_seconds=0.2, rps=80.0) as server:
+        assert server.wait_ready(10)
+        set_metrics_port(ws / "cd4ml-console.toml", server.port)
+        wait_for_shadow(server.url, "price-recommender", 120)
+        everything = run(*w, "health")
+        prod = run(*w, "health", "price-recommender", "--stage", "production", "--json")
+        status = json.loads(run(*w, "status", "price-recommender", "--json").stdout)
+        # stops at the first breach: ~100 mirrored requests after the watch began
+        breach = run(*w, "watch", "price-recommender", "--stage", "staging", "--for", "45s",
+                     "--interval", "2s")  # fmt: skip
+        compared = run(*w, "compare", "price-recommender", "v1.3.0", "--json")
+    assert everything.returncode == 4, everything.stdout + everything.stderr
+    line = next(x for x in everything.stdout.splitlines() if "price-recommender" in x and
+                "staging" in x)  # fmt: skip
+    assert "v1.3.0" in line and "BREACH" in line and "> 250 ms" in line
+    assert prod.returncode == 0, prod.stdout
+    assert json.loads(prod.stdout)["stages"][0]["verdict"] == "ok"
+    model = status["models"][0]
+    assert model["health"]["verdict"] == "ok" and model["health"]["reasons"]
+    assert model["health_by_stage"]["staging"]["verdict"] == "breach"
+    assert breach.returncode == 4, breach.stdout + breach.stderr
+    assert "price-recommender staging v1.3.0: breach: p95" in breach.stdout
+    assert "next: cd4ml-console rollback price-recommender --stage staging" in breach.stdout
+    doc = json.loads(compared.stdout)  # the compare screen's LIVE section, as JSON
+    [cand] = doc["candidates"]
+    assert doc["live_base"]["version"] == "v1.2.1" and doc["live_base"]["verdict"] == "ok"
+    assert cand["live"]["stage"] == "staging" and cand["live"]["verdict"] == "breach"
+    assert cand["live"]["shadow"]["compared"] > 0 and cand["live"]["shadow"]["psi"] is not None
+    assert cand["rolled_back"]["by"] == "erin"

@@ -32,6 +32,18 @@ BAD_CONFIGS = [
         "metrics.auc.direction: Input should be 'higher' or 'lower'",
     ),
     ("stages = [", "not valid TOML"),
+    ("[slo]\nwindow = '10 minutes'", "slo.window: Value error, '10 minutes' is not a duration"),
+    ("[slo]\nerror_rate = 2", "slo.error_rate: Input should be less than or equal to 1"),
+    ("[slo]\np95 = 250", "slo.p95: unknown key"),
+    ("[models.m.slo]\nwindow = '0s'", "models.m.slo.window: Value error, '0s': a duration must"),
+    (
+        "[policy.stages.production]\nlive = { source_stage = 'shadow' }",
+        "policy.stages.production.live.source_stage 'shadow' is not in stages",
+    ),
+    (
+        "[policy.stages.production]\nlive = { max_disagreement = 1.5 }",
+        "policy.stages.production.live.max_disagreement: Input should be less than or equal to 1",
+    ),
 ]
 
 

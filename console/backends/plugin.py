@@ -78,6 +78,13 @@ class ScrapeConfig(PluginConfig):
     version_label: str = "version"
     outcome_label: str = "outcome"
     error_value: str = "error"
+    shadow_metric: str = "model_shadow_decisions_total"
+    agreement_label: str = "agreement"
+    differ_value: str = "differ"
+    baseline_label: str = "baseline_version"
+    window_history_seconds: float = Field(
+        default=3600.0, gt=0, le=7 * 86400, description="how far back window() can look"
+    )
 
 
 class SqliteAuditConfig(PluginConfig):

@@ -1,5 +1,6 @@
 """The embedded ``metrics`` backend: scrape a Prometheus text-exposition endpoint directly and
-derive serving health from the difference between consecutive scrapes."""
+derive serving health from the difference between consecutive scrapes, and figures over a
+window from running totals kept per (model, stage, version) at every scrape."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from console.backends.plugin import ScrapeConfig
-from console.domain import MetricPoint, MetricSeries, ServingHealth
+from console.domain import LiveWindow, MetricPoint, MetricSeries, ServingHealth, ShadowFigures
 from console.logs import excerpt
 from console.plugins import BackendContext
 from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
@@ -25,9 +26,14 @@ QUANTILE = 0.95
 monotonic = time.monotonic  # module attribute so tests can drive the clock
 UNITS = {"latency_p95_ms": "ms", "error_rate": "", "traffic_rps": "req/s", "prediction_mean": ""}
 
-# (sample name, sorted labels) -> (value, (model, stage, version, field, le))
-Sample = tuple[float, tuple[str, str, str, str, float]]
+SNAPSHOT_GAP = 10.0  # seconds between the running totals kept for window()
+
+# (sample name, sorted labels) -> (value, (model, stage, version, field, le, baseline))
+Where = tuple[str, str, str, str, float, str]
+Sample = tuple[float, Where]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], Sample]
+# (model, stage, version) -> (field, le, baseline) -> running total since the first scrape
+Tally = dict[tuple[str, str, str], dict[tuple[str, float, str], float]]
 
 
 def safe_url(url: str) -> str:
@@ -77,12 +83,24 @@ class _Window:
     versions: dict[str, float] = field(default_factory=dict)
     lat_versions: dict[str, float] = field(default_factory=dict)
     created: float | None = None
+    score_buckets: dict[float, float] = field(default_factory=dict)
+    shadow: float = 0.0
+    shadow_differ: float = 0.0
+    baselines: dict[str, float] = field(default_factory=dict)
 
-    def add(self, fieldname: str, version: str, le: float, value: float) -> None:
+    def add(
+        self, fieldname: str, version: str, le: float, value: float, baseline: str = ""
+    ) -> None:
         if fieldname == "created":
             self.created = value if self.created is None else min(self.created, value)
         elif fieldname == "bucket":
             self.buckets[le] = self.buckets.get(le, 0.0) + value
+        elif fieldname == "score_bucket":
+            self.score_buckets[le] = self.score_buckets.get(le, 0.0) + value
+        elif fieldname in ("shadow", "shadow_differ"):
+            self.shadow += value
+            self.shadow_differ += value if fieldname == "shadow_differ" else 0.0
+            self.baselines[baseline] = self.baselines.get(baseline, 0.0) + value
         elif fieldname in ("requests", "errors"):
             self.has_requests = True
             self.requests += value
@@ -97,6 +115,29 @@ class _Window:
         """The version label with the most requests in the window (("", 0) when unlabelled)."""
         counts = self.versions if self.has_requests else self.lat_versions
         return max(counts.items(), key=lambda kv: kv[1], default=("", 0.0))
+
+    def figures(self) -> dict[str, object]:
+        """Counts of the window (``add`` was given differences of running totals)."""
+        p95 = quantile(QUANTILE, self.buckets)
+        if p95 is None and self.lat_count > 0:
+            p95 = self.lat_sum / self.lat_count
+        baseline = max(self.baselines.items(), key=lambda kv: kv[1], default=("", 0.0))[0]
+        shadow = (
+            ShadowFigures(
+                baseline_version=baseline or None,
+                compared=self.shadow,
+                differ=self.shadow_differ,
+            )
+            if self.baselines
+            else None
+        )
+        return {
+            "requests": self.requests if self.has_requests else self.lat_count,
+            "errors": self.errors if self.has_requests else None,
+            "latency_p95_ms": p95 * 1000 if p95 is not None else None,
+            "scores": tuple(sorted(self.score_buckets.items())),
+            "shadow": shadow,
+        }
 
     def derive(self, elapsed: float | None, now: float) -> dict[str, float | None]:
         p95 = quantile(QUANTILE, self.buckets)
@@ -129,11 +170,19 @@ class ScrapeMetrics:
         self._inflight: asyncio.Task[None] | None = None
         self._latest: dict[tuple[str, str], ServingHealth] = {}
         self._served: dict[tuple[str, str], str] = {}
-        self._series: dict[tuple[str, str, str], deque[MetricPoint]] = {}
+        # (model, stage, version or "" for all, metric) -> points, one per scrape
+        self._series: dict[tuple[str, str, str, str], deque[MetricPoint]] = {}
         self._matched = 0
         self._failure: tuple[float, BackendError] | None = None
+        # Running totals per series, summed per (model, stage, version) into the newest tally
+        # and, every SNAPSHOT_GAP seconds, a kept one: window() subtracts an older tally.
+        self._run: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._tally: tuple[float, Tally] | None = None
+        self._kept: deque[tuple[float, Tally]] = deque()
+        self._created: dict[tuple[str, str, str], float] = {}
+        self._wall_at: datetime | None = None
         c = config
-        req = c.requests_metric
+        req, shadow = c.requests_metric, c.shadow_metric
         self._fields = {
             f"{c.latency_metric}_bucket": "bucket",
             f"{c.latency_metric}_sum": "lat_sum",
@@ -142,9 +191,12 @@ class ScrapeMetrics:
             f"{req.removesuffix('_total')}_created": "created",
             f"{c.prediction_metric}_sum": "pred_sum",
             f"{c.prediction_metric}_count": "pred_count",
+            f"{c.prediction_metric}_bucket": "score_bucket",
+            shadow: "shadow",
         }
-        if not req.endswith("_total"):
-            self._fields[f"{req}_total"] = "requests"
+        for name, kind in ((req, "requests"), (shadow, "shadow")):
+            if not name.endswith("_total"):
+                self._fields[f"{name}_total"] = kind
 
     # -- scraping -------------------------------------------------------------------------
 
@@ -217,12 +269,21 @@ class ScrapeMetrics:
                         continue
                     if fieldname == "requests" and labels.get(c.outcome_label) == c.error_value:
                         fieldname = "errors"
-                    le = float(labels["le"]) if fieldname == "bucket" else 0.0
+                    if fieldname == "shadow" and labels.get(c.agreement_label) == c.differ_value:
+                        fieldname = "shadow_differ"
+                    bucketed = fieldname in ("bucket", "score_bucket")
+                    le = float(labels["le"]) if bucketed else 0.0
                     key = (s.name, tuple(sorted(labels.items())))
                     where = (labels[c.model_label], labels[c.stage_label])
                     out[key] = (
                         float(s.value),
-                        (*where, labels.get(c.version_label, ""), fieldname, le),
+                        (
+                            *where,
+                            labels.get(c.version_label, ""),
+                            fieldname,
+                            le,
+                            labels.get(c.baseline_label, ""),
+                        ),
                     )
         except Exception as exc:  # the parser raises ValueError, IndexError, KeyError, ...
             raise InvalidResponse(
@@ -250,35 +311,67 @@ class ScrapeMetrics:
 
     def _apply(self, samples: Samples, mono: float, now: datetime) -> None:
         prev = self._prev
-        windows: dict[tuple[str, str], _Window] = {}
-        for key, (value, (model, stage, version, fieldname, le)) in samples.items():
+        # (model, stage, version): "" is the whole stage, a version label only its own series
+        windows: dict[tuple[str, str, str], _Window] = {}
+        for key, (value, (model, stage, version, fieldname, le, base)) in samples.items():
             if prev is not None and fieldname != "created":
                 old = prev.get(key)
                 value = value if old is None or value < old else value - old  # reset: restart
-            windows.setdefault((model, stage), _Window()).add(fieldname, version, le, value)
+            for who in {(model, stage, ""), (model, stage, version)}:
+                windows.setdefault(who, _Window()).add(fieldname, version, le, value, base)
+            if fieldname == "created":
+                who = (model, stage, version)
+                self._created[who] = min(value, self._created.get(who, value))
+            else:  # on the first scrape: the totals since the counters were created
+                self._run[key] = self._run.get(key, 0.0) + value
         elapsed = mono - self._prev_at if prev is not None else None
         latest: dict[tuple[str, str], ServingHealth] = {}
-        for (model, stage), window in windows.items():
+        for (model, stage, version), window in windows.items():
             values = window.derive(elapsed, now.timestamp())
-            busiest = window.busiest()
-            if busiest[0] and (busiest[1] > 0 or (model, stage) not in self._served):
-                self._served[(model, stage)] = busiest[0]
-            latest[(model, stage)] = ServingHealth(
-                model=model,
-                stage=stage,
-                version=self._served.get((model, stage)),
-                observed_at=now,
-                **values,
-            )
+            if not version:
+                latest[(model, stage)] = self._health(model, stage, window, values, now)
             for metric, derived in values.items():
                 if derived is not None:
                     series = self._series.setdefault(
-                        (model, stage, metric), deque(maxlen=self.config.history)
+                        (model, stage, version, metric), deque(maxlen=self.config.history)
                     )
                     series.append(MetricPoint(at=now, value=derived))
         self._latest, self._matched = latest, len(samples)
         self._prev = {key: value for key, (value, _) in samples.items()}
         self._prev_at = self._last_at = mono
+        self._keep_tally(samples, mono, now)
+
+    def _health(
+        self,
+        model: str,
+        stage: str,
+        window: _Window,
+        values: dict[str, float | None],
+        now: datetime,
+    ) -> ServingHealth:
+        busiest = window.busiest()
+        if busiest[0] and (busiest[1] > 0 or (model, stage) not in self._served):
+            self._served[(model, stage)] = busiest[0]
+        return ServingHealth(
+            model=model, stage=stage, version=self._served.get((model, stage)),
+            observed_at=now, **values,
+        )  # fmt: skip
+
+    def _keep_tally(self, samples: Samples, mono: float, now: datetime) -> None:
+        """The running totals per (model, stage, version) as of this scrape; one every
+        SNAPSHOT_GAP seconds is kept for as long as window_history_seconds."""
+        tally: Tally = {}
+        for key, (_, (model, stage, version, fieldname, le, base)) in samples.items():
+            if fieldname != "created":
+                bucket = tally.setdefault((model, stage, version), {})
+                slot = (fieldname, le, base)
+                bucket[slot] = bucket.get(slot, 0.0) + self._run.get(key, 0.0)
+        self._tally, self._wall_at = (mono, tally), now
+        if not self._kept or mono - self._kept[-1][0] >= SNAPSHOT_GAP:
+            self._kept.append((mono, tally))
+        horizon = mono - self.config.window_history_seconds - SNAPSHOT_GAP
+        while len(self._kept) > 1 and self._kept[1][0] <= horizon:
+            self._kept.popleft()
 
     async def _fresh(self, force: bool = False) -> None:
         """Scrape unless the last one is recent; concurrent callers share one scrape."""
@@ -322,24 +415,74 @@ class ScrapeMetrics:
         *,
         since: datetime | None = None,
         points: int = 60,
+        version: str | None = None,
     ) -> MetricSeries:
-        """The last ``points`` values of ``metric`` (one per scrape), oldest first."""
+        """The last ``points`` values of ``metric`` (one per scrape), oldest first; of the
+        series labelled ``version`` only, when given."""
         if metric not in UNITS:
             raise NotFound(
                 f"unknown metric {metric!r}; use one of {', '.join(UNITS)}", backend=self.name
             )
         await self._fresh()
-        if (model, stage) not in self._latest and not any(
-            (model, stage, m) in self._series for m in UNITS
-        ):
+        who = (model, stage, version or "")
+        if (model, stage) not in self._latest and not any((*who, m) in self._series for m in UNITS):
             raise self._not_found(model, stage)
-        kept = list(self._series.get((model, stage, metric), ()))
+        kept = list(self._series.get((*who, metric), ()))
         if since is not None:
             kept = [p for p in kept if p.at >= since]
         kept = kept[-points:] if points > 0 else []
         return MetricSeries(
             model=model, stage=stage, metric=metric, unit=UNITS[metric], points=tuple(kept)
         )
+
+    async def window(
+        self, model: str, stage: str, *, version: str | None = None, seconds: float = 600.0
+    ) -> LiveWindow:
+        """Counts between the newest scrape and the kept tally nearest ``seconds`` before it
+        (the oldest one while the console has run for less; on the first scrape, the counters'
+        totals since they were created): ``seconds`` on the result says what is covered."""
+        await self._fresh()
+        assert self._tally is not None and self._wall_at is not None
+        mono, now = self._tally
+        keys = [k for k in now if k[:2] == (model, stage) and version in (None, k[2])]
+        if not keys:
+            if (model, stage) in self._latest or any(k[:2] == (model, stage) for k in now):
+                # The stage serves, not this version (yet): no requests, over no known span.
+                return LiveWindow(
+                    model=model, stage=stage, version=version, requests=0.0, errors=0.0,
+                    observed_at=self._wall_at,
+                )  # fmt: skip
+            raise self._not_found(model, stage)
+        base_at, base = self._base(keys, mono, seconds)
+        window = _Window()
+        for key in keys:
+            old = base.get(key, {}) if base is not None else {}
+            for (fieldname, le, baseline), total in now[key].items():
+                window.add(fieldname, key[2], le, total - old.get((fieldname, le, baseline), 0.0),
+                           baseline)  # fmt: skip
+        served = version or window.busiest()[0] or None
+        return LiveWindow(
+            model=model, stage=stage, version=served, seconds=max(0.0, mono - base_at),
+            observed_at=self._wall_at, **window.figures(),
+        )  # fmt: skip
+
+    def _base(
+        self, keys: list[tuple[str, str, str]], mono: float, seconds: float
+    ) -> tuple[float, Tally | None]:
+        """The tally to subtract: the newest one at least ``seconds`` old, else the oldest.
+        The counters' creation (a tally of zeros) competes when it lies within the window, or
+        when nothing older was scraped (one reading: the totals, over their whole life)."""
+        kept = [(at, tally) for at, tally in self._kept if at < mono]
+        created = [self._created[k] for k in keys if k in self._created]
+        wall = self._wall_at.timestamp() if self._wall_at is not None else 0.0
+        age = wall - min(created) if created else None
+        if age is not None and (not kept or age <= seconds):
+            kept = sorted([(mono - max(0.0, age), {}), *kept], key=lambda t: t[0])
+        if not kept:
+            return mono, self._tally[1] if self._tally else None
+        old_enough = [(at, t) for at, t in kept if at <= mono - seconds]
+        at, tally = old_enough[-1] if old_enough else kept[0]
+        return at, tally
 
     async def check(self) -> str:
         """Scrape now; say how many model/stage pairs the endpoint exposes."""

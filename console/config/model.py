@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +23,82 @@ DEFAULT_BACKENDS: dict[str, str] = {
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like ``90s``, ``10m``, ``1h30m`` (ValueError naming the text)."""
+    value = text.strip().replace(" ", "")
+    parts = _DURATION.findall(value)
+    if not value or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"{text!r} is not a duration like 90s, 10m or 1h30m")
+    return sum(float(n) * _SECONDS[u] for n, u in parts)
+
+
+def _duration(value: str | None) -> str | None:
+    if value is not None and parse_duration(value) <= 0:
+        raise ValueError(f"{value!r}: a duration must be longer than 0s")
+    return value
+
+
+SLO_DEFAULTS = {"min_requests": 100, "window": "10m", "degraded_at": 0.8}
+
+
+@dataclass(frozen=True)
+class SLO:
+    """The objectives of one model, workspace defaults filled in (see ``ConsoleConfig.slo_for``)."""
+
+    p95_ms: float | None
+    error_rate: float | None
+    min_requests: int
+    window: str
+    degraded_at: float
+
+    @property
+    def window_seconds(self) -> float:
+        return parse_duration(self.window)
+
+    @property
+    def configured(self) -> bool:
+        """Whether any objective is set (without one there is nothing to judge)."""
+        return self.p95_ms is not None or self.error_rate is not None
+
+
+class SLOConfig(Strict):
+    """Service level objectives of live serving: ``[slo]`` for every model, ``[models.M.slo]``
+    for one (its keys win, the others come from ``[slo]``)."""
+
+    p95_ms: float | None = Field(default=None, gt=0, description="p95 latency limit, ms")
+    error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="error rate limit, a fraction (0.02 = 2 %)"
+    )
+    min_requests: int | None = Field(
+        default=None, ge=1, description="fewer requests in the window: the verdict is unknown"
+    )
+    window: str | None = Field(default=None, description="the span judged, e.g. 10m")
+    degraded_at: float | None = Field(
+        default=None, gt=0, le=1, description="share of a limit from which a stage is degraded"
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return _duration(value)
+
+    def over(self, base: SLOConfig) -> SLOConfig:
+        """These objectives, with the keys this table does not set taken from ``base``."""
+        mine = {k: getattr(self, k) for k in self.model_fields_set}
+        return base.model_copy(update=mine)
+
+    def resolved(self) -> SLO:
+        values = {k: getattr(self, k) for k in type(self).model_fields}
+        for key, default in SLO_DEFAULTS.items():
+            if values[key] is None:
+                values[key] = default
+        return SLO(**values)
 
 
 class WorkspaceConfig(Strict):
@@ -62,6 +140,7 @@ class ModelConfig(Strict):
     data: list[str] | None = None
     schema_file: str | None = Field(default=None, alias="schema")
     serving_url: str | None = None
+    slo: SLOConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -114,6 +193,28 @@ class RollbackPolicy(Strict):
     roles: list[str] = Field(default_factory=lambda: ["release_manager", "admin"])
 
 
+class LiveGateConfig(Strict):
+    """Gates on the candidate's live figures (shadow or canary traffic in ``source_stage``)
+    over a window, against bounds and against the target stage's version."""
+
+    source_stage: str | None = Field(
+        default=None, description="where the candidate serves (default: the stage before)"
+    )
+    window: str | None = Field(default=None, description="default: the model's SLO window")
+    min_requests: int = Field(default=100, ge=1)
+    max_p95_ms: float | None = Field(default=None, gt=0)
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    max_p95_regression_ms: float | None = Field(default=None, ge=0)
+    max_error_rate_regression: float | None = Field(default=None, ge=0, le=1)
+    max_disagreement: float | None = Field(default=None, ge=0, le=1)
+    max_psi: float | None = Field(default=None, ge=0)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return _duration(value)
+
+
 class StagePolicy(Strict):
     """Gates and approval rules for promoting into one stage."""
 
@@ -128,6 +229,10 @@ class StagePolicy(Strict):
     request_ttl_hours: float = Field(default=168.0, gt=0)
     # Rollback rules for this stage; unset: policy.rollback.
     rollback: RollbackPolicy | None = None
+    # The candidate's live figures must pass these (unset: no live gates).
+    live: LiveGateConfig | None = None
+    # A version once rolled back from this stage (or a later one) returns only when acknowledged.
+    rolled_back_needs_ack: bool = True
 
 
 class PolicyConfig(Strict):
@@ -170,6 +275,7 @@ class ConsoleConfig(Strict):
     backends: dict[str, BackendConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     metrics: dict[str, MetricSpec] = Field(default_factory=dict)
+    slo: SLOConfig = Field(default_factory=SLOConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     roles: RolesConfig = Field(default_factory=RolesConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
@@ -210,6 +316,13 @@ class ConsoleConfig(Strict):
             raise ValueError(
                 f"policy.stages names unknown stage(s) {unknown}; stages are {self.stages}"
             )
+        for name, policy in self.policy.stages.items():
+            source = policy.live.source_stage if policy.live else None
+            if source is not None and source not in self.stages:
+                raise ValueError(
+                    f"policy.stages.{name}.live.source_stage {source!r} is not in stages "
+                    f"{self.stages}"
+                )
         return self
 
     @property
@@ -238,3 +351,9 @@ class ConsoleConfig(Strict):
 
     def metric_spec(self, name: str) -> MetricSpec:
         return self.metrics.get(name, MetricSpec())
+
+    def slo_for(self, model: str) -> SLO:
+        """``model``'s objectives: its own ``slo`` keys over the workspace's ``[slo]``."""
+        own = self.models.get(model)
+        table = own.slo.over(self.slo) if own is not None and own.slo is not None else self.slo
+        return table.resolved()

@@ -25,6 +25,7 @@ from console.demo.story import (
 )
 
 CONFIG_NAME = "cd4ml-console.toml"
+MODEL_SLOS: dict[str, dict[str, float]] = {"fraud-detector": {"p95_ms": 120}}  # payments
 RUNS_DIR = ".ci-runs"
 CI_URL = "https://ci.example.com/cd4ml-demo/runs"
 
@@ -186,6 +187,16 @@ def config_toml(port: int, seed: int) -> str:
         'type = "sqlite-audit"',
         "",
     ]
+    out += [
+        "# Service level objectives: the verdict (ok, degraded, breach, unknown) of each stage",
+        "# in the overview's STATUS, `cd4ml-console health` and `watch`; the runbook's numbers.",
+        "[slo]",
+        "p95_ms = 250",
+        "error_rate = 0.02",
+        "min_requests = 100",
+        'window = "10m"',
+        "",
+    ]
     for model in MODELS:
         out += [
             f"[models.{model.name}]",
@@ -193,6 +204,8 @@ def config_toml(port: int, seed: int) -> str:
             f"key_metrics = {_toml_list(model.key_metrics)}",
             "",
         ]
+        for key, value in MODEL_SLOS.get(model.name, {}).items():
+            out += [f"[models.{model.name}.slo]", f"{key} = {value}", ""]
     for name, (direction, unit, label) in METRICS.items():
         out += [f"[metrics.{name}]", f'direction = "{direction}"', f"label = {_toml_str(label)}"]
         if unit:
@@ -217,6 +230,13 @@ def config_toml(port: int, seed: int) -> str:
         '  { metric = "rmse", max = 15.0, max_regression = 0.5 },',
         '  { metric = "latency_p95_ms", max = 50.0 },',
         "]",
+        "rolled_back_needs_ack = true",
+        "# Live gates: the candidate's shadow figures in staging over 10 minutes, against",
+        "# production's. Uncomment to hold v1.3.0 back on its shadow traffic (a request opened",
+        "# before the live figures exist must then be made again on them).",
+        '# live = { source_stage = "staging", min_requests = 100, max_p95_ms = 250, '
+        "max_error_rate = 0.02, max_p95_regression_ms = 50, max_error_rate_regression = 0.01, "
+        "max_disagreement = 0.2, max_psi = 0.25 }",
         "",
         "[policy.rollback]",
         "required_approvals = 0",

@@ -2,6 +2,11 @@
 (re-read every second, so a promotion or rollback changes what is served within seconds), with
 real Prometheus metrics, a deterministic per-version behaviour and built-in traffic.
 
+Every production request is mirrored to the model's other stages (shadow traffic): the
+candidate answers the same request in the background, its figures are labelled with its own
+stage, and whether its decision (score >= 0.5) differs from production's is counted in
+``model_shadow_decisions_total{agreement="agree"|"differ", baseline_version=...}``.
+
 Run: ``python -m console.demo.server --workspace DIR --host 127.0.0.1 --port P``.
 Endpoints: ``/predict?model=NAME[&stage=STAGE]`` (GET or POST JSON), ``/metrics``, ``/healthz``.
 """
@@ -14,11 +19,13 @@ import json
 import logging
 import math
 import os
+import queue
 import random
 import signal
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,6 +43,10 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 MAX_LATENCY = 3.0
 MAX_BODY = 1 << 16
+DECISION_AT = 0.5  # a score at or above it is a positive decision
+AGREEMENT = 0.9  # correlation of two versions' scores for the same request
+SHADOW_WORKERS = 8
+SHADOW_QUEUE = 64
 
 
 class ServingMetrics:
@@ -64,6 +75,20 @@ class ServingMetrics:
             buckets=SCORE_BUCKETS,
             registry=self.registry,
         )
+        self.shadow = Counter(
+            "model_shadow_decisions",
+            "Mirrored requests the shadow version answered, by agreement with production",
+            [*labels, "baseline_version", "agreement"],
+            registry=self.registry,
+        )
+
+    def record(self, model: str, stage: str, version: str, answer: Answer) -> None:
+        """One answered request: latency, outcome and (unless it failed) the score."""
+        where = (model, stage, version)
+        self.latency.labels(*where).observe(answer.latency)
+        self.requests.labels(*where, "error" if answer.failed else "ok").inc()
+        if not answer.failed:
+            self.scores.labels(*where).observe(answer.score)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -162,21 +187,108 @@ class RegistryWatcher(threading.Thread):
             await registry.aclose()
 
 
+@dataclass(frozen=True)
+class Request:
+    """One prediction request: what every version answering it shares (``z``, how risky the
+    features look) and a seed of its own."""
+
+    z: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    latency: float  # seconds
+    failed: bool
+    score: float
+
+    @property
+    def decision(self) -> bool:
+        return self.score >= DECISION_AT
+
+
 class Behaviour:
-    """Deterministic per-version behaviour (from the story) sampled with a seeded RNG."""
+    """Deterministic per-version behaviour (from the story) sampled with a seeded RNG. Two
+    versions answering the same request give correlated scores (``AGREEMENT``); the same
+    version gives the same answer."""
 
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
-    def sample(self, model: str, version: str) -> tuple[float, bool, float]:
-        """(latency seconds, failed, score) for one request."""
-        p = serving_profile(model, version)
+    def request(self) -> Request:
         with self._lock:
-            latency = p.latency_ms / 1000 * math.exp(p.spread * self._rng.gauss(0, 1))
-            failed = self._rng.random() < p.error_rate
-            score = min(1.0, max(0.0, self._rng.gauss(p.score_mean, p.score_sd)))
-        return min(latency, MAX_LATENCY), failed, score
+            return Request(z=self._rng.gauss(0, 1), seed=self._rng.getrandbits(32))
+
+    def answer(self, model: str, version: str, request: Request) -> Answer:
+        p = serving_profile(model, version)
+        rng = random.Random(f"{request.seed}:{model}:{version}")
+        latency = p.latency_ms / 1000 * math.exp(p.spread * rng.gauss(0, 1))
+        failed = rng.random() < p.error_rate
+        mix = AGREEMENT * request.z + math.sqrt(1 - AGREEMENT**2) * rng.gauss(0, 1)
+        score = min(1.0, max(0.0, p.score_mean + p.score_sd * mix))
+        return Answer(min(latency, MAX_LATENCY), failed, score)
+
+
+@dataclass(frozen=True)
+class ShadowJob:
+    model: str
+    stage: str
+    version: str
+    request: Request
+    baseline_version: str
+    baseline: Answer
+
+
+class Shadow:
+    """Answers mirrored production requests with the other stages' versions, in the background
+    (production never waits for a candidate); a full queue drops the mirror, never the request."""
+
+    def __init__(self, metrics: ServingMetrics, behaviour: Behaviour) -> None:
+        self.metrics, self.behaviour = metrics, behaviour
+        self._queue: queue.Queue[ShadowJob | None] = queue.Queue(SHADOW_QUEUE)
+        self._threads: list[threading.Thread] = []
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._threads = [
+            threading.Thread(target=self._work, name=f"shadow-{i}", daemon=True)
+            for i in range(SHADOW_WORKERS)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            try:
+                self._queue.put(None, timeout=1)
+            except queue.Full:
+                break
+        for thread in self._threads:
+            thread.join(timeout=MAX_LATENCY + 1)
+        self._threads = []
+
+    def mirror(self, job: ShadowJob) -> None:
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self.dropped += 1
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            started = time.perf_counter()
+            answer = self.behaviour.answer(job.model, job.version, job.request)
+            time.sleep(max(0.0, answer.latency - (time.perf_counter() - started)))
+            answer = Answer(time.perf_counter() - started, answer.failed, answer.score)
+            self.metrics.record(job.model, job.stage, job.version, answer)
+            if not answer.failed and not job.baseline.failed:
+                agreement = "agree" if answer.decision == job.baseline.decision else "differ"
+                self.metrics.shadow.labels(
+                    job.model, job.stage, job.version, job.baseline_version, agreement
+                ).inc()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -244,23 +356,23 @@ class _Handler(BaseHTTPRequestHandler):
         if version is None:
             self._json(503, {"error": f"no version of {model} is in {stage}"})
             return
-        latency, failed, score = app.behaviour.sample(model, version)
-        time.sleep(max(0.0, latency - (time.perf_counter() - started)))
-        elapsed = time.perf_counter() - started
-        app.metrics.latency.labels(model, stage, version).observe(elapsed)
-        outcome = "error" if failed else "ok"
-        app.metrics.requests.labels(model, stage, version, outcome).inc()
-        if failed:
+        request = app.behaviour.request()
+        answer = app.behaviour.answer(model, version, request)
+        time.sleep(max(0.0, answer.latency - (time.perf_counter() - started)))
+        answer = Answer(time.perf_counter() - started, answer.failed, answer.score)
+        app.metrics.record(model, stage, version, answer)
+        if stage == PRODUCTION:
+            app.mirror(model, version, request, answer)
+        if answer.failed:
             self._json(500, {"error": "inference failed", "model": model, "version": version})
             return
-        app.metrics.scores.labels(model, stage, version).observe(score)
         self._json(
             200,
             {
                 "model": model,
                 "stage": stage,
                 "version": version,
-                "score": round(score, 4),
+                "score": round(answer.score, 4),
                 "request_id": uuid.uuid4().hex[:12],
             },
         )
@@ -289,6 +401,7 @@ class ModelServer:
         self.metrics = ServingMetrics()
         self.assignments = Assignments()
         self.behaviour = Behaviour(seed)
+        self.shadow = Shadow(self.metrics, self.behaviour)
         self._stop = threading.Event()
         self._watcher = RegistryWatcher(
             self.workspace, self.assignments, reload_seconds, self._stop
@@ -315,9 +428,17 @@ class ModelServer:
     def watcher_ready(self) -> bool:
         return self._watcher.ready.is_set()
 
+    def mirror(self, model: str, version: str, request: Request, answer: Answer) -> None:
+        """Send a production request to every other stage of ``model`` that serves a version."""
+        for stage in STAGES:
+            shadow = self.assignments.get(model, stage) if stage != PRODUCTION else None
+            if shadow is not None:
+                self.shadow.mirror(ShadowJob(model, stage, shadow, request, version, answer))
+
     def start(self) -> ModelServer:
         """Start serving in background threads; returns self."""
         self._watcher.start()
+        self.shadow.start()
         http = threading.Thread(
             target=self._http.serve_forever, args=(0.1,), name="http", daemon=True
         )
@@ -338,6 +459,7 @@ class ModelServer:
             self._traffic.stop()
         self._http.shutdown()
         self._http.server_close()
+        self.shadow.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []

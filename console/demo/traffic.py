@@ -1,6 +1,7 @@
 """Traffic for the demo model server: real HTTP requests to ``/predict`` at a few requests per
-second per model and stage, from a small fixed pool of workers fed through a bounded queue (a
-slow version makes requests pile up only to the queue's size; the rest are dropped)."""
+second per model in production (the server mirrors each to the other stages), from a small
+fixed pool of workers fed through a bounded queue (a slow version makes requests pile up only
+to the queue's size; the rest are dropped)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ log = logging.getLogger("console.demo.traffic")
 
 WORKERS = 8
 QUEUE_SIZE = 32
-STAGING_SHARE = 0.2  # staging gets a fifth of production's rate (shadow traffic)
 TICK = 0.05
 
 
@@ -45,7 +45,8 @@ def example_features(model: str, rng: random.Random) -> dict[str, object]:
 
 
 class TrafficGenerator:
-    """Calls ``BASE/predict`` for every (model, stage) ``targets()`` returns until stopped."""
+    """Calls ``BASE/predict`` for every (model, production) ``targets()`` returns until
+    stopped (other stages see the same requests mirrored by the server)."""
 
     def __init__(
         self,
@@ -98,7 +99,7 @@ class TrafficGenerator:
         while not self._stop.wait(TICK):
             clock += TICK
             for target in self.targets():
-                rate = self.rps if target[1] == PRODUCTION else self.rps * STAGING_SHARE
+                rate = self.rps if target[1] == PRODUCTION else 0.0  # the server mirrors
                 if rate <= 0:
                     continue
                 when = due.setdefault(target, clock + self._rng.expovariate(rate))

@@ -1,5 +1,6 @@
 """Domain objects: immutable pydantic models, no I/O."""
 
+from console.domain.live import LiveWindow, ShadowFigures
 from console.domain.models import (
     Actor,
     Approval,
@@ -46,6 +47,7 @@ __all__ = [
     "Decision",
     "DiffStat",
     "GateResult",
+    "LiveWindow",
     "MetricPoint",
     "MetricSeries",
     "Model",
@@ -59,6 +61,7 @@ __all__ = [
     "SchemaField",
     "SemVer",
     "ServingHealth",
+    "ShadowFigures",
     "StageAssignment",
     "sort_versions",
     "version_key",

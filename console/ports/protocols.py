@@ -13,6 +13,7 @@ from console.domain import (
     DataSchema,
     DataVersion,
     DiffStat,
+    LiveWindow,
     MetricSeries,
     Model,
     ModelVersion,
@@ -141,8 +142,18 @@ class MetricsSource(Backend, Protocol):
         *,
         since: datetime | None = None,
         points: int = 60,
+        version: str | None = None,
     ) -> MetricSeries:
-        """``metric`` is one of latency_p95_ms, error_rate, traffic_rps, prediction_mean."""
+        """``metric`` is one of latency_p95_ms, error_rate, traffic_rps, prediction_mean.
+        With ``version`` (keyword, passed only when set) only that version's series."""
+        ...
+
+    async def window(
+        self, model: str, stage: str, *, version: str | None = None, seconds: float = 600.0
+    ) -> LiveWindow:
+        """Counts over the last ``seconds`` (of ``version`` only, when given): requests, errors,
+        p95, score histogram, shadow decisions. Optional for plugins: without it, health
+        verdicts and live gates say "unknown" (docs/plugins.md)."""
         ...
 
 

@@ -32,6 +32,7 @@ class LiveView(Frozen):
 
     model: str
     stage: str
+    only_version: str | None = None  # the series are of this version only
     health: ServingHealth | None = None
     series: dict[str, MetricSeries] = Field(default_factory=dict)
     section: Section
@@ -39,7 +40,7 @@ class LiveView(Frozen):
 
     @property
     def version(self) -> str | None:
-        return self.health.version if self.health else None
+        return self.only_version or (self.health.version if self.health else None)
 
 
 class LiveService:
@@ -57,17 +58,20 @@ class LiveService:
         metrics: Sequence[str] = LIVE_METRICS,
         points: int = 60,
         with_health: bool = True,
+        version: str | None = None,
     ) -> LiveView:
-        """Health plus one series per metric of ``model`` in ``stage`` (default: production)."""
+        """Health plus one series per metric of ``model`` in ``stage`` (default: production);
+        with ``version`` the series of that version only."""
         stage = stage or self.config.prod_stage
         sections: dict[str, Section] = {}
         call = self.overview._call
+        only = {"version": version} if version else {}  # plugins without it still answer
 
         async def one(metric: str) -> MetricSeries | None:
             return await call(
                 "metrics",
-                ("series", model, stage, metric, points),
-                lambda m: m.series(model, stage, metric, points=points),
+                ("series", model, stage, metric, points, version),
+                lambda m: m.series(model, stage, metric, points=points, **only),
                 sections,
                 None,
             )
@@ -88,6 +92,7 @@ class LiveService:
         return LiveView(
             model=model,
             stage=stage,
+            only_version=version,
             health=health_value,
             series=series,
             section=sections.get("metrics", Section(name="metrics")),

@@ -53,6 +53,8 @@ class Services:
     live: LiveService
     timeline: TimelineService
     release: Any  # console.services.release.ReleaseService
+    health: Any = None  # console.services.health.HealthService
+    incidents: Any = None  # console.services.incidents.IncidentService
 
 
 @dataclass
@@ -82,12 +84,17 @@ def _build_services(
     overview = OverviewService(workspace, clock=clock)
     if release is None:  # release decisions, TTLs and audit times: the system clock, always
         release = ReleaseService(workspace, identity=identity, read_only=read_only)
+    from console.services.health import HealthService
+    from console.services.incidents import IncidentService
+
     return Services(
         overview=overview,
         lineage=LineageService(overview),
         live=LiveService(overview),
         timeline=TimelineService(overview),
         release=release,
+        health=HealthService(overview),
+        incidents=IncidentService(overview),
     )
 
 
@@ -221,6 +228,9 @@ class ConsoleApp(ReleaseActions):
         self.demo_workspace = False  # a demo's colleagues may approve (console.demo.persona)
         self.ready = asyncio.Event()
         self.catalog = Catalog()
+        from console.tui.watching import Watches
+
+        self.watches = Watches(self)  # a version after a change, for the SLO window
         self._held: list[events.Key] = []  # keys typed ahead of a screen (see on_event)
         self._held_since = 0.0
         self.theme_specs, self.theme_problems = load_themes(theme_dirs)

@@ -201,3 +201,23 @@ def problem_line(section: Any, now: datetime) -> str:
     did not answer' reads as a stutter)."""
     problem = section_problem(section, now)
     return problem if problem.startswith(f"{section.name} ") else f"{section.name} {problem}"
+
+
+# -- live health ------------------------------------------------------------------------------
+
+HEALTH_GLYPHS = {"ok": "✓", "degraded": "!", "breach": "✗", "unknown": "?"}
+ROLLED_BACK = "↩"  # a version that was rolled back
+
+
+def health_word(verdict: str) -> str:
+    """The verdict as shown: a breach in capitals, the rest as they are."""
+    return "BREACH" if verdict == "breach" else verdict
+
+
+def health_label(verdict: str) -> str:
+    """'✗ BREACH', '✓ ok': a glyph and a word (NO_COLOR reads the same)."""
+    return f"{HEALTH_GLYPHS.get(verdict, '?')} {health_word(verdict)}"
+
+
+def health_style(pal: Any, verdict: str) -> Any:
+    return {"ok": pal.ok, "degraded": pal.warn, "breach": pal.err}.get(verdict, pal.muted)

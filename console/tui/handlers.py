@@ -131,6 +131,9 @@ async def _dialog(app: Any, model: str, dialog: Any) -> None:
     if changed:
         app.after_change(model)
     result = dialog.result
+    watches = getattr(app, "watches", None)
+    if watches is not None:
+        watches.after(result)
     if result is not None:  # the dialog showed it in full; a line stays on the screen below
         app.notify(
             result.message,

@@ -51,6 +51,9 @@ def overview_title(
         right.append(f" (+{hidden} deprecated: d)", style=pal.muted)
     if filter_text:
         right.append(f"  filter \u201c{filter_text}\u201d {shown}/{total}", style=pal.accent)
+    breaching = sum(1 for r in rows if any(h.verdict == "breach" for h in r.health))
+    if breaching:
+        right.append(f"  ✗ {fmt.plural(breaching, 'breach', 'breaches')}", style=pal.err)
     failing = sum(1 for r in rows if r.ci == "failure")
     if failing:
         right.append(f"  ✗ {failing} failing CI", style=pal.err)
@@ -103,6 +106,14 @@ def overview_detail(
     if row.approvals:
         waiting = f" · {fmt.plural(row.approvals, 'request')} waiting for approval"
         text.append(waiting, style=pal.accent)
+    if row.slo:
+        for h in reversed(row.health):  # production first
+            text.append("\n")
+            text.append(f"{h.stage} {h.version or ''} ", style=pal.muted)
+            text.append(fmt.health_label(h.verdict), style=fmt.health_style(pal, h.verdict))
+            text.append(f": {'; '.join(h.reasons)}", style=pal.muted)
+    for incident in row.incidents:
+        text.append(f"\n{fmt.ROLLED_BACK} {incident}", style=pal.warn)
     for p in row.problems:
         age = f"showing data from {fmt.ago(p.last_good, now)}" if p.last_good else "no data yet"
         text.append(f"\n⚠ {p.kind} {p.label}: {p.message} · {age} · r retries", style=pal.warn)
@@ -138,10 +149,20 @@ def model_title(
     return title_line(left, right)
 
 
-def stage_line(pal: Palette, now: datetime, view: Any, prod_stage: str, *, width: int = 0) -> Table:
-    """`staging v1.13.0 1d dana ─▶ production v1.10.0 7d dana │ 4 candidates waiting`; the
-    count of candidates (and a registry problem) on the right, never cut. Where ``width`` is
-    short, who assigned each stage goes first, then how long ago."""
+def stage_line(
+    pal: Palette,
+    now: datetime,
+    view: Any,
+    prod_stage: str,
+    *,
+    width: int = 0,
+    health: dict[str, Any] | None = None,
+    rolled_back: Iterable[str] = (),
+) -> Table:
+    """`staging v1.13.0 ↩ 1d dana ✗ BREACH ─▶ production v1.10.0 7d dana ✓ ok │ 4 candidates
+    waiting`: each stage's version (↩: once rolled back) and its health verdict; the count of
+    candidates (and a registry problem) on the right, never cut. Where ``width`` is short, who
+    assigned each stage goes first, then how long ago (the verdicts stay)."""
     if view is None:
         return title_line(Text(), Text())
     right = Text(f"│ {fmt.plural(len(view.candidates), 'candidate')} waiting", style=pal.muted)
@@ -149,8 +170,9 @@ def stage_line(pal: Palette, now: datetime, view: Any, prod_stage: str, *, width
     if registry is not None and registry.error:
         right.append(f"  ⚠ registry: {data_age(registry, now)} · r retries", style=pal.warn)
     left = Text()
+    marked = set(rolled_back)
     for detail in (2, 1, 0):
-        left = _stages_text(pal, now, view, prod_stage, detail)
+        left = _stages_text(pal, now, view, prod_stage, detail, health or {}, marked)
         if not width or left.cell_len + right.cell_len + 1 <= width:
             break
     if registry is not None and registry.error:
@@ -158,8 +180,17 @@ def stage_line(pal: Palette, now: datetime, view: Any, prod_stage: str, *, width
     return title_line(left, right)
 
 
-def _stages_text(pal: Palette, now: datetime, view: Any, prod_stage: str, detail: int) -> Text:
-    """Each stage's version, with its age (detail >= 1) and who assigned it (detail 2)."""
+def _stages_text(
+    pal: Palette,
+    now: datetime,
+    view: Any,
+    prod_stage: str,
+    detail: int,
+    health: dict[str, Any],
+    marked: set[str],
+) -> Text:
+    """Each stage's version (↩ when once rolled back), with its age (detail >= 1), who assigned
+    it (detail 2) and its health verdict."""
     text = Text()
     for n, a in enumerate(view.stages):
         if n:
@@ -167,10 +198,16 @@ def _stages_text(pal: Palette, now: datetime, view: Any, prod_stage: str, detail
         text.append(f"{a.stage} ", style=pal.muted)
         style = pal.stage(a.stage, prod_stage) if a.version else pal.muted
         text.append(a.version or "∅", style=style)
+        if a.version in marked:
+            text.append(f" {fmt.ROLLED_BACK}", style=pal.warn)
         if a.version and a.assigned_at and detail >= 1:
             text.append(f" {fmt.age(a.assigned_at, now)}", style=pal.muted)
             if a.assigned_by and detail == 2:
                 text.append(f" {a.assigned_by}", style=pal.muted)
+        judged = health.get(a.stage)
+        if judged is not None and a.version:
+            verdict = judged.verdict
+            text.append(f" {fmt.health_label(verdict)}", style=fmt.health_style(pal, verdict))
     return text
 
 
@@ -195,3 +232,30 @@ def requests_line(pal: Palette, waiting: Sequence[Any]) -> Table:
     if len(waiting) == 1:
         right.append(f" · {waiting[0].id}", style=pal.muted)
     return title_line(text, right)
+
+
+def incident_line(pal: Palette, version: str | None, record: Any | None) -> Text:
+    """'↩ v1.3.0 was rolled back from production … by erin: why'."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if record is None or version is None:
+        return text
+    text.append(f"{fmt.ROLLED_BACK} {version} ", style=pal.warn)
+    text.append(f"was {record.sentence()}", style=pal.warn)
+    return text
+
+
+def watch_line(pal: Palette, state: Any | None) -> Text:
+    """'watching production v1.3.0: 2 min of 10 min: ok …', then how it ended: 'healthy after
+    10 min', or 'breach: p95 1.7 s > 500 ms — R to roll back'."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if state is None:
+        return text
+    verdict = state.health.verdict if state.health is not None else "unknown"
+    if state.done:
+        verdict = "ok" if state.outcome == "healthy" else state.outcome
+    text.append(f"{fmt.HEALTH_GLYPHS.get(verdict, '?')} ", style=fmt.health_style(pal, verdict))
+    text.append(f"{state.stage} {state.version or ''}: ", style=pal.bold)
+    text.append(state.message, style=fmt.health_style(pal, verdict) if state.done else pal.muted)
+    if state.done and state.outcome == "breach":
+        text.append(" — R to roll back", style=pal.err)
+    return text

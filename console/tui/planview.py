@@ -191,6 +191,18 @@ def schema_gate(plan: Any) -> Any | None:
     )
 
 
+def rolled_back_gate(plan: Any) -> Any | None:
+    """The rolled-back gate when it fails for want of an acknowledgement."""
+    return next(
+        (
+            g
+            for g in plan.gates
+            if g.gate == "rolled_back" and not g.passed and g.threshold == "ack" and g.observed
+        ),
+        None,
+    )
+
+
 def result_text(result: Any, pal: Palette) -> Text:
     """An ActionResult in words: status, message, what to run next, warnings."""
     ok = result.status in OK_STATUSES

@@ -62,6 +62,24 @@ class OverviewRow:
     problems: tuple[Problem, ...] = ()
     unconfigured: tuple[str, ...] = ()
     deprecated: bool = False
+    health: tuple[StageVerdict, ...] = ()  # per judged stage, production last
+    prod_stage: str = "production"
+    slo: bool = True  # False: no SLO configured for the model (nothing to judge)
+    rolled_back: tuple[str, ...] = ()  # versions in a stage that were once rolled back
+    incidents: tuple[str, ...] = ()  # "v1.3.0 rolled back from production … by erin: why"
+
+    def verdict_of(self, stage: str) -> StageVerdict | None:
+        return next((h for h in self.health if h.stage == stage), None)
+
+
+@dataclass(frozen=True, slots=True)
+class StageVerdict:
+    """A stage's health verdict as the overview shows it."""
+
+    stage: str
+    version: str | None
+    verdict: str
+    reasons: tuple[str, ...] = ()
 
 
 DEPRECATED_MARK = "\u2020"  # †: retired in the registry (gto's @deprecated)
@@ -133,6 +151,40 @@ def with_live(
         trend=tuple(p.value for p in trend.points) if trend is not None else row.trend,
         problems=_with_problem(row.problems, "metrics", _problem("metrics", failing)),
     )
+
+
+def with_health(
+    row: OverviewRow,
+    healths: Sequence[Any] | None,
+    records: Mapping[str, Any] | None = None,
+    *,
+    prod_stage: str = "production",
+) -> OverviewRow:
+    """``row`` with its stages' verdicts (services.health.StageHealth) and the rollback records
+    (services.incidents.RolledBack by version) of the versions it shows; None keeps the old."""
+    from console.services.health import NO_SLO
+
+    changes: dict[str, Any] = {"prod_stage": prod_stage}
+    if healths is not None:
+        judged = tuple(
+            StageVerdict(h.stage, h.version, h.verdict, tuple(h.reasons)) for h in healths
+        )
+        changes["health"] = judged
+        changes["slo"] = not any(v.reasons == (NO_SLO,) for v in judged)
+    if records is not None:
+        shown = [v for v in (row.staging, row.production, row.newest) if v]
+        marked = tuple(dict.fromkeys(v for v in shown if v in records))
+        changes["rolled_back"] = marked
+        changes["incidents"] = tuple(f"{v} {records[v].sentence()}" for v in marked)
+    return replace(row, **changes)
+
+
+def keep_health(row: OverviewRow, old: OverviewRow) -> OverviewRow:
+    """``row`` (read again, its verdicts not yet) with ``old``'s verdicts and rollback marks."""
+    return replace(
+        row, health=old.health, slo=old.slo, prod_stage=old.prod_stage,
+        rolled_back=old.rolled_back, incidents=old.incidents,
+    )  # fmt: skip
 
 
 def with_ci(row: OverviewRow, detail: Any) -> OverviewRow:
@@ -208,10 +260,49 @@ OVERVIEW_COLUMNS = ranked(
         Column("rps", "TRAFFIC", 7, align="right"),
         Column("trend", "P95 TREND", 10),
         Column("appr", "APPR", 4, align="right"),
-        Column("status", "STATUS", 9, min_width=7),
+        # "✗ staging", "! degraded": a verdict and where it is, never cut
+        Column("status", "STATUS", 10, min_width=9),
     ),
     OVERVIEW_PRIORITY,
 )
+
+SEVERITY = {"ok": 0, "unknown": 1, "degraded": 2, "breach": 3}
+
+
+def status_cell(row: OverviewRow, pal: Palette) -> Cell:
+    """STATUS, most pressing first: production breaching, another stage breaching (its
+    name), a failing backend, degraded, then production's verdict ("ok" without an SLO)."""
+    prod = row.verdict_of(row.prod_stage)
+    others = [h for h in row.health if h.stage != row.prod_stage and h.verdict != "unknown"]
+    other = max(others, key=lambda h: SEVERITY[h.verdict], default=None)
+    if prod is not None and prod.verdict == "breach":
+        return _c(fmt.health_label("breach"), style=pal.err)
+    if other is not None and other.verdict == "breach":
+        return _c(f"{fmt.HEALTH_GLYPHS['breach']} {other.stage}", style=pal.err)
+    if row.problems:
+        kinds = [p.kind for p in row.problems]
+        extra = f"+{len(kinds) - 1}" if len(kinds) > 1 else ""
+        return _c(f"⚠ {kinds[0]}{extra}", style=pal.warn)
+    if prod is not None and prod.verdict == "degraded":
+        return _c(fmt.health_label("degraded"), style=pal.warn)
+    if other is not None and other.verdict == "degraded":
+        return _c(f"! {other.stage}", style=pal.warn)
+    if prod is not None and row.slo:
+        return _c(fmt.health_label(prod.verdict), style=fmt.health_style(pal, prod.verdict))
+    return _c("deprecated" if row.deprecated else "ok", style=pal.muted)
+
+
+def version_mark_cell(
+    version: str | None, rolled_back: bool, style: Style | str | None, pal: Palette
+) -> Cell:
+    """A version, with ↩ when it was once rolled back (the mark says it, not the colour)."""
+    if not version:
+        return _c("\u2013", style=pal.muted)
+    if not rolled_back:
+        return _c(version, style=style)
+    text = Text(version, style=style or "")
+    text.append(f" {fmt.ROLLED_BACK}", style=pal.warn)
+    return text
 
 
 def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, Cell]:
@@ -225,22 +316,15 @@ def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, C
             "staging": dots,
         }
     ci = row.ci or ""
-    status: Cell
-    if row.problems:
-        kinds = [p.kind for p in row.problems]
-        extra = f"+{len(kinds) - 1}" if len(kinds) > 1 else ""
-        status = _c(f"⚠ {kinds[0]}{extra}", style=pal.warn)
-    else:
-        status = _c("deprecated" if row.deprecated else "ok", style=pal.muted)
     metrics_dim = "metrics" in {p.kind for p in row.problems}
     live_style = pal.stale if metrics_dim else None
     return {
         "model": _model_cell(row, pal),
-        "prod": _c(
-            row.production or "\u2013", style=pal.production if row.production else pal.muted
+        "prod": version_mark_cell(
+            row.production, row.production in row.rolled_back, pal.production, pal
         ),
         "since": _c(fmt.age(row.production_since, now) if row.production else "", style=pal.muted),
-        "staging": _c(row.staging or "\u2013", style=pal.staging if row.staging else pal.muted),
+        "staging": version_mark_cell(row.staging, row.staging in row.rolled_back, pal.staging, pal),
         "wait": _c(
             str(row.waiting) if row.waiting else "\u2013",
             style=pal.bold if row.waiting else pal.muted,
@@ -255,7 +339,7 @@ def overview_cells(row: OverviewRow, pal: Palette, now: datetime) -> dict[str, C
         else _c(str(row.approvals), style=pal.accent)
         if row.approvals
         else _c("\u2013", style=pal.muted),
-        "status": status,
+        "status": status_cell(row, pal),
     }
 
 
@@ -410,13 +494,16 @@ def version_cells(
     specs: Any,
     pal: Palette,
     now: datetime,
+    rolled_back: bool = False,
     key_metrics: Sequence[str] = (),
 ) -> dict[str, Cell]:
     """Cells of one row of the versions table (detail None: still loading). ``key_metrics``:
     every key metric (the table shows three at most), for the worst change."""
     waiting = _c("…", style=pal.muted)
     cells: dict[str, Cell] = {
-        "version": _c(version.version, style=pal.bold if stages else ""),
+        "version": version_mark_cell(
+            version.version, rolled_back, pal.bold if stages else None, pal
+        ),
         "stage": stage_cell(stages, prod_stage, pal, deregistered=version.deregistered),
         "author": _c(
             version.created_by or "\u2013", style=pal.muted if not version.created_by else ""

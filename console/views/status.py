@@ -5,6 +5,7 @@ The JSON shapes are documented in docs/cli.md; change them only by adding keys.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import itertools
@@ -15,6 +16,8 @@ from typing import Any
 
 from console.domain import ModelVersion
 from console.ports import NotFound
+from console.services.health import HealthService, StageHealth
+from console.services.incidents import RolledBack
 from console.services.overview import ModelView, OverviewService, VersionDetail
 from console.services.workspace import Workspace
 
@@ -45,7 +48,32 @@ def _errors(view: ModelView) -> dict[str, str]:
     return {name: s.error for name, s in sorted(view.sections.items()) if s.error}
 
 
-def model_doc(view: ModelView, stages: list[str], prod: str) -> dict[str, Any]:
+def _health_doc(
+    view: ModelView, prod: str, verdicts: dict[str, StageHealth]
+) -> dict[str, Any] | None:
+    """Production's live health now, its verdict over the SLO window and the reasons."""
+    h, judged = view.health, verdicts.get(prod)
+    if h is None and judged is None:
+        return None
+    return {
+        "stage": prod,
+        "version": (h.version if h else None) or (judged.version if judged else None),
+        "latency_p95_ms": h.latency_p95_ms if h else None,
+        "error_rate": h.error_rate if h else None,
+        "traffic_rps": h.traffic_rps if h else None,
+        "prediction_mean": h.prediction_mean if h else None,
+        "observed_at": _iso(h.observed_at) if h else None,
+        "verdict": judged.verdict if judged else None,
+        "reasons": list(judged.reasons) if judged else [],
+    }
+
+
+def model_doc(
+    view: ModelView,
+    stages: list[str],
+    prod: str,
+    verdicts: dict[str, StageHealth] | None = None,
+) -> dict[str, Any]:
     by_version = {v.version: v for v in view.versions}
     stage_docs: dict[str, Any] = {}
     for stage in stages:
@@ -60,20 +88,7 @@ def model_doc(view: ModelView, stages: list[str], prod: str) -> dict[str, Any]:
             "assigned_at": _iso(a.assigned_at),
         }
         stage_docs[stage] = doc
-    h = view.health
-    health = (
-        {
-            "stage": prod,
-            "version": h.version,
-            "latency_p95_ms": h.latency_p95_ms,
-            "error_rate": h.error_rate,
-            "traffic_rps": h.traffic_rps,
-            "prediction_mean": h.prediction_mean,
-            "observed_at": _iso(h.observed_at),
-        }
-        if h
-        else None
-    )
+    verdicts = verdicts or {}
     return {
         "name": view.model.name,
         "description": view.model.description,
@@ -81,7 +96,8 @@ def model_doc(view: ModelView, stages: list[str], prod: str) -> dict[str, Any]:
         "stages": stage_docs,
         "candidates": list(view.candidates),
         "versions": sum(1 for v in view.versions if not v.deregistered),  # as gto counts
-        "health": health,
+        "health": _health_doc(view, prod, verdicts),
+        "health_by_stage": {s: h.doc() for s, h in verdicts.items()},
         "errors": _errors(view),
     }
 
@@ -104,6 +120,12 @@ def fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
+async def stage_verdicts(health: HealthService, view: ModelView) -> dict[str, StageHealth]:
+    """The verdict of every stage of ``view`` with live data (production always)."""
+    serving = {a.stage: a.version for a in view.stages}
+    return {h.stage: h for h in await health.model(view.model.name, serving)}
+
+
 async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, Any]:
     with fewer_collections():
         return await _collect_status(ws, model)
@@ -115,11 +137,16 @@ async def _collect_status(ws: Workspace, model: str | None) -> dict[str, Any]:
     if model is not None:
         models = [m for m in models if m.name == model]
     config = ws.config
+    health = HealthService(service)
     docs = []
     for start in range(0, len(models), STATUS_CHUNK):
         chunk = models[start : start + STATUS_CHUNK]
         views = await service.overview(chunk, candidates_detail=0, with_params=False)
-        docs += [model_doc(v, config.stages, config.prod_stage) for v in views]
+        verdicts = await asyncio.gather(*(stage_verdicts(health, v) for v in views))
+        docs += [
+            model_doc(v, config.stages, config.prod_stage, j)
+            for v, j in zip(views, verdicts, strict=True)
+        ]
     errors = [
         {"model": d["name"], "section": sec, "message": msg}
         for d in docs
@@ -156,11 +183,16 @@ async def registry_freshness(ws: Workspace) -> dict[str, Any]:
 
 async def collect_versions(ws: Workspace, model: str) -> tuple[dict[str, Any], bool]:
     """The versions document, and whether the registry said it has no such model."""
+    from console.services.incidents import IncidentService
+
     service = OverviewService(ws)
     view = await service.model_view(model, with_details=False, with_health=False)
     registry = view.sections.get("registry")
     unknown = registry is not None and registry.kind == NotFound.kind_label
-    details = await service.version_details(model, list(view.versions), with_params=False)
+    details, (incidents, incidents_error) = await asyncio.gather(
+        service.version_details(model, list(view.versions), with_params=False),
+        IncidentService(service).rolled_back(model),
+    )
     sections = dict(view.sections)
     for d in details.values():
         for name, sec in d.sections.items():
@@ -176,15 +208,32 @@ async def collect_versions(ws: Workspace, model: str) -> tuple[dict[str, Any], b
                 "created_at": _iso(v.created_at),
                 "deregistered": v.deregistered,
                 **detail_doc(details.get(v.version), v),
+                "rolled_back": _rolled_back_doc(incidents.get(v.version)),
             }
         )
+    errors = {k: s.error for k, s in sorted(sections.items()) if s.error}
+    if incidents_error:
+        errors.setdefault("audit", incidents_error)
     return {
         "schema": VERSIONS_SCHEMA,
         "workspace": ws.label,
         "model": model,
         "versions": rows,
-        "errors": {k: s.error for k, s in sorted(sections.items()) if s.error},
+        "errors": errors,
     }, unknown
+
+
+def _rolled_back_doc(rec: RolledBack | None) -> dict[str, Any] | None:
+    if rec is None:
+        return None
+    return {
+        "stage": rec.stage,
+        "at": _iso(rec.at),
+        "by": rec.by or None,
+        "reason": rec.reason or None,
+        "to_version": rec.to_version,
+        "source": rec.source,
+    }
 
 
 # -- text rendering ---------------------------------------------------------------------------
@@ -193,6 +242,18 @@ async def collect_versions(ws: Workspace, model: str) -> tuple[dict[str, Any], b
 def _fmt_metrics(metrics: dict[str, float], keys: list[str] | None = None, limit: int = 3) -> str:
     names = [k for k in (keys or []) if k in metrics] or sorted(metrics)[:limit]
     return " ".join(f"{k}={metrics[k]:.4g}" for k in names)
+
+
+def _fmt_verdict(h: dict[str, Any] | None) -> str:
+    """'BREACH p95 1.7 s > 250 ms' / 'ok' / 'unknown: only 12 requests in 10 min (< 100)'."""
+    if not h or not h.get("verdict"):
+        return ""
+    verdict = h["verdict"]
+    if verdict == "ok":
+        return "ok"
+    head = verdict.upper() if verdict == "breach" else verdict
+    reasons = h.get("reasons") or []
+    return f"{head}: {reasons[0]}" if reasons else head
 
 
 def _fmt_health(h: dict[str, Any] | None) -> str:
@@ -259,8 +320,11 @@ def render_status(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("model", "stage", "version", "commit", "data", "metrics", "ci", "live"):
-        table.add_column(col, no_wrap=col != "metrics", overflow="fold", min_width=len(col))
+    cols = ("model", "stage", "version", "commit", "data", "metrics", "ci", "live", "health")
+    for col in cols:
+        table.add_column(
+            col, no_wrap=col not in ("metrics", "health"), overflow="fold", min_width=len(col)
+        )
     for m in doc["models"]:
         first = True
         for stage in reversed(doc["stages"]):
@@ -276,13 +340,14 @@ def render_status(
                 _fmt_metrics(s["metrics"], (key_metrics or {}).get(m["name"])) if s else "",
                 s["ci"] if s else "",
                 live,
+                _fmt_verdict(m.get("health_by_stage", {}).get(stage)),
             )
             first = False
         shown = {s["version"] for s in m["stages"].values() if s}
         waiting = [c for c in m["candidates"] if c not in shown]
         if waiting:
             more = f" (+{len(waiting) - 3})" if len(waiting) > 3 else ""
-            table.add_row("", "waiting", ", ".join(waiting[-3:]) + more, "", "", "", "", "")
+            table.add_row("", "waiting", ", ".join(waiting[-3:]) + more, *[""] * 6)
     _console().print(table)
     said = _console(stderr=True)  # the table stays clean for pipes
     reg = doc.get("registry") or {}
@@ -303,8 +368,11 @@ def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
     for col in ("version", "stages", "created", "by", "commit", "data", "metrics", "ci"):
         table.add_column(col, no_wrap=col != "metrics")
     for r in doc["versions"]:
+        back = r.get("rolled_back")
         table.add_row(
-            r["version"] + (" (deregistered)" if r["deregistered"] else ""),
+            r["version"]
+            + (" (deregistered)" if r["deregistered"] else "")
+            + (f" ↩ rolled back from {back['stage']}" if back else ""),
             ",".join(r["stages"]),
             (r["created_at"] or "")[:16].replace("T", " "),
             r["created_by"] or "",
@@ -313,7 +381,17 @@ def render_versions(doc: dict[str, Any], *, as_json: bool) -> None:
             _fmt_metrics(r["metrics"]),
             r["ci"],
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    for r in doc["versions"]:
+        back = r.get("rolled_back")
+        if back:
+            when = (back["at"] or "")[:16].replace("T", " ")
+            line = (
+                f"↩ {r['version']} rolled back from {back['stage']} to {back['to_version'] or '?'}"
+                f" at {when} by {back['by'] or '?'}: {back['reason'] or '(no reason recorded)'}"
+            )
+            console.print(line, markup=False, soft_wrap=True)
     _print_errors(
         _console(stderr=True),
         [{"model": None, "section": k, "message": v} for k, v in doc["errors"].items()],

@@ -330,3 +330,95 @@ def test_quantile(buckets: dict[float, float], expected: float | None) -> None:
 def test_safe_url() -> None:
     assert safe_url("http://u:p@host:9090/metrics?t=1#x") == "http://host:9090/metrics"
     assert safe_url("http://[::1]:80/m") == "http://[::1]:80/m"
+
+
+WINDOW_TEXT = """\
+# TYPE model_requests_total counter
+model_requests_total{{model="m",stage="production",version="v1",outcome="ok"}} {p_ok}
+model_requests_total{{model="m",stage="production",version="v1",outcome="error"}} {p_err}
+model_requests_total{{model="m",stage="production",version="v0",outcome="ok"}} {old}
+model_requests_total{{model="m",stage="staging",version="v2",outcome="ok"}} {s_ok}
+model_requests_total{{model="m",stage="staging",version="v2",outcome="error"}} {s_err}
+# TYPE model_request_latency_seconds histogram
+model_request_latency_seconds_bucket{{model="m",stage="staging",version="v2",le="0.1"}} {s_fast}
+model_request_latency_seconds_bucket{{model="m",stage="staging",version="v2",le="1.0"}} {s_all}
+model_request_latency_seconds_bucket{{model="m",stage="staging",version="v2",le="+Inf"}} {s_all}
+model_request_latency_seconds_count{{model="m",stage="staging",version="v2"}} {s_all}
+model_request_latency_seconds_sum{{model="m",stage="staging",version="v2"}} 1.0
+# TYPE model_prediction_score histogram
+model_prediction_score_bucket{{model="m",stage="staging",version="v2",le="0.5"}} {low}
+model_prediction_score_bucket{{model="m",stage="staging",version="v2",le="1.0"}} {s_ok}
+model_prediction_score_bucket{{model="m",stage="staging",version="v2",le="+Inf"}} {s_ok}
+# TYPE model_shadow_decisions_total counter
+model_shadow_decisions_total{{model="m",stage="staging",version="v2",baseline_version="v1",agreement="agree"}} {agree}
+model_shadow_decisions_total{{model="m",stage="staging",version="v2",baseline_version="v1",agreement="differ"}} {differ}
+"""
+
+
+def window_text(n: int) -> bytes:
+    """``n`` rounds of traffic: production v1 10 req (1 error) a round, v0 1 a round,
+    staging v2 answers the mirror of each v1 request (2 errors), 8 agree, 1 differs."""
+    return WINDOW_TEXT.format(
+        p_ok=9 * n, p_err=n, old=n, s_ok=8 * n, s_err=2 * n, s_fast=5 * n, s_all=10 * n,
+        low=4 * n, agree=7 * n, differ=n,
+    ).encode()  # fmt: skip
+
+
+async def test_figures_over_a_window_per_stage_and_version(
+    text_server: TextServer, tmp_path: Path, clock: Clock, closing: list[ScrapeMetrics]
+) -> None:
+    metrics = backend(text_server.url, tmp_path, interval_seconds=4)
+    closing.append(metrics)
+    text_server.body = window_text(1)
+    first = await metrics.window("m", "production", seconds=600)
+    assert first.seconds == 0.0  # one reading, no creation times: no window yet
+    for n in range(2, 8):  # a scrape every 10 s: 60 s of traffic after the first
+        clock.now += 10
+        text_server.body = window_text(n)
+        await metrics.health("m", "production")
+    whole = await metrics.window("m", "production", seconds=600)
+    assert (whole.seconds, whole.requests, whole.errors) == (60.0, 66, 6)
+    assert whole.version == "v1"  # the busiest version of the stage
+    v1 = await metrics.window("m", "production", version="v1", seconds=600)
+    assert (v1.requests, v1.errors, v1.error_rate) == (60, 6, 0.1)
+    last = await metrics.window("m", "production", version="v1", seconds=20)
+    assert (last.seconds, last.requests) == (20.0, 20)  # the tally kept 20 s ago
+    shadow = await metrics.window("m", "staging", version="v2", seconds=600)
+    assert (shadow.requests, shadow.errors) == (60, 12)
+    assert shadow.latency_p95_ms == pytest.approx(100 + 900 * 0.9)  # rank 57 of 60: 2nd bucket
+    assert shadow.scores == ((0.5, 24.0), (1.0, 48.0), (float("inf"), 48.0))
+    assert shadow.shadow is not None
+    assert (shadow.shadow.baseline_version, shadow.shadow.compared, shadow.shadow.differ) == (
+        "v1", 48, 6,
+    )  # fmt: skip
+    with pytest.raises(NotFound, match="'canary'"):
+        await metrics.window("m", "canary")
+    absent = await metrics.window("m", "production", version="v9", seconds=600)
+    assert absent.requests == 0.0 and absent.seconds is None  # the stage serves, not v9
+
+
+async def test_series_of_one_version(
+    text_server: TextServer, tmp_path: Path, clock: Clock, closing: list[ScrapeMetrics]
+) -> None:
+    metrics = backend(text_server.url, tmp_path, interval_seconds=4)
+    closing.append(metrics)
+    for n in (1, 2, 3):
+        text_server.body = window_text(n)
+        await metrics.health("m", "production")
+        clock.now += 5
+    both = await metrics.series("m", "production", "error_rate")
+    v1 = await metrics.series("m", "production", "error_rate", version="v1")
+    assert [p.value for p in both.points][-1] == pytest.approx(1 / 11)
+    assert [p.value for p in v1.points][-1] == pytest.approx(0.1)
+
+
+async def test_the_first_reading_counts_since_the_counters_were_created(
+    exporter: tuple[Exporter, str], tmp_path: Path, closing: list[ScrapeMetrics]
+) -> None:
+    exp, url = exporter
+    metrics = backend(url, tmp_path)
+    closing.append(metrics)
+    exp.serve("1.0.0", [0.005] * 10, errors=2, scores=[0.2] * 8)
+    got = await metrics.window("churn", "production", seconds=600)
+    assert (got.requests, got.errors, got.version) == (10, 2, "1.0.0")
+    assert got.seconds is not None and 0 < got.seconds < 60  # since the counters began

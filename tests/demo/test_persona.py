@@ -47,7 +47,9 @@ def me(ws: object) -> ReleaseService:
 async def test_a_demo_colleague_approves_the_request_you_made(demo: DemoInfo) -> None:
     async with open_workspace(offline(demo.config_path)) as ws:  # type: ignore[arg-type]
         mine = me(ws)
-        asked = await mine.promote(MODEL, VERSION, STAGE, reason="retry after the fix")
+        asked = await mine.promote(  # v1.3.0 was rolled back for INC-2041: acknowledged
+            MODEL, VERSION, STAGE, reason="retry after the fix", ack_rolled_back=True
+        )
         assert asked.status == "requested"
         plan = await mine.plan_approval(MODEL, VERSION, STAGE)
         assert "four-eyes" in plan.may_approve  # alone, you can not finish it
@@ -120,7 +122,9 @@ async def test_the_approve_dialog_offers_the_demo_colleague(demo: DemoInfo) -> N
     config = offline(demo.config_path)
     async with open_workspace(config) as ws:  # type: ignore[arg-type]
         mine = me(ws)
-        await mine.promote(MODEL, VERSION, STAGE, reason="retry after the fix")
+        await mine.promote(
+            MODEL, VERSION, STAGE, reason="retry after the fix", ack_rolled_back=True
+        )
         app = ConsoleApp(config, workspace=ws, release=mine, clock=lambda: LATER,  # type: ignore[arg-type]
                          refresh_seconds=0, model=MODEL, version=VERSION)  # fmt: skip
         async with app.run_test(size=(100, 30)) as pilot:

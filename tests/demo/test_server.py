@@ -118,7 +118,11 @@ def test_metrics_are_prometheus_text(server: ModelServer) -> None:
     assert families["model_request_latency_seconds"].type == "histogram"
     assert families["model_prediction_score"].type == "histogram"
     assert families["model_requests"].type == "counter"
-    totals = [s for s in families["model_requests"].samples if s.name == "model_requests_total"]
+    totals = [
+        s
+        for s in families["model_requests"].samples
+        if s.name == "model_requests_total" and s.labels["stage"] == "production"
+    ]
     assert sum(s.value for s in totals) == 5
     assert {s.labels["outcome"] for s in totals} <= {"ok", "error"}
     assert {s.labels["version"] for s in totals} == {"v1.3.0"}
@@ -197,3 +201,55 @@ def test_run_demo_stops_the_server_on_sigterm(tmp_path: Path) -> None:
     assert exc.value.code == 128 + signal.SIGTERM
     assert health(seen["url"], timeout=0.5) is None
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def shadow_samples(server: ModelServer) -> dict[str, float]:
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "model_shadow_decisions_total":
+                key = f"{s.labels['model']}:{s.labels['stage']}:{s.labels['version']}:" + (
+                    f"{s.labels['baseline_version']}:{s.labels['agreement']}"
+                )
+                out[key] = out.get(key, 0.0) + s.value
+            elif s.name == "model_requests_total" and s.labels["stage"] == "staging":
+                key = f"{s.labels['model']}:staging:{s.labels['version']}:requests"
+                out[key] = out.get(key, 0.0) + s.value
+    return out
+
+
+def test_production_requests_are_mirrored_to_staging(server: ModelServer) -> None:
+    """Shadow traffic: staging answers the same requests; its decisions are compared."""
+    for _ in range(40):
+        serving(server, "fraud-detector")
+        serving(server, "churn-predictor")
+    deadline = time.monotonic() + 10
+    seen: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        seen = shadow_samples(server)
+        if seen.get("fraud-detector:staging:v2.0.0:requests", 0) >= 40:
+            break
+        time.sleep(0.1)
+    assert seen["fraud-detector:staging:v2.0.0:requests"] == 40
+    fraud = {k: v for k, v in seen.items() if k.startswith("fraud-detector:staging:v2.0.0:v1.3.0")}
+    assert 30 <= sum(fraud.values()) <= 40  # both answered (no error on either side)
+    # churn's staging holds the production version: the same answer, every time
+    assert seen.get("churn-predictor:staging:v1.2.0:v1.2.0:differ", 0) == 0
+    assert seen.get("churn-predictor:staging:v1.2.0:v1.2.0:agree", 0) >= 35
+    direct = get(f"{server.url}/predict?model=fraud-detector&stage=staging")
+    assert direct[0] in (200, 500)  # a staging request is not mirrored again
+
+
+def test_the_same_request_gets_correlated_scores_and_the_same_version_the_same() -> None:
+    from console.demo.server import Behaviour
+
+    behaviour = Behaviour(7)
+    requests = [behaviour.request() for _ in range(400)]
+    a = [behaviour.answer("fraud-detector", "v1.3.0", r) for r in requests]
+    b = [behaviour.answer("fraud-detector", "v2.0.0", r) for r in requests]
+    again = [behaviour.answer("fraud-detector", "v1.3.0", r) for r in requests]
+    assert a == again
+    agree = sum(x.decision == y.decision for x, y in zip(a, b, strict=True)) / len(a)
+    assert agree > 0.9

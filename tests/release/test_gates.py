@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from console.config.model import ChangeWindow, MetricBound, MetricSpec, StagePolicy
-from console.domain import CIConclusion, CIRun, CIStatus, GateResult
+from console.config.model import ChangeWindow, LiveGateConfig, MetricBound, MetricSpec, StagePolicy
+from console.domain import CIConclusion, CIRun, CIStatus, GateResult, LiveWindow, ShadowFigures
+from console.services.incidents import RolledBack
 from console.services.release import gates as g
 
 SPECS = {"auc": MetricSpec(direction="higher"), "latency": MetricSpec(direction="lower", unit="ms")}
@@ -253,3 +254,153 @@ def test_quality_gates_follow_the_policy_and_evidence_ignores_process_gates() ->
     assert g.evidence_hash("m", "v2", "production", "a" * 40, "v0", quality) != h1
     worse = g.quality_gates(policy, facts(metrics={"auc": 0.91}), spec)
     assert g.evidence_hash("m", "v2", "production", "a" * 40, "v1", worse) != h1
+
+
+# -- live gates and the rolled-back gate -----------------------------------------------------
+
+NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+LIVE = LiveGateConfig(
+    min_requests=100, max_p95_ms=250, max_error_rate=0.02, max_p95_regression_ms=50,
+    max_error_rate_regression=0.01, max_disagreement=0.2, max_psi=0.25,
+)  # fmt: skip
+SCORES = ((0.25, 40.0), (0.5, 70.0), (0.75, 90.0), (1.0, 100.0))
+
+
+def window(
+    stage: str,
+    version: str,
+    p95: float,
+    errors: float,
+    requests: float = 1000,
+    shadow: tuple[float, float] | None = None,
+    age: float = 0,
+) -> LiveWindow:
+    figures = (
+        ShadowFigures(baseline_version="v1", compared=shadow[0], differ=shadow[1])
+        if shadow
+        else None
+    )
+    return LiveWindow(model="m", stage=stage, version=version, seconds=600, requests=requests,
+                      errors=errors, latency_p95_ms=p95, scores=SCORES, shadow=figures,
+                      observed_at=NOW - timedelta(seconds=age))  # fmt: skip
+
+
+def live_facts(
+    cand: LiveWindow | None, prod: LiveWindow | None = None, why: str = ""
+) -> g.GateFacts:
+    prod = prod if prod is not None else window("production", "v1", 200, 5)
+    live = g.LiveFacts(source_stage="staging", window_seconds=600, candidate=cand,
+                       candidate_error=why, production=prod)  # fmt: skip
+    return facts(live=live)
+
+
+def by_gate(gates: list[GateResult]) -> dict[str, tuple[bool, object]]:
+    return {x.gate: (x.passed, x.observed) for x in gates}
+
+
+def test_live_gates_pass_on_enough_good_shadow_figures() -> None:
+    cand = window("staging", "v2", 240, 15, shadow=(980, 49))
+    got = by_gate(g.live_gates(LIVE, live_facts(cand), NOW))
+    assert got == {
+        "live:requests": (True, 1000), "live:p95_ms:max": (True, 240),
+        "live:error_rate:max": (True, 0.015), "live:p95_ms:regression": (True, 40),
+        "live:error_rate:regression": (True, 0.01), "live:disagreement:max": (True, 0.05),
+        "live:psi:max": (True, 0.0),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cand", "failing", "detail"),
+    [
+        (window("staging", "v2", 251, 15, shadow=(980, 49)), {"live:p95_ms:max",
+         "live:p95_ms:regression"}, "p95 of v2 in staging 251 ms > maximum 250 ms"),
+        (window("staging", "v2", 240, 21, shadow=(979, 49)), {"live:error_rate:max",
+         "live:error_rate:regression"}, "error rate of v2 in staging 2.1% > maximum 2.0%"),
+        (window("production", "v2", 120, 0, shadow=(1000, 201)), {"live:disagreement:max"},
+         "decision differs from v1 on 20.1% of 1,000 mirrored requests (> 20.0%)"),
+    ],
+)  # fmt: skip
+def test_live_gates_fail_with_their_numbers(
+    cand: LiveWindow, failing: set[str], detail: str
+) -> None:
+    gates = g.live_gates(LIVE, live_facts(cand), NOW)
+    assert {x.gate for x in gates if not x.passed} == failing
+    assert detail in [x.detail for x in gates]
+
+
+def test_worse_than_production_by_more_than_the_margin_fails() -> None:
+    cand = window("staging", "v2", 251, 5, shadow=(1000, 0))
+    prod = window("production", "v1", 200, 5)
+    gate = next(x for x in g.live_gates(LIVE, live_facts(cand, prod), NOW)
+                if x.gate == "live:p95_ms:regression")  # fmt: skip
+    assert not gate.passed and gate.observed == 51
+    assert gate.detail == "p95 251 ms vs 200 ms (v1 in production): +51 ms; allowed +50 ms"
+
+
+@pytest.mark.parametrize(
+    ("cand", "why", "first"),
+    [
+        (None, "scrape: could not connect", "unknown: v2 in staging: scrape: could not connect"),
+        (window("staging", "v2", 100, 0, requests=99, shadow=(99, 0)), "",
+         "99 requests to v2 in staging in 10 min (< 100 needed)"),
+        (window("staging", "v2", 100, 0, age=601, shadow=(1000, 0)), "",
+         "unknown: the newest figures of v2 in staging are 10 min old"),
+    ],
+)  # fmt: skip
+def test_unknown_live_figures_fail_closed(cand, why: str, first: str) -> None:
+    gates = g.live_gates(LIVE, live_facts(cand, why=why), NOW)
+    assert not any(x.passed for x in gates)
+    assert len(gates) == 7 and gates[0].detail == first
+    assert all(x.detail.startswith("unknown:") for x in gates[1:])
+
+
+def test_no_production_figures_fail_the_regression_gates_only() -> None:
+    cand = window("staging", "v2", 100, 0, shadow=(1000, 0))
+    f = facts(live=g.LiveFacts(source_stage="staging", window_seconds=600, candidate=cand,
+                               production_error="scrape: no series"))  # fmt: skip
+    failing = {x.gate for x in g.live_gates(LIVE, f, NOW) if not x.passed}
+    assert failing == {"live:p95_ms:regression", "live:error_rate:regression", "live:psi:max"}
+
+
+def rolled(stage: str = "production") -> RolledBack:
+    return RolledBack(model="m", version="v2", stage=stage, at=NOW, by="erin",
+                      reason="INC-2041: p95 1.7 s", to_version="v1")  # fmt: skip
+
+
+def test_a_rolled_back_version_returns_only_when_acknowledged() -> None:
+    stages = ["staging", "production"]
+    assert g.rolled_back_gate(facts(), stages, acknowledged=False) is None
+    gate = g.rolled_back_gate(facts(rolled_back=rolled()), stages, acknowledged=False)
+    assert gate is not None and not gate.passed and gate.blocking
+    assert gate.detail == (
+        "v2 was rolled back from production to v1 at 2025-03-14 09:30 UTC by erin: "
+        "INC-2041: p95 1.7 s; promoting it again needs --ack-rolled-back"
+    )
+    ok = g.rolled_back_gate(facts(rolled_back=rolled()), stages, acknowledged=True)
+    assert ok is not None and ok.passed and ok.detail.endswith("promoting it again acknowledged")
+    earlier = g.rolled_back_gate(
+        facts(stage="staging", rolled_back=rolled()), stages, acknowledged=False
+    )
+    assert earlier is not None and earlier.passed and not earlier.blocking
+    unknown = g.rolled_back_gate(
+        facts(rolled_back_error="audit: locked"), stages, acknowledged=True
+    )
+    assert unknown is not None and not unknown.passed  # fail closed
+
+
+def test_evidence_binds_the_live_verdicts_not_their_moving_numbers() -> None:
+    policy = StagePolicy(require_ci_success=False, schema_change_needs_ack=False, live=LIVE)
+
+    def evidence(cand: LiveWindow, **kw) -> str:
+        gates = g.quality_gates(policy, live_facts(cand, **kw), spec, now=NOW)
+        return g.evidence_hash("m", "v2", "production", "a" * 40, "v1", gates)
+
+    one = evidence(window("staging", "v2", 240, 15, shadow=(980, 49)))
+    assert one == evidence(window("staging", "v2", 231, 12, requests=1100, shadow=(1050, 40)))
+    assert one != evidence(window("staging", "v2", 251, 15, shadow=(980, 49)))
+    rb = g.quality_gates(policy, facts(rolled_back=rolled()), spec, ack_rolled_back=True,
+                         stages=["staging", "production"])  # fmt: skip
+    assert [x.gate for x in rb] == ["rolled_back"]
+    assert g.evidence_hash("m", "v2", "production", "", "v1", rb) != g.evidence_hash(
+        "m", "v2", "production", "", "v1", ()
+    )

@@ -119,11 +119,14 @@ async def test_each_release_event_is_notified_with_its_fields(
     assert receiver.events()[-2:] == ["request", "rollback"]
     assert "rolled back: v1.1.0 → v1.0.0 (by sam)" in receiver.bodies[-1]["text"]
 
-    await w.svc("dev").promote("m", "v1.1.0", "production", reason="again")
+    # v1.1.0 was rolled back: promoting it again is acknowledged (services.incidents)
+    await w.svc("dev").promote("m", "v1.1.0", "production", reason="again", ack_rolled_back=True)
     await w.svc("rita").reject("m", "v1.1.0", "production", comment="not today")
     assert receiver.events()[-2:] == ["request", "reject"]
 
-    await w.svc("dev").promote("m", "v1.1.0", "production", reason="third time")
+    await w.svc("dev").promote(
+        "m", "v1.1.0", "production", reason="third time", ack_rolled_back=True
+    )
     w.registry.before_assign = lambda: w.registry.move("production", "v1.3.0", "erin")
     with pytest.raises(Refused, match=r"moved to v1\.3\.0"):
         await w.svc("rita").approve("m", "v1.1.0", "production")

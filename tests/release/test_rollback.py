@@ -130,6 +130,48 @@ async def test_rollback_target_from_the_audit_when_the_registry_keeps_no_history
     assert (plan.from_version, plan.version) == ("v1.1.0", "v1.0.0")
 
 
+async def test_a_rolled_back_version_needs_an_acknowledgement_to_return() -> None:
+    """Incident memory: the rollback's when, who and why come back in the plan; promoting the
+    version again is refused until acknowledged, and the acknowledgement is audited."""
+    w = World(approvals=0)
+    assert (await w.svc("dev").promote("m", "v1.1.0", "production", reason="auc up")).status == (
+        "executed"
+    )
+    await w.svc("sam").rollback("m", reason="INC-2041: p95 1.7 s", confirmation="m")
+    plan = await w.svc("dev").plan_promotion("m", "v1.1.0", "production")
+    gate = next(g for g in plan.gates if g.gate == "rolled_back")
+    assert not gate.passed and not plan.ready
+    assert "was rolled back from production to v1.0.0" in gate.detail
+    assert "by sam: INC-2041: p95 1.7 s" in gate.detail
+    assert plan.rolled_back is not None and plan.rolled_back["reason"] == "INC-2041: p95 1.7 s"
+    with pytest.raises(Refused, match="needs --ack-rolled-back"):
+        await w.svc("dev").promote("m", "v1.1.0", "production", reason="fixed")
+    refused = w.audit.rows[-1]
+    assert refused.result == "refused" and "rolled back" in refused.details["refusal"]
+    acked = await w.svc("dev").plan_promotion("m", "v1.1.0", "production", ack_rolled_back=True)
+    assert acked.ready and acked.evidence_hash != plan.evidence_hash
+    done = await w.svc("dev").promote(
+        "m", "v1.1.0", "production", reason="fixed", ack_rolled_back=True
+    )
+    assert done.status == "executed" and w.registry.pointers["production"] == "v1.1.0"
+    request = next(e for e in reversed(w.audit.rows) if e.action == "request")
+    assert request.details["ack_rolled_back"] is True
+    assert request.details["rolled_back"]["by"] == "sam"
+
+
+async def test_the_rolled_back_gate_waits_for_its_acknowledgement_through_approval() -> None:
+    w = World(approvals=1)
+    w.registry.move("production", "v1.1.0", "dev")
+    await w.svc("sam").rollback("m", reason="INC-7", confirmation="m")
+    asked = await w.svc("dev").promote(
+        "m", "v1.1.0", "production", reason="again", ack_rolled_back=True
+    )
+    assert asked.status == "requested"
+    # the approver's gates carry the requester's acknowledgement
+    done = await w.svc("rita").approve("m", "v1.1.0", "production", comment="ok")
+    assert done.status == "executed"
+
+
 async def test_the_default_target_is_the_previous_holder_even_at_a_higher_version() -> None:
     w = World(approvals=0)
     w.registry.move("production", "v1.3.0", "dev")

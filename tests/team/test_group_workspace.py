@@ -76,8 +76,9 @@ def test_two_users_act_and_a_third_reads_in_a_group_workspace(team) -> None:
     back = cli(team, "req", "rollback", "m", "--reason", "INC-9 errors", "--yes", "--json")
     assert back.returncode == 0, back.stdout + back.stderr
     assert json.loads(back.stdout)["status"] == "executed"
+    # v1.1.0 was rolled back above: promoting it again is acknowledged
     again_up = cli(team, "appr", "promote", "m", "v1.1.0", "--to", "production", "--reason",
-                   "fixed", "--json")  # fmt: skip
+                   "fixed", "--ack-rolled-back", "--json")  # fmt: skip
     assert again_up.returncode == 0, again_up.stderr
 
     # The reader is not in the group: doctor tells them the one thing they need.

@@ -94,6 +94,28 @@ def make_app(world: Any, clock: Any, ids: Ids) -> Callable[..., ConsoleApp]:
 
 
 @pytest.fixture
+def incident(clock: Any) -> Any:
+    """The fakes' incident story (tui_fakes.FakeWorld(incident=True)), observed on ``clock``."""
+    world = tui_fakes.FakeWorld(incident=True)
+    world.now = clock
+    return world
+
+
+@pytest.fixture
+def incident_app(incident: Any, clock: Any, ids: Ids) -> Callable[..., ConsoleApp]:
+    """An app over the incident story with SLOs and live gates (fake_config(slo=True))."""
+
+    def make(*, user: str = "ops", **kwargs: Any) -> ConsoleApp:
+        ws, _ = tui_fakes.make_workspace(incident, slo=True)
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("refresh_seconds", 0)
+        kwargs.setdefault("release", release_service(ws, user, clock, ids))
+        return ConsoleApp(ws.config, workspace=ws, **kwargs)
+
+    return make
+
+
+@pytest.fixture
 def request_promotion(world: Any, clock: Any, ids: Ids) -> Callable[..., Any]:
     """``await request_promotion(user, model, version, stage)``: a pending request, made
     through the release service as ``user`` (the schema change acknowledged)."""

@@ -22,10 +22,12 @@ from typing import Any
 from console.audit.chain import StoredRecord, canonical_bytes, seal, verify_chain
 from console.config import ConsoleConfig, MetricSpec, ModelConfig
 from console.config.model import (
+    LiveGateConfig,
     MetricBound,
     PolicyConfig,
     RolesConfig,
     RollbackPolicy,
+    SLOConfig,
     StagePolicy,
     UIConfig,
 )
@@ -40,6 +42,7 @@ from console.domain import (
     DataSchema,
     DataVersion,
     DiffStat,
+    LiveWindow,
     MetricPoint,
     MetricSeries,
     Model,
@@ -48,6 +51,7 @@ from console.domain import (
     RegistryEventKind,
     SchemaField,
     ServingHealth,
+    ShadowFigures,
     StageAssignment,
 )
 from console.ports import BackendError, NotFound, Unreachable
@@ -155,8 +159,14 @@ class FakeWorld:
         *,
         big_model_versions: int | None = None,
         faults: Faults | None = None,
+        incident: bool = False,
     ) -> None:
         self.faults = faults or Faults()
+        # The INC story: staging serves shadow traffic, and price-ranker's staging version was
+        # rolled back from production (its shadow figures breach the SLOs).
+        self.incident = incident
+        self.breaching: set[tuple[str, str]] = set()  # (model, version) serving badly
+        self.now = lambda: NOW  # when live figures are observed (tests may pass their clock)
         self.models: dict[str, FakeModel] = {}
         names = list(CATALOG)
         for i in range(n_models):
@@ -176,6 +186,10 @@ class FakeWorld:
         for m in self.models.values():
             for i in range(m.count):
                 self.commits[m.commit_sha(i)] = (m.name, i)
+        if incident and "price-ranker" in self.models:
+            ranker = self.models["price-ranker"]
+            if ranker.staging is not None:
+                self.breaching.add(("price-ranker", ranker.version_name(ranker.staging)))
         self.audit_log: list[AuditEvent] = []
         self.assigned: list[RegistryEvent] = []  # stage moves made through FakeRegistry.assign
         self._versions: dict[str, tuple[Any, list[ModelVersion]]] = {}
@@ -374,8 +388,64 @@ class FakeWorld:
                         ref=f"{m.name}#{stage}#{n + 1}",
                     )
                 )
+        if self.incident and m.name == "price-ranker" and m.prod is not None and m.staging:
+            at = NOW - timedelta(hours=5)
+            for version, actor, minutes, message in (
+                (m.staging, "dana", -300, "Release"),
+                (m.prod, "erin", 0, "Rollback after INC-7: p95 912 ms, 6% errors"),
+            ):
+                events.append(
+                    RegistryEvent(
+                        model=m.name, kind=RegistryEventKind.ASSIGN,
+                        version=m.version_name(version), stage="production", actor=actor,
+                        at=at + timedelta(minutes=minutes), ref=f"{m.name}#production#9",
+                        message=message,
+                    )
+                )  # fmt: skip
         events.sort(key=lambda e: e.at or NOW)
         return events + [e for e in self.assigned if e.model == m.name]
+
+    def serving(self, m: FakeModel, stage: str) -> str | None:
+        """The version ``stage`` serves live (staging only in the incident story)."""
+        if stage == "production" and m.prod is not None:
+            return m.version_name(m.prod)
+        if self.incident and stage == "staging" and m.staging is not None:
+            return m.version_name(m.staging)
+        return None
+
+    def live_window(self, m: FakeModel, stage: str, version: str, seconds: float) -> LiveWindow:
+        """Figures over ``seconds``: production's from its series; staging's a little slower;
+        a breaching version's bad (p95 912 ms, 6 % errors; price-ranker's staging version in
+        the incident story)."""
+        last = {k: self.series(m, k, 60).points[-1].value
+                for k in ("latency_p95_ms", "error_rate", "traffic_rps")}  # fmt: skip
+        requests = round(last["traffic_rps"] * seconds)
+        p95, rate, differ, scores = (
+            last["latency_p95_ms"],
+            last["error_rate"],
+            0.03,
+            (30, 40, 20, 10),
+        )
+        if stage != "production":
+            p95, differ, scores = p95 * 1.08, 0.04, (28, 40, 22, 10)
+        if (m.name, version) in self.breaching:
+            p95, rate, differ, scores = 912.0, 0.06, 0.22, (10, 25, 35, 30)
+        total, cumulative = 0.0, []
+        for bound, share in zip((0.25, 0.5, 0.75, 1.0), scores, strict=True):
+            total += requests * share / 100
+            cumulative.append((bound, total))
+        shadow = None
+        if stage != "production" and m.prod is not None:
+            compared = round(requests * 0.97)
+            shadow = ShadowFigures(
+                baseline_version=m.version_name(m.prod), compared=compared,
+                differ=round(compared * differ),
+            )  # fmt: skip
+        return LiveWindow(
+            model=m.name, stage=stage, version=version, seconds=seconds, requests=requests,
+            errors=round(requests * rate), latency_p95_ms=round(p95, 1),
+            scores=tuple(cumulative), shadow=shadow, observed_at=self.now(),
+        )  # fmt: skip
 
     def _seed_audit(self) -> None:
         seq = 0
@@ -581,17 +651,26 @@ class FakeCI(_Fake):
 class FakeMetrics(_Fake):
     kind = "metrics"
 
+    def _serving(self, model: str, stage: str) -> tuple[FakeModel, str]:
+        m = self.world.model(model)
+        version = self.world.serving(m, stage)
+        if version is None:
+            raise NotFound(f"{model} has nothing serving in {stage}", backend="fake-metrics")
+        return m, version
+
     async def health(self, model: str, stage: str) -> ServingHealth:
         await self._enter("health")
-        m = self.world.model(model)
-        if stage != "production" or m.prod is None:
-            raise NotFound(f"{model} has nothing serving in {stage}", backend="fake-metrics")
+        m, version = self._serving(model, stage)
         last = {k: self.world.series(m, k, 60).points[-1].value for k in (
             "latency_p95_ms", "error_rate", "traffic_rps", "prediction_mean")}  # fmt: skip
+        if stage != "production":
+            window = self.world.live_window(m, stage, version, 60)
+            last["latency_p95_ms"] = window.latency_p95_ms or 0.0
+            last["error_rate"] = window.error_rate or 0.0
         return ServingHealth(
             model=model,
             stage=stage,
-            version=m.version_name(m.prod),
+            version=version,
             latency_p95_ms=last["latency_p95_ms"],
             error_rate=last["error_rate"],
             traffic_rps=last["traffic_rps"],
@@ -607,12 +686,29 @@ class FakeMetrics(_Fake):
         *,
         since: datetime | None = None,
         points: int = 60,
+        version: str | None = None,
     ) -> MetricSeries:
         await self._enter("series")
-        m = self.world.model(model)
-        if stage != "production" or m.prod is None:
-            raise NotFound(f"{model} has nothing serving in {stage}", backend="fake-metrics")
-        return self.world.series(m, metric, points)
+        m, serving = self._serving(model, stage)
+        series = self.world.series(m, metric, points)
+        scale = 1.08 if stage != "production" and metric == "latency_p95_ms" else 1.0
+        if (m.name, serving) in self.world.breaching and metric in ("latency_p95_ms", "error_rate"):
+            scale = {"latency_p95_ms": 10.5, "error_rate": 15.0}[metric]
+        if scale == 1.0:
+            return series.model_copy(update={"stage": stage})
+        points_ = tuple(p.model_copy(update={"value": round(p.value * scale, 5)})
+                        for p in series.points)  # fmt: skip
+        return series.model_copy(update={"stage": stage, "points": points_})
+
+    async def window(
+        self, model: str, stage: str, *, version: str | None = None, seconds: float = 600.0
+    ) -> LiveWindow:
+        await self._enter("window")
+        m, serving = self._serving(model, stage)
+        if version is not None and version != serving:
+            return LiveWindow(model=model, stage=stage, version=version, seconds=seconds,
+                              requests=0, errors=0, observed_at=NOW)  # fmt: skip
+        return self.world.live_window(m, stage, serving, seconds)
 
 
 class FakeAudit(_Fake):
@@ -652,9 +748,10 @@ class FakeAudit(_Fake):
 
 
 def fake_config(
-    world: FakeWorld, *, refresh_seconds: float = 5.0, theme: str = "dark"
+    world: FakeWorld, *, refresh_seconds: float = 5.0, theme: str = "dark", slo: bool = False
 ) -> ConsoleConfig:
-    """A config naming the fake workspace's first models with their key metrics."""
+    """A config naming the fake workspace's first models with their key metrics; ``slo``: SLOs
+    (p95 500 ms, 2 % errors) and live gates on production."""
     models: dict[str, ModelConfig] = {}
     specs: dict[str, MetricSpec] = {}
     for m in list(world.models.values())[: len(CATALOG)]:
@@ -666,8 +763,9 @@ def fake_config(
         models=models,
         metrics=specs,
         ui=UIConfig(theme=theme, refresh_seconds=max(refresh_seconds, 0.5)),
-        policy=RELEASE_POLICY,
+        policy=LIVE_POLICY if slo else RELEASE_POLICY,
         roles=ROLES,
+        slo=SLOConfig(p95_ms=500, error_rate=0.02, min_requests=100) if slo else SLOConfig(),
     )
 
 
@@ -681,6 +779,22 @@ RELEASE_POLICY = PolicyConfig(
         )
     },
     rollback=RollbackPolicy(confirm_model_name=True),
+)
+LIVE_POLICY = RELEASE_POLICY.model_copy(
+    update={
+        "stages": {
+            "production": RELEASE_POLICY.stages["production"].model_copy(
+                update={
+                    "live": LiveGateConfig(
+                        max_p95_ms=500,
+                        max_error_rate=0.02,
+                        max_p95_regression_ms=100,
+                        max_disagreement=0.1,
+                    )
+                }
+            )
+        }
+    }
 )
 ROLES = RolesConfig(
     admin=["erin"], release_manager=["rita", "sam"], viewer=["vic"], default="release_manager"

@@ -93,12 +93,15 @@ async def promote(
     ack_schema_change: bool = False,
     override_window: bool = False,
     evidence_hash: str | None = None,
+    ack_rolled_back: bool = False,
 ) -> ActionResult:
     """Create (or continue) the request to move ``stage`` to ``version``; execute it when
     gates pass and the quorum is reached. With the stage already there, finish its deploy."""
     actor, role = await svc.admit("promote", model, version, stage)
     reason = need_reason(reason, "promote")
-    ctx = await svc.context(model, version, stage, ack=ack_schema_change, acting=True)
+    ctx = await svc.context(
+        model, version, stage, ack=ack_schema_change, acting=True, ack_rolled_back=ack_rolled_back
+    )
     version = ctx.version.version  # as registered (`1.2.0` typed for `v1.2.0`)
     j = svc.journal(actor)
     if override_window and role != "admin":
@@ -144,6 +147,8 @@ async def open_request(
         details={
             "kind": ctx.op, "expected": ctx.expected, "evidence_hash": ctx.evidence,
             "commit": ctx.version.commit, "ack_schema_change": ctx.ack,
+            **({"ack_rolled_back": True, "rolled_back": ctx.incident.doc()}
+               if ctx.ack_rolled_back and ctx.incident is not None else {}),
             "required_approvals": svc.required_approvals(ctx),
             "gates": [gate_doc(q) for q in ctx.quality],
         },

@@ -14,8 +14,10 @@ from typing import Any
 
 from pydantic import Field
 
-from console.domain import CIRun, ModelVersion, version_key
+from console.domain import CIRun, LiveWindow, ModelVersion, version_key
 from console.domain.models import Frozen
+from console.services.health import ShadowComparison, judge, read_window, shadow_comparison
+from console.services.incidents import RolledBack, read_rolled_back
 from console.services.lineage import Lineage, LineageService, MetricDelta
 from console.services.overview import OverviewService, Section
 from console.services.release.gates import ci_state
@@ -56,6 +58,35 @@ class Candidate(Frozen):
         return sum(1 for m in self.metrics if m.better is False)
 
 
+class LiveSide(Frozen):
+    """One version's live figures over the SLO window where it serves, with its verdict and,
+    for a candidate beside production, the shadow comparison."""
+
+    version: str | None
+    stage: str | None = None  # None: the version serves nowhere
+    figures: LiveWindow | None = None
+    error: str = ""
+    verdict: str = ""
+    reasons: tuple[str, ...] = ()
+    shadow: ShadowComparison | None = None
+
+    def doc(self) -> dict[str, Any]:
+        f = self.figures
+        return {
+            "version": self.version,
+            "stage": self.stage,
+            "requests": f.requests if f else None,
+            "latency_p95_ms": f.latency_p95_ms if f else None,
+            "error_rate": f.error_rate if f else None,
+            "traffic_rps": f.traffic_rps if f else None,
+            "covered_seconds": f.seconds if f else None,
+            "verdict": self.verdict or None,
+            "reasons": list(self.reasons),
+            "shadow": self.shadow.doc() if self.shadow else None,
+            "error": self.error or None,
+        }
+
+
 class Comparison(Frozen):
     """Candidates of ``model`` against ``base_version`` (what ``stage`` points at)."""
 
@@ -67,6 +98,10 @@ class Comparison(Frozen):
     metric_names: tuple[str, ...] = ()
     sections: dict[str, Section] = Field(default_factory=dict)
     generated_at: datetime
+    live_base: LiveSide | None = None  # the stage's version, live
+    live: dict[str, LiveSide] = Field(default_factory=dict)  # by candidate version
+    live_window: float = 600.0
+    rolled_back: dict[str, RolledBack] = Field(default_factory=dict)  # by version
 
     @property
     def errors(self) -> dict[str, str]:
@@ -126,6 +161,11 @@ async def compare(
     names: list[str] = []
     for c in candidates:
         names += [m.name for m in c.metrics if m.name not in names]
+    serving = {a.stage: a.version for a in view.stages}
+    (live_base, live), (records, _) = await asyncio.gather(
+        _live(overview, model, stage, base_name, [v.version for v in wanted], serving),
+        read_rolled_back(ws, model, overview.timeout, ws.config),
+    )
     return Comparison(
         model=model,
         stage=stage,
@@ -135,7 +175,49 @@ async def compare(
         metric_names=tuple(names),
         sections=sections,
         generated_at=overview.clock(),
+        live_base=live_base,
+        live=live,
+        live_window=ws.config.slo_for(model).window_seconds,
+        rolled_back={v: r for v, r in records.items() if v in by_name},
     )
+
+
+async def _live(
+    overview: OverviewService,
+    model: str,
+    stage: str,
+    base: str | None,
+    versions: list[str],
+    serving: dict[str, str | None],
+) -> tuple[LiveSide | None, dict[str, LiveSide]]:
+    """The stage's version and each candidate over the SLO window, where each serves (the
+    candidate's own stage: shadow or canary traffic), judged, and compared on the same traffic."""
+    ws, config = overview.ws, overview.config
+    slo = config.slo_for(model)
+    seconds, now = slo.window_seconds, overview.clock()
+    order = [s for s in config.stages if s != stage] + [stage]
+
+    def where(version: str | None) -> str | None:
+        return next((s for s in order if version and serving.get(s) == version), None)
+
+    async def side(version: str | None) -> LiveSide:
+        at = where(version)
+        if at is None:
+            return LiveSide(version=version, error=f"{version or 'nothing'} serves in no stage")
+        figures, error, _ = await read_window(
+            ws, model, at, version=version, seconds=seconds, timeout=overview.timeout
+        )
+        verdict, reasons = judge(figures, slo, now, error=error)
+        return LiveSide(version=version, stage=at, figures=figures, error=error,
+                        verdict=verdict, reasons=reasons)  # fmt: skip
+
+    base_side, *sides = await asyncio.gather(side(base), *(side(v) for v in versions))
+    out: dict[str, LiveSide] = {}
+    for s in sides:
+        if s.figures is not None and s.stage != stage:
+            s = s.model_copy(update={"shadow": shadow_comparison(s.figures, base_side.figures)})
+        out[s.version or ""] = s
+    return (base_side if base else None), out
 
 
 def _merge(into: dict[str, Section], more: dict[str, Section]) -> None:
@@ -215,6 +297,11 @@ def comparison_doc(c: Comparison) -> dict[str, Any]:
                 },
             }
         )  # fmt: skip
+    for entry in out:
+        version = str(entry["version"])
+        side, back = c.live.get(version), c.rolled_back.get(version)
+        entry["live"] = side.doc() if side is not None else None
+        entry["rolled_back"] = back.doc() if back is not None else None
     return {
         "schema": "cd4ml-console/compare/v1",
         "model": c.model,
@@ -222,6 +309,8 @@ def comparison_doc(c: Comparison) -> dict[str, Any]:
         "base_version": c.base_version,
         "generated_at": c.generated_at.isoformat(),
         "metric_names": list(c.metric_names),
+        "live_window_seconds": c.live_window,
+        "live_base": c.live_base.doc() if c.live_base is not None else None,
         "candidates": out,
         "trend": [
             {

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from console.config import ConsoleConfig
+from console.config.model import parse_duration
 from console.domain import ModelVersion, StageAssignment, version_key
 from console.domain.text import clean_value
 from console.logs import excerpt
 from console.ports import BackendError, NotFound
 from console.services.backend_names import backend_label
-from console.services.release.gates import GateFacts, SchemaChange
+from console.services.release.gates import GateFacts, LiveFacts, SchemaChange
 
 T = TypeVar("T")
 
@@ -181,3 +182,65 @@ async def gather_facts(
 
 async def _none(value: T, err: str = "") -> tuple[T, str]:
     return value, err
+
+
+async def gather_live(
+    ws: Any, model: str, version: str, stage: str, base_version: str | None, timeout: float
+) -> LiveFacts | None:
+    """The live gates' figures: ``version`` where it serves before ``stage`` (shadow/canary)
+    and ``base_version`` in ``stage``, over the live gates' window; None without live gates."""
+    from console.services.health import read_window
+
+    config: ConsoleConfig = ws.config
+    spec = config.policy.for_stage(stage).live
+    if spec is None:
+        return None
+    order = list(config.stages)
+    before = order[order.index(stage) - 1] if stage in order and order.index(stage) > 0 else None
+    source = spec.source_stage or before
+    window = spec.window or config.slo_for(model).window
+    seconds = parse_duration(window)
+    if source is None:
+        why = f"no stage before {stage} serves the candidate; set live.source_stage"
+        return LiveFacts(source_stage=None, window_seconds=seconds, candidate_error=why)
+
+    async def base() -> tuple[Any, str, bool]:
+        if base_version is None:
+            return None, f"{stage} holds no version to compare with", False
+        return await read_window(
+            ws, model, stage, version=base_version, seconds=seconds, timeout=timeout
+        )
+
+    (cand, c_err, _), (prod, p_err, _) = await asyncio.gather(
+        read_window(ws, model, source, version=version, seconds=seconds, timeout=timeout),
+        base(),
+    )
+    return LiveFacts(
+        source_stage=source, window_seconds=seconds, candidate=cand, candidate_error=c_err,
+        production=prod, production_error=p_err,
+    )  # fmt: skip
+
+
+async def with_live_and_incident(
+    ws: Any, facts: GateFacts, timeout: float, *, live: bool = True
+) -> GateFacts:
+    """``facts`` with the version's rollback record and (``live``: for promotions) the live
+    gates' figures, read concurrently."""
+    from dataclasses import replace
+
+    from console.services.incidents import read_rolled_back
+
+    config = getattr(ws, "config", None)
+
+    async def no_live() -> LiveFacts | None:
+        return None
+
+    (records, why), figures = await asyncio.gather(
+        read_rolled_back(ws, facts.model, timeout, config),
+        gather_live(ws, facts.model, facts.version, facts.stage, facts.base_version, timeout)
+        if live
+        else no_live(),
+    )
+    return replace(
+        facts, live=figures, rolled_back=records.get(facts.version), rolled_back_error=why
+    )

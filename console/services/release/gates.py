@@ -15,11 +15,21 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from console.config.model import ChangeWindow, MetricBound, MetricSpec, StagePolicy
-from console.domain import CIRun, GateResult
+from console.config.model import ChangeWindow, LiveGateConfig, MetricBound, MetricSpec, StagePolicy
+from console.domain import CIRun, GateResult, LiveWindow
+from console.services.health import (
+    count_text,
+    ms_text,
+    rate_text,
+    shadow_comparison,
+    span_text,
+)
+from console.services.incidents import RolledBack, applies_to
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-QUALITY_PREFIXES = ("metric:", "ci", "schema")
+QUALITY_PREFIXES = ("metric:", "ci", "schema", "live:", "rolled_back")
+# Live figures move with every scrape: the evidence hash binds their verdict, not the number.
+VOLATILE_PREFIXES = ("live:",)
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,22 @@ class GateFacts:
     schema_changes: tuple[SchemaChange, ...] = ()
     schema_error: str = ""
     metrics_error: str = ""
+    live: LiveFacts | None = None  # read only when the stage policy has live gates
+    rolled_back: RolledBack | None = None  # the version's newest rollback, if any
+    rolled_back_error: str = ""  # the audit log could not be read for it
+
+
+@dataclass(frozen=True)
+class LiveFacts:
+    """The candidate's live figures where it serves (shadow/canary) and those of the target
+    stage's version, over the same window."""
+
+    source_stage: str | None
+    window_seconds: float
+    candidate: LiveWindow | None = None
+    candidate_error: str = ""
+    production: LiveWindow | None = None
+    production_error: str = ""
 
 
 def _fmt(value: float | None, spec: MetricSpec | None = None) -> str:
@@ -204,14 +230,177 @@ def schema_gate(facts: GateFacts, *, acknowledged: bool) -> GateResult:
     )
 
 
+def rolled_back_gate(
+    facts: GateFacts, stages: Sequence[str], *, acknowledged: bool
+) -> GateResult | None:
+    """A version once rolled back from the target stage (or a stage before it) returns only
+    with an explicit acknowledgement; None when it never was rolled back."""
+    if facts.rolled_back_error:
+        return GateResult(
+            gate="rolled_back",
+            passed=False,
+            detail=f"rollback history unknown: {facts.rolled_back_error}",
+            threshold="ack",
+        )
+    rec = facts.rolled_back
+    if rec is None:
+        return None
+    said = f"{facts.version} was {rec.sentence()}"
+    at = f"{rec.at:%Y-%m-%d %H:%M}" if rec.at else "yes"
+    if not applies_to(rec, facts.stage, stages):
+        return GateResult(
+            gate="rolled_back", passed=True, blocking=False, observed=at, threshold="ack",
+            detail=f"{said}; {facts.stage} comes before {rec.stage}: no acknowledgement needed",
+        )  # fmt: skip
+    if acknowledged:
+        return GateResult(
+            gate="rolled_back", passed=True, observed=at, threshold="ack",
+            detail=f"{said}; promoting it again acknowledged",
+        )  # fmt: skip
+    return GateResult(
+        gate="rolled_back", passed=False, observed=at, threshold="ack",
+        detail=f"{said}; promoting it again needs --ack-rolled-back",
+    )  # fmt: skip
+
+
+def _live_unknown(names: Sequence[str], spec: LiveGateConfig, why: str) -> list[GateResult]:
+    """Every configured live gate, failed: nothing proves the figures (fail closed)."""
+    return [
+        GateResult(gate=name, passed=False, detail=f"unknown: {why}", threshold=threshold)
+        for name, threshold in _live_limits(spec)
+        if name in names
+    ]
+
+
+def _live_limits(spec: LiveGateConfig) -> list[tuple[str, float]]:
+    limits = [
+        ("live:p95_ms:max", spec.max_p95_ms),
+        ("live:error_rate:max", spec.max_error_rate),
+        ("live:p95_ms:regression", spec.max_p95_regression_ms),
+        ("live:error_rate:regression", spec.max_error_rate_regression),
+        ("live:disagreement:max", spec.max_disagreement),
+        ("live:psi:max", spec.max_psi),
+    ]
+    return [(name, float(limit)) for name, limit in limits if limit is not None]
+
+
+def live_gates(spec: LiveGateConfig, facts: GateFacts, now: datetime) -> list[GateResult]:
+    """The candidate's live figures over the window: enough requests, within bounds, not worse
+    than the target stage's version by more than the margins, agreeing with it on mirrored
+    traffic. Whatever can not be read or is too thin fails (never passes on "unknown")."""
+    live = facts.live
+    names = [name for name, _ in _live_limits(spec)]
+    where = f"{facts.version} in {live.source_stage if live and live.source_stage else '?'}"
+    cand = live.candidate if live is not None else None
+    if live is None or cand is None:
+        why = live.candidate_error if live is not None else "the live figures were not read"
+        need = GateResult(
+            gate="live:requests", passed=False, detail=f"unknown: {where}: {why}",
+            threshold=float(spec.min_requests),
+        )  # fmt: skip
+        return [need, *_live_unknown(names, spec, f"no live figures of {where}")]
+    if (
+        cand.observed_at is not None
+        and (now - cand.observed_at).total_seconds() > live.window_seconds
+    ):
+        why = f"the newest figures of {where} are {span_text((now - cand.observed_at).total_seconds())} old"
+        need = GateResult(gate="live:requests", passed=False, detail=f"unknown: {why}",
+                          threshold=float(spec.min_requests))  # fmt: skip
+        return [need, *_live_unknown(names, spec, why)]
+    n = cand.requests or 0.0
+    span = span_text(cand.seconds or live.window_seconds)
+    enough = n >= spec.min_requests
+    need = GateResult(
+        gate="live:requests", passed=enough, observed=n, threshold=float(spec.min_requests),
+        detail=f"{count_text(n)} requests to {where} in {span} "
+        f"({'≥' if enough else '<'} {spec.min_requests:,} needed)",
+    )  # fmt: skip
+    if not enough:
+        return [need, *_live_unknown(names, spec, f"only {count_text(n)} requests to {where}")]
+    return [need, *(_live_gate(name, limit, facts, cand) for name, limit in _live_limits(spec))]
+
+
+def _live_gate(name: str, limit: float, facts: GateFacts, cand: LiveWindow) -> GateResult:
+    live = facts.live
+    assert live is not None
+    where = f"{facts.version} in {live.source_stage}"
+    base = live.production
+    base_where = f"{facts.base_version or 'nothing'} in {facts.stage}"
+    if name == "live:p95_ms:max":
+        return _bound(name, cand.latency_p95_ms, limit, f"p95 of {where}", ms_text)
+    if name == "live:error_rate:max":
+        return _bound(name, cand.error_rate, limit, f"error rate of {where}", rate_text)
+    if name in ("live:p95_ms:regression", "live:error_rate:regression"):
+        latency = name.startswith("live:p95")
+        text = ms_text if latency else rate_text
+        pick: Callable[[LiveWindow], float | None] = (
+            (lambda w: w.latency_p95_ms) if latency else (lambda w: w.error_rate)
+        )
+        mine = pick(cand)
+        theirs = pick(base) if base is not None and (base.requests or 0) > 0 else None
+        if mine is None or theirs is None:
+            why = live.production_error if base is None and live.production_error else (
+                f"no {'p95' if latency else 'error rate'} figures of "
+                f"{where if mine is None else base_where}")  # fmt: skip
+            return GateResult(gate=name, passed=False, detail=f"unknown: {why}", threshold=limit)
+        worse = round(mine - theirs, 12)
+        sign = "+" if worse >= 0 else "\u2212"
+        ok = worse <= limit
+        what = "p95" if latency else "error rate"
+        return GateResult(
+            gate=name, passed=ok, observed=worse, threshold=limit,
+            detail=f"{what} {text(mine)} vs {text(theirs)} ({base_where}): {sign}{text(abs(worse))}"
+            f"; allowed +{text(limit)}",
+        )  # fmt: skip
+    if name == "live:disagreement:max":
+        shadow = cand.shadow
+        if shadow is None or shadow.disagreement is None:
+            why = f"no shadow decisions of {where}: is {facts.stage} traffic mirrored to it?"
+            return GateResult(gate=name, passed=False, detail=f"unknown: {why}", threshold=limit)
+        share = shadow.disagreement
+        ok = share <= limit
+        return GateResult(
+            gate=name, passed=ok, observed=share, threshold=limit,
+            detail=f"decision differs from {shadow.baseline_version or facts.base_version} on "
+            f"{rate_text(share)} of {count_text(shadow.compared)} mirrored requests "
+            f"({'≤' if ok else '>'} {rate_text(limit)})",
+        )  # fmt: skip
+    comparison = shadow_comparison(cand, base)
+    if comparison.psi is None:
+        why = f"no score histograms of both {where} and {base_where}"
+        return GateResult(gate=name, passed=False, detail=f"unknown: {why}", threshold=limit)
+    ok = comparison.psi <= limit
+    return GateResult(
+        gate=name, passed=ok, observed=round(comparison.psi, 4), threshold=limit,
+        detail=f"score distribution shift vs {base_where}: PSI {comparison.psi:.3f} "
+        f"({'≤' if ok else '>'} {limit:g}) over {count_text(comparison.candidate_scores)} scores",
+    )  # fmt: skip
+
+
+def _bound(
+    name: str, value: float | None, limit: float, what: str, text: Callable[[float], str]
+) -> GateResult:
+    if value is None:
+        return GateResult(gate=name, passed=False, detail=f"unknown: no {what}", threshold=limit)
+    ok = value <= limit
+    return GateResult(
+        gate=name, passed=ok, observed=value, threshold=limit,
+        detail=f"{what} {text(value)} {'≤' if ok else '>'} maximum {text(limit)}",
+    )  # fmt: skip
+
+
 def quality_gates(
     policy: StagePolicy,
     facts: GateFacts,
     spec: Callable[[str], MetricSpec],
     *,
     ack_schema_change: bool = False,
+    ack_rolled_back: bool = False,
+    stages: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> tuple[GateResult, ...]:
-    """The gates of ``policy`` that judge the version itself, in a stable order."""
+    """The gates of ``policy`` that judge the version itself, in a stable order. Live gates
+    need ``facts.live`` (read for promotions only) and ``now``."""
     out: list[GateResult] = []
     for bound in policy.metric_bounds:
         if not bound.models or facts.model in bound.models:
@@ -220,6 +409,12 @@ def quality_gates(
         out.append(ci_gate(facts))
     if policy.schema_change_needs_ack:
         out.append(schema_gate(facts, acknowledged=ack_schema_change))
+    if policy.rolled_back_needs_ack:
+        gate = rolled_back_gate(facts, stages or (facts.stage,), acknowledged=ack_rolled_back)
+        if gate is not None:
+            out.append(gate)
+    if policy.live is not None and facts.live is not None and now is not None:
+        out.extend(live_gates(policy.live, facts, now))
     return tuple(out)
 
 
@@ -327,13 +522,17 @@ def evidence_hash(
         "commit": commit,
         "expected": expected,
         "gates": [
-            [g.gate, g.passed, g.observed, g.threshold]
+            [g.gate, g.passed, _evidence_value(g), g.threshold]
             for g in gates
             if g.gate.startswith(QUALITY_PREFIXES)
         ],
     }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _evidence_value(g: GateResult) -> float | str | None:
+    return None if g.gate.startswith(VOLATILE_PREFIXES) else g.observed
 
 
 def not_applicable(g: GateResult) -> bool:
@@ -356,7 +555,7 @@ def gate_numbers(g: GateResult) -> str:
         if obs == 0:
             return "unchanged"
         return f"{_num(obs)} worse {'≤' if obs <= limit else '>'} {_num(limit)}"
-    if g.gate.endswith(":min"):
+    if g.gate.endswith(":min") or g.gate == "live:requests":
         return f"{_num(obs)} {'≥' if obs >= limit else '<'} {_num(limit)}"
     if g.gate.endswith(":max"):
         return f"{_num(obs)} {'≤' if obs <= limit else '>'} {_num(limit)}"
@@ -369,6 +568,8 @@ def _num(value: float | str | None) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 10_000:  # a count: 102,728, not 1.027e+05
+            return f"{int(value):,}"
         return f"{value:.4g}"
     return str(value)
 

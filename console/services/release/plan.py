@@ -84,6 +84,7 @@ def build_plan(
         ready=not blockers and not already and not may_request,
         already=already,
         confirm_model_name=confirm_name,
+        rolled_back=ctx.incident.doc() if ctx.incident is not None else None,
         notices=tuple(ctx.notices),
     )
 

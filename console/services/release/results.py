@@ -88,6 +88,7 @@ class Plan(Frozen):
     ready: bool = False  # confirming executes the move now
     already: bool = False  # the stage already points at the version
     confirm_model_name: bool = False  # rollback: the model name must be typed
+    rolled_back: dict[str, Any] | None = None  # the version's newest rollback (incidents)
     notices: tuple[str, ...] = ()  # e.g. open intents of the model, named
 
     @property

@@ -30,6 +30,7 @@ from console.services.release.facts import (
     describe,
     gather_facts,
     read_target,
+    with_live_and_incident,
 )
 from console.services.release.journal import Anchoring, Journal
 from console.services.release.request_log import RequestLog
@@ -78,6 +79,8 @@ class Context:
     pending: rq.RequestView | None
     ack: bool
     checks: list[rq.ApprovalCheck] = field(default_factory=list)
+    ack_rolled_back: bool = False
+    incident: Any = None  # services.incidents.RolledBack of the version, if it was rolled back
     notices: list[str] = field(default_factory=list)  # open intents of the model, in words
     sync_problem: str = ""  # why the registry's shared state could not be fetched (previews)
 
@@ -295,6 +298,7 @@ class ReleaseService:
         *,
         op: str | None = rq.PROMOTE,
         ack: bool = False,
+        ack_rolled_back: bool = False,
         acting: bool = False,
     ) -> Context:
         """Read the registry, facts and requests a decision needs; evaluate quality gates.
@@ -335,9 +339,16 @@ class ReleaseService:
         if op is None:
             op = pending.op if pending is not None else rq.PROMOTE
         ack = ack or bool(pending and pending.ack_schema_change)
+        ack_rb = ack_rolled_back or bool(
+            pending and pending.events and pending.events[0].details.get("ack_rolled_back")
+        )
         facts, authors, unknown = await gather_facts(self.ws, model, mv, stage, base, self.timeout)
+        facts = await with_live_and_incident(self.ws, facts, self.timeout, live=op != rq.ROLLBACK)
         policy = self.config.policy.for_stage(stage)
-        quality = g.quality_gates(policy, facts, self.config.metric_spec, ack_schema_change=ack)
+        quality = g.quality_gates(
+            policy, facts, self.config.metric_spec, ack_schema_change=ack,
+            ack_rolled_back=ack_rb, stages=self.config.stages, now=self.clock(),
+        )  # fmt: skip
         if op == rq.ROLLBACK:  # shown, never blocking: rollbacks happen during incidents
             quality = tuple(q.model_copy(update={"blocking": False}) for q in quality)
         evidence = g.evidence_hash(model, version, stage, mv.commit, target.current, quality)
@@ -345,7 +356,7 @@ class ReleaseService:
             op=op, model=model, stage=stage, policy=policy, target=target, version=mv, base=base,
             quality=quality, evidence=evidence, authors=authors, authors_unknown=unknown,
             views=views, open=open_, pending=pending, ack=ack, notices=notices,
-            sync_problem=unsynced,
+            sync_problem=unsynced, ack_rolled_back=ack_rb, incident=facts.rolled_back,
         )  # fmt: skip
         self.judge_approvals(ctx)
         return ctx
@@ -455,9 +466,12 @@ class ReleaseService:
         *,
         ack_schema_change: bool = False,
         override_window: bool = False,
+        ack_rolled_back: bool = False,
     ) -> Plan:
         """Preview promoting ``version`` to ``stage`` for the current actor; changes nothing."""
-        ctx = await self.context(model, version, stage, ack=ack_schema_change)
+        ctx = await self.context(
+            model, version, stage, ack=ack_schema_change, ack_rolled_back=ack_rolled_back
+        )
         return self.build_plan(ctx, self.identity(), override=override_window)
 
     async def plan_approval(self, model: str, version: str, stage: str) -> Plan:

@@ -81,6 +81,8 @@ def _num(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 10_000:  # a count: 102,728, not 1.027e+05
+            return f"{int(value):,}"
         return f"{value:.4g}"
     return str(value)
 
@@ -162,6 +164,34 @@ def event_line(e: AuditEvent) -> str:
     return escape_controls(line)  # the record keeps its bytes; the terminal gets them escaped
 
 
+def live_lines(c: Comparison) -> list[str]:
+    """LIVE: each side over the SLO window where it serves, its verdict, the shadow figures."""
+    out = [f"live over the last {round(c.live_window)}s (where each version serves):"]
+    sides = [c.live_base, *(c.live.get(x.version) for x in c.candidates)]
+    for s in sides:
+        if s is None:
+            continue
+        f = s.figures
+        if f is None:
+            out.append(f"  {s.version or '-':<10} {s.error}")
+            continue
+        p95 = f"{f.latency_p95_ms:.0f}ms" if f.latency_p95_ms is not None else "-"
+        rate = f"{f.error_rate * 100:.2f}%" if f.error_rate is not None else "-"
+        line = (
+            f"  {s.version or '-':<10} {s.stage:<11} {s.verdict:<9} p95 {p95:<7} errors {rate:<7}"
+            f" requests {round(f.requests or 0):,}"
+        )
+        sh = s.shadow
+        if sh is not None and sh.disagreement is not None:
+            line += f"  decision differs {sh.disagreement * 100:.1f}% of {round(sh.compared):,}"
+        if sh is not None and sh.psi is not None:
+            line += f"  PSI {sh.psi:.2f}"
+        out.append(line)
+    for version, rec in sorted(c.rolled_back.items()):
+        out.append(f"  ↩ {version} was {rec.sentence()}")
+    return out
+
+
 def comparison_lines(c: Comparison) -> list[str]:
     """Metric deltas per candidate (arrows say better/worse, never colour alone), axes, trend."""
     out = [f"{c.model}: candidates vs {c.base_version or 'nothing'} in {c.stage}"]
@@ -214,6 +244,7 @@ def comparison_lines(c: Comparison) -> list[str]:
         if s is not None:
             rows = f", rows {_num(s.rows_before)}->{_num(s.rows_after)}" if s.rows_after else ""
             out.append(f"  sampling: {'changed' if s.changed else 'same'}{rows}")
+    out += live_lines(c)
     if c.trend and c.metric_names:
         out.append("trend (oldest first):")
         for name in c.metric_names[:4]:

@@ -5,7 +5,7 @@ version, and each candidate's four axes (code, model/params, schema, sampling)."
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -113,13 +113,102 @@ def trend_block(c: Any, pal: Palette, specs: Any) -> RenderableType:
     return Group(note, table)
 
 
+def _live_value(metric: str, side: Any, base: Any, pal: Palette) -> Text:
+    """A live figure and, beside the base's, its change (lower is better: ▲ means lower)."""
+    f = side.figures if side is not None else None
+    value = getattr(f, metric, None) if f is not None else None
+    if value is None:
+        return Text("\u2013", style=pal.muted)
+    shows: dict[str, Callable[[float | None], str]] = {
+        "latency_p95_ms": fmt.latency, "error_rate": fmt.percent, "traffic_rps": fmt.rps,
+    }  # fmt: skip
+    show = shows[metric]
+    text = Text(show(value))
+    theirs = getattr(base.figures, metric, None) if base is not None and base.figures else None
+    if side is base or theirs is None or metric == "traffic_rps":
+        return text
+    delta = value - theirs
+    better = None if delta == 0 else delta < 0
+    sign = "+" if delta >= 0 else "\u2212"
+    text.append(f" {fmt.verdict(better, delta)}{sign}{show(abs(delta))}", style=pal.verdict(better))
+    return text
+
+
+def live_table(c: Any, pal: Palette) -> Table:
+    """The stage's version and each candidate live, over the SLO window, where each serves."""
+    table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style=pal.muted)
+    base = c.live_base
+    sides = [base] + [c.live.get(x.version) for x in c.candidates]
+    table.add_column(f"last {fmt.duration(c.live_window)}", no_wrap=True, style=pal.bold)
+    heads = [f"{c.stage} {c.base_version or '∅'}"] + [
+        f"{x.version} ({s.stage})" if s is not None and s.stage else x.version
+        for x, s in zip(c.candidates, sides[1:], strict=True)
+    ]
+    for head in heads:
+        table.add_column(head, no_wrap=True, justify="right")
+
+    def health(s: Any) -> Text:
+        if s is None or not s.verdict:
+            return Text("\u2013", style=pal.muted)
+        return Text(fmt.health_label(s.verdict), style=fmt.health_style(pal, s.verdict))
+
+    def count(s: Any) -> Text:
+        n = s.figures.requests if s is not None and s.figures is not None else None
+        return Text(fmt.count(round(n)) if n is not None else "\u2013")
+
+    def agreement(s: Any) -> Text:
+        sh = s.shadow if s is not None else None
+        if sh is None or sh.disagreement is None:
+            return Text("\u2013", style=pal.muted)
+        return Text(f"{fmt.percent(sh.disagreement)} of {fmt.count(round(sh.compared))}")
+
+    def shift(s: Any) -> Text:
+        sh = s.shadow if s is not None else None
+        if sh is None or sh.psi is None:
+            return Text("\u2013", style=pal.muted)
+        return Text(f"PSI {sh.psi:.2f} · KS {sh.ks:.2f}", style=pal.warn if sh.psi > 0.25 else "")
+
+    table.add_row("health", *(health(s) for s in sides))
+    for metric, label in (("latency_p95_ms", "p95 latency"), ("error_rate", "error rate"),
+                          ("traffic_rps", "traffic")):  # fmt: skip
+        table.add_row(label, *(_live_value(metric, s, base, pal) for s in sides))
+    table.add_row("requests", *(count(s) for s in sides))
+    table.add_row("decision differs", Text(""), *(agreement(s) for s in sides[1:]))
+    table.add_row("score shift", Text(""), *(shift(s) for s in sides[1:]))
+    return table
+
+
+def live_block(c: Any, pal: Palette) -> list[RenderableType]:
+    """LIVE: the table, then why a side has no figures, in words."""
+    parts: list[RenderableType] = [heading(f"live vs {c.stage} {c.base_version or '∅'}", pal)]
+    parts.append(live_table(c, pal))
+    sides = [c.live_base, *c.live.values()]
+    for s in sides:
+        if s is not None and s.error:
+            parts.append(Text(f"  {s.version or '∅'}: {s.error}", style=pal.muted))
+    for s in sides:
+        if s is not None and s.verdict not in ("", "ok") and not s.error:
+            said = "; ".join(s.reasons)
+            parts.append(Text(f"  {s.version} in {s.stage}: {said}", style=pal.muted))
+    return parts
+
+
+def incident_block(c: Any, pal: Palette) -> list[RenderableType]:
+    return [
+        Text(f"{fmt.ROLLED_BACK} {version} was {rec.sentence()}", style=pal.warn)
+        for version, rec in sorted(c.rolled_back.items())
+    ]
+
+
 def render_comparison(c: Any, pal: Palette, now: datetime, specs: Any) -> RenderableType:
-    """Metrics, trend, then each candidate's four axes."""
+    """Metrics, live figures, trend, then each candidate's four axes."""
     parts: list[RenderableType] = []
     for kind, message in sorted(c.errors.items()):
         parts.append(Text(f"⚠ {kind}: {message}", style=pal.warn))
+    parts += incident_block(c, pal)
     parts += [heading(f"metrics vs {c.stage} {c.base_version or '(nothing there)'}", pal)]
     parts += [metrics_table(c, pal, specs), Text("")]
+    parts += [*live_block(c, pal), Text("")]
     parts += [heading("trend across versions", pal), trend_block(c, pal, specs)]
     for cand in c.candidates:
         parts.append(Rule(style=pal.muted))

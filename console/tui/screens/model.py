@@ -19,7 +19,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from console.tui.actions import RELEASE_ACTIONS
-from console.tui.headers import model_title, stage_line
+from console.tui.headers import incident_line, model_title, stage_line, watch_line
 from console.tui.palette import palette_of
 from console.tui.rows import version_cells, version_columns
 from console.tui.screens.model_release import ModelReleaseSide
@@ -90,6 +90,9 @@ class ModelScreen(ModelReleaseSide):
         self._metric_names: list[str] = []  # the metric columns (three at most)
         self._key_metrics: list[str] = []  # every key metric, for the worst change
         self.waiting: list[Any] = []  # pending requests of this model (RequestView)
+        self.incidents: dict[str, Any] = {}  # version -> services.incidents.RolledBack
+        self.verdicts: dict[str, Any] = {}  # stage -> services.health.StageHealth
+        self._live_stage: str | None = None  # the other stage the Live panel shows
         # The versions table first: the panels start loading once it is shown.
         self._table_shown = asyncio.Event()
 
@@ -104,6 +107,8 @@ class ModelScreen(ModelReleaseSide):
         yield TitleBar(id="title")
         yield Static("", id="stages")
         yield Static("", id="requests")
+        yield Static("", id="incident")
+        yield Static("", id="watch")
         with Container(id="body"):
             yield VersionsTable(
                 version_columns(self._metric_names),
@@ -128,6 +133,8 @@ class ModelScreen(ModelReleaseSide):
         self.load_live()
         self.load_trail()
         self.load_pending()
+        self.load_incidents()
+        self._update_watch()
         seconds = getattr(self.app, "refresh_seconds", 0)
         if seconds and seconds > 0:
             self.set_interval(seconds, self._tick)
@@ -314,14 +321,44 @@ class ModelScreen(ModelReleaseSide):
             )
             self.query_one(LineagePanel).update_lineage(lineage, label)
 
+    def _other_stage(self) -> str | None:
+        """The selected version's stage when it is not production (its figures go beside)."""
+        if not self.selected or self.book is None or self.selected not in self.versions.by_name:
+            return None
+        prod = self.app.config.prod_stage  # type: ignore[attr-defined]
+        held = [s for s in self.versions.stages_of(self.selected) if s != prod]
+        return held[-1] if held else None
+
     @work(group="live", exclusive=True)
     @tolerate_teardown
     async def load_live(self) -> None:
         await self._table_shown.wait()
         config: Any = self.app.config  # type: ignore[attr-defined]
-        view = await self.services.live.live(self.model_name)
+        services = self.services
+        other, version = self._other_stage(), self.selected
+        serving = {a.stage: a.version for a in self.view.stages} if self.view else {}
+
+        async def beside() -> Any:
+            if other is None:
+                return None
+            return await services.live.live(self.model_name, other, version=version)
+
+        async def shadow() -> Any:
+            if other is None:
+                return None
+            return (await services.health.shadow(self.model_name, other, version))[0]
+
+        view, other_view, verdicts, comparison = await asyncio.gather(
+            services.live.live(self.model_name),
+            beside(),
+            services.health.model(self.model_name, serving),
+            shadow(),
+        )
         if not self.is_attached:
             return
+        self._live_stage = other
+        self.verdicts = {h.stage: h for h in verdicts}
+        self._update_stages()
         panel = self.query_one(LivePanel)
         registry = self.view.sections.get("registry") if self.view is not None else None
         if (
@@ -334,7 +371,23 @@ class ModelScreen(ModelReleaseSide):
         ):
             panel.no_production(config.prod_stage)
             return
-        panel.update_live(view)
+        slo = config.slo_for(self.model_name).configured
+        panel.update_live(
+            view, other=other_view, verdicts=self.verdicts if slo else {}, shadow=comparison
+        )
+
+    @work(group="incidents", exclusive=True)
+    @tolerate_teardown
+    async def load_incidents(self) -> None:
+        """Which versions were rolled back (↩ in the table, the line under the stages)."""
+        await self._table_shown.wait()
+        records, _ = await self.services.incidents.rolled_back(self.model_name)
+        if not self.is_attached:
+            return
+        self.incidents = dict(records)
+        self.table.refresh_keys()
+        self._update_stages()
+        self._update_incident()
 
     @work(group="trail", exclusive=True)
     @tolerate_teardown
@@ -347,6 +400,7 @@ class ModelScreen(ModelReleaseSide):
     def _tick(self) -> None:
         if self.is_current:
             self.load_live()
+            self._update_watch()
 
     def refresh_data(self) -> None:
         """`r`: retry every panel; visible details and lineage are read again."""
@@ -360,6 +414,7 @@ class ModelScreen(ModelReleaseSide):
         self.load_live()
         self.load_trail()
         self.load_pending()
+        self.load_incidents()
         if self.selected:
             self.load_selected(self.selected)
         self.notify("Refreshing…", timeout=1.5)
@@ -391,6 +446,9 @@ class ModelScreen(ModelReleaseSide):
         self._select_timer = None
         if version != self.selected or not self.is_attached:
             return
+        self._update_incident()
+        if self._other_stage() != self._live_stage:  # another stage to put beside production
+            self.load_live()
         detail = self.details.get(version)
         ci = self.query_one(CIPanel)
         if detail is not None:
@@ -522,6 +580,7 @@ class ModelScreen(ModelReleaseSide):
             specs=config.metric_spec,
             pal=palette_of(app),
             now=app.clock(),
+            rolled_back=name in self.incidents,
         )
 
     def _update_title(self) -> None:
@@ -540,8 +599,28 @@ class ModelScreen(ModelReleaseSide):
 
     def _update_stages(self) -> None:
         app: Any = self.app
+        slo = app.config.slo_for(self.model_name).configured
         bar = self.query_one("#stages", Static)
         width = bar.content_region.width or self.size.width - 2
-        line = stage_line(palette_of(app), app.clock(), self.view, app.config.prod_stage,
-                          width=width)  # fmt: skip
+        line = stage_line(
+            palette_of(app), app.clock(), self.view, app.config.prod_stage, width=width,
+            health=self.verdicts if slo else None, rolled_back=self.incidents,
+        )  # fmt: skip
         bar.update(line)
+
+    def _update_incident(self) -> None:
+        """'↩ v1.3.0 was rolled back from production … by erin: why' for the selected version."""
+        app: Any = self.app
+        rec = self.incidents.get(self.selected) if self.selected else None
+        bar = self.query_one("#incident", Static)
+        bar.update(incident_line(palette_of(app), self.selected, rec))
+        bar.set_class(rec is not None, "-shown")
+
+    def _update_watch(self) -> None:
+        """The watch after the last promotion or rollback of this model, while it matters."""
+        app: Any = self.app
+        watches = getattr(app, "watches", None)
+        state = watches.get(self.model_name) if watches is not None else None
+        bar = self.query_one("#watch", Static)
+        bar.update(watch_line(palette_of(app), state))
+        bar.set_class(state is not None, "-shown")

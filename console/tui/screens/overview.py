@@ -29,9 +29,11 @@ from console.tui.rows import (
     UNKNOWN_APPROVALS,
     OverviewRow,
     keep_ci,
+    keep_health,
     overview_cells,
     summarize,
     with_ci,
+    with_health,
     with_live,
 )
 from console.tui.widgets.bars import FilterBar, TitleBar, follow_theme, tolerate_teardown
@@ -285,16 +287,44 @@ class OverviewScreen(Screen[None]):
             old = self.rows.get(row.name)
             if newest is not None and old is not None and old.newest == row.newest:
                 row = keep_ci(row, old)  # the last runs until the new ones come: no blink
+            if old is not None:
+                row = keep_health(row, old)  # likewise the verdicts and rollback marks
             self.rows[row.name] = row
             self._remember_versions(row)
             if newest is not None:
                 wanted.append((row.name, newest))
         self._rows_changed(names)
+        # Apart: verdicts (a window read per stage) and rollback records (the audit log and
+        # the registry's history) hold back no version or live figure of the row.
+        self.run_worker(self._load_health([r.name for r, _ in got]), group="rows-health")
         if not wanted:
             return None
         done = asyncio.Event()  # apart: the next chunk of rows (fill_rest) need not wait for it
         self.run_worker(self._load_ci(wanted, done), group="rows-ci")
         return done
+
+    @tolerate_teardown
+    async def _load_health(self, names: list[str]) -> None:
+        app: Any = self.app
+        services = app.services
+        shown = [n for n in names if n in self.rows]
+        found = await asyncio.gather(
+            *(
+                asyncio.gather(
+                    services.health.model(n, self._serving(n)), services.incidents.rolled_back(n)
+                )
+                for n in shown
+            )
+        )
+        if not self.is_attached:
+            return
+        for name, (verdicts, (records, _)) in zip(shown, found, strict=True):
+            row = self.rows.get(name)
+            if row is not None:
+                self.rows[name] = with_health(
+                    row, verdicts, records, prod_stage=app.config.prod_stage
+                )
+        self._rows_changed(shown)
 
     @tolerate_teardown
     async def _load_ci(self, wanted: list[tuple[str, Any]], done: asyncio.Event) -> None:
@@ -374,20 +404,35 @@ class OverviewScreen(Screen[None]):
     @tolerate_teardown
     async def _load_live(self, names: list[str]) -> None:
         app: Any = self.app
+        services = app.services
         results = await asyncio.gather(
             *(
                 asyncio.gather(
-                    app.services.overview.health(n), app.services.live.trend(n, points=24)
+                    services.overview.health(n),
+                    services.live.trend(n, points=24),
+                    services.health.model(n, self._serving(n)),
                 )
                 for n in names
             )
         )
-        for name, ((health, hsec), (trend, tsec)) in zip(names, results, strict=True):
+        prod = app.config.prod_stage
+        for name, ((health, hsec), (trend, tsec), verdicts) in zip(names, results, strict=True):
             row = self.rows.get(name)
             if row is not None:
-                self.rows[name] = with_live(row, health, hsec, trend, tsec)
+                row = with_live(row, health, hsec, trend, tsec)
+                self.rows[name] = with_health(row, verdicts, prod_stage=prod)
         self.table.refresh_keys(list(names))
         self._update_detail()
+
+    def _serving(self, name: str) -> dict[str, str | None]:
+        """What each stage of ``name``'s row holds (for its verdicts between full reads)."""
+        row = self.rows[name]
+        prod = self.app.config.prod_stage  # type: ignore[attr-defined]
+        return (
+            {row.staging_name: row.staging, prod: row.production}
+            if row.staging_name
+            else {prod: row.production}
+        )
 
     def refresh_data(self) -> None:
         """`r`: re-read the model list, the visible rows and the requests awaiting approval."""

@@ -12,7 +12,7 @@ from textual.widgets import Button, Checkbox, Input
 
 from console.services.release.text import text_problem
 from console.tui import format as fmt
-from console.tui.planview import plan_preview, quality_failures, schema_gate
+from console.tui.planview import plan_preview, quality_failures, rolled_back_gate, schema_gate
 from console.tui.screens.dialog import ActionDialog, button, field
 from console.tui.widgets.marked import TickBox
 
@@ -35,6 +35,7 @@ class PromoteDialog(ActionDialog):
         self.version = version
         self.stage = stage
         self.ack = False
+        self.ack_rolled_back = False
 
     def dialog_title(self) -> str:
         return f"Promote {self.model} {self.version} → {self.stage}"
@@ -46,14 +47,19 @@ class PromoteDialog(ActionDialog):
             id="reason-row",
         )
         yield TickBox("I acknowledge the schema change", id="ack", compact=True, classes="-hidden")
+        yield TickBox(
+            "I acknowledge it was rolled back", id="ack-rolled-back", compact=True,
+            classes="-hidden",
+        )  # fmt: skip
 
     def buttons(self) -> Iterable[Button]:
         yield button("Promote", id="confirm", variant="primary")
 
     async def fetch_plan(self) -> Any:
         return await self.release.plan_promotion(
-            self.model, self.version, self.stage, ack_schema_change=self.ack
-        )
+            self.model, self.version, self.stage, ack_schema_change=self.ack,
+            ack_rolled_back=self.ack_rolled_back,
+        )  # fmt: skip
 
     def render_plan(self, plan: Any) -> RenderableType:
         return plan_preview(plan, self.palette, self.prod_stage)
@@ -66,6 +72,15 @@ class PromoteDialog(ActionDialog):
                 changed = fmt.plural(int(gate.observed), "field")
                 box.label = f"I acknowledge the schema change ({changed} changed)"
             box.remove_class("-hidden")
+        back = self.query_one("#ack-rolled-back", Checkbox)
+        if rolled_back_gate(plan) is not None or self.ack_rolled_back:
+            rec = plan.rolled_back or {}
+            when = (rec.get("at") or "")[:16].replace("T", " ")
+            back.label = (
+                f"I acknowledge {plan.version} was rolled back from {rec.get('stage', '?')}"
+                + (f" ({when} UTC)" if when else "")
+            )
+            back.remove_class("-hidden")
         self.relabel("confirm", "Promote now" if plan.ready else "Request promotion")
 
     def enter_words(self, button: str) -> str:
@@ -86,8 +101,16 @@ class PromoteDialog(ActionDialog):
             return f"{plan.stage} already points at {plan.version}: nothing to move"
         fails = quality_failures(plan)
         if fails:
-            if [g.gate for g in fails] == ["schema"]:
-                return "the schema changed: tick the acknowledgement (tab to it, space) to go on"
+            acks = {
+                "schema": "the schema changed",
+                "rolled_back": f"{plan.version} was rolled back",
+            }
+            if {g.gate for g in fails} <= set(acks):
+                said = " and ".join(acks[g.gate] for g in fails)
+                return f"{said}: tick the acknowledgement (tab to it, space) to go on"
+            if len(fails) > 2:  # each gate's numbers are in the plan above; name them here
+                names = ", ".join(g.gate for g in fails)
+                return f"blocked by {len(fails)} gates: {names} (the plan above says why)"
             return "blocked by gates: " + "; ".join(g.detail for g in fails)
         reason = self.input_value("reason")
         if not reason.strip():
@@ -98,12 +121,19 @@ class PromoteDialog(ActionDialog):
         return await self.release.promote(
             self.model, self.version, self.stage,
             reason=self.input_value("reason").strip(), ack_schema_change=self.ack,
-            evidence_hash=self.plan.evidence_hash,
+            evidence_hash=self.plan.evidence_hash, ack_rolled_back=self.ack_rolled_back,
         )  # fmt: skip
 
     @on(Checkbox.Changed, "#ack")
     def _ack_changed(self, event: Checkbox.Changed) -> None:
         self.ack = event.value
         self.plan = None  # nothing runs on the old evidence: the schema gate changes with it
+        self.update_state()
+        self.load_plan()
+
+    @on(Checkbox.Changed, "#ack-rolled-back")
+    def _ack_rolled_back_changed(self, event: Checkbox.Changed) -> None:
+        self.ack_rolled_back = event.value
+        self.plan = None  # the rolled-back gate changes with it: nothing runs on the old plan
         self.update_state()
         self.load_plan()

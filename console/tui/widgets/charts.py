@@ -19,6 +19,8 @@ from textual.widget import Widget
 from console.tui import format as fmt
 from console.tui.palette import Palette, palette_of
 
+OTHER_MARK = "•"  # the second series of a chart (the candidate's stage): dots, not a line
+
 
 def _plot_text(
     kind: str,
@@ -28,8 +30,10 @@ def _plot_text(
     height: int,
     title: str,
     yticks: tuple[list[float], list[str]] | None = None,
+    other: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> str:
-    """A colourless, frameless chart as text, through plotext's 6.x figure API or 5.x functions."""
+    """A colourless, frameless chart as text, through plotext's 6.x figure API or 5.x functions;
+    ``other`` (xs, ys) is drawn on the same axes with dots."""
     import plotext as plt
 
     bins = max(4, min(12, width // 5))
@@ -43,6 +47,10 @@ def _plot_text(
             signal = figure.signal(list(xs), list(ys), marker="braille")
             signal.lines()
             figure.draw(signal)
+            if other is not None and other[1]:
+                second = figure.signal(list(other[0]), list(other[1]), marker=OTHER_MARK)
+                second.lines()
+                figure.draw(second)
             figure.ruler("x").frequency(0)
             figure.axes(False)
             if yticks is not None:
@@ -59,6 +67,8 @@ def _plot_text(
             plt.hist(list(ys), bins=bins)
         else:
             plt.plot(list(xs), list(ys), marker="braille")
+            if other is not None and other[1]:
+                plt.plot(list(other[0]), list(other[1]), marker="dot")
             plt.xfrequency(0)
             plt.frame(False)
             if yticks is not None:
@@ -72,21 +82,29 @@ def _is_mark(ch: str) -> bool:
     return "\u2800" <= ch <= "\u28ff" or ch in "█▇▆▅▄▃▂▁▀▌▐▖▗▘▙▚▛▜▝▞▟"
 
 
-def colour_chart(text: str, line: Style, axis: Style) -> Text:
-    """Colour the data marks (braille dots, blocks) of a colourless chart; the rest stays quiet."""
+def colour_chart(text: str, line: Style, axis: Style, other: Style | None = None) -> Text:
+    """Colour the data marks (braille dots, blocks; ``other`` the second series' dots) of a
+    colourless chart; the rest stays quiet."""
     out = Text(no_wrap=True, end="")
+
+    def kind(ch: str) -> int:
+        if other is not None and ch in (OTHER_MARK, "\u2022"):
+            return 2
+        return 1 if _is_mark(ch) else 0
+
+    styles = {0: axis, 1: line, 2: other or line}
     for row in text.splitlines():
         run: list[str] = []
-        run_mark = False
+        run_kind = 0
         for ch in row:
-            mark = _is_mark(ch)
-            if mark is not run_mark and run:
-                out.append("".join(run), style=line if run_mark else axis)
+            k = kind(ch)
+            if k != run_kind and run:
+                out.append("".join(run), style=styles[run_kind])
                 run = []
-            run_mark = mark
+            run_kind = k
             run.append(ch)
         if run:
-            out.append("".join(run), style=line if run_mark else axis)
+            out.append("".join(run), style=styles[run_kind])
         out.append("\n")
     out.rstrip()
     return out
@@ -101,6 +119,12 @@ class Chart:
     kind: str = "line"
     values: tuple[float, ...] = ()
     step_seconds: float = 15.0
+    # A second series on the same time axis (the selected version's stage beside production):
+    # minutes before the newest point of either, for both.
+    xs: tuple[float, ...] = ()
+    other: tuple[float, ...] = ()
+    other_xs: tuple[float, ...] = ()
+    names: tuple[str, str] = ("", "")
 
 
 def value_text(metric: str, value: float | None) -> str:
@@ -124,20 +148,36 @@ def draw_chart(chart: Chart, width: int, height: int, pal: Palette) -> Text:
         text = Text(no_wrap=True, end="", overflow="ellipsis")
         text.append(f"{chart.label[:15]:<16}", style=pal.muted)
         text.append(f"{now:>7}  ", style=pal.bold)
-        text.append(fmt.spark(values, max(4, width - 25)), style=pal.primary)
+        room = max(4, width - 25)
+        if not chart.other:
+            text.append(fmt.spark(values, room), style=pal.primary)
+            return text
+        half = max(4, (room - 12) // 2)  # production, then the other stage, dotted apart
+        text.append(fmt.spark(values, half), style=pal.primary)
+        text.append(f" {OTHER_MARK} ", style=pal.accent)
+        text.append(f"{value_text(chart.metric, chart.other[-1]):>7} ", style=pal.bold)
+        text.append(fmt.spark(chart.other, half), style=pal.accent)
         return text
     span = chart.step_seconds * max(0, len(values) - 1)
-    title = f"{chart.label} · now {now} · last {fmt.duration(span)}"
     n = len(values)
-    xs = [-(n - 1 - i) * chart.step_seconds / 60 for i in range(n)]
-    lo, hi = min(values), max(values)
+    xs = list(chart.xs) or [-(n - 1 - i) * chart.step_seconds / 60 for i in range(n)]
+    paired = chart.kind != "hist" and bool(chart.other)
+    if paired:
+        theirs = value_text(chart.metric, chart.other[-1])
+        first, second = chart.names
+        title = f"{chart.label} · {first} {now} · {second} {theirs} {OTHER_MARK}"
+    else:
+        title = f"{chart.label} · now {now} · last {fmt.duration(span)}"
+    shown = [*values, *(chart.other if paired else ())]
+    lo, hi = min(shown), max(shown)
     yticks = (
         ([lo, hi], [value_text(chart.metric, lo), value_text(chart.metric, hi)])
         if hi > lo
         else None
     )
-    plot = _plot_text(chart.kind, xs, values, width, height, title, yticks)
-    return colour_chart(plot, pal.primary, pal.muted)
+    other = (chart.other_xs, chart.other) if paired else None
+    plot = _plot_text(chart.kind, xs, values, width, height, title, yticks, other)
+    return colour_chart(plot, pal.primary, pal.muted, pal.accent if paired else None)
 
 
 class LiveCharts(Widget):

@@ -19,6 +19,12 @@ PLACEHOLDERS = frozenset({"selector", "window", "model", "stage"})
 _DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
 
 
+def _clean_matchers(value: str) -> str:
+    if any(c in value for c in "{}$"):
+        raise ValueError('write matchers without braces, e.g. job="serving",env="prod"')
+    return value.strip().strip(",")
+
+
 class PrometheusConfig(CredentialOptions):
     """``[backends.metrics]`` with ``type = "prometheus"``."""
 
@@ -35,8 +41,17 @@ class PrometheusConfig(CredentialOptions):
     prediction_metric: str = "model_prediction_score"
     outcome_label: str = "outcome"
     error_value: str = "error"
+    shadow_metric: str = "model_shadow_decisions_total"
+    agreement_label: str = "agreement"
+    differ_value: str = "differ"
+    baseline_label: str = "baseline_version"
     matchers: str = Field(
         default="", description='extra label matchers for every query, e.g. job="serving"'
+    )
+    stage_matchers: dict[str, str] = Field(
+        default_factory=dict,
+        description="matchers picking a stage's series instead of stage_label, e.g. "
+        "{ production = 'track=\"prod\"', staging = 'track=\"shadow\"' }",
     )
     window: str = Field(default="5m", description="range of rate() in the default queries")
     lookback_seconds: float = Field(default=3600.0, gt=0, le=90 * 86400)
@@ -57,9 +72,16 @@ class PrometheusConfig(CredentialOptions):
     @field_validator("matchers")
     @classmethod
     def _matchers(cls, value: str) -> str:
-        if any(c in value for c in "{}$"):
-            raise ValueError('write matchers without braces, e.g. job="serving",env="prod"')
-        return value.strip().strip(",")
+        return _clean_matchers(value)
+
+    @field_validator("stage_matchers")
+    @classmethod
+    def _stage_matchers(cls, value: dict[str, str]) -> dict[str, str]:
+        out = {stage: _clean_matchers(text) for stage, text in value.items()}
+        empty = sorted(stage for stage, text in out.items() if not text)
+        if empty:
+            raise ValueError(f"stage_matchers of {', '.join(empty)} is empty; drop it or add one")
+        return out
 
     @field_validator("queries")
     @classmethod

@@ -12,7 +12,7 @@ from cd4ml_console_prometheus import METRICS, TEMPLATE_NAMES, PrometheusConfig
 from cd4ml_console_prometheus.queries import QueryBook
 from console import http_api as tp
 from console.credentials import Credential, alookup, credential_name, require
-from console.domain import MetricPoint, MetricSeries, ServingHealth
+from console.domain import LiveWindow, MetricPoint, MetricSeries, ServingHealth, ShadowFigures
 from console.plugins import BackendContext
 from console.ports import BackendError, InvalidResponse, NotFound
 
@@ -189,9 +189,11 @@ class PrometheusMetrics:
         *,
         since: datetime | None = None,
         points: int = 60,
+        version: str | None = None,
     ) -> MetricSeries:
         """``metric`` from ``since`` (default: lookback_seconds ago) to now in about ``points``
-        evenly spaced values, oldest first; NaN (e.g. no traffic) leaves a gap."""
+        evenly spaced values, oldest first (of ``version``'s series only, when given); NaN
+        (e.g. no traffic) leaves a gap."""
         if metric not in UNITS:
             raise NotFound(
                 f"unknown metric {metric!r}; use one of {', '.join(UNITS)}", backend=self.name
@@ -204,7 +206,7 @@ class PrometheusMetrics:
         start = min(start, end)
         step = choose_step(start, end, points, self.config.min_step_seconds)
         start = anchored_start(start, end, step)
-        query = self.book.render(metric, model, stage)
+        query = self.book.render(metric, model, stage, version)
         row = self._single(await self.range(query, start, end, step, metric), metric)
         if row is None:
             return empty
@@ -221,6 +223,81 @@ class PrometheusMetrics:
                 )
             }
         )
+
+    async def window(
+        self, model: str, stage: str, *, version: str | None = None, seconds: float = 600.0
+    ) -> LiveWindow:
+        """Counts over the last ``seconds`` from ``increase()`` at one evaluation time (the
+        covered span is the one asked for: a series younger than it counts what it has)."""
+        now = tp.wall_clock()
+        queries = self.book.window_queries(model, stage, version, seconds)
+        results = dict(
+            zip(
+                queries,
+                await asyncio.gather(*(self.instant(q, now) for q in queries.values())),
+                strict=True,
+            )
+        )
+        requests = self._scalar(results["requests"])
+        if requests is None and not results["version"]:
+            raise NotFound(
+                f"Prometheus at {self.api.safe_base} has no {self.config.requests_metric} series "
+                f"for model {model!r} in stage {stage!r}"
+                + (f" version {version!r}" if version else "")
+                + f" over the last {round(seconds)}s",
+                backend=self.name,
+                hint=f"check the {self.config.model_label}/{self.config.stage_label} labels "
+                "(or stage_matchers) and that Prometheus scrapes the model server",
+            )
+        errors = self._scalar(results["errors"])
+        return LiveWindow(
+            model=model,
+            stage=stage,
+            version=version or self._busiest(results["version"]),
+            seconds=seconds,
+            requests=requests or 0.0,
+            errors=errors if errors is not None else 0.0,
+            latency_p95_ms=self._scalar(results["latency_p95_ms"]),
+            scores=self._buckets(results["scores"]),
+            shadow=self._shadow(results["shadow"]),
+            observed_at=datetime.fromtimestamp(now, UTC),
+        )
+
+    def _scalar(self, result: list[dict[str, Any]]) -> float | None:
+        pair = self._number(result[0].get("value")) if len(result) == 1 else None
+        return pair[1] if pair is not None else None
+
+    def _buckets(self, result: list[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
+        out = []
+        for row in result:
+            le = row.get("metric", {}).get("le")
+            pair = self._number(row.get("value"))
+            try:
+                bound = float(le)
+            except (TypeError, ValueError):
+                continue
+            if pair is not None:
+                out.append((bound, pair[1]))
+        return tuple(sorted(out))
+
+    def _shadow(self, result: list[dict[str, Any]]) -> ShadowFigures | None:
+        c = self.config
+        compared = differ = 0.0
+        baselines: dict[str, float] = {}
+        for row in result:
+            labels = row.get("metric", {})
+            pair = self._number(row.get("value"))
+            if pair is None:
+                continue
+            compared += pair[1]
+            if labels.get(c.agreement_label) == c.differ_value:
+                differ += pair[1]
+            base = str(labels.get(c.baseline_label, ""))
+            baselines[base] = baselines.get(base, 0.0) + pair[1]
+        if not baselines:
+            return None
+        baseline = max(baselines.items(), key=lambda kv: kv[1])[0]
+        return ShadowFigures(baseline_version=baseline or None, compared=compared, differ=differ)
 
     async def check(self) -> str:
         """Prometheus's version, and how many model/stage pairs have the requests metric."""

@@ -33,9 +33,12 @@ USER, PASSWORD = "console", "prom-test-password"
 PASSWORD_HASH = "$2b$04$KnseemNSKYmrBidcFoLH3uvPeaW.voXywlqaDwwa2lTXlMsI0U7Fm"
 
 # Per served second: 100 requests, 10 of them errors; latencies 50 <=0.05s, 40 <=0.1s,
-# 10 <=0.25s, so p95 = 0.1 + 0.15 * (95 - 90) / 10 = 0.175 s; mean prediction 0.7.
+# 10 <=0.25s, so p95 = 0.1 + 0.15 * (95 - 90) / 10 = 0.175 s; mean prediction 0.7, 30 of the
+# scores <= 0.5. Outside production (shadow traffic) 90 decisions a second are compared with
+# production's, 6 of them differ.
 RPS, ERRORS_PER_S, P95_MS, PREDICTION_MEAN = 100.0, 10.0, 175.0, 0.7
 BUCKETS = ((0.05, 50.0), (0.1, 90.0), (0.25, 100.0), (float("inf"), 100.0))
+LOW_SCORES, COMPARED_PER_S, DIFFER_PER_S = 30.0, 90.0, 6.0
 
 
 def free_port() -> int:
@@ -77,14 +80,19 @@ class LinearExporter:
 
     def collect(self) -> Iterator[Any]:
         now = time.time()
-        labels = ["model", "stage", "version"]
+        # "track" says the same as the stage, as some deployments label it (stage_matchers)
+        labels = ["model", "stage", "version", "track"]
         requests = CounterMetricFamily("model_requests", "requests", labels=[*labels, "outcome"])
         latency = HistogramMetricFamily("model_request_latency_seconds", "latency", labels=labels)
         score = HistogramMetricFamily("model_prediction_score", "score", labels=labels)
+        shadow = CounterMetricFamily(
+            "model_shadow_decisions", "shadow", labels=[*labels, "baseline_version", "agreement"]
+        )
         with self.lock:
             served = list(self.served)
         for s in served:
-            t, key = s.seconds(now) * s.factor, [s.model, s.stage, s.version]
+            track = "prod" if s.stage == "production" else "shadow"
+            t, key = s.seconds(now) * s.factor, [s.model, s.stage, s.version, track]
             requests.add_metric([*key, "ok"], (RPS - ERRORS_PER_S) * t)
             requests.add_metric([*key, "error"], ERRORS_PER_S * t)
             latency.add_metric(
@@ -92,10 +100,18 @@ class LinearExporter:
                 [("+Inf" if le == float("inf") else repr(le), n * t) for le, n in BUCKETS],
                 sum_value=0.1 * RPS * t,
             )
-            score.add_metric(key, [("+Inf", RPS * t)], sum_value=PREDICTION_MEAN * RPS * t)
+            score.add_metric(
+                key, [("0.5", LOW_SCORES * t), ("+Inf", RPS * t)],
+                sum_value=PREDICTION_MEAN * RPS * t,
+            )  # fmt: skip
+            if s.stage != "production":
+                agree = (COMPARED_PER_S - DIFFER_PER_S) * t
+                shadow.add_metric([*key, "v1", "agree"], agree)
+                shadow.add_metric([*key, "v1", "differ"], DIFFER_PER_S * t)
         yield requests
         yield latency
         yield score
+        yield shadow
 
 
 def _get(url: str, timeout: float = 2.0, *, raw: bool = False) -> tuple[int, Any]:
@@ -221,6 +237,7 @@ def prom_world(
     work = tmp_path_factory.mktemp("prometheus")
     exporter = LinearExporter()
     exporter.serve("fraud", "production", "v1")
+    exporter.serve("fraud", "staging", "v2")
     exporter.serve("churn", "production", "v3", factor=0.5)
     exporter.serve("switch", "production", "v1")
     registry = CollectorRegistry(auto_describe=False)

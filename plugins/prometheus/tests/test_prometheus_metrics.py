@@ -15,7 +15,10 @@ import pytest
 from cd4ml_console_prometheus import PLUGIN, PrometheusConfig
 from cd4ml_console_prometheus.metrics import PrometheusMetrics, anchored_start, choose_step
 from prometheus_peer import (
+    COMPARED_PER_S,
+    DIFFER_PER_S,
     ERRORS_PER_S,
+    LOW_SCORES,
     P95_MS,
     PASSWORD,
     PREDICTION_MEAN,
@@ -292,3 +295,71 @@ def test_choose_step(start: float, end: float, points: int, min_step: float, ste
 )
 def test_the_grid_ends_now(start: float, end: float, step: float, first: float) -> None:
     assert anchored_start(start, end, step) == pytest.approx(first)
+
+
+async def until_covered(prom_world: PromWorld, seconds: float) -> None:
+    """Until samples cover ``seconds`` after the peer was ready (increase() is exact then)."""
+    await asyncio.sleep(max(0.0, prom_world.ready_at + seconds + 1 - time.time()))
+
+
+async def test_figures_over_a_window_count_what_was_served(
+    prom_world: PromWorld, metrics: PrometheusMetrics
+) -> None:
+    await until_covered(prom_world, 4)
+    got = await metrics.window("fraud", "production", seconds=4)
+    assert got.version == "v1" and got.seconds == 4
+    # increase() extrapolates to the edges of the range: within a scrape of the exact count
+    assert got.requests == pytest.approx(4 * RPS, rel=0.25)
+    assert got.errors == pytest.approx(4 * ERRORS_PER_S, rel=0.25)
+    assert got.error_rate == pytest.approx(ERRORS_PER_S / RPS, rel=1e-6)
+    assert got.latency_p95_ms == pytest.approx(P95_MS, rel=1e-6)
+    (low, n_low), (top, n_all) = got.scores
+    assert (low, top) == (0.5, float("inf")) and n_low / n_all == pytest.approx(LOW_SCORES / RPS)
+    assert got.shadow is None  # production shadows nobody
+    one = await metrics.window("fraud", "production", version="v1", seconds=4)
+    assert one.requests == pytest.approx(got.requests, rel=0.25)
+    with pytest.raises(NotFound, match="version 'v9'"):
+        await metrics.window("fraud", "production", version="v9", seconds=4)
+
+
+async def test_shadow_decisions_of_the_stage_before_production(
+    prom_world: PromWorld, metrics: PrometheusMetrics
+) -> None:
+    await until_covered(prom_world, 4)
+    got = await metrics.window("fraud", "staging", version="v2", seconds=4)
+    assert got.shadow is not None and got.shadow.baseline_version == "v1"
+    assert got.shadow.compared == pytest.approx(4 * COMPARED_PER_S, rel=0.25)
+    assert got.shadow.disagreement == pytest.approx(DIFFER_PER_S / COMPARED_PER_S, rel=1e-6)
+
+
+async def test_stage_matchers_pick_a_stage_by_other_labels(
+    prom_world: PromWorld, make: Factory
+) -> None:
+    await until_covered(prom_world, 4)
+    backend = make(
+        prom_world.prom.url,
+        stage_matchers={"production": 'track="prod"', "canary": 'track="shadow"'},
+    )
+    canary = await backend.window("fraud", "canary", seconds=4)  # no series says stage="canary"
+    assert canary.version == "v2" and canary.shadow is not None
+    prod = await backend.health("fraud", "production")
+    assert prod.version == "v1" and prod.traffic_rps == pytest.approx(RPS, rel=0.05)
+    chart = await backend.series("fraud", "canary", "error_rate", points=5)
+    assert chart.points and chart.points[-1].value == pytest.approx(0.1, rel=1e-6)
+    with pytest.raises(ValidationError, match="without braces"):
+        PrometheusConfig(url="http://127.0.0.1:9090", stage_matchers={"production": "{x}"})
+
+
+async def test_the_demo_servers_shadow_traffic_through_prometheus(
+    prom_world: PromWorld, metrics: PrometheusMetrics
+) -> None:
+    """The demo mirrors production to staging: the candidate's figures and its agreement."""
+    prom_world.prom.wait_for(
+        f'sum(increase(model_shadow_decisions_total{{model="price-recommender"}}[{WINDOW}])) > 0'
+    )
+    staging = prom_world.demo.assignments.get("price-recommender", "staging")
+    prod = prom_world.demo.assignments.get("price-recommender", "production")
+    got = await metrics.window("price-recommender", "staging", version=staging, seconds=60)
+    assert got.requests and got.requests > 0 and got.latency_p95_ms is not None
+    assert got.shadow is not None and got.shadow.baseline_version == prod
+    assert got.shadow.compared > 0 and got.scores
