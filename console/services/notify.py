@@ -30,7 +30,7 @@ ARROW = "→"
 def kind_of(event: AuditEvent) -> str:
     """The notification an audit event gives ("" for none): request, approve, reject,
     execute, rollback, conflict, expiry."""
-    from console.services.release import requests as rq  # the release package imports this one
+    from console.services.release import request_fold as rq  # the release package imports this one
 
     op = str(event.details.get("op", ""))
     if event.result == rq.REFUSED:
@@ -57,7 +57,7 @@ def _line(text: str, limit: int = 300) -> str:
 
 def headline(kind: str, event: AuditEvent) -> str:
     """The one-line ``text`` a chat shows as is."""
-    from console.services.release import requests as rq
+    from console.services.release import request_fold as rq
 
     e = event
     move = f"{e.model} {e.version} {ARROW} {e.stage}"
@@ -189,7 +189,7 @@ async def record_expiries(svc: ReleaseService, model: str) -> int:
     so that the expiry is recorded (and notified) once; by the next release-capable command
     that sees it. Returns how many were written."""
     from console.identity import actor_role
-    from console.services.release import requests as rq
+    from console.services.release import request_fold as rq
     from console.services.release.service import ACTING_ROLES
 
     actor = svc.identity()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from console.domain import Actor
 from console.identity import principal
-from console.services.release import requests as rq
+from console.services.release import request_fold as rq
 from console.services.release.gates import blocking_failures, gate_doc
 from console.services.release.journal import Journal
 from console.services.release.results import ActionResult, Refused, ReleaseError

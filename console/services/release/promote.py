@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from console.domain import AuditEvent, RegistryEvent, RegistryEventKind, StageAssignment
 from console.logs import excerpt
 from console.ports import Conflict, NotFound, StageBusy
-from console.services.release import requests as rq
+from console.services.release import request_fold as rq
 from console.services.release.facts import Unavailable, call, current_assignment, describe
 from console.services.release.gates import gate_doc
 from console.services.release.journal import Journal

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from console.domain import AuditEvent, GateResult
 from console.domain.text import escape_controls
 from console.logs import cut, mask
-from console.services.release import requests as rq
+from console.services.release import request_fold as rq
 from console.services.release.compare import Candidate, compare
 from console.services.release.results import Plan
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from console.domain import ModelVersion, RegistryEvent, RegistryEventKind
 from console.ports import NotFound
-from console.services.release import requests as rq
+from console.services.release import request_fold as rq
 from console.services.release.actions import advance, finish_deploy, open_request
 from console.services.release.facts import Unavailable, call
 from console.services.release.results import ActionResult, Plan, Refused, ReleaseError

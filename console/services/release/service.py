@@ -22,7 +22,7 @@ from console.identity import IdentityProvider, Role, actor_role, is_same_person,
 from console.ports import Deprecated, NotFound
 from console.services.notify import Notices, notified
 from console.services.release import gates as g
-from console.services.release import requests as rq
+from console.services.release import request_fold as rq
 from console.services.release.facts import (
     Target,
     Unavailable,
@@ -33,7 +33,7 @@ from console.services.release.facts import (
     with_live_and_incident,
 )
 from console.services.release.journal import Anchoring, Journal
-from console.services.release.request_log import RequestLog
+from console.services.release.request_fold import RequestLog
 from console.services.release.results import (
     ActionResult,
     Plan,
@@ -272,7 +272,7 @@ class ReleaseService:
         self, model: str | None
     ) -> tuple[dict[str, rq.RequestView], list[rq.RequestView]]:
         """(every request of ``model`` by id, those still pending), expiry applied. The fold
-        is kept and extended by what was appended since the last read (request_log)."""
+        is kept and extended by what was appended since the last read (request_fold.RequestLog)."""
         store = self.port("audit")
         try:
             views, open_ids = await self.requests.read(store, model, self.timeout)
