@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from console.domain import AuditEvent, RequestState
+from console.ports import Notifier
 
 if TYPE_CHECKING:
     from console.services.release.journal import Journal
@@ -103,7 +104,7 @@ class Notices:
     """The notifications of one service's actions: fired after each audit write, settled
     (waited for, bounded) when the action is done."""
 
-    def __init__(self, notifier: Any) -> None:
+    def __init__(self, notifier: Notifier | None) -> None:
         self.notifier = notifier
         # The notifier's own bound goes first; this one only backs it up.
         self.timeout = float(getattr(notifier, "timeout", 5.0)) + 1.0
@@ -122,6 +123,7 @@ class Notices:
         """One after the other, so a chat shows them in the order they happened."""
         if before is not None:
             await asyncio.wait([before])
+        assert self.notifier is not None  # fire() starts nothing without one
         result: str = await self.notifier.notify(body)
         return result
 

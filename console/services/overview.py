@@ -503,7 +503,7 @@ class OverviewService:
     async def _entries(self, names: Sequence[str]) -> dict[str, Got[RegistryEntry]]:
         """Each model's versions and stages: one registry snapshot when the registry offers
         it, else its versions() and stages() per model."""
-        registry = self.ws.get("registry")
+        registry = self.ws.registry
         if callable(getattr(registry, "snapshot", None)):
             return await self._many(
                 "registry", "snapshot", names, lambda n: ("entry", n),

@@ -313,7 +313,7 @@ async def finish_deploy(svc: ReleaseService, ctx: Context, j: Journal, reason: s
     last = outcomes[-1] if outcomes else None
     op = str(last.details.get("op", "")) if last else ""
     pending_deploy = (
-        svc.ws.get("deploy") is not None
+        svc.ws.deploy is not None
         and last is not None
         and last.version == version
         and (

@@ -14,7 +14,7 @@ from console.audit.chain import Anchor
 from console.config import ConsoleConfig
 from console.domain import Actor, AuditEvent
 from console.identity import identity_details, principal
-from console.ports import StageBusy
+from console.ports import AuditStore, StageBusy
 from console.services.release.facts import describe
 from console.services.release.results import ReleaseError
 
@@ -38,7 +38,7 @@ class Journal:
 
     def __init__(
         self,
-        store: Any,
+        store: AuditStore | None,
         actor: Actor,
         clock: Callable[[], datetime],
         timeout: float,

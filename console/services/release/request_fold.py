@@ -24,6 +24,7 @@ from console.config import ConsoleConfig
 from console.config.model import RolesConfig
 from console.domain import Approval, AuditEvent, Decision, PromotionRequest, RequestState
 from console.identity import is_same_person, role_of
+from console.ports import AuditStore
 from console.services.release.facts import call
 
 REQUEST = "request"
@@ -333,11 +334,11 @@ class RequestLog:
     def __init__(self, size: int = FOLDS_KEPT, *, config: ConsoleConfig | None = None) -> None:
         self.size = size
         self.config = config  # names the audit backend in messages
-        self._store: Any = None
+        self._store: AuditStore | None = None
         self._folds: OrderedDict[str | None, RequestFold] = OrderedDict()
 
     async def read(
-        self, store: Any, model: str | None, timeout: float
+        self, store: AuditStore, model: str | None, timeout: float
     ) -> tuple[dict[str, RequestView], list[str]]:
         """(every request of ``model`` (None: all) by id, oldest first; the ids of those still
         pending, expiry aside) as the log says now; the dict is the caller's to change.
@@ -362,7 +363,7 @@ class RequestLog:
         return dict(fold.views), list(fold.pending)
 
     async def _read(
-        self, store: Any, model: str | None, since_seq: int, timeout: float
+        self, store: AuditStore, model: str | None, since_seq: int, timeout: float
     ) -> Sequence[AuditEvent]:
         events = store.events(model=model, since_seq=since_seq)
         return await call("audit", events, timeout, self.config)

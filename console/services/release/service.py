@@ -119,7 +119,7 @@ class ReleaseService:
         # The audit log's requests, folded as it grows.
         self.requests = RequestLog(config=self.config)
         self._anchoring = anchor
-        self.notices = Notices(workspace.get("notify"))
+        self.notices = Notices(workspace.notify)
         from console.services.release.promote import Executor
 
         self.executor = Executor(self)
@@ -144,7 +144,7 @@ class ReleaseService:
         return self._anchoring
 
     def journal(self, actor: Actor) -> Journal:
-        store = self.ws.get("audit")
+        store = self.ws.audit
         return Journal(
             store, actor, self.clock, self.write_timeout, config=self.config,
             anchoring=self.anchoring() if store is not None else None, notices=self.notices,
@@ -234,7 +234,7 @@ class ReleaseService:
         is gone are reconciled first (their outcome is recorded from the registry's truth)."""
         from console.services.release.promote import reconciled_note
 
-        store = self.ws.get("audit")
+        store = self.ws.audit
         lister = getattr(store, "open_intents", None)
         if not callable(lister):
             return []
