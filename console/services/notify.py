@@ -192,7 +192,7 @@ async def record_expiries(svc: ReleaseService, model: str) -> int:
     that sees it. Returns how many were written."""
     from console.identity import actor_role
     from console.services.release import request_fold as rq
-    from console.services.release.service import ACTING_ROLES
+    from console.services.release.decisions import ACTING_ROLES
 
     actor = svc.identity()
     if svc.read_only or actor_role(actor, svc.config.roles) not in ACTING_ROLES:
