@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from console.domain import AuditEvent, RequestState
 from console.ports import Notifier
 
 if TYPE_CHECKING:
+    from console.config.model import PolicyConfig
     from console.services.release.journal import Journal
-    from console.services.release.service import ReleaseService
+    from console.services.release.request_fold import RequestView
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -176,33 +177,16 @@ class Notices:
         return result
 
 
-async def notified(
-    svc: ReleaseService, model: str | None, action: Callable[[], Awaitable[_T]]
-) -> _T:
-    """Run a release action: record the expiries of ``model`` it sees, run it, then settle
-    its notifications."""
-    if model is not None:
-        await record_expiries(svc, model)
-    return await svc.notices.after(action())
+async def record_expiries(j: Journal, views: Iterable[RequestView], policy: PolicyConfig) -> int:
+    """Write an ``expire`` event for each of ``views`` that expired and has none yet, so that
+    the expiry is recorded (and notified) once; by the next release-capable command that sees
+    it (ReleaseService decides who may write it). Returns how many were written."""
+    from console.services.release import request_fold as rq  # the release package imports this one
 
-
-async def record_expiries(svc: ReleaseService, model: str) -> int:
-    """Write an ``expire`` event for each request of ``model`` that expired and has none yet,
-    so that the expiry is recorded (and notified) once; by the next release-capable command
-    that sees it. Returns how many were written."""
-    from console.identity import actor_role
-    from console.services.release import request_fold as rq
-    from console.services.release.decisions import ACTING_ROLES
-
-    actor = svc.identity()
-    if svc.read_only or actor_role(actor, svc.config.roles) not in ACTING_ROLES:
-        return 0
-    views, _ = await svc.folded(model)
-    expired = [v for v in views.values() if v.state is RequestState.EXPIRED and v.closed_by is None]
-    j = svc.journal(actor)
+    expired = [v for v in views if v.state is RequestState.EXPIRED and v.closed_by is None]
     for view in expired:
         r = view.request
-        ttl = svc.config.policy.for_stage(r.stage).request_ttl_hours
+        ttl = policy.for_stage(r.stage).request_ttl_hours
         await j.try_write(
             rq.EXPIRE, model=r.model, version=r.version, stage=r.stage, request_id=view.id,
             reason=f"no decision within {ttl:g} h (requested by {r.requested_by})",

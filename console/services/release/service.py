@@ -21,7 +21,7 @@ from typing import TypeVar
 from console import identity as identity_module
 from console.domain import Actor
 from console.identity import IdentityProvider, Role, actor_role, principal
-from console.services.notify import Notices, notified
+from console.services.notify import Notices, record_expiries
 from console.services.release import decisions as d
 from console.services.release import request_fold as rq
 from console.services.release.context import Reader, Settings, need_audit, need_registry
@@ -249,7 +249,19 @@ class ReleaseService:
     # -- actions -------------------------------------------------------------------------
 
     async def _notified(self, model: str | None, action: Callable[[], Awaitable[T]]) -> T:
-        return await notified(self, model, action)
+        """Run a release action: record the expiries of ``model`` it sees, run it, then settle
+        its notifications."""
+        if model is not None:
+            await self._record_expiries(model)
+        return await self.notices.after(action())
+
+    async def _record_expiries(self, model: str) -> int:
+        """The expired requests of ``model`` recorded once, by an actor who may act."""
+        actor = self.identity()
+        if self.read_only or actor_role(actor, self.config.roles) not in ACTING_ROLES:
+            return 0
+        views, _ = await self.folded(model)
+        return await record_expiries(self.journal(actor), views.values(), self.config.policy)
 
     async def promote(
         self,
