@@ -13,7 +13,7 @@ import logging
 import shlex
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from console.config import ConsoleConfig
 from console.domain import AuditEvent, RegistryEvent, RegistryEventKind, StageAssignment
@@ -147,7 +147,7 @@ class Executor:
         now: StageAssignment | None,
         seen: str,
         why: str = "",
-    ) -> None:
+    ) -> NoReturn:
         """The stage is no longer where the request expects it: record and refuse."""
         model, stage, target = ctx.model, ctx.stage, ctx.version.version
         actual, expected = (now.version if now else None), view.request.from_version

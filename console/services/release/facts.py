@@ -6,13 +6,13 @@ A fact that can not be read is recorded as the reason in words; gates then fail 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from console.config import ConsoleConfig
 from console.config.model import parse_duration
-from console.domain import ModelVersion, StageAssignment, version_key
+from console.domain import CIRun, DataSchema, ModelVersion, StageAssignment, version_key
 from console.domain.text import clean_value
 from console.logs import excerpt
 from console.ports import BackendError, ModelRegistry, NotFound
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from console.services.workspace import Workspace
 
 T = TypeVar("T")
+P = TypeVar("P")  # a port
 
 
 class Unavailable(Exception):
@@ -101,7 +102,12 @@ async def current_assignment(
 
 
 async def _soft(
-    kind: str, port: Any, make: Any, timeout: float, default: T, config: ConsoleConfig | None
+    kind: str,
+    port: P | None,
+    make: Callable[[P], Awaitable[T]],
+    timeout: float,
+    default: T,
+    config: ConsoleConfig | None,
 ) -> tuple[T, str]:
     """(value, "") or (default, reason) — for facts a gate judges rather than needs."""
     if port is None:
@@ -136,12 +142,12 @@ async def gather_facts(
         )
         return {**mv.metrics, **got}, err
 
-    async def schema_of(commit: str) -> tuple[Any, str]:
+    async def schema_of(commit: str) -> tuple[DataSchema | None, str]:
         if not commit:
             return None, ""
         return await _soft("data", data, lambda d: d.schema(model, commit), timeout, None, config)
 
-    no_runs: Sequence[Any] = ()
+    no_runs: Sequence[CIRun] = ()
     (
         (m, m_err),
         (bm, _),

@@ -29,6 +29,12 @@ class Anchoring(Protocol):
     async def advance(self) -> Anchor | None: ...
 
 
+class Told(Protocol):
+    """What is told of each event once it is durable (services.notify.Notices)."""
+
+    def fire(self, event: AuditEvent, journal: Journal) -> None: ...
+
+
 class Journal:
     """Appends events on behalf of ``actor``; remembers the seq of each event written.
 
@@ -45,7 +51,7 @@ class Journal:
         *,
         config: ConsoleConfig | None = None,
         anchoring: Anchoring | None = None,
-        notices: Any = None,
+        notices: Told | None = None,
     ) -> None:
         self.store = store
         self.notices = notices  # services.notify.Notices: told of each event once it is durable

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from console import identity as identity_module
 from console.domain import Actor
@@ -360,11 +360,9 @@ class ReleaseService:
                 why = d.why_not_approver(ctx, actor, read_only=self.read_only)[1]
                 exc = Refused(f"reject refused: {why}", kind="policy")
                 await self._refuse(j, ctx, rq.REJECT, exc, comment)
-            assert view is not None
             decided = d.rejection(ctx, j.user, role)
             if isinstance(decided, Refused):
                 await self._refuse(j, ctx, rq.REJECT, decided, comment)
-                raise AssertionError("unreachable")
             action, status = decided
             await j.write(
                 action, model=model, version=version_, stage=stage, before=ctx.expected,
@@ -443,7 +441,7 @@ class ReleaseService:
 
     async def _refuse(
         self, j: Journal, ctx: Context, action: str, exc: Refused, reason: str = ""
-    ) -> None:
+    ) -> NoReturn:
         """Record a refused attempt (best effort), then raise it."""
         rid = ctx.pending.id if ctx.pending else ""
         await j.try_write(
