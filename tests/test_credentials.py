@@ -24,7 +24,8 @@ from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked
 from pydantic import SecretStr
 
-from console import cli_login, credentials
+from console import credentials
+from console.cli import login as cli_login
 from console.credentials import (
     Credential,
     CredentialError,

@@ -66,7 +66,7 @@ def test_appends_survive_sigkill_200_times_and_audit_verify_passes(tmp_path: Pat
     assert report["rounds"] == ROUNDS
     assert report["rounds_with_appends"] >= ROUNDS // 2, "kills should land among appends"
     assert report["acked"] >= ROUNDS
-    from console.cli import cli
+    from console.cli.group import cli
 
     result = CliRunner().invoke(cli, ["-w", str(repo), "audit", "verify"])
     assert result.exit_code == 0, result.stdout + result.stderr

@@ -253,7 +253,7 @@ COMMANDS = (
 def _cli(*args: str) -> Any:
     from click.testing import CliRunner
 
-    from console.cli import cli
+    from console.cli.group import cli
 
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 

@@ -168,7 +168,7 @@ trigger_token_env = "C_TOKEN"
 def test_the_finding_leaves_no_part_of_the_token_in_any_output(
     fault_server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from console.cli import cli
+    from console.cli.group import cli
 
     ws = str(_world(tmp_path, fault_server, monkeypatch))
 

@@ -154,7 +154,7 @@ CASES: dict[str, Callable[[sqlite3.Connection], int]] = {
 
 
 def _verify(repo: Path, *extra: str) -> tuple[int, str]:
-    from console.cli import cli
+    from console.cli.group import cli
 
     result = CliRunner().invoke(cli, ["-w", str(repo), "audit", "verify", *extra])
     return result.exit_code, result.stdout + result.stderr
