@@ -34,10 +34,10 @@ def _status(spec: wsmod.Spec) -> Callable[[], None]:
 
 
 def _ci_index_deep() -> None:
-    from console.backends.plugin import RunsFolderConfig
     from console.backends.runs_ci import RunsFolderCI
     from console.config import load_config
     from console.plugins import BackendContext
+    from console.plugins.options import RunsFolderConfig
 
     path = wsmod.ensure(wsmod.DEEP).path
     config = load_config(None, path)

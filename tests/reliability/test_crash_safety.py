@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from console.backends.plugin import SqliteAuditConfig
 from console.backends.sqlite_audit import SqliteAuditStore, verify_database
 from console.config import load_config
 from console.domain import Actor, AuditEvent
 from console.plugins import BackendContext
+from console.plugins.options import SqliteAuditConfig
 from console.services.release import ReleaseService
 from console.services.release.results import Refused, ReleaseError
 from console.services.workspace import open_workspace
