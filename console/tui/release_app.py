@@ -31,7 +31,7 @@ class ReleaseActions(App[int]):
         """Resolve intents a crash left without an outcome; say what was found, if anything."""
         if self.workspace is None or self.workspace.get("audit") is None:
             return
-        from console.services.release.views import reconciled_lines
+        from console.cli.views import reconciled_lines
 
         try:
             done = await self.release.reconcile()
