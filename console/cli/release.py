@@ -286,7 +286,7 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
     from console.cli.views import reconciled_lines
     from console.logs import cut, mask
     from console.services.release import ReleaseError
-    from console.services.release.requests import request_doc
+    from console.services.release.request_fold import request_doc
 
     ws = open_ws(state)
 

@@ -13,13 +13,16 @@ import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.config.model import SLO
 from console.domain import LiveWindow
 from console.domain.models import Frozen
 from console.ports import NotFound
 from console.services.overview import OverviewService, describe_error
+
+if TYPE_CHECKING:
+    from console.services.workspace import Workspace
 
 OK, DEGRADED, BREACH, UNKNOWN = "ok", "degraded", "breach", "unknown"
 VERDICTS = (OK, DEGRADED, BREACH, UNKNOWN)
@@ -248,11 +251,11 @@ def utcnow() -> datetime:
 
 
 async def read_window(
-    ws: Any, model: str, stage: str, *, version: str | None, seconds: float, timeout: float
+    ws: Workspace, model: str, stage: str, *, version: str | None, seconds: float, timeout: float
 ) -> tuple[LiveWindow | None, str, bool]:
     """(figures of ``stage`` over ``seconds``, why there are none, whether the backend has no
     data for the stage). Any failure is a reason in words, never an exception."""
-    backend = ws.get("metrics")
+    backend = ws.metrics
     if backend is None:
         problem = ws.problems.get("metrics")
         return None, problem or "no metrics backend is configured", False

@@ -13,12 +13,17 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from console.domain import AuditEvent, RegistryEvent, RegistryEventKind
 from console.domain.models import Frozen
+from console.ports import AuditStore
 from console.services.overview import OverviewService, describe_error
+
+if TYPE_CHECKING:
+    from console.config import ConsoleConfig
+    from console.services.workspace import Workspace
 
 ROLLBACK = "rollback"
 EXECUTED = "executed"
@@ -182,7 +187,7 @@ class IncidentLog:
         self.size = size
         self._folds: OrderedDict[str, IncidentFold] = OrderedDict()
 
-    async def read(self, store: Any, model: str) -> IncidentFold:
+    async def read(self, store: AuditStore, model: str) -> IncidentFold:
         fold = self._folds.get(model)
         last = fold.last if fold is not None else None
         events = await store.events(model=model, since_seq=last.seq - 1 if last else 0)
@@ -201,10 +206,10 @@ class IncidentLog:
         return fold
 
 
-_LOGS: WeakKeyDictionary[Any, IncidentLog] = WeakKeyDictionary()
+_LOGS: WeakKeyDictionary[AuditStore, IncidentLog] = WeakKeyDictionary()
 
 
-def incident_log(store: Any) -> IncidentLog:
+def incident_log(store: AuditStore) -> IncidentLog:
     """The fold of ``store``'s events, kept as long as the store lives."""
     try:
         found = _LOGS.get(store)
@@ -216,11 +221,11 @@ def incident_log(store: Any) -> IncidentLog:
 
 
 async def read_rolled_back(
-    ws: Any, model: str, timeout: float, config: Any = None
+    ws: Workspace, model: str, timeout: float, config: ConsoleConfig | None = None
 ) -> tuple[dict[str, RolledBack], str]:
     """(the newest rollback record of each rolled-back version of ``model``, why it is
     incomplete ("" when both records were read, or the audit log was))."""
-    audit, registry = ws.get("audit"), ws.get("registry")
+    audit, registry = ws.audit, ws.registry
 
     async def one(kind: str, port: Any, make: Any) -> tuple[Any, str]:
         if port is None:

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from console.domain import AuditEvent, RequestState
+from console.ports import Notifier
 
 if TYPE_CHECKING:
+    from console.config.model import PolicyConfig
     from console.services.release.journal import Journal
-    from console.services.release.service import ReleaseService
+    from console.services.release.request_fold import RequestView
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -30,7 +32,7 @@ ARROW = "→"
 def kind_of(event: AuditEvent) -> str:
     """The notification an audit event gives ("" for none): request, approve, reject,
     execute, rollback, conflict, expiry."""
-    from console.services.release import requests as rq  # the release package imports this one
+    from console.services.release import request_fold as rq  # the release package imports this one
 
     op = str(event.details.get("op", ""))
     if event.result == rq.REFUSED:
@@ -57,7 +59,7 @@ def _line(text: str, limit: int = 300) -> str:
 
 def headline(kind: str, event: AuditEvent) -> str:
     """The one-line ``text`` a chat shows as is."""
-    from console.services.release import requests as rq
+    from console.services.release import request_fold as rq
 
     e = event
     move = f"{e.model} {e.version} {ARROW} {e.stage}"
@@ -103,7 +105,7 @@ class Notices:
     """The notifications of one service's actions: fired after each audit write, settled
     (waited for, bounded) when the action is done."""
 
-    def __init__(self, notifier: Any) -> None:
+    def __init__(self, notifier: Notifier | None) -> None:
         self.notifier = notifier
         # The notifier's own bound goes first; this one only backs it up.
         self.timeout = float(getattr(notifier, "timeout", 5.0)) + 1.0
@@ -122,6 +124,7 @@ class Notices:
         """One after the other, so a chat shows them in the order they happened."""
         if before is not None:
             await asyncio.wait([before])
+        assert self.notifier is not None  # fire() starts nothing without one
         result: str = await self.notifier.notify(body)
         return result
 
@@ -174,33 +177,16 @@ class Notices:
         return result
 
 
-async def notified(
-    svc: ReleaseService, model: str | None, action: Callable[[], Awaitable[_T]]
-) -> _T:
-    """Run a release action: record the expiries of ``model`` it sees, run it, then settle
-    its notifications."""
-    if model is not None:
-        await record_expiries(svc, model)
-    return await svc.notices.after(action())
+async def record_expiries(j: Journal, views: Iterable[RequestView], policy: PolicyConfig) -> int:
+    """Write an ``expire`` event for each of ``views`` that expired and has none yet, so that
+    the expiry is recorded (and notified) once; by the next release-capable command that sees
+    it (ReleaseService decides who may write it). Returns how many were written."""
+    from console.services.release import request_fold as rq  # the release package imports this one
 
-
-async def record_expiries(svc: ReleaseService, model: str) -> int:
-    """Write an ``expire`` event for each request of ``model`` that expired and has none yet,
-    so that the expiry is recorded (and notified) once; by the next release-capable command
-    that sees it. Returns how many were written."""
-    from console.identity import actor_role
-    from console.services.release import requests as rq
-    from console.services.release.service import ACTING_ROLES
-
-    actor = svc.identity()
-    if svc.read_only or actor_role(actor, svc.config.roles) not in ACTING_ROLES:
-        return 0
-    views, _ = await svc.folded(model)
-    expired = [v for v in views.values() if v.state is RequestState.EXPIRED and v.closed_by is None]
-    j = svc.journal(actor)
+    expired = [v for v in views if v.state is RequestState.EXPIRED and v.closed_by is None]
     for view in expired:
         r = view.request
-        ttl = svc.config.policy.for_stage(r.stage).request_ttl_hours
+        ttl = policy.for_stage(r.stage).request_ttl_hours
         await j.try_write(
             rq.EXPIRE, model=r.model, version=r.version, stage=r.stage, request_id=view.id,
             reason=f"no decision within {ttl:g} h (requested by {r.requested_by})",

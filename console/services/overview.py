@@ -32,7 +32,7 @@ from console.domain import (
 from console.domain.models import Frozen
 from console.domain.text import clean_value
 from console.logs import excerpt
-from console.ports import BackendError, InvalidResponse, NotFound
+from console.ports import BackendError, InvalidResponse, ModelRegistry, NotFound
 from console.services.backend_names import backend_label
 from console.services.workspace import Workspace
 
@@ -503,7 +503,7 @@ class OverviewService:
     async def _entries(self, names: Sequence[str]) -> dict[str, Got[RegistryEntry]]:
         """Each model's versions and stages: one registry snapshot when the registry offers
         it, else its versions() and stages() per model."""
-        registry = self.ws.get("registry")
+        registry = self.ws.registry
         if callable(getattr(registry, "snapshot", None)):
             return await self._many(
                 "registry", "snapshot", names, lambda n: ("entry", n),
@@ -723,11 +723,11 @@ async def _nothing() -> dict[Any, Any]:
     return {}
 
 
-async def _no_single_snapshot(registry: Any, name: str) -> RegistryEntry:
+async def _no_single_snapshot(registry: ModelRegistry, name: str) -> RegistryEntry:
     raise AssertionError("snapshot() is only called in batches")  # pragma: no cover
 
 
-async def _complete_one(registry: Any, model: str, version: str) -> ModelVersion:
+async def _complete_one(registry: ModelRegistry, model: str, version: str) -> ModelVersion:
     """Without complete_versions: the model's complete versions, this one picked out."""
     for v in await registry.versions(model):
         if v.version == version:

@@ -12,7 +12,17 @@ from pydantic import ValidationError
 from console.config import KIND_NAMES, ConfigError, ConsoleConfig, config_label
 from console.config.load import format_validation_error
 from console.plugins import BackendContext, PluginCatalog, discover
-from console.ports import BackendError
+from console.ports import (
+    AuditStore,
+    BackendError,
+    CIProvider,
+    CodeRepo,
+    DataVersions,
+    Deployer,
+    MetricsSource,
+    ModelRegistry,
+    Notifier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +37,41 @@ class Workspace:
     catalog: PluginCatalog | None = None
 
     def get(self, kind: str) -> Any | None:
+        """The backend of ``kind`` untyped; inside the console use the typed accessors below."""
         return self.backends.get(kind)
+
+    # One accessor per kind, typed as its port (None: not configured, or see ``problems``).
+    @property
+    def code(self) -> CodeRepo | None:
+        return self.backends.get("code")
+
+    @property
+    def registry(self) -> ModelRegistry | None:
+        return self.backends.get("registry")
+
+    @property
+    def data(self) -> DataVersions | None:
+        return self.backends.get("data")
+
+    @property
+    def ci(self) -> CIProvider | None:
+        return self.backends.get("ci")
+
+    @property
+    def metrics(self) -> MetricsSource | None:
+        return self.backends.get("metrics")
+
+    @property
+    def deploy(self) -> Deployer | None:
+        return self.backends.get("deploy")
+
+    @property
+    def audit(self) -> AuditStore | None:
+        return self.backends.get("audit")
+
+    @property
+    def notify(self) -> Notifier | None:
+        return self.backends.get("notify")
 
     @property
     def label(self) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 
 from console.audit.chain import seal
 from console.domain import AuditEvent, RequestState
-from console.services.release import requests as rq
-from console.services.release.request_log import RequestLog
+from console.services.release import request_fold as rq
+from console.services.release.request_fold import RequestLog
 from tests.audit.audit_helpers import make_store
 from tests.release.fakes import World, actor, commit_of
 

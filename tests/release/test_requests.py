@@ -8,7 +8,7 @@ import pytest
 
 from console.config.model import RolesConfig
 from console.domain import AuditEvent, RequestState
-from console.services.release import requests as rq
+from console.services.release import request_fold as rq
 
 T0 = datetime(2026, 11, 17, 10, tzinfo=UTC)
 ROLES = RolesConfig(admin=["erin"], release_manager=["dev", "rita"], viewer=["vic"],

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from console.audit.chain import decode_record
-from console.services.release.promote import intent_marker
+from console.services.release.executor import intent_marker
 from tests.release.conftest import git_env, make_workspace
 
 from .conftest import LONG

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from console.services.release.actions import need_reason
+from console.services.release.context import need_audit
+from console.services.release.decisions import need_reason
 from console.services.release.journal import Journal
 from console.services.release.results import ActionResult, ReleaseError
 
@@ -40,7 +41,7 @@ async def reset_anchor(svc: ReleaseService, reason: str) -> ActionResult:
 
     actor, _ = await svc.admit("re-anchor", "", allowed=("admin",))
     reason = need_reason(reason, "re-anchoring the audit log")
-    store = svc.port("audit")
+    store = need_audit(svc.ws)
     held = await describe_anchor(svc.config.root, timeout=svc.timeout)
     count, head = await store.head()
     # The one write that may not prove the anchor first: it is what repairs it.

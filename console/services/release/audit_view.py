@@ -11,12 +11,13 @@ from console.cli.views import event_line
 from console.domain import AuditEvent
 from console.domain.models import Frozen
 from console.domain.text import escape_controls
+from console.ports import AuditStore
 from console.services.release.results import ReleaseError
 from console.services.workspace import Workspace
 
 
-def _store(ws: Workspace) -> Any:
-    store = ws.get("audit")
+def _store(ws: Workspace) -> AuditStore | None:
+    store = ws.audit
     if store is None:
         problem = ws.problems.get("audit") or "no audit backend is configured"
         print(f"audit: {problem}", file=sys.stderr)
@@ -54,7 +55,7 @@ async def print_events(ws: Workspace, model: str | None, fmt: str, limit: int) -
     try:
         if fmt == "text":
             try:
-                events = list(await store.events(model=model, limit=limit, tail=True))
+                events = list(await store.events(model=model, limit=limit, tail=True))  # type: ignore[call-arg]
             except TypeError:  # a store without ``tail``
                 events = list(await store.events(model=model))[-limit:]
             for e in events:
@@ -140,8 +141,8 @@ class AuditCheck(Frozen):
     anchor_note: str = ""
 
 
-def _store_or_error(ws: Workspace) -> Any:
-    store = ws.get("audit")
+def _store_or_error(ws: Workspace) -> AuditStore:
+    store = ws.audit
     if store is None:
         problem = ws.problems.get("audit") or "no audit backend is configured"
         raise ReleaseError(f"audit: {problem}")
@@ -157,7 +158,7 @@ async def read_log(ws: Workspace, *, model: str | None = None, limit: int = 5000
     try:
         try:
             events = list(
-                await asyncio.wait_for(store.events(model=model, limit=limit, tail=True), timeout)
+                await asyncio.wait_for(store.events(model=model, limit=limit, tail=True), timeout)  # type: ignore[call-arg]
             )
         except TypeError:  # a store without ``tail``
             events = list(await asyncio.wait_for(store.events(model=model), timeout))[-limit:]

@@ -6,20 +6,24 @@ A fact that can not be read is recorded as the reason in words; gates then fail 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from console.config import ConsoleConfig
 from console.config.model import parse_duration
-from console.domain import ModelVersion, StageAssignment, version_key
+from console.domain import CIRun, DataSchema, ModelVersion, StageAssignment, version_key
 from console.domain.text import clean_value
 from console.logs import excerpt
-from console.ports import BackendError, NotFound
+from console.ports import BackendError, ModelRegistry, NotFound
 from console.services.backend_names import backend_label
 from console.services.release.gates import GateFacts, LiveFacts, SchemaChange
 
+if TYPE_CHECKING:
+    from console.services.workspace import Workspace
+
 T = TypeVar("T")
+P = TypeVar("P")  # a port
 
 
 class Unavailable(Exception):
@@ -69,7 +73,11 @@ class Target:
 
 
 async def read_target(
-    registry: Any, model: str, stage: str, timeout: float, config: ConsoleConfig | None = None
+    registry: ModelRegistry,
+    model: str,
+    stage: str,
+    timeout: float,
+    config: ConsoleConfig | None = None,
 ) -> Target:
     """Versions (oldest first) and the current assignment of ``stage``."""
     versions, stages = await asyncio.gather(
@@ -82,7 +90,11 @@ async def read_target(
 
 
 async def current_assignment(
-    registry: Any, model: str, stage: str, timeout: float, config: ConsoleConfig | None = None
+    registry: ModelRegistry,
+    model: str,
+    stage: str,
+    timeout: float,
+    config: ConsoleConfig | None = None,
 ) -> StageAssignment | None:
     """Read ``stage`` back from the registry (after a timeout, before a move)."""
     stages = await call("registry", registry.stages(model), timeout, config)
@@ -90,7 +102,12 @@ async def current_assignment(
 
 
 async def _soft(
-    kind: str, port: Any, make: Any, timeout: float, default: T, config: ConsoleConfig | None
+    kind: str,
+    port: P | None,
+    make: Callable[[P], Awaitable[T]],
+    timeout: float,
+    default: T,
+    config: ConsoleConfig | None,
 ) -> tuple[T, str]:
     """(value, "") or (default, reason) — for facts a gate judges rather than needs."""
     if port is None:
@@ -102,7 +119,7 @@ async def _soft(
 
 
 async def gather_facts(
-    ports: Any,
+    ws: Workspace,
     model: str,
     version: ModelVersion,
     stage: str,
@@ -114,9 +131,7 @@ async def gather_facts(
     from console.services.lineage import diff_schema
 
     sha, base_sha = version.commit, base.commit if base else ""
-    data, ci, code = ports.get("data"), ports.get("ci"), ports.get("code")
-    config = getattr(ports, "config", None)  # a Workspace: messages name its backends
-    config = config if isinstance(config, ConsoleConfig) else None
+    data, ci, code, config = ws.data, ws.ci, ws.code, ws.config
 
     async def metrics_of(mv: ModelVersion) -> tuple[dict[str, float], str]:
         if not mv.commit:
@@ -127,12 +142,12 @@ async def gather_facts(
         )
         return {**mv.metrics, **got}, err
 
-    async def schema_of(commit: str) -> tuple[Any, str]:
+    async def schema_of(commit: str) -> tuple[DataSchema | None, str]:
         if not commit:
             return None, ""
         return await _soft("data", data, lambda d: d.schema(model, commit), timeout, None, config)
 
-    no_runs: Sequence[Any] = ()
+    no_runs: Sequence[CIRun] = ()
     (
         (m, m_err),
         (bm, _),
@@ -185,7 +200,7 @@ async def _none(value: T, err: str = "") -> tuple[T, str]:
 
 
 async def gather_live(
-    ws: Any, model: str, version: str, stage: str, base_version: str | None, timeout: float
+    ws: Workspace, model: str, version: str, stage: str, base_version: str | None, timeout: float
 ) -> LiveFacts | None:
     """The live gates' figures: ``version`` where it serves before ``stage`` (shadow/canary)
     and ``base_version`` in ``stage``, over the live gates' window; None without live gates."""
@@ -222,7 +237,7 @@ async def gather_live(
 
 
 async def with_live_and_incident(
-    ws: Any, facts: GateFacts, timeout: float, *, live: bool = True
+    ws: Workspace, facts: GateFacts, timeout: float, *, live: bool = True
 ) -> GateFacts:
     """``facts`` with the version's rollback record and (``live``: for promotions) the live
     gates' figures, read concurrently."""
@@ -230,7 +245,7 @@ async def with_live_and_incident(
 
     from console.services.incidents import read_rolled_back
 
-    config = getattr(ws, "config", None)
+    config = ws.config
 
     async def no_live() -> LiveFacts | None:
         return None

@@ -14,7 +14,7 @@ from console.audit.chain import Anchor
 from console.config import ConsoleConfig
 from console.domain import Actor, AuditEvent
 from console.identity import identity_details, principal
-from console.ports import StageBusy
+from console.ports import AuditStore, StageBusy
 from console.services.release.facts import describe
 from console.services.release.results import ReleaseError
 
@@ -29,6 +29,12 @@ class Anchoring(Protocol):
     async def advance(self) -> Anchor | None: ...
 
 
+class Told(Protocol):
+    """What is told of each event once it is durable (services.notify.Notices)."""
+
+    def fire(self, event: AuditEvent, journal: Journal) -> None: ...
+
+
 class Journal:
     """Appends events on behalf of ``actor``; remembers the seq of each event written.
 
@@ -38,14 +44,14 @@ class Journal:
 
     def __init__(
         self,
-        store: Any,
+        store: AuditStore | None,
         actor: Actor,
         clock: Callable[[], datetime],
         timeout: float,
         *,
         config: ConsoleConfig | None = None,
         anchoring: Anchoring | None = None,
-        notices: Any = None,
+        notices: Told | None = None,
     ) -> None:
         self.store = store
         self.notices = notices  # services.notify.Notices: told of each event once it is durable

@@ -3,24 +3,26 @@ deploy effect, every gate with its numbers, the approvals, and the audit events 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 from console.domain import Actor
 from console.identity import actor_role, principal
 from console.services.release import gates as g
+from console.services.release.decisions import (
+    ACTING_ROLES,
+    Context,
+    process_gates,
+    why_not_approver,
+)
 from console.services.release.results import ApprovalStatus, Plan
-
-if TYPE_CHECKING:
-    from console.services.release.service import Context, ReleaseService
-
-ACTING_ROLES = ("release_manager", "admin")
+from console.services.workspace import Workspace
 
 
-def deploy_description(svc: ReleaseService, model: str, version: str, stage: str, user: str) -> str:
+def deploy_description(ws: Workspace, model: str, version: str, stage: str, user: str) -> str:
     """What the deploy effect will run, in words (or why there is none)."""
-    deployer = svc.ws.get("deploy")
+    deployer = ws.deploy
     if deployer is None:
-        problem = svc.ws.problems.get("deploy")
+        problem = ws.problems.get("deploy")
         return f"none ({problem})" if problem else "none (no deploy backend configured)"
     argv = getattr(deployer, "argv", None)
     if callable(argv):
@@ -31,16 +33,21 @@ def deploy_description(svc: ReleaseService, model: str, version: str, stage: str
 
 
 def build_plan(
-    svc: ReleaseService,
     ctx: Context,
     actor: Actor,
     *,
+    now: datetime,
+    read_only: bool,
+    deploy: str,
+    deploys: bool,
     override: bool = False,
     confirm_name: bool = False,
 ) -> Plan:
-    """What moves, the gates, the approvals, the audit steps, and what blocks it, for ``actor``."""
-    user, role = principal(actor), actor_role(actor, svc.config.roles)
-    process = svc.process_gates(ctx, actor, override=override)
+    """What moves, the gates, the approvals, the audit steps, and what blocks it, for ``actor``
+    as of ``now``. ``deploy``: what the deploy effect runs, in words (``deploy_description``);
+    ``deploys``: whether there is a deploy backend to run it."""
+    user, role = principal(actor), actor_role(actor, ctx.roles)
+    process = process_gates(ctx, actor, now, override=override)
     gates = (*ctx.quality, *process)
     version = ctx.version.version
     already = ctx.target.current == version
@@ -49,7 +56,7 @@ def build_plan(
     if ctx.sync_problem:
         blockers.append(f"the registry's shared state could not be fetched: {ctx.sync_problem}")
     may_request = ""
-    if svc.read_only:
+    if read_only:
         may_request = "the console is in read-only mode"
     elif role not in ACTING_ROLES:
         may_request = f"{user} is {role}"
@@ -69,18 +76,18 @@ def build_plan(
         commit=ctx.version.commit,
         actor=user,
         role=role,
-        deploy=deploy_description(svc, ctx.model, version, ctx.stage, user),
+        deploy=deploy,
         gates=gates,
         evidence_hash=ctx.evidence,
         request_id=ctx.pending.id if ctx.pending else None,
         requested_by=ctx.pending.request.requested_by if ctx.pending else None,
-        required_approvals=svc.required_approvals(ctx),
+        required_approvals=ctx.required,
         approvals=approvals,
         authors=ctx.authors,
-        steps=steps(svc, ctx, user),
+        steps=steps(ctx, deploy if deploys else None),
         blockers=tuple(blockers),
         may_request=may_request,
-        may_approve=svc.why_not_approver(ctx, actor)[1],
+        may_approve=why_not_approver(ctx, actor, read_only=read_only)[1],
         ready=not blockers and not already and not may_request,
         already=already,
         confirm_model_name=confirm_name,
@@ -89,16 +96,17 @@ def build_plan(
     )
 
 
-def steps(svc: ReleaseService, ctx: Context, user: str) -> tuple[str, ...]:
-    """The audit events and mutations, in order, that executing the plan writes."""
+def steps(ctx: Context, deploy: str | None) -> tuple[str, ...]:
+    """The audit events and mutations, in order, that executing the plan writes (``deploy``:
+    what the deploy effect runs; None without a deploy backend)."""
     cur, version = ctx.target.current or "nothing", ctx.version.version
     out: list[str] = []
     if ctx.pending is None:
         out.append(f"audit: {ctx.op} request (reason, gates, evidence {ctx.evidence[:12]})")
-    need = svc.required_approvals(ctx)
+    need = ctx.required
     if need:
         out.append(
-            f"audit: {need} approval(s) by {' or '.join(svc.approver_roles(ctx))}, "
+            f"audit: {need} approval(s) by {' or '.join(ctx.approvers)}, "
             "not the requester or an author"
         )
     out += [
@@ -107,10 +115,10 @@ def steps(svc: ReleaseService, ctx: Context, user: str) -> tuple[str, ...]:
         f"(only if it still points at {cur})",
         f"audit: outcome ({ctx.op})",
     ]
-    if svc.ws.get("deploy") is not None:
+    if deploy is not None:
         out += [
             "audit: intent (deploy)",
-            f"deploy: {deploy_description(svc, ctx.model, version, ctx.stage, user)}",
+            f"deploy: {deploy}",
             "audit: outcome (deploy)",
         ]
     out.append("audit anchor: the log's head is anchored in the git ref")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from console.domain import AuditEvent, GateResult
 from console.domain.text import escape_controls
 from console.logs import cut, mask
-from console.services.release import requests as rq
+from console.services.release import request_fold as rq
 from console.services.release.compare import Candidate, compare
 from console.services.release.results import Plan
 
@@ -152,7 +152,7 @@ def _axes(cand: Candidate) -> list[str]:
 
 
 async def _integrity(svc: ReleaseService) -> list[str]:
-    store = svc.ws.get("audit")
+    store = svc.ws.audit
     out = ["## Audit integrity", ""]
     if store is None:
         return [*out, "No audit store is configured."]
@@ -272,7 +272,7 @@ async def evidence_report(
         else [f"No CI runs recorded for `{mv.commit[:12] or '—'}`."]
     )
     ids = {v.id for v in views}
-    store = svc.ws.get("audit")
+    store = svc.ws.audit
     model_events = list(await store.events(model=model)) if store is not None else []
     trail = [
         e

@@ -8,17 +8,13 @@ who may act, and whether the model name must be typed to confirm.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from console.domain import ModelVersion, RegistryEvent, RegistryEventKind
 from console.ports import NotFound
-from console.services.release import requests as rq
-from console.services.release.actions import advance, finish_deploy, open_request
+from console.services.release.context import Settings, need_audit, need_registry
 from console.services.release.facts import Unavailable, call
-from console.services.release.results import ActionResult, Plan, Refused, ReleaseError
-
-if TYPE_CHECKING:
-    from console.services.release.service import Context, ReleaseService
+from console.services.release.results import Refused, ReleaseError
+from console.services.workspace import Workspace
 
 
 def holders(history: Sequence[RegistryEvent], stage: str) -> list[str]:
@@ -106,10 +102,12 @@ def choose_target(
     return None, passed
 
 
-async def _rolled_back_in_audit(svc: ReleaseService, model: str, stage: str) -> dict[str, str]:
+async def _rolled_back_in_audit(
+    ws: Workspace, s: Settings, model: str, stage: str
+) -> dict[str, str]:
     """Versions of ``stage`` the audit log records a rollback away from ({} if unreadable)."""
     try:
-        events = await call("audit", svc.port("audit").events(model=model), svc.timeout, svc.config)
+        events = await call("audit", need_audit(ws).events(model=model), s.timeout, s.config)
     except (Unavailable, ReleaseError):
         return {}
     out: dict[str, str] = {}
@@ -127,13 +125,14 @@ async def _rolled_back_in_audit(svc: ReleaseService, model: str, stage: str) -> 
 
 
 async def _previous_from_audit(
-    svc: ReleaseService, model: str, stage: str, current: str, versions: Sequence[ModelVersion]
-) -> str | None:
+    ws: Workspace, s: Settings, model: str, stage: str, current: str,
+    versions: Sequence[ModelVersion],
+) -> str | None:  # fmt: skip
     """What ``stage`` held before it moved to ``current``, per the newest executed move the
     audit log recorded (None when the log has none or can not be read)."""
     active = {v.version for v in versions if not v.deregistered}
     try:
-        events = await call("audit", svc.port("audit").events(model=model), svc.timeout, svc.config)
+        events = await call("audit", need_audit(ws).events(model=model), s.timeout, s.config)
     except (Unavailable, ReleaseError):
         return None
     for ev in reversed(events):
@@ -150,22 +149,18 @@ async def _previous_from_audit(
     return None
 
 
-async def _resolve(
-    svc: ReleaseService,
-    model: str,
-    stage: str | None,
-    to_version: str | None,
-    *,
-    acting: bool = False,
-) -> Context:
-    stage = stage or svc.config.prod_stage
-    svc.check_stage(stage)
-    registry = svc.port("registry")
+async def rollback_target(
+    ws: Workspace, s: Settings, model: str, stage: str, to_version: str | None
+) -> tuple[str, list[str]]:
+    """(the version to roll ``stage`` back to, why each newer previous holder was passed
+    over): ``to_version``, else the previous holder per the registry's history, else per the
+    audit log. Refused when there is nothing to roll back or no earlier version."""
+    registry = need_registry(ws)
     try:
         history, versions, stages = (
-            await call("registry", registry.history(model), svc.timeout, svc.config),
-            await call("registry", registry.versions(model), svc.timeout, svc.config),
-            await call("registry", registry.stages(model), svc.timeout, svc.config),
+            await call("registry", registry.history(model), s.timeout, s.config),
+            await call("registry", registry.versions(model), s.timeout, s.config),
+            await call("registry", registry.stages(model), s.timeout, s.config),
         )
     except NotFound as exc:
         raise Refused(str(exc), kind="not_found") from None
@@ -180,58 +175,16 @@ async def _resolve(
     target = to_version
     if target is None:
         rolled = {
-            **await _rolled_back_in_audit(svc, model, stage),
+            **await _rolled_back_in_audit(ws, s, model, stage),
             **rolled_back_from(history, stage),
         }
         target, passed = choose_target(history, stage, current, versions, rolled)
     if target is None:  # registries without alias history (MLflow): the console's own record
-        target = await _previous_from_audit(svc, model, stage, current, versions)
+        target = await _previous_from_audit(ws, s, model, stage, current, versions)
     if target is None:
         raise Refused(
             f"no earlier version of {model} was in {stage} (it holds {current}); "
             "name one with --to VERSION",
             kind="policy",
         )
-    ctx = await svc.context(model, target, stage, op=rq.ROLLBACK, acting=acting)
-    if passed:
-        ctx.notices.insert(0, f"rolling back to {target}, not to an earlier holder of {stage}: "
-                           + "; ".join(passed))  # fmt: skip
-    return ctx
-
-
-async def plan_rollback(
-    svc: ReleaseService, model: str, *, stage: str | None = None, to_version: str | None = None
-) -> Plan:
-    """What a rollback would do now: from, to, gates (shown, not blocking), confirmation."""
-    ctx = await _resolve(svc, model, stage, to_version)
-    confirm = svc.config.policy.rollback_for(ctx.stage).confirm_model_name
-    return svc.build_plan(ctx, svc.identity(), confirm_name=confirm)
-
-
-async def rollback(
-    svc: ReleaseService,
-    model: str,
-    *,
-    reason: str,
-    confirmation: str,
-    stage: str | None = None,
-    to_version: str | None = None,
-) -> ActionResult:
-    """Roll ``stage`` back (to ``to_version`` or the previous version): reason and typed
-    confirmation required by policy; executes at once unless the policy wants approvals."""
-    stage_name = stage or svc.config.prod_stage
-    policy = svc.config.policy.rollback_for(stage_name)
-    actor, _ = await svc.admit("rollback", model, to_version or "", stage_name, tuple(policy.roles))
-    if not reason.strip():
-        raise Refused("rollback needs a reason (--reason TEXT)", kind="usage")
-    if policy.confirm_model_name and confirmation != model:
-        raise Refused(
-            f"rollback not confirmed: type the model name {model!r} to confirm", kind="usage"
-        )
-    ctx = await _resolve(svc, model, stage_name, to_version, acting=True)
-    j = svc.journal(actor)
-    if ctx.target.current == ctx.version.version:
-        return await finish_deploy(svc, ctx, j, reason.strip())
-    await open_request(svc, ctx, j, reason.strip())
-    await svc.refresh(ctx)
-    return await advance(svc, ctx, actor, j, reason.strip(), action=rq.ROLLBACK, created=True)
+    return target, passed

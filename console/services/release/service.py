@@ -3,47 +3,38 @@
 A dialog calls ``plan_promotion`` (what would move, the gates with their numbers, the approvals,
 the audit events to be written), shows it, then calls ``promote``/``approve`` passing the
 plan's ``evidence_hash`` so that what the person saw is what gets recorded and executed.
+
+The service admits the actor, builds the Context (context.py), asks the rules (decisions.py,
+pure), writes the request events through its Journal and hands approved moves to the Executor
+(executor.py). None of those modules calls back into the service.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import NoReturn, TypeVar
 
 from console import identity as identity_module
-from console.config.model import StagePolicy
-from console.domain import Actor, GateResult, ModelVersion, RequestState
-from console.domain.versions import other_spelling
-from console.identity import IdentityProvider, Role, actor_role, is_same_person, principal
-from console.ports import Deprecated, NotFound
-from console.services.notify import Notices, notified
-from console.services.release import gates as g
-from console.services.release import requests as rq
-from console.services.release.facts import (
-    Target,
-    Unavailable,
-    call,
-    describe,
-    gather_facts,
-    read_target,
-    with_live_and_incident,
-)
+from console.domain import Actor
+from console.identity import IdentityProvider, Role, actor_role, principal
+from console.services.notify import Notices, record_expiries
+from console.services.release import decisions as d
+from console.services.release import request_fold as rq
+from console.services.release.context import Reader, Settings, need_audit, need_registry
+from console.services.release.decisions import ACTING_ROLES, Context
+from console.services.release.executor import Executor
+from console.services.release.gates import gate_doc
 from console.services.release.journal import Anchoring, Journal
-from console.services.release.request_log import RequestLog
-from console.services.release.results import (
-    ActionResult,
-    Plan,
-    Reconciled,
-    Refused,
-    ReleaseError,
-)
+from console.services.release.plan import build_plan, deploy_description
+from console.services.release.results import ActionResult, Plan, Reconciled, Refused, ReleaseError
+from console.services.release.rollback import rollback_target
 from console.services.workspace import Workspace
 
-ACTING_ROLES: tuple[Role, ...] = ("release_manager", "admin")
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -57,36 +48,6 @@ def new_request_id() -> str:
 def _default_identity() -> Actor:
     # Looked up at call time so a test can replace console.identity.current_actor.
     return identity_module.current_actor()
-
-
-@dataclass
-class Context:
-    """Everything one decision about ``version`` of ``model`` in ``stage`` rests on."""
-
-    op: str
-    model: str
-    stage: str
-    policy: StagePolicy
-    target: Target
-    version: ModelVersion
-    base: ModelVersion | None
-    quality: tuple[GateResult, ...]
-    evidence: str
-    authors: tuple[str, ...]
-    authors_unknown: str
-    views: dict[str, rq.RequestView]
-    open: list[rq.RequestView]  # the pending ones among ``views``
-    pending: rq.RequestView | None
-    ack: bool
-    checks: list[rq.ApprovalCheck] = field(default_factory=list)
-    ack_rolled_back: bool = False
-    incident: Any = None  # services.incidents.RolledBack of the version, if it was rolled back
-    notices: list[str] = field(default_factory=list)  # open intents of the model, in words
-    sync_problem: str = ""  # why the registry's shared state could not be fetched (previews)
-
-    @property
-    def expected(self) -> str | None:
-        return self.target.current
 
 
 class ReleaseService:
@@ -117,51 +78,54 @@ class ReleaseService:
         # An intent older than this can no longer be in the middle of its registry write.
         self.lock_stale = timedelta(seconds=self.write_timeout + 2 * self.timeout + 30)
         # The audit log's requests, folded as it grows.
-        self.requests = RequestLog(config=self.config)
+        self.requests = rq.RequestLog(config=self.config)
         self._anchoring = anchor
-        self.notices = Notices(workspace.get("notify"))
-        from console.services.release.promote import Executor
+        self.notices = Notices(workspace.notify)
 
-        self.executor = Executor(self)
+    # -- collaborators, made from the service's settings as they are now ---------------------
 
-    # -- ports and people ----------------------------------------------------------------
+    def settings(self) -> Settings:
+        return Settings(
+            config=self.config, clock=self.clock, timeout=self.timeout,
+            write_timeout=self.write_timeout, read_only=self.read_only,
+            lock_stale=self.lock_stale, reconcile_grace=self.reconcile_grace,
+        )  # fmt: skip
 
-    def port(self, kind: str) -> Any:
-        """The backend of ``kind``; ReleaseError saying why when a required one is missing."""
-        backend = self.ws.get(kind)
-        if backend is None and kind in ("registry", "audit"):
-            problem = self.ws.problems.get(kind) or f"no {kind} backend is configured"
-            raise ReleaseError(f"{kind}: {problem}; nothing was changed")
-        return backend
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.ws, self.settings(), self.requests)
+
+    @property
+    def executor(self) -> Executor:
+        return Executor(
+            self.reader, journal=lambda: self.journal(self.identity()), anchoring=self.anchoring
+        )
 
     def anchoring(self) -> Anchoring:
         """The audit log's anchor: proved before an action writes, advanced after it."""
         if self._anchoring is None:
             from console.audit.anchor import GitAnchor
 
-            store = self.port("audit")
+            store = need_audit(self.ws)
             self._anchoring = GitAnchor(self.config.root, store, timeout=self.timeout)
         return self._anchoring
 
     def journal(self, actor: Actor) -> Journal:
-        store = self.ws.get("audit")
+        store = self.ws.audit
         return Journal(
             store, actor, self.clock, self.write_timeout, config=self.config,
             anchoring=self.anchoring() if store is not None else None, notices=self.notices,
         )  # fmt: skip
 
+    # -- admission -----------------------------------------------------------------------
+
     def guard(self, action: str, allowed: tuple[str, ...] = ACTING_ROLES) -> tuple[Actor, Role]:
         """The actor and role, or Refused for read-only mode and roles that may not act."""
         actor = self.identity()
         role = actor_role(actor, self.config.roles)
-        if self.read_only:
-            raise Refused(f"{action} refused: the console is in read-only mode", kind="read_only")
-        if role == "viewer" or role not in allowed:
-            raise Refused(
-                f"{action} refused: {principal(actor)} is {role.replace('_', ' ')}; "
-                f"{action} needs one of: {', '.join(allowed)}",
-                kind="role",
-            )
+        refusal = d.admission(action, actor, role, read_only=self.read_only, allowed=allowed)
+        if refusal is not None:
+            raise refusal
         return actor, role
 
     async def admit(
@@ -184,85 +148,13 @@ class ReleaseService:
             raise
 
     def check_stage(self, stage: str) -> None:
-        if stage not in self.config.stages:
-            origin = self.config.stages_origin
-            raise Refused(
-                f"unknown stage {stage!r}; stages are {', '.join(self.config.stages)}"
-                + (f" (from {origin})" if origin else ""),
-                kind="usage",
-            )
-
-    async def check_registry(self, registry: Any, model: str, stage: str) -> None:
-        """Refuse what the registry itself would refuse (a stage its own config does not
-        allow, a deprecated model) before anything is recorded, not after the request."""
-        check = getattr(registry, "check_move", None)
-        if check is None:
-            return
-        try:
-            await asyncio.wait_for(check(model, stage), self.timeout)
-        except NotFound as exc:
-            raise Refused(str(exc), kind="not_found") from None
-        except Deprecated as exc:
-            raise Refused(str(exc), kind="policy") from None
-        except Exception as exc:
-            why = describe(exc, "registry", self.timeout, self.config)
-            raise ReleaseError(f"registry: {why}; nothing was changed") from None
-
-    # -- the shared state ------------------------------------------------------------------
-
-    async def sync_registry(self, *, strict: bool = True) -> str:
-        """Bring the registry's local view up to date with its shared truth (a GTO workspace's
-        git remote) before a decision. ``strict``: ReleaseError when that fails (an action
-        refuses); else the reason in words (a preview shows it)."""
-        sync = getattr(self.port("registry"), "sync", None)
-        if not callable(sync):
-            return ""
-        try:
-            await asyncio.wait_for(sync(), self.write_timeout)
-        except Exception as exc:
-            why = describe(exc, "registry", self.write_timeout, self.config)
-            if strict:
-                raise ReleaseError(
-                    f"refused: the registry's shared state could not be fetched ({why}); a "
-                    "release decision needs it, so nothing was changed"
-                ) from None
-            return why
-        return ""
-
-    async def open_intent_notices(self, model: str, *, settle: bool) -> list[str]:
-        """Every open (locking) intent of ``model``, named; with ``settle``, those whose writer
-        is gone are reconciled first (their outcome is recorded from the registry's truth)."""
-        from console.services.release.promote import reconciled_note
-
-        store = self.ws.get("audit")
-        lister = getattr(store, "open_intents", None)
-        if not callable(lister):
-            return []
-        try:
-            opened = await call("audit", lister(model=model), self.timeout, self.config)
-        except Unavailable as exc:
-            return [f"the open intents of {model} can not be read: {exc}"]
-        out: list[str] = []
-        j: Journal | None = None
-        for intent in opened:
-            stale = self.executor.is_stale(intent)
-            if settle and stale and not self.read_only:
-                j = j or self.journal(self.identity())
-                out.append(reconciled_note(await self.executor.reconcile_one(j, intent)))
-                continue
-            age = int((self.clock() - intent.at).total_seconds())
-            op = intent.details.get("op", "move")
-            out.append(
-                f"intent seq {intent.seq} ({op} {model} {intent.after or 'nothing'} to "
-                f"{intent.stage} by {intent.actor}, {max(age, 0)}s ago) has no outcome yet: "
-                + ("its console is gone; the next action reconciles it" if stale
-                   else "it may still be running")
-            )  # fmt: skip
-        if j is not None and j.written:
-            await self.executor.anchor()
-        return out
+        d.check_stage(self.config, stage)
 
     # -- reading -------------------------------------------------------------------------
+
+    async def sync_registry(self, *, strict: bool = True) -> str:
+        """See context.Reader.sync_registry."""
+        return await self.reader.sync_registry(strict=strict)
 
     async def request_views(self, model: str | None = None) -> list[rq.RequestView]:
         """Every request (of ``model``) folded from the audit log, expiry applied."""
@@ -271,24 +163,8 @@ class ReleaseService:
     async def folded(
         self, model: str | None
     ) -> tuple[dict[str, rq.RequestView], list[rq.RequestView]]:
-        """(every request of ``model`` by id, those still pending), expiry applied. The fold
-        is kept and extended by what was appended since the last read (request_log)."""
-        store = self.port("audit")
-        try:
-            views, open_ids = await self.requests.read(store, model, self.timeout)
-        except Unavailable as exc:
-            raise ReleaseError(f"audit: {exc}; nothing was changed") from None
-        now = self.clock()
-        ttl: dict[str, float] = {}
-        pending: list[rq.RequestView] = []
-        for rid in open_ids:
-            view, stage = views[rid], views[rid].request.stage
-            if stage not in ttl:
-                ttl[stage] = self.config.policy.for_stage(stage).request_ttl_hours
-            view = views[rid] = rq.expired_copy(view, now, ttl[stage])
-            if view.state is RequestState.PENDING:
-                pending.append(view)
-        return views, pending
+        """(every request of ``model`` by id, those still pending), expiry applied."""
+        return await self.reader.folded(model)
 
     async def context(
         self,
@@ -306,157 +182,37 @@ class ReleaseService:
         an action, not a preview: the registry must be fetched, and open intents whose writer
         is gone are reconciled (a preview only names them)."""
         self.check_stage(stage)
-        registry = self.port("registry")
-        unsynced = await self.sync_registry(strict=acting)
-        await self.check_registry(registry, model, stage)  # on the fetched state, before any record
-        notices = await self.open_intent_notices(model, settle=acting)
+        need_registry(self.ws)
+        reader = self.reader
+        unsynced = await reader.sync_registry(strict=acting)
+        await reader.check_registry(model, stage)  # on the fetched state, before any record
+        notices = await self.executor.open_intent_notices(model, settle=acting)
         if unsynced:
             notices.append(
                 f"the registry could not be fetched ({unsynced}): this is the local view"
             )
-        try:
-            target = await read_target(registry, model, stage, self.timeout, self.config)
-        except NotFound as exc:
-            raise Refused(str(exc), kind="not_found") from None
-        except Unavailable as exc:
-            raise ReleaseError(f"registry: {exc}; nothing was changed") from None
-        mv = target.version(version) or target.version(other_spelling(version))
-        if mv is None or mv.deregistered:
-            newest = [v.version for v in reversed(target.versions) if not v.deregistered]
-            known = ", ".join(newest[:5]) or "none"
-            gone = "was deregistered" if mv else "is not a registered version"
-            raise Refused(f"{model} {version} {gone} (newest: {known})", kind="not_found")
-        version = mv.version
-        base = target.version(target.current) if target.current else None
-        views, open_ = await self.folded(model)
-        pending = rq.pending_for(
-            open_,
-            model,
-            version,
-            stage,
-            rollback=None if op is None else op == rq.ROLLBACK,
-        )
-        if op is None:
-            op = pending.op if pending is not None else rq.PROMOTE
-        ack = ack or bool(pending and pending.ack_schema_change)
-        ack_rb = ack_rolled_back or bool(
-            pending and pending.events and pending.events[0].details.get("ack_rolled_back")
-        )
-        facts, authors, unknown = await gather_facts(self.ws, model, mv, stage, base, self.timeout)
-        facts = await with_live_and_incident(self.ws, facts, self.timeout, live=op != rq.ROLLBACK)
-        policy = self.config.policy.for_stage(stage)
-        quality = g.quality_gates(
-            policy, facts, self.config.metric_spec, ack_schema_change=ack,
-            ack_rolled_back=ack_rb, stages=self.config.stages, now=self.clock(),
+        return await reader.read(
+            model, version, stage, op=op, ack=ack, ack_rolled_back=ack_rolled_back,
+            notices=tuple(notices), unsynced=unsynced,
         )  # fmt: skip
-        if op == rq.ROLLBACK:  # shown, never blocking: rollbacks happen during incidents
-            quality = tuple(q.model_copy(update={"blocking": False}) for q in quality)
-        evidence = g.evidence_hash(model, version, stage, mv.commit, target.current, quality)
-        ctx = Context(
-            op=op, model=model, stage=stage, policy=policy, target=target, version=mv, base=base,
-            quality=quality, evidence=evidence, authors=authors, authors_unknown=unknown,
-            views=views, open=open_, pending=pending, ack=ack, notices=notices,
-            sync_problem=unsynced, ack_rolled_back=ack_rb, incident=facts.rolled_back,
-        )  # fmt: skip
-        self.judge_approvals(ctx)
-        return ctx
 
-    def required_approvals(self, ctx: Context) -> int:
-        if ctx.op == rq.ROLLBACK:
-            return self.config.policy.rollback_for(ctx.stage).required_approvals
-        return ctx.policy.required_approvals
-
-    def approver_roles(self, ctx: Context) -> list[str]:
-        if ctx.op == rq.ROLLBACK:
-            return list(self.config.policy.rollback_for(ctx.stage).roles)
-        return list(ctx.policy.approver_roles)
-
-    def judge_approvals(self, ctx: Context) -> None:
-        if ctx.pending is None:
-            ctx.checks = []
-            return
-        ctx.checks = rq.check_approvals(
-            ctx.pending,
-            evidence_hash=ctx.evidence,
-            now=self.clock(),
-            ttl_hours=ctx.policy.approval_ttl_hours,
-            allowed_roles=self.approver_roles(ctx),
-            roles=self.config.roles,
-            authors=ctx.authors,
-        )
-
-    def process_gates(
-        self, ctx: Context, actor: Actor, *, override: bool = False
-    ) -> tuple[GateResult, ...]:
-        """Change window and quorum, as of now."""
-        counted = [c for c in ctx.checks if c.counts]
-        quorum = g.approvals_gate(
-            self.required_approvals(ctx),
-            [c.approval.actor for c in counted],
-            [c.role for c in counted],
-            self.approver_roles(ctx),
-        )
-        if ctx.op == rq.ROLLBACK:
-            return (quorum,)
-        by = ctx.pending.override_by if ctx.pending else ""
-        if override and actor_role(actor, self.config.roles) == "admin":
-            by = principal(actor)
-        return (g.window_gate(ctx.policy.windows, self.clock(), overridden_by=by), quorum)
-
-    def why_not_approver(self, ctx: Context, actor: Actor) -> tuple[str, str]:
-        """("", "") when ``actor`` may approve the pending request; else (kind, reason)."""
-        user, role = principal(actor), actor_role(actor, self.config.roles)
-        version = ctx.version.version
-        if self.read_only:
-            return "read_only", "the console is in read-only mode"
-        if ctx.pending is None:
-            return "policy", (
-                f"there is no pending request to move {ctx.stage} of {ctx.model} to {version}; "
-                f"a release manager starts one with `promote {ctx.model} {version} --to {ctx.stage}`"
-            )
-        if user == ctx.pending.request.requested_by:
-            return "four_eyes", (
-                f"{user} requested {ctx.pending.id}; someone else must approve it (four-eyes)"
-            )
-        if ctx.authors_unknown:
-            return "four_eyes", f"four-eyes can not be checked: {ctx.authors_unknown}"
-        name = is_same_person(user, ctx.authors, self.config.roles)
-        if name is not None:
-            return "four_eyes", (
-                f"{user} is an author of {version} ({name}); an author can not approve (four-eyes)"
-            )
-        allowed = self.approver_roles(ctx)
-        if role not in allowed:
-            return "role", (
-                f"{user} is {role}; approving {ctx.stage} needs one of: {', '.join(allowed)}"
-            )
-        if any(c.approval.actor == user and c.counts for c in ctx.checks):
-            return "policy", f"{user} already approved {ctx.pending.id}"
-        return "", ""
-
-    async def refresh(self, ctx: Context) -> None:
-        """Re-fold the requests of ``ctx`` after events were written (facts stay as read)."""
-        ctx.views, ctx.open = await self.folded(ctx.model)
-        ctx.pending = rq.pending_for(
-            ctx.open, ctx.model, ctx.version.version, ctx.stage,
-            rollback=ctx.op == rq.ROLLBACK,
-        )  # fmt: skip
-        self.judge_approvals(ctx)
+    async def refresh(self, ctx: Context) -> Context:
+        """``ctx`` with its requests folded again after events were written (facts stay)."""
+        return await self.reader.refresh(ctx)
 
     # -- plans ---------------------------------------------------------------------------
-
-    def deploy_description(self, model: str, version: str, stage: str, user: str) -> str:
-        from console.services.release.plan import deploy_description
-
-        return deploy_description(self, model, version, stage, user)
 
     def build_plan(
         self, ctx: Context, actor: Actor, *, override: bool = False, confirm_name: bool = False
     ) -> Plan:
         """The preview of ``ctx`` for ``actor`` (see console.services.release.plan)."""
-        from console.services.release.plan import build_plan
-
-        return build_plan(self, ctx, actor, override=override, confirm_name=confirm_name)
+        deploy = deploy_description(
+            self.ws, ctx.model, ctx.version.version, ctx.stage, principal(actor)
+        )
+        return build_plan(
+            ctx, actor, now=self.clock(), read_only=self.read_only, deploy=deploy,
+            deploys=self.ws.deploy is not None, override=override, confirm_name=confirm_name,
+        )  # fmt: skip
 
     async def plan_promotion(
         self,
@@ -481,54 +237,317 @@ class ReleaseService:
         ctx = await self.context(model, version, stage, op=None)
         return self.build_plan(ctx, self.identity())
 
-    # -- actions (bodies in actions.py / rollback.py) -------------------------------------
-
-    async def promote(
-        self, model: str, version: str, stage: str, *, reason: str, **kw: Any
-    ) -> ActionResult:
-        """Request (and, when gates and quorum allow, execute) a promotion."""
-        from console.services.release.actions import promote
-
-        return await notified(
-            self, model, lambda: promote(self, model, version, stage, reason=reason, **kw)
-        )
-
-    async def approve(self, model: str, version: str, stage: str, **kw: Any) -> ActionResult:
-        """Approve the pending request; executes it when this approval completes the quorum."""
-        from console.services.release.actions import approve
-
-        return await notified(self, model, lambda: approve(self, model, version, stage, **kw))
-
-    async def reject(self, model: str, version: str, stage: str, **kw: Any) -> ActionResult:
-        """Reject the pending request (the requester withdrawing it cancels it)."""
-        from console.services.release.actions import reject
-
-        return await notified(self, model, lambda: reject(self, model, version, stage, **kw))
-
     async def plan_rollback(
         self, model: str, *, stage: str | None = None, to_version: str | None = None
     ) -> Plan:
-        """Preview rolling ``stage`` (default: production) back to the previous version."""
-        from console.services.release.rollback import plan_rollback
+        """Preview rolling ``stage`` (default: production) back to the previous version: from,
+        to, gates (shown, not blocking), confirmation."""
+        ctx = await self._rollback_context(model, stage, to_version)
+        confirm = self.config.policy.rollback_for(ctx.stage).confirm_model_name
+        return self.build_plan(ctx, self.identity(), confirm_name=confirm)
 
-        return await plan_rollback(self, model, stage=stage, to_version=to_version)
+    # -- actions -------------------------------------------------------------------------
+
+    async def _notified(self, model: str | None, action: Callable[[], Awaitable[T]]) -> T:
+        """Run a release action: record the expiries of ``model`` it sees, run it, then settle
+        its notifications."""
+        if model is not None:
+            await self._record_expiries(model)
+        return await self.notices.after(action())
+
+    async def _record_expiries(self, model: str) -> int:
+        """The expired requests of ``model`` recorded once, by an actor who may act."""
+        actor = self.identity()
+        if self.read_only or actor_role(actor, self.config.roles) not in ACTING_ROLES:
+            return 0
+        views, _ = await self.folded(model)
+        return await record_expiries(self.journal(actor), views.values(), self.config.policy)
+
+    async def promote(
+        self,
+        model: str,
+        version: str,
+        stage: str,
+        *,
+        reason: str,
+        ack_schema_change: bool = False,
+        override_window: bool = False,
+        evidence_hash: str | None = None,
+        ack_rolled_back: bool = False,
+    ) -> ActionResult:
+        """Request (and, when gates and quorum allow, execute) a promotion; with the stage
+        already there, finish its deploy."""
+
+        async def run() -> ActionResult:
+            actor, role = await self.admit("promote", model, version, stage)
+            text = d.need_reason(reason, "promote")
+            ctx = await self.context(
+                model, version, stage, ack=ack_schema_change, acting=True,
+                ack_rolled_back=ack_rolled_back,
+            )  # fmt: skip
+            j = self.journal(actor)
+            if override_window and role != "admin":
+                exc = Refused(
+                    f"--override-window needs the admin role; {j.user} is {role}", kind="role"
+                )
+                await self._refuse(j, ctx, rq.OVERRIDE, exc, text)
+            if ctx.target.current == ctx.version.version:
+                return await self._finish_deploy(ctx, j, text)
+            refusal = d.gate_refusal(ctx, evidence_hash, "promote")
+            if refusal is not None:
+                await self._refuse(j, ctx, rq.PROMOTE, refusal, text)
+            rid, created = await self._open_request(ctx, j, text)
+            if override_window:
+                await self._override_window(ctx, actor, j, rid, text)
+            ctx = await self.refresh(ctx)
+            return await self._advance(ctx, actor, j, text, action=ctx.op, created=created)
+
+        return await self._notified(model, run)
+
+    async def approve(
+        self,
+        model: str,
+        version: str,
+        stage: str,
+        *,
+        comment: str = "",
+        evidence_hash: str | None = None,
+    ) -> ActionResult:
+        """Approve the pending request, bound to this version and the evidence shown; executes
+        it when this approval completes the quorum."""
+
+        async def run() -> ActionResult:
+            actor, role = await self.admit("approve", model, version, stage)
+            ctx = await self.context(model, version, stage, op=None, acting=True)
+            j = self.journal(actor)
+            kind, why = d.why_not_approver(ctx, actor, read_only=self.read_only)
+            if why:
+                await self._refuse(
+                    j, ctx, rq.APPROVE, Refused(f"approve refused: {why}", kind=kind)
+                )
+            assert ctx.pending is not None
+            moved = d.moved_refusal(ctx)
+            if moved is not None:
+                await self._refuse(j, ctx, rq.APPROVE, moved)
+            refusal = d.gate_refusal(ctx, evidence_hash, "approve") or d.binding_refusal(ctx)
+            if refusal is not None:
+                await self._refuse(j, ctx, rq.APPROVE, refusal, comment)
+            await j.write(
+                rq.APPROVE, model=model, version=ctx.version.version, stage=stage,
+                before=ctx.expected, after=ctx.version.version, reason=comment,
+                result="approved", request_id=ctx.pending.id,
+                details={"evidence_hash": ctx.evidence, "role": role,
+                         "gates": [gate_doc(q) for q in ctx.quality]},
+            )  # fmt: skip
+            ctx = await self.refresh(ctx)
+            reason = ctx.pending.request.reason if ctx.pending else comment
+            return await self._advance(ctx, actor, j, reason, action=rq.APPROVE)
+
+        return await self._notified(model, run)
+
+    async def reject(
+        self, model: str, version: str, stage: str, *, comment: str = ""
+    ) -> ActionResult:
+        """Reject the pending request (the requester withdrawing it cancels it)."""
+
+        async def run() -> ActionResult:
+            actor, role = await self.admit("reject", model, version, stage)
+            ctx = await self.context(model, version, stage, op=None, acting=True)
+            version_ = ctx.version.version
+            j = self.journal(actor)
+            view = ctx.pending
+            if view is None:
+                why = d.why_not_approver(ctx, actor, read_only=self.read_only)[1]
+                exc = Refused(f"reject refused: {why}", kind="policy")
+                await self._refuse(j, ctx, rq.REJECT, exc, comment)
+            decided = d.rejection(ctx, j.user, role)
+            if isinstance(decided, Refused):
+                await self._refuse(j, ctx, rq.REJECT, decided, comment)
+            action, status = decided
+            await j.write(
+                action, model=model, version=version_, stage=stage, before=ctx.expected,
+                after=version_, reason=comment, result=status, request_id=view.id,
+                details={"evidence_hash": ctx.evidence, "role": role},
+            )  # fmt: skip
+            ctx = await self.refresh(ctx)
+            done = ctx.views.get(view.id, view)
+            return ActionResult(
+                action=action, status=status, model=model, version=version_, stage=stage,
+                message=f"{view.id} {status} by {j.user}" + (f": {comment}" if comment else ""),
+                request=rq.request_doc(done), events=tuple(j.written),
+                warnings=(*ctx.notices, *j.notes),
+            )  # fmt: skip
+
+        return await self._notified(model, run)
 
     async def rollback(
-        self, model: str, *, reason: str, confirmation: str, **kw: Any
+        self,
+        model: str,
+        *,
+        reason: str,
+        confirmation: str,
+        stage: str | None = None,
+        to_version: str | None = None,
     ) -> ActionResult:
-        """Roll back after a reason and the typed confirmation the policy asks for."""
-        from console.services.release.rollback import rollback
+        """Roll ``stage`` back (to ``to_version`` or the previous version) after a reason and
+        the typed confirmation the policy asks for; executes at once unless the policy wants
+        approvals."""
 
-        return await notified(
-            self,
-            model,
-            lambda: rollback(self, model, reason=reason, confirmation=confirmation, **kw),
-        )
+        async def run() -> ActionResult:
+            stage_name = stage or self.config.prod_stage
+            policy = self.config.policy.rollback_for(stage_name)
+            actor, _ = await self.admit(
+                "rollback", model, to_version or "", stage_name, tuple(policy.roles)
+            )
+            if not reason.strip():
+                raise Refused("rollback needs a reason (--reason TEXT)", kind="usage")
+            if policy.confirm_model_name and confirmation != model:
+                raise Refused(
+                    f"rollback not confirmed: type the model name {model!r} to confirm",
+                    kind="usage",
+                )
+            ctx = await self._rollback_context(model, stage_name, to_version, acting=True)
+            j = self.journal(actor)
+            text = reason.strip()
+            if ctx.target.current == ctx.version.version:
+                return await self._finish_deploy(ctx, j, text)
+            await self._open_request(ctx, j, text)
+            ctx = await self.refresh(ctx)
+            return await self._advance(ctx, actor, j, text, action=rq.ROLLBACK, created=True)
+
+        return await self._notified(model, run)
 
     async def reconcile(self) -> list[Reconciled]:
         """Resolve intents that never got an outcome by reading the registry back."""
-        return await notified(self, None, self.executor.reconcile)
+        return await self._notified(None, self.executor.reconcile)
 
     async def pending(self, model: str | None = None) -> list[rq.RequestView]:
         """Requests still waiting for approvals (of ``model``)."""
         return (await self.folded(model))[1]
+
+    # -- the steps of the actions ------------------------------------------------------------
+
+    async def _rollback_context(
+        self, model: str, stage: str | None, to_version: str | None, *, acting: bool = False
+    ) -> Context:
+        stage = stage or self.config.prod_stage
+        self.check_stage(stage)
+        target, passed = await rollback_target(self.ws, self.settings(), model, stage, to_version)
+        ctx = await self.context(model, target, stage, op=rq.ROLLBACK, acting=acting)
+        if passed:
+            note = f"rolling back to {target}, not to an earlier holder of {stage}: "
+            ctx = replace(ctx, notices=(note + "; ".join(passed), *ctx.notices))
+        return ctx
+
+    async def _refuse(
+        self, j: Journal, ctx: Context, action: str, exc: Refused, reason: str = ""
+    ) -> NoReturn:
+        """Record a refused attempt (best effort), then raise it."""
+        rid = ctx.pending.id if ctx.pending else ""
+        await j.try_write(
+            action, model=ctx.model, version=ctx.version.version, stage=ctx.stage,
+            before=ctx.expected, after=ctx.version.version, reason=reason or exc.message,
+            result=rq.REFUSED, request_id=rid,
+            details={"refusal": exc.message, "kind": exc.kind,
+                     "gates": [gate_doc(q) for q in exc.gates]},
+        )  # fmt: skip
+        raise exc
+
+    async def _open_request(self, ctx: Context, j: Journal, reason: str) -> tuple[str, bool]:
+        """The pending request for this move, or a new one (a stale one is cancelled first).
+        Returns (request id, created)."""
+        model, version, stage = ctx.model, ctx.version.version, ctx.stage
+        view = ctx.pending
+        stale = d.stale_request(ctx) if view is not None else ""
+        if view is not None and stale:
+            await j.write(
+                rq.CANCEL, model=model, version=version, stage=stage, request_id=view.id,
+                reason=f"superseded: {stale}", result="cancelled",
+            )  # fmt: skip
+            view = None
+        if view is not None:
+            return view.id, False
+        rid = self.new_id()
+        await j.write(
+            rq.REQUEST, model=model, version=version, stage=stage, before=ctx.expected,
+            after=version, reason=reason, result="pending", request_id=rid,
+            details=d.request_details(ctx),
+        )  # fmt: skip
+        return rid, True
+
+    async def _override_window(
+        self, ctx: Context, actor: Actor, j: Journal, rid: str, reason: str
+    ) -> None:
+        """An admin lifting a closed change window: recorded before the request advances."""
+        window = d.process_gates(ctx, actor, self.clock())[0]
+        if window.gate == "window" and not window.passed:
+            await j.write(
+                rq.OVERRIDE, model=ctx.model, version=ctx.version.version, stage=ctx.stage,
+                request_id=rid, reason=reason, result="overridden",
+                details={"gate": "window", "observed": window.observed,
+                         "threshold": window.threshold},
+            )  # fmt: skip
+
+    async def _advance(
+        self,
+        ctx: Context,
+        actor: Actor,
+        j: Journal,
+        reason: str,
+        *,
+        action: str,
+        created: bool = False,
+    ) -> ActionResult:
+        """Execute the pending request when the window and the quorum allow; else say what
+        waits."""
+        view = ctx.pending
+        assert view is not None
+        process = d.process_gates(ctx, actor, self.clock())
+        waiting = [p for p in process if not p.passed]
+        if not waiting:
+            result = await self.executor.execute(ctx, view, j, reason)
+            with contextlib.suppress(ReleaseError):  # the move is recorded; this is for display
+                ctx = await self.refresh(ctx)
+            done = ctx.views.get(view.id, view)
+            return result.model_copy(
+                update={"action": action, "request": rq.request_doc(done),
+                        "gates": (*ctx.quality, *process)}
+            )  # fmt: skip
+        quorum_ok = all(p.passed for p in process if p.gate == "approvals")
+        what = "; ".join(p.detail for p in waiting)
+        if quorum_ok:  # only the change window holds it back: that is a refusal, not a wait
+            raise Refused(
+                f"{view.id} has its approvals but {what}; run `promote` again inside the "
+                "window, or an admin adds --override-window",
+                kind="policy",
+                gates=(*ctx.quality, *process),
+            )
+        status = "requested" if created else "pending"
+        return ActionResult(
+            action=action, status=status, model=ctx.model, version=ctx.version.version,
+            stage=ctx.stage, message=f"{view.id} ({principal(actor)}) {status}: waiting for {what}",
+            request=rq.request_doc(view), gates=(*ctx.quality, *process),
+            plan=self.build_plan(ctx, actor), events=tuple(j.written),
+            warnings=(*ctx.notices, *j.notes),
+        )  # fmt: skip
+
+    async def _finish_deploy(self, ctx: Context, j: Journal, reason: str) -> ActionResult:
+        """The stage already points at the version: run its deploy if the last one did not
+        succeed."""
+        version, stage, executor = ctx.version.version, ctx.stage, self.executor
+        last = d.unfinished_deploy(ctx, deploys=self.ws.deploy is not None)
+        if last is None:
+            return executor.result(
+                ctx,
+                j,
+                "already",
+                f"{stage} of {ctx.model} already points at {version}; nothing to do",
+            )
+        status, msg, nxt = await executor.deploy(
+            j, ctx.model, version, stage, last.request_id, reason, last.before or None
+        )
+        warnings = await executor.anchor()
+        return executor.result(
+            ctx, j, status, f"{stage} of {ctx.model} points at {version}; {msg}", nxt=nxt,
+            warnings=warnings,
+        )  # fmt: skip

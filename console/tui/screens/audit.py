@@ -151,7 +151,7 @@ class RequestEnd:
 
 def request_ends(events: Iterable[Any]) -> dict[str, RequestEnd]:
     """Each request's state as its events say (folded as the release service does)."""
-    from console.services.release.requests import fold_requests
+    from console.services.release.request_fold import fold_requests
 
     return {
         rid: RequestEnd(

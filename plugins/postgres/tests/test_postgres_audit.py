@@ -191,7 +191,7 @@ async def test_a_kept_request_fold_sees_another_connections_appends(
 ) -> None:
     """The release service keeps its fold of the requests and reads only the events after the
     newest one folded: appends by another process (its own connection) are seen at once."""
-    from console.services.release.request_log import RequestLog
+    from console.services.release.request_fold import RequestLog
 
     def event(action: str, **over: Any) -> AuditEvent:
         return make_event(0, action=action, model="churn", request_id="req-1", **over)

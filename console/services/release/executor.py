@@ -11,22 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
+from console.config import ConsoleConfig
 from console.domain import AuditEvent, RegistryEvent, RegistryEventKind, StageAssignment
 from console.logs import excerpt
 from console.ports import Conflict, NotFound, StageBusy
-from console.services.release import requests as rq
+from console.services.release import request_fold as rq
+from console.services.release.context import Reader, need_registry
+from console.services.release.decisions import Context
 from console.services.release.facts import Unavailable, call, current_assignment, describe
 from console.services.release.gates import gate_doc
-from console.services.release.journal import Journal
+from console.services.release.journal import Anchoring, Journal
 from console.services.release.liveness import this_process, writer_gone
 from console.services.release.results import ActionResult, Reconciled, Refused, ReleaseError
-
-if TYPE_CHECKING:
-    from console.services.release.service import Context, ReleaseService
 
 log = logging.getLogger(__name__)
 RECONCILE_WINDOW = 5000  # newest events scanned for open intents
@@ -57,19 +57,29 @@ def wrote_for(intent: AuditEvent, history: Sequence[RegistryEvent]) -> RegistryE
     return None
 
 
-def command(svc: ReleaseService, *args: str) -> str:
+def command(config: ConsoleConfig, *args: str) -> str:
     """A copy-pasteable ``cd4ml-console`` command for this workspace."""
-    where = (
-        ["--config", str(svc.config.source)] if svc.config.source else ["-w", str(svc.config.root)]
-    )
+    where = ["--config", str(config.source)] if config.source else ["-w", str(config.root)]
     return shlex.join(["cd4ml-console", *where, *args])
 
 
 class Executor:
     """Runs approved moves and deploys, and reconciles what a crash left open."""
 
-    def __init__(self, svc: ReleaseService) -> None:
-        self.svc = svc
+    def __init__(
+        self,
+        reader: Reader,
+        *,
+        journal: Callable[[], Journal],
+        anchoring: Callable[[], Anchoring],
+    ) -> None:
+        """``journal``: a journal for the current actor (reconciliation writes with it);
+        ``anchoring``: the audit log's anchor, advanced after each action."""
+        self.reader = reader
+        self.ws = reader.ws
+        self.s = reader.s
+        self.journal = journal
+        self.anchoring = anchoring
 
     # -- the move ------------------------------------------------------------------------
 
@@ -77,7 +87,7 @@ class Executor:
         self, ctx: Context, view: rq.RequestView, j: Journal, reason: str
     ) -> ActionResult:
         """Move the stage pointer (CAS on what the approvers saw), then deploy and anchor."""
-        svc, registry = self.svc, self.svc.port("registry")
+        s, registry = self.s, need_registry(self.ws)
         model, stage, target = ctx.model, ctx.stage, ctx.version.version
         expected, op = view.request.from_version, view.op
         now = await self.stage_now(model, stage)
@@ -97,7 +107,7 @@ class Executor:
             assigned = await asyncio.wait_for(
                 registry.assign(model, target, stage, actor=j.user, message=message,
                                 expected=expected, **extra),
-                svc.write_timeout,
+                s.write_timeout,
             )  # fmt: skip
         except Conflict as exc:
             who = f" by {exc.changed_by}" if exc.changed_by else ""
@@ -121,10 +131,10 @@ class Executor:
         return await self.after_move(ctx, j, view.id, reason, expected, op)
 
     async def stage_now(self, model: str, stage: str) -> StageAssignment | None:
-        svc = self.svc
+        s = self.s
         try:
             return await current_assignment(
-                svc.port("registry"), model, stage, svc.timeout, svc.config
+                need_registry(self.ws), model, stage, s.timeout, s.config
             )
         except Unavailable as exc:
             raise ReleaseError(f"registry: {exc}; nothing was changed") from None
@@ -137,7 +147,7 @@ class Executor:
         now: StageAssignment | None,
         seen: str,
         why: str = "",
-    ) -> None:
+    ) -> NoReturn:
         """The stage is no longer where the request expects it: record and refuse."""
         model, stage, target = ctx.model, ctx.stage, ctx.version.version
         actual, expected = (now.version if now else None), view.request.from_version
@@ -155,10 +165,10 @@ class Executor:
     async def check_commit(self, ctx: Context, view: rq.RequestView) -> None:
         """The version must still be registered at the commit the request named: a version
         tag re-created on another commit is a new release, not the one requested."""
-        svc, model, version = self.svc, ctx.model, ctx.version.version
+        s, model, version = self.s, ctx.model, ctx.version.version
         try:
-            versions = await call("registry", svc.port("registry").versions(model),
-                                  svc.timeout, svc.config)  # fmt: skip
+            versions = await call("registry", need_registry(self.ws).versions(model),
+                                  s.timeout, s.config)  # fmt: skip
         except Unavailable as exc:
             raise ReleaseError(f"registry: {exc}; nothing was changed") from None
         now = next((v.commit for v in versions if v.version == version), "")
@@ -177,7 +187,7 @@ class Executor:
         (same host), or it is older than any write could still take."""
         if writer_gone(intent.details.get("process")):
             return True
-        return self.svc.clock() - intent.at > self.svc.lock_stale
+        return self.s.clock() - intent.at > self.s.lock_stale
 
     async def take_stage(
         self, j: Journal, ctx: Context, view: rq.RequestView, reason: str
@@ -221,8 +231,8 @@ class Executor:
         self, j: Journal, ctx: Context, view: rq.RequestView, busy: StageBusy
     ) -> Refused:
         """Another writer holds the stage: record the attempt, and say who and since when."""
-        age = max(0, int((self.svc.clock() - busy.intent.at).total_seconds()))
-        wait = max(0, int(self.svc.lock_stale.total_seconds()) - age)
+        age = max(0, int((self.s.clock() - busy.intent.at).total_seconds()))
+        wait = max(0, int(self.s.lock_stale.total_seconds()) - age)
         msg = (
             f"nothing changed: {busy.message}, {age}s ago; wait for it to finish (if that "
             f"console stopped, its intent is reconciled in {wait}s, or at once on its host)"
@@ -243,21 +253,21 @@ class Executor:
     ) -> ActionResult | None:
         """After a failed or timed-out move, record what the registry says is true.
         Returns None when the move did happen (the caller goes on to deploy)."""
-        svc, model, stage, target = self.svc, ctx.model, ctx.stage, ctx.version.version
-        why = describe(exc, "registry", svc.write_timeout, svc.config)
+        s, model, stage, target = self.s, ctx.model, ctx.stage, ctx.version.version
+        why = describe(exc, "registry", s.write_timeout, s.config)
         expected = intent.before or None
-        unsynced = await svc.sync_registry(strict=False)  # the remote may have taken it
+        unsynced = await self.reader.sync_registry(strict=False)  # the remote may have taken it
         try:
             if unsynced:
                 raise Unavailable(f"the registry's remote could not be fetched: {unsynced}")
             now = await current_assignment(
-                svc.port("registry"), model, stage, svc.timeout, svc.config
+                need_registry(self.ws), model, stage, s.timeout, s.config
             )
         except Unavailable as err:
             msg = (
                 f"the outcome is unknown: moving {stage} of {model} to {target} failed ({why}) "
                 f"and reading it back failed too ({err}). Nothing is retried; check with "
-                f"`{command(svc, 'status', model)}` — intent seq {intent.seq} is reconciled on "
+                f"`{command(s.config, 'status', model)}` — intent seq {intent.seq} is reconciled on "
                 "the next start"
             )
             return self.result(ctx, j, "unknown", msg)
@@ -339,14 +349,16 @@ class Executor:
         before: str | None,
     ) -> tuple[str, str, str]:
         """(status, message, next command). No deploy backend: nothing to run."""
-        svc = self.svc
-        deployer = svc.ws.get("deploy")
+        s = self.s
+        deployer = self.ws.deploy
         if deployer is None:
             return "executed", "", ""
-        retry = command(svc, "promote", model, version, "--to", stage, "--reason",
+        retry = command(s.config, "promote", model, version, "--to", stage, "--reason",
                         f"finish deploy of {request_id}")  # fmt: skip
         revert = (
-            command(svc, "rollback", model, "--stage", stage, "--to", before, "--reason", "REASON")
+            command(
+                s.config, "rollback", model, "--stage", stage, "--to", before, "--reason", "REASON"
+            )
             if before
             else ""
         )
@@ -371,7 +383,7 @@ class Executor:
             lost = await self._deploy_outcome(j, intent, rq.UNKNOWN, msg)
             return "unknown", f"{msg}; check the deployment, then {finish}{lost}", retry
         except Exception as exc:
-            why = describe(exc, "deploy", limit, svc.config)
+            why = describe(exc, "deploy", limit, s.config)
             if "timed out" in why:  # the deployer gave up waiting: the effect is unknown
                 msg = f"the registry moved, but the deploy did not finish: {why}"
                 lost = await self._deploy_outcome(j, intent, rq.UNKNOWN, msg)
@@ -396,7 +408,7 @@ class Executor:
     async def anchor(self) -> tuple[str, ...]:
         """Anchor the audit head in the git ref; a failure is a warning, never an error."""
         try:
-            await self.svc.anchoring().advance()
+            await self.anchoring().advance()
         except Exception as exc:
             log.warning("audit anchor not moved: %s", exc)
             return (f"the audit anchor was not moved: {describe(exc, 'audit anchor', 0)}",)
@@ -424,14 +436,14 @@ class Executor:
     async def reconcile(self) -> list[Reconciled]:
         """Intents without an outcome whose writer can no longer be writing: read the
         registry, record what is true (read-only mode only reports them)."""
-        svc = self.svc
-        store = svc.ws.get("audit")
+        s = self.s
+        store = self.ws.audit
         if store is None:
             return []
         try:
-            count, _ = await asyncio.wait_for(store.head(), svc.timeout)
+            count, _ = await asyncio.wait_for(store.head(), s.timeout)
             events = await asyncio.wait_for(
-                store.events(since_seq=max(0, count - RECONCILE_WINDOW)), svc.timeout
+                store.events(since_seq=max(0, count - RECONCILE_WINDOW)), s.timeout
             )
         except Exception as exc:
             log.warning("reconcile: audit unreadable: %s", exc)
@@ -443,9 +455,40 @@ class Executor:
         due = [e for e in open_ if self.due(e)]
         if not due:
             return []
-        j = svc.journal(svc.identity())
+        j = self.journal()
         out = [await self.reconcile_one(j, intent) for intent in due]
         if j.written:
+            await self.anchor()
+        return out
+
+    async def open_intent_notices(self, model: str, *, settle: bool) -> list[str]:
+        """Every open (locking) intent of ``model``, named; with ``settle``, those whose writer
+        is gone are reconciled first (their outcome is recorded from the registry's truth)."""
+        s, store = self.s, self.ws.audit
+        lister = getattr(store, "open_intents", None)
+        if not callable(lister):
+            return []
+        try:
+            opened = await call("audit", lister(model=model), s.timeout, s.config)
+        except Unavailable as exc:
+            return [f"the open intents of {model} can not be read: {exc}"]
+        out: list[str] = []
+        j: Journal | None = None
+        for intent in opened:
+            stale = self.is_stale(intent)
+            if settle and stale and not s.read_only:
+                j = j or self.journal()
+                out.append(reconciled_note(await self.reconcile_one(j, intent)))
+                continue
+            age = int((s.clock() - intent.at).total_seconds())
+            op = intent.details.get("op", "move")
+            out.append(
+                f"intent seq {intent.seq} ({op} {model} {intent.after or 'nothing'} to "
+                f"{intent.stage} by {intent.actor}, {max(age, 0)}s ago) has no outcome yet: "
+                + ("its console is gone; the next action reconciles it" if stale
+                   else "it may still be running")
+            )  # fmt: skip
+        if j is not None and j.written:
             await self.anchor()
         return out
 
@@ -454,16 +497,16 @@ class Executor:
         deploy may take minutes)."""
         if intent.details.get("op") in LOCKING_OPS:
             return self.is_stale(intent)
-        return self.svc.clock() - intent.at > self.svc.reconcile_grace
+        return self.s.clock() - intent.at > self.s.reconcile_grace
 
     async def judge(self, intent: AuditEvent) -> tuple[str, str]:
         """(result, why) of an intent's move, from the registry's own history first."""
-        svc, op = self.svc, str(intent.details.get("op", ""))
+        s, op = self.s, str(intent.details.get("op", ""))
         model, stage, target = intent.model, intent.stage, intent.after
-        registry = svc.port("registry")
-        await svc.sync_registry()
-        history = await call("registry", registry.history(model), svc.timeout, svc.config)
-        now = await current_assignment(registry, model, stage, svc.timeout, svc.config)
+        registry = need_registry(self.ws)
+        await self.reader.sync_registry()
+        history = await call("registry", registry.history(model), s.timeout, s.config)
+        now = await current_assignment(registry, model, stage, s.timeout, s.config)
         actual = now.version if now else None
         since = f"; {stage} has since moved to {actual or 'nothing'}" if actual != target else ""
         ev = wrote_for(intent, history)
@@ -492,7 +535,7 @@ class Executor:
 
     async def reconcile_one(self, j: Journal, intent: AuditEvent) -> Reconciled:
         """Record the outcome of one open intent (its lock is released by the record)."""
-        svc, op = self.svc, str(intent.details.get("op", ""))
+        s, op = self.s, str(intent.details.get("op", ""))
         model, stage, target = intent.model, intent.stage, intent.after
         if op == "deploy":
             result, msg = (
@@ -501,7 +544,14 @@ class Executor:
                     f"the deploy of {model} {target} to {stage} (by {intent.actor}) never reported "
                     f"back; check the deployment, then: "
                     + command(
-                        svc, "promote", model, target, "--to", stage, "--reason", "finish deploy"
+                        s.config,
+                        "promote",
+                        model,
+                        target,
+                        "--to",
+                        stage,
+                        "--reason",
+                        "finish deploy",
                     )
                 ),
             )
@@ -513,12 +563,12 @@ class Executor:
                     intent_seq=intent.seq, op=op, model=model, stage=stage, version=target,
                     result=rq.UNKNOWN, message=f"still open: the registry can not be read ({exc})",
                 )  # fmt: skip
-            if result == rq.EXECUTED and svc.ws.get("deploy") is not None:
+            if result == rq.EXECUTED and self.ws.deploy is not None:
                 msg += "; its deploy may not have run: " + command(
-                    svc, "promote", model, target, "--to", stage, "--reason", "finish deploy"
+                    s.config, "promote", model, target, "--to", stage, "--reason", "finish deploy"
                 )
         seq = None
-        if not svc.read_only:
+        if not s.read_only:
             try:
                 ev = await j.write(
                     rq.OUTCOME, model=model, version=target, stage=stage, before=intent.before,
