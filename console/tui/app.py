@@ -24,8 +24,9 @@ from textual.widgets import Input
 
 from console.domain.text import escape_controls
 from console.logs import redact
+from console.tui.actions import ReleaseActions, is_mutating
 from console.tui.clock import Clock, clock_from_env
-from console.tui.release_app import ReleaseActions
+from console.tui.screens.base import ConsoleScreen
 from console.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, load_themes
 
 if TYPE_CHECKING:
@@ -34,9 +35,12 @@ if TYPE_CHECKING:
     from console.config import ConsoleConfig
     from console.config.locate import Located
     from console.identity import IdentityProvider
+    from console.services.health import HealthService
+    from console.services.incidents import IncidentService
     from console.services.lineage import LineageService
     from console.services.live import LiveService
     from console.services.overview import OverviewService
+    from console.services.release import ReleaseService
     from console.services.timeline import TimelineService
     from console.services.workspace import Workspace
     from console.tui.lastframe import FrameSlot
@@ -52,9 +56,9 @@ class Services:
     lineage: LineageService
     live: LiveService
     timeline: TimelineService
-    release: Any  # console.services.release.ReleaseService
-    health: Any = None  # console.services.health.HealthService
-    incidents: Any = None  # console.services.incidents.IncidentService
+    release: ReleaseService
+    health: HealthService
+    incidents: IncidentService
 
 
 @dataclass
@@ -71,7 +75,7 @@ def _build_services(
     workspace: Workspace,
     clock: Clock,
     *,
-    release: Any | None = None,
+    release: ReleaseService | None = None,
     identity: IdentityProvider | None = None,
     read_only: bool = False,
 ) -> Services:
@@ -153,7 +157,7 @@ def resume_gc() -> None:
         gc.enable()
 
 
-class ConsoleApp(ReleaseActions):
+class ConsoleApp(App[int]):
     """cd4ml-console: the models overview, one screen per model, help, palette and themes."""
 
     TITLE = "cd4ml-console"
@@ -187,7 +191,7 @@ class ConsoleApp(ReleaseActions):
         clock: Clock | None = None,
         refresh_seconds: float | None = None,
         theme_dirs: list[Path] | None = None,
-        release: Any | None = None,
+        release: ReleaseService | None = None,
         identity: IdentityProvider | None = None,
         first_frame: FrameSlot | None = None,
     ) -> None:
@@ -206,6 +210,8 @@ class ConsoleApp(ReleaseActions):
         self.workspace = workspace
         self._owns_workspace = workspace is None
         self.read_only = read_only
+        self.actions = ReleaseActions(self)
+        self.opening_from: Screen[Any] | None = None  # a release action reads, then opens a dialog
         self.initial_model = model
         self.initial_version = version
         self._asked_model = model  # checked against the registry's list once it arrives
@@ -224,7 +230,6 @@ class ConsoleApp(ReleaseActions):
         self.services: Services | None = None
         self._release = release
         self.identity: IdentityProvider | None = identity or getattr(release, "identity", None)
-        self._actions_off: str | None = None
         self.demo_workspace = False  # a demo's colleagues may approve (console.demo.persona)
         self.ready = asyncio.Event()
         self.catalog = Catalog()
@@ -335,7 +340,7 @@ class ConsoleApp(ReleaseActions):
         self.refresh_seconds = (
             config.ui.refresh_seconds if self._refresh_override is None else self._refresh_override
         )
-        self._actions_off = None  # roles come from the config
+        self.actions.roles_changed()
 
     def _theme_from_config(self) -> None:
         """The first frame used a quick reading of the file; the validated config decides."""
@@ -432,9 +437,8 @@ class ConsoleApp(ReleaseActions):
         self._use_config(config)
         self._theme_from_config()
         self.refresh_bindings()
-        title = getattr(self.screen, "config_loaded", None)
-        if title is not None:
-            title()
+        if isinstance(self.screen, ConsoleScreen):
+            self.screen.config_loaded()
         if self.initial_model:
             self.open_model(self.initial_model, self.initial_version)
         return True
@@ -473,7 +477,7 @@ class ConsoleApp(ReleaseActions):
         if self._has_quit():
             return
         self.ready.set()
-        self.reconcile()
+        self.actions.reconcile()
 
     async def on_unmount(self) -> None:
         if self.workspace is not None and self._owns_workspace:
@@ -546,6 +550,35 @@ class ConsoleApp(ReleaseActions):
 
     # -- actions -----------------------------------------------------------------------------
 
+    @property
+    def release(self) -> ReleaseService:
+        """The release service once the workspace is open."""
+        assert self.services is not None, "the workspace is not open yet"
+        return self.services.release
+
+    def release_action(self, action_id: str) -> None:
+        """The one entry point of the release actions (see console.tui.actions)."""
+        self.actions.run(action_id)
+
+    def action_compare(self) -> None:
+        self.release_action("compare")
+
+    def action_approve(self) -> None:
+        self.release_action("approve")
+
+    def action_promote(self) -> None:
+        self.release_action("promote")
+
+    def action_rollback(self) -> None:
+        self.release_action("rollback")
+
+    def action_audit(self) -> None:
+        self.release_action("audit")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Changing actions are hidden from the footer when this session may not change anything.
+        return not (is_mutating(action) and self.actions.off())
+
     def action_help(self) -> None:
         from console.tui.screens.help import HelpScreen
 
@@ -565,9 +598,8 @@ class ConsoleApp(ReleaseActions):
         self.push_screen(GotoScreen(sorted(self.catalog.models)), done)
 
     def action_refresh(self) -> None:
-        refresh = getattr(self.screen, "refresh_data", None)
-        if refresh is not None:
-            refresh()
+        if isinstance(self.screen, ConsoleScreen):
+            self.screen.refresh_data()
 
     def action_pick_theme(self) -> None:
         from textual.command import CommandPalette
