@@ -12,8 +12,8 @@ from textual.color import Color
 
 from console.tui import actions
 from console.tui import format as fmt
-from console.tui.app import match_model, no_such_model
 from console.tui.clock import clock_from_env, parse_now
+from console.tui.goto import match_model, no_such_model
 from console.tui.themes import ThemeFileError, load_themes, parse_theme, theme_dirs
 from console.tui.widgets.columns import CroppedLines
 from console.tui.widgets.vtable import Column, fit_columns
