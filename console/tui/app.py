@@ -10,7 +10,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -25,7 +25,7 @@ from console.tui.actions import ReleaseActions, is_mutating
 from console.tui.clock import Clock, clock_from_env
 from console.tui.firstframe import keep_first_frame, over_shown_frame
 from console.tui.gctune import resume_gc
-from console.tui.goto import go_to, match_model, no_such_model
+from console.tui.goto import Navigator
 from console.tui.screens.base import ConsoleScreen
 from console.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, load_themes
 from console.tui.typeahead import TypeAhead
@@ -41,24 +41,14 @@ if TYPE_CHECKING:
     from console.tui.lastframe import FrameSlot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def _model_commands() -> type:
-    from console.tui.commands import ModelCommands
+def _commands(name: str) -> type:
+    """A palette provider of console.tui.commands, imported when the palette first opens."""
+    from console.tui import commands
 
-    return ModelCommands
-
-
-def _version_commands() -> type:
-    from console.tui.commands import VersionCommands
-
-    return VersionCommands
-
-
-def _action_commands() -> type:
-    from console.tui.commands import ActionCommands
-
-    return ActionCommands
+    return cast(type, getattr(commands, name))
 
 
 class ConsoleApp(TypeAhead):
@@ -75,9 +65,10 @@ class ConsoleApp(TypeAhead):
         Binding("ctrl+t", "pick_theme", "Theme", show=False),
         Binding("A", "audit", "Audit log", show=False),
     ]
-    COMMANDS: ClassVar[set[Any]] = {_model_commands, _version_commands, _action_commands} | set(
-        App.COMMANDS
-    )
+    COMMANDS: ClassVar[set[Any]] = {
+        functools.partial(_commands, name)
+        for name in ("ModelCommands", "VersionCommands", "ActionCommands")
+    } | set(App.COMMANDS)
 
     def __init__(
         self,
@@ -115,9 +106,7 @@ class ConsoleApp(TypeAhead):
         self._owns_workspace = workspace is None
         self.read_only = read_only
         self.actions = ReleaseActions(self)
-        self.initial_model = model
-        self.initial_version = version
-        self._asked_model = model  # checked against the registry's list once it arrives
+        self.nav = Navigator(self, model, version)
         self.clock: Clock = clock or clock_from_env()
         self._refresh_override = refresh_seconds
         self.refresh_seconds = 0.0
@@ -228,34 +217,38 @@ class ConsoleApp(TypeAhead):
             self.call_after_refresh(keep_first_frame, self, self.first_frame)
         self.call_after_refresh(resume_gc)
         self.call_after_refresh(self._open_workspace)
-        if self.initial_model and self.config is not None:
-            self.open_model(self.initial_model, self.initial_version)
+        if self.config is not None:
+            self.nav.open_initial()
 
     async def _validate_config(self) -> bool:
         """Validate the config off the UI thread; on a problem exit saying what to fix."""
-        from console.config.locate import ConfigError
-
         assert self._load_config is not None
-        try:
-            config = await asyncio.to_thread(self._load_config)
-        except ConfigError as exc:
-            self.exit(None, return_code=2, message=str(exc))
-            return False
-        except Exception as exc:  # never a traceback on screen; details go to the log
-            log.exception("reading the config failed")
-            said = redact(str(exc))
-            self.exit(None, return_code=1, message=f"Could not read the config: {said}")
-            return False
-        if self._has_quit():  # quit (q, Ctrl+C) while the config loaded: nothing to show it on
+        config = await self._in_thread("read the config", self._load_config)
+        if (
+            config is None or self._has_quit()
+        ):  # quit (q, Ctrl+C) while the config loaded: nothing to show it on
             return False
         self._use_config(config)
         self._theme_from_config()
         self.refresh_bindings()
         if isinstance(self.screen, ConsoleScreen):
             self.screen.config_loaded()
-        if self.initial_model:
-            self.open_model(self.initial_model, self.initial_version)
+        self.nav.open_initial()
         return True
+
+    async def _in_thread(self, what: str, call: Callable[[], T]) -> T | None:
+        """``call()`` off the UI thread; on a problem (None) exit saying what to fix (2, a
+        config error) or what failed (1; never a traceback on screen, details in the log)."""
+        from console.config import ConfigError
+
+        try:
+            return await asyncio.to_thread(call)
+        except ConfigError as exc:
+            self.exit(None, return_code=2, message=str(exc))
+        except Exception as exc:
+            log.exception("could not %s", what)
+            self.exit(None, return_code=1, message=f"Could not {what}: {redact(str(exc))}")
+        return None
 
     def _has_quit(self) -> bool:
         """The app quit (its screens are gone, or going) while a worker waited on a thread."""
@@ -268,18 +261,11 @@ class ConsoleApp(TypeAhead):
         if self.config is None and not await self._validate_config():
             return
         if self.workspace is None:
-            from console.config import ConfigError
             from console.services.workspace import open_workspace
 
-            try:
-                self.workspace = await asyncio.to_thread(open_workspace, self.config)
-            except ConfigError as exc:
-                self.exit(None, return_code=2, message=str(exc))
-                return
-            except Exception as exc:  # never a traceback on screen; details go to the log
-                log.exception("opening the workspace failed")
-                said = redact(str(exc))
-                self.exit(None, return_code=1, message=f"Could not open the workspace: {said}")
+            opening = functools.partial(open_workspace, self.config)
+            self.workspace = await self._in_thread("open the workspace", opening)
+            if self.workspace is None:
                 return
         self.services = await asyncio.to_thread(
             functools.partial(
@@ -303,43 +289,8 @@ class ConsoleApp(TypeAhead):
     # -- navigation --------------------------------------------------------------------------
 
     def open_model(self, name: str, version: str | None = None) -> None:
-        """Show ``name``'s screen (replacing another model's screen), optionally on ``version``."""
-        from console.tui.screens.model import ModelScreen
-
-        if self.config is None:  # the first instant: open it once the config is read
-            self.initial_model, self.initial_version = name, version
-            return
-
-        current = self.screen
-        if isinstance(current, ModelScreen):
-            if current.model_name == name:
-                if version:
-                    current.select_version(version)
-                return
-            self.switch_screen(ModelScreen(name, version=version))
-            return
-        self.push_screen(ModelScreen(name, version=version))
-
-    def models_listed(self) -> None:
-        """The registry's list of models arrived (the catalog holds it). A model asked for at
-        start (`cd4ml-console open NAME`) whose screen opened before the list was known is
-        checked now: a different spelling of one model (case, a unique prefix) opens that
-        model; a name of none goes back to the overview, saying so."""
-        from console.tui.screens.model import ModelScreen
-
-        asked, self._asked_model = self._asked_model, None
-        known = self.catalog.models
-        if asked is None or asked in known:
-            return
-        screen = self.screen
-        if not isinstance(screen, ModelScreen) or screen.model_name != asked:
-            return  # the user has moved on
-        found = match_model(asked, known)
-        if found is not None:
-            self.switch_screen(ModelScreen(found, version=self.initial_version))
-        else:
-            self.pop_screen()
-            self.notify(no_such_model(asked, known), severity="warning", timeout=10)
+        """Show ``name``'s screen (see console.tui.goto)."""
+        self.nav.open_model(name, version)
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -386,7 +337,7 @@ class ConsoleApp(TypeAhead):
 
         def done(text: str | None) -> None:
             if text:
-                go_to(self, text)
+                self.nav.go_to(text)
 
         self.push_screen(GotoScreen(sorted(self.catalog.models)), done)
 

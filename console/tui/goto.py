@@ -34,24 +34,79 @@ def parse_goto(text: str) -> GoTo | None:
     return GoTo("model", " ".join(words))
 
 
-def go_to(app: ConsoleApp, text: str) -> None:
-    """Run the `:` command ``text`` on ``app``."""
-    command = parse_goto(text)
-    if command is None:
-        return
-    if command.kind == "quit":
-        app.exit(0)
-    elif command.kind == "theme":
-        app.switch_theme(command.arg)
-    elif command.kind == "help":
-        app.action_help()
-    else:
+class Navigator:
+    """Where the app goes: a model's screen, asked for at start (`cd4ml-console open NAME`),
+    by `:`, the palette or Enter on the overview."""
+
+    def __init__(self, app: ConsoleApp, model: str | None, version: str | None) -> None:
+        self.app = app
+        self.initial_model, self.initial_version = model, version
+        self._asked = model  # checked against the registry's list once it arrives
+
+    def open_initial(self) -> None:
+        """Open the model asked for at start, if any (once the config is read)."""
+        if self.initial_model:
+            self.open_model(self.initial_model, self.initial_version)
+
+    def open_model(self, name: str, version: str | None = None) -> None:
+        """Show ``name``'s screen (replacing another model's screen), optionally on ``version``."""
+        from console.tui.screens.model import ModelScreen
+
+        app = self.app
+        if app.config is None:  # the first instant: open it once the config is read
+            self.initial_model, self.initial_version = name, version
+            return
+        current = app.screen
+        if isinstance(current, ModelScreen):
+            if current.model_name == name:
+                if version:
+                    current.select_version(version)
+                return
+            app.switch_screen(ModelScreen(name, version=version))
+            return
+        app.push_screen(ModelScreen(name, version=version))
+
+    def models_listed(self) -> None:
+        """The registry's list of models arrived (the catalog holds it). A model asked for at
+        start whose screen opened before the list was known is checked now: a different
+        spelling of one model (case, a unique prefix) opens that model; a name of none goes
+        back to the overview, saying so."""
+        from console.tui.screens.model import ModelScreen
+
+        app = self.app
+        asked, self._asked = self._asked, None
         known = app.catalog.models
-        found = match_model(command.arg, known) if known else command.arg
+        if asked is None or asked in known:
+            return
+        screen = app.screen
+        if not isinstance(screen, ModelScreen) or screen.model_name != asked:
+            return  # the user has moved on
+        found = match_model(asked, known)
         if found is not None:
-            app.open_model(found)
+            app.switch_screen(ModelScreen(found, version=self.initial_version))
         else:
-            app.notify(no_such_model(command.arg, known), severity="warning")
+            app.pop_screen()
+            app.notify(no_such_model(asked, known), severity="warning", timeout=10)
+
+    def go_to(self, text: str) -> None:
+        """Run the `:` command ``text``."""
+        command = parse_goto(text)
+        app = self.app
+        if command is None:
+            return
+        if command.kind == "quit":
+            app.exit(0)
+        elif command.kind == "theme":
+            app.switch_theme(command.arg)
+        elif command.kind == "help":
+            app.action_help()
+        else:
+            known = app.catalog.models
+            found = match_model(command.arg, known) if known else command.arg
+            if found is not None:
+                self.open_model(found)
+            else:
+                app.notify(no_such_model(command.arg, known), severity="warning")
 
 
 def match_model(name: str, known: Iterable[str]) -> str | None:

@@ -136,9 +136,10 @@ class OverviewScreen(ConsoleScreen):
     @work(group="models", exclusive=True)
     @tolerate_teardown
     async def load_models(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         self._start_ticking()
+        assert app.services is not None  # ready: the services are built
         models, section = await app.services.overview.list_models()
         if not self.is_attached:
             return
@@ -148,11 +149,9 @@ class OverviewScreen(ConsoleScreen):
         app.catalog.models = {m.name: m.description for m in self.models}
         self._apply_filter()
         if section.ok:
-            if getattr(app, "cache_key", None) is not None:
+            if app.cache_key is not None:
                 self.save_listing(app.cache_key)
-            listed = getattr(app, "models_listed", None)
-            if listed is not None:
-                listed()
+            app.nav.models_listed()
         self.load_pending()
         self._update_title()
         if self.is_current:  # under a model screen opened at start: rows load when shown
