@@ -21,6 +21,10 @@ from textual.app import App
 from textual.screen import Screen
 from textual.widgets import Input
 
+# Sent on to a text field, which does not take them, these bubbled up to the screen's focus
+# binding after the keys typed behind them had gone into the field.
+FOCUS_KEYS = frozenset({"tab", "shift+tab"})
+
 
 class TypeAhead(App[int]):
     """The app's key routing (ConsoleApp derives from it)."""
@@ -77,8 +81,11 @@ class TypeAhead(App[int]):
                 await super().on_event(event)
 
     async def _bound(self, event: events.Key) -> bool:
-        """Run ``event``'s binding now, unless a text field has the focus; True if one ran."""
-        if isinstance(self.focused, Input) or self.screen.maximized is not None:
+        """Run ``event``'s binding now, unless a text field has the focus (but for a key that
+        moves the focus); True if one ran."""
+        if self.screen.maximized is not None:
+            return False
+        if isinstance(self.focused, Input) and event.key not in FOCUS_KEYS:
             return False  # every text field here is an Input
         self.app_focus = True
         return await self._check_bindings(event.key, priority=True) or await self._check_bindings(
