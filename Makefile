@@ -48,10 +48,12 @@ test: $(STAMP) tools
 	$(PEERS) $(BIN)/python -m pytest -q -m quiet $(QUIET_RERUNS) $(PYTEST_ARGS) || test $$? -eq 5
 	$(PEERS) $(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not quiet" $(PYTEST_ARGS) || test $$? -eq 5
 
+# lint-imports checks the layers' import rules ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check console plugins tests bench
 	$(BIN)/ruff format --check console plugins tests bench
 	$(BIN)/mypy console
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format console plugins tests bench
@@ -61,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(GTO_VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(GTO_VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,5 +1,5 @@
 """Shared by every test, the core's and the plugins': no credential remembered for masking is
-carried from one test into the next (console.credentials masks every secret it has looked up)."""
+carried from one test into the next (console.plugins.credentials masks every secret it has looked up)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,6 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _no_remembered_secrets() -> None:
-    from console.credentials import forget_all
+    from console.plugins.credentials import forget_all
 
     forget_all()

@@ -25,7 +25,7 @@ def _status(spec: wsmod.Spec) -> Callable[[], None]:
     path = wsmod.ensure(spec).path
 
     def go() -> None:
-        from console.cli import cli
+        from console.cli.group import cli
 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
             cli(["-w", str(path), "status", "--json"], prog_name="cd4ml-console")
@@ -34,10 +34,10 @@ def _status(spec: wsmod.Spec) -> Callable[[], None]:
 
 
 def _ci_index_deep() -> None:
-    from console.backends.plugin import RunsFolderConfig
     from console.backends.runs_ci import RunsFolderCI
     from console.config import load_config
     from console.plugins import BackendContext
+    from console.plugins.options import RunsFolderConfig
 
     path = wsmod.ensure(wsmod.DEEP).path
     config = load_config(None, path)
@@ -69,7 +69,7 @@ def _tui_start(spec: wsmod.Spec) -> Callable[[], None]:
     path = wsmod.ensure(spec).path
 
     def go() -> None:
-        from console.cli import State
+        from console.cli.runtime import State
 
         config = State(path, None, None, False, False).config()
         from bench.pilot_keys import _until

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import tomllib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,7 @@ def data_facts(model: str, commit: str, dvc: bytes | None, stats: bytes | None) 
 def status(repo: Path) -> dict[str, Any]:
     config = tomllib.loads((repo / "cd4ml-console.toml").read_text())
     stages, prod = config["stages"], config["production_stage"]
+    now = datetime.now(UTC).isoformat()
     arts = read_tags(repo)
     index = yaml.load(git(repo, "show", "HEAD:artifacts.yaml"), Loader=LOADER) or {}
     configured = config.get("models", {})
@@ -224,6 +225,9 @@ def status(repo: Path) -> dict[str, Any]:
         description = (index.get(name) or {}).get("description") or configured.get(name, {}).get(
             "description", ""
         )
+        serving = {s: art["stages"][s][0] for s in stages if art["stages"].get(s)}
+        by_stage = {s: _unjudged(s, v, now) for s, v in serving.items()}
+        judged = by_stage.get(prod)
         models.append(
             {
                 "name": name,
@@ -232,7 +236,8 @@ def status(repo: Path) -> dict[str, Any]:
                 "stages": doc_stages,
                 "candidates": versions[start:],
                 "versions": len(versions),
-                "health": None,
+                "health": _prod_health(judged),
+                "health_by_stage": by_stage,
                 "errors": {},
             }
         )
@@ -246,9 +251,44 @@ def status(repo: Path) -> dict[str, Any]:
     }
 
 
+# The bench's workspaces configure no SLO and no metrics backend: every stage that holds a
+# version gets the same verdict, saying so, over the default window.
+NO_SLO = "no SLO configured (set p95_ms or error_rate in [slo] or [models.NAME.slo])"
+
+
+def _unjudged(stage: str, version: str, now: str) -> dict[str, Any]:
+    return {
+        "stage": stage, "version": version, "verdict": "unknown", "reasons": [NO_SLO],
+        "window_seconds": 600.0, "requests": None, "errors": None, "latency_p95_ms": None,
+        "error_rate": None, "covered_seconds": None, "observed_at": None, "checked_at": now,
+    }  # fmt: skip
+
+
+def _prod_health(judged: dict[str, Any] | None) -> dict[str, Any] | None:
+    if judged is None:
+        return None
+    return {
+        "stage": judged["stage"], "version": judged["version"], "latency_p95_ms": None,
+        "error_rate": None, "traffic_rps": None, "prediction_mean": None, "observed_at": None,
+        "verdict": judged["verdict"], "reasons": judged["reasons"],
+    }  # fmt: skip
+
+
 def facts(doc: dict[str, Any]) -> dict[str, Any]:
-    """A ``status --json`` document without what differs between runs and readers."""
-    return {k: v for k, v in doc.items() if k not in ("workspace", "generated_at")}
+    """A ``status --json`` document without what differs between runs and readers (when it
+    was generated, when each verdict was checked)."""
+    out = {k: v for k, v in doc.items() if k not in ("workspace", "generated_at")}
+    out["models"] = [
+        {
+            **m,
+            "health_by_stage": {
+                s: {k: v for k, v in h.items() if k != "checked_at"}
+                for s, h in (m.get("health_by_stage") or {}).items()
+            },
+        }
+        for m in doc.get("models", [])
+    ]
+    return out
 
 
 if __name__ == "__main__":

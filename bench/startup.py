@@ -26,7 +26,7 @@ def phases(workspace: Path) -> list[tuple[str, float]]:
     def mark(name: str) -> None:
         marks.append((name, (time.perf_counter() - T0) * 1e3))
 
-    from console.cli import State
+    from console.cli.runtime import State
 
     mark("console.cli imported")
     config = State(workspace, None, None, False, False).config()

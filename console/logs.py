@@ -47,10 +47,10 @@ _SHAPES = re.compile(
 
 def mask(text: str) -> str:
     """``text`` with every secret masked as ``****``: each credential the console has looked
-    up (raw, URL-encoded, base64, hex; console.credentials), key=value pairs, Authorization
+    up (raw, URL-encoded, base64, hex; console.plugins.credentials), key=value pairs, Authorization
     and Bearer/Basic values, URL userinfo and common token shapes (GitHub, GitLab, JWT, ...).
     Mask before cutting text short: a cut token is no longer found."""
-    from console.credentials import mask_known  # credentials imports pydantic: not at start
+    from console.plugins.credentials import mask_known  # credentials imports pydantic: not at start
 
     text = mask_known(text)
     text = _PAIR.sub(r"\1****", text)

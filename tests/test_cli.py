@@ -41,7 +41,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_help_is_fast_path_without_heavy_imports() -> None:
     code = (
         "import sys\n"
-        "from console.cli import cli\n"
+        "from console.cli.group import cli\n"
         "try:\n    cli(['--help'], prog_name='cd4ml-console')\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('textual', 'httpx', 'git', 'pydantic', 'prometheus_client', 'shutil', 'pathlib') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
@@ -104,7 +104,7 @@ def test_open_starts_the_tui_on_the_model_and_version(
     from click.testing import CliRunner
 
     import console.tui.app
-    from console.cli import cli
+    from console.cli.group import cli
 
     seen: dict[str, object] = {}
 

@@ -24,8 +24,9 @@ from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked
 from pydantic import SecretStr
 
-from console import cli_login, credentials
-from console.credentials import (
+from console.cli import login as cli_login
+from console.plugins import credentials
+from console.plugins.credentials import (
     Credential,
     CredentialError,
     CredentialOptions,
@@ -287,7 +288,7 @@ def test_a_credential_never_shows_its_secret() -> None:
 def test_no_frame_of_ours_ever_holds_the_secret_as_a_plain_str(
     monkeypatch: pytest.MonkeyPatch, opts: CredentialOptions
 ) -> None:
-    """Textual's crash output prints locals: trace every line of console/credentials.py."""
+    """Textual's crash output prints locals: trace every line of console/plugins/credentials.py."""
     ours = {credentials.__file__, cli_login.__file__}
     leaks: list[str] = []
 

@@ -1,4 +1,4 @@
-"""console.http_api: a body larger than MAX_BODY is refused, not read into memory; gzip
+"""console.plugins.http: a body larger than MAX_BODY is refused, not read into memory; gzip
 bodies and ordinary answers still arrive whole."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from console import http_api
-from console.http_api import HttpApi
+from console.plugins import http as http_api
+from console.plugins.http import HttpApi
 from console.ports import InvalidResponse
 
 

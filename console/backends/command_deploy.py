@@ -10,10 +10,10 @@ import shutil
 import signal
 from pathlib import Path
 
-from console.backends.plugin import CommandDeployConfig
-from console.deploy_templates import fill
 from console.logs import excerpt
 from console.plugins import BackendContext
+from console.plugins.deploy import fill
+from console.plugins.options import CommandDeployConfig
 from console.ports import BackendError, Unreachable
 
 TAIL_BYTES = 64 * 1024

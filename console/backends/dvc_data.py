@@ -16,10 +16,10 @@ import yaml
 
 from console.backends.gitcmd import CatFile, Entry, Trees, run_git
 from console.backends.lru import LRU
-from console.backends.plugin import DvcConfig
 from console.backends.yamlread import safe_load
 from console.domain import DataOutput, DataSchema, DataVersion, SchemaField
 from console.plugins import BackendContext
+from console.plugins.options import DvcConfig
 from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from console.backends.gitcmd import CatFile, run_git
-from console.backends.plugin import GitConfig
 from console.domain import Commit, DiffStat
 from console.plugins import BackendContext
+from console.plugins.options import GitConfig
 from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
 
 # One commit per NUL-terminated record (git log -z), fields separated by NUL.

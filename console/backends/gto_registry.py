@@ -38,9 +38,9 @@ from console.backends.gto_tags import (
     is_valid_name,
     is_valid_version,
 )
-from console.backends.plugin import GtoConfig
 from console.domain import Model, ModelVersion, RegistryEntry, RegistryEvent, StageAssignment
 from console.plugins import BackendContext
+from console.plugins.options import GtoConfig
 from console.ports import (
     BackendError,
     Conflict,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from console.backends.command_deploy import _kill_group, _Tail, last_line
-from console.backends.plugin import CommandNotifyConfig
 from console.plugins import BackendContext
+from console.plugins.options import CommandNotifyConfig
 from console.ports import BackendError, Unreachable
 
 

@@ -11,11 +11,17 @@ from typing import Any
 
 import httpx
 
-from console.backends.plugin import WebhookNotifyConfig
-from console.credentials import Credential, alookup, credential_name, redact_secrets, require
-from console.http_api import safe_url
 from console.logs import excerpt
 from console.plugins import BackendContext
+from console.plugins.credentials import (
+    Credential,
+    alookup,
+    credential_name,
+    redact_secrets,
+    require,
+)
+from console.plugins.http import safe_url
+from console.plugins.options import WebhookNotifyConfig
 from console.ports import BackendError, InvalidResponse, Unreachable
 
 TOKEN = "{token}"

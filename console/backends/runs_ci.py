@@ -19,9 +19,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from console.backends.plugin import RunsFolderConfig
 from console.domain import CIConclusion, CIJob, CIRun, CIStatus
 from console.plugins import BackendContext
+from console.plugins.options import RunsFolderConfig
 from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from console.backends.plugin import ScrapeConfig
 from console.domain import LiveWindow, MetricPoint, MetricSeries, ServingHealth, ShadowFigures
 from console.logs import excerpt
 from console.plugins import BackendContext
+from console.plugins.options import ScrapeConfig
 from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
 
 MAX_BODY = 20 * 1024 * 1024

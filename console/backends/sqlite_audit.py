@@ -33,9 +33,9 @@ from console.audit.chain import (
 )
 from console.audit.export import ExportMixin
 from console.audit.locks import open_locks, released_intent, takes_lock
-from console.backends.plugin import SqliteAuditConfig
 from console.domain import AuditEvent
 from console.plugins import BackendContext
+from console.plugins.options import SqliteAuditConfig
 from console.ports import AuditUnavailable, InvalidResponse, StageBusy
 
 SCHEMA_VERSION = 2

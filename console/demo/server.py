@@ -157,8 +157,8 @@ class RegistryWatcher(threading.Thread):
 
     async def _watch(self) -> None:
         from console.backends.gto_registry import GtoRegistry
-        from console.backends.plugin import GtoConfig
         from console.plugins import BackendContext
+        from console.plugins.options import GtoConfig
         from console.ports import BackendError
 
         ctx = BackendContext(

@@ -3,6 +3,11 @@
 The embedded backends register through the same group as third-party plugins: one mechanism.
 A plugin that fails to load, or declares an API version this console does not speak, is
 reported by :func:`discover` and never raises.
+
+This package is the one kit a plugin builds on (docs/plugins.md, "What a plugin may import"):
+the contract here; ``http`` (HTTP plumbing), ``credentials`` (secrets), ``deploy`` (a deploy's
+placeholders), ``audit`` (the hash chain an audit store keeps) and ``options`` (the embedded
+backends' option classes) beside it. Importing this package imports none of them.
 """
 
 from __future__ import annotations

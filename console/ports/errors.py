@@ -14,7 +14,9 @@ MAX_MESSAGE = 2000
 
 def _said(text: str, limit: int = MAX_MESSAGE) -> str:
     """A backend's words fit for a one-line message: one line, secrets masked, then cut."""
-    from console.logs import excerpt  # console.logs reaches console.credentials: not at import
+    from console.logs import (
+        excerpt,  # console.logs reaches console.plugins.credentials: not at import
+    )
 
     return excerpt(text, limit)
 

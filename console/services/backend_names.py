@@ -16,7 +16,7 @@ _MAX_WHERE = 120
 def _shown(key: str, value: str) -> str:
     """One option value fit for a message: a URL without userinfo and query, one short line."""
     if key in _URL_OPTIONS or "://" in value:
-        from console.http_api import safe_url
+        from console.plugins.http import safe_url
 
         value = safe_url(value.strip())
     else:

@@ -10,7 +10,7 @@ import contextlib
 import gc
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from console.domain import ModelVersion
 from console.ports import NotFound
 from console.services.health import HealthService, StageHealth
 from console.services.incidents import RolledBack
-from console.services.overview import ModelView, OverviewService, VersionDetail
+from console.services.overview import ModelView, OverviewService, VersionDetail, utcnow
 from console.services.workspace import Workspace
 
 STATUS_SCHEMA = "cd4ml-console/status/v1"
@@ -126,13 +126,19 @@ async def stage_verdicts(health: HealthService, view: ModelView) -> dict[str, St
     return {h.stage: h for h in await health.model(view.model.name, serving)}
 
 
-async def collect_status(ws: Workspace, model: str | None = None) -> dict[str, Any]:
+async def collect_status(
+    ws: Workspace, model: str | None = None, *, clock: Callable[[], datetime] = utcnow
+) -> dict[str, Any]:
+    """status --json's document. ``clock``: the time of the verdicts and of generated_at."""
     with fewer_collections():
-        return await _collect_status(ws, model)
+        return await _collect_status(ws, model, clock)
 
 
-async def _collect_status(ws: Workspace, model: str | None) -> dict[str, Any]:
-    service = OverviewService(ws, memory=0)  # one pass: no earlier value to fall back on
+async def _collect_status(
+    ws: Workspace, model: str | None, clock: Callable[[], datetime]
+) -> dict[str, Any]:
+    # One pass: no earlier value to fall back on.
+    service = OverviewService(ws, memory=0, clock=clock)
     models, reg = await service.list_models()
     if model is not None:
         models = [m for m in models if m.name == model]

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from console.backends.plugin import SqliteAuditConfig
 from console.backends.sqlite_audit import SqliteAuditStore
 from console.domain import AuditEvent
 from console.plugins import BackendContext
+from console.plugins.options import SqliteAuditConfig
 
 T0 = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
 

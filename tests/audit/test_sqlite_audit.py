@@ -21,7 +21,6 @@ from audit_helpers import make_event, make_store
 
 from console.audit import Problem, verify_jsonl
 from console.backends import sqlite_audit
-from console.backends.plugin import SqliteAuditConfig
 from console.backends.sqlite_audit import (
     NETWORK_FS,
     SCHEMA_VERSION,
@@ -30,6 +29,7 @@ from console.backends.sqlite_audit import (
     verify_database,
 )
 from console.plugins import BackendContext
+from console.plugins.options import SqliteAuditConfig
 from console.ports import AuditStore, AuditUnavailable
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from console.backends.plugin import SqliteAuditConfig
 from console.backends.sqlite_audit import SqliteAuditStore
 from console.domain import AuditEvent
 from console.plugins import BackendContext
+from console.plugins.options import SqliteAuditConfig
 from tests.osusers import REPO, traversable
 
 pytestmark = pytest.mark.skipif(
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 READER = r"""
 import asyncio, json, sys
 from pathlib import Path
-from console.backends.plugin import SqliteAuditConfig
+from console.plugins.options import SqliteAuditConfig
 from console.backends.sqlite_audit import SqliteAuditStore
 from console.plugins import BackendContext
 from tests.osusers import REPO, traversable

@@ -12,7 +12,7 @@ import pytest
 from _fixtures_data import context
 
 from console.backends.command_deploy import CommandDeployer, last_line
-from console.backends.plugin import CommandDeployConfig
+from console.plugins.options import CommandDeployConfig
 from console.ports import BackendError, Deployer, Unreachable
 
 PY = sys.executable

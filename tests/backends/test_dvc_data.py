@@ -11,8 +11,8 @@ import pytest
 from _fixtures_data import DVC_DIR, DVC_FILE, DVC_LOCK, GitRepo, context
 
 from console.backends.dvc_data import DvcData, flatten, numeric_only, parse_schema
-from console.backends.plugin import DvcConfig
 from console.domain import DataOutput, SchemaField
+from console.plugins.options import DvcConfig
 from console.ports import DataVersions, InvalidResponse, NotFound, Unreachable
 
 

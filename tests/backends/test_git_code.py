@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from console.backends.git_code import MAX_COMMITS, GitCodeRepo
-from console.backends.plugin import GitConfig
+from console.plugins.options import GitConfig
 from console.ports import CodeRepo, NotFound, Unreachable
 
 

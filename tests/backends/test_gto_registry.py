@@ -22,8 +22,8 @@ from console.backends.gto_tags import (
     next_counter,
     parse_tag,
 )
-from console.backends.plugin import GtoConfig
 from console.domain import RegistryEventKind
+from console.plugins.options import GtoConfig
 from console.ports import Conflict, ModelRegistry, NotFound, Unreachable
 
 T0 = 1_710_000_000  # 2024-03-09T16:00:00Z
@@ -409,7 +409,7 @@ async def test_racing_writer_with_another_counter_still_loses(registered, backen
 RACER = """
 import asyncio, sys, time, pathlib
 from console.backends.gto_registry import GtoRegistry
-from console.backends.plugin import GtoConfig
+from console.plugins.options import GtoConfig
 from console.plugins import BackendContext
 from console.ports import Conflict
 

@@ -20,7 +20,7 @@ import pytest
 from console.backends import gto_snapshot, gto_tagcache
 from console.backends.gto_registry import GtoRegistry
 from console.backends.gto_snapshot import Snapshot, read_snapshot, tag_dirs
-from console.backends.plugin import GtoConfig
+from console.plugins.options import GtoConfig
 
 T0 = 1_710_000_000
 

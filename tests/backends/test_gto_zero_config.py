@@ -15,7 +15,7 @@ import pytest
 from _gto_cli import gto_reads, needs_gto
 from click.testing import CliRunner
 
-from console.cli import cli
+from console.cli.group import cli
 
 pytestmark = needs_gto
 

@@ -14,9 +14,9 @@ import pytest
 from _fixtures_data import context
 
 import console.backends.runs_ci as runs_ci
-from console.backends.plugin import RunsFolderConfig
 from console.backends.runs_ci import RunsFolderCI, junit_counts
 from console.domain import CIConclusion, CIStatus
+from console.plugins.options import RunsFolderConfig
 from console.ports import CIProvider, InvalidResponse, NotFound, Unreachable
 
 SHA_A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"

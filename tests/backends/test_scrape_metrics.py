@@ -18,8 +18,8 @@ from _fixtures_data import context
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 import console.backends.scrape_metrics as scrape_mod
-from console.backends.plugin import ScrapeConfig
 from console.backends.scrape_metrics import ScrapeMetrics, quantile, safe_url
+from console.plugins.options import ScrapeConfig
 from console.ports import InvalidResponse, MetricsSource, NotFound, Unauthorized, Unreachable
 
 

@@ -13,12 +13,12 @@ import pytest
 
 from console.backends.dvc_data import DvcData
 from console.backends.gto_registry import GtoRegistry
-from console.backends.plugin import DvcConfig, GtoConfig, RunsFolderConfig
 from console.backends.runs_ci import RunsFolderCI
 from console.config import read_config_file
 from console.demo.build import MARKER, DemoError, DemoInfo, build_demo
 from console.demo.story import MODELS, PEOPLE, expected_stages, pending_requests, seeded_events
 from console.plugins import BackendContext, discover
+from console.plugins.options import DvcConfig, GtoConfig, RunsFolderConfig
 from console.services.workspace import validate_backend_options
 
 NOW = datetime(2025, 3, 14, 15, 0, tzinfo=UTC)

@@ -140,8 +140,8 @@ def act_as(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
     """Invoke ``cd4ml-console ARGS`` in-process; stdout and stderr are kept apart."""
-    from console.cli import cli
-    from console.cli_release import register
+    from console.cli.group import cli
+    from console.cli.release import register
 
     register(cli)
     monkeypatch.setenv("CD4ML_LOG_FILE", str(tmp_path / "console.log"))

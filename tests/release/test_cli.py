@@ -184,7 +184,7 @@ def test_unanchored_log_says_since_when(tmp_path, run_cli, act_as) -> None:
 def test_python_m_console_runs_the_release_commands(workspace: Workspace) -> None:
     import sys
 
-    code = ("from console.cli import cli; from console.cli_release import register; "
+    code = ("from console.cli.group import cli; from console.cli.release import register; "
             "register(cli); cli(prog_name='cd4ml-console')")  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", code, "-w", str(workspace.path), "rollback", "m", "--dry-run"],

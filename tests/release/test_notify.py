@@ -16,9 +16,9 @@ import pytest
 
 from console.backends.notify_command import CommandNotifier
 from console.backends.notify_webhook import WebhookNotifier
-from console.backends.plugin import CommandNotifyConfig, WebhookNotifyConfig
 from console.domain import AuditEvent
 from console.plugins import BackendContext
+from console.plugins.options import CommandNotifyConfig, WebhookNotifyConfig
 from console.services.notify import kind_of
 from console.services.release import Refused
 from tests.release.fakes import T0, World

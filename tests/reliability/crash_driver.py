@@ -18,10 +18,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from console.backends.plugin import SqliteAuditConfig
 from console.backends.sqlite_audit import SqliteAuditStore, verify_database
 from console.domain import AuditEvent
 from console.plugins import BackendContext
+from console.plugins.options import SqliteAuditConfig
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

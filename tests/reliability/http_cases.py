@@ -55,7 +55,8 @@ def scrape_good(hit: Hit) -> Reply:
 
 
 def make_scrape(url: str, tmp: Path, **over: Any) -> Any:
-    from console.backends.plugin import SCRAPE, ScrapeConfig
+    from console.backends.plugin import SCRAPE
+    from console.plugins.options import ScrapeConfig
 
     cfg = {"url": url + "/metrics", "interval_seconds": 0.05, **over}
     return SCRAPE.factory(ScrapeConfig(**cfg), context(tmp))

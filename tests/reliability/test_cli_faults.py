@@ -28,7 +28,7 @@ TIMEOUT = 1.0
 
 
 def run(*args: str) -> Result:
-    from console.cli import cli
+    from console.cli.group import cli
 
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 

@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from console.backends.plugin import SqliteAuditConfig
 from console.backends.sqlite_audit import SqliteAuditStore, verify_database
 from console.config import load_config
 from console.domain import Actor, AuditEvent
 from console.plugins import BackendContext
+from console.plugins.options import SqliteAuditConfig
 from console.services.release import ReleaseService
 from console.services.release.results import Refused, ReleaseError
 from console.services.workspace import open_workspace
@@ -66,7 +66,7 @@ def test_appends_survive_sigkill_200_times_and_audit_verify_passes(tmp_path: Pat
     assert report["rounds"] == ROUNDS
     assert report["rounds_with_appends"] >= ROUNDS // 2, "kills should land among appends"
     assert report["acked"] >= ROUNDS
-    from console.cli import cli
+    from console.cli.group import cli
 
     result = CliRunner().invoke(cli, ["-w", str(repo), "audit", "verify"])
     assert result.exit_code == 0, result.stdout + result.stderr

@@ -161,7 +161,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ws = make_workspace(tmp_path_factory.mktemp("file-faults") / "ws").path
     from click.testing import CliRunner
 
-    from console.cli import cli
+    from console.cli.group import cli
 
     # One release action so that the audit file exists.
     CliRunner().invoke(cli, ["-w", str(ws), "promote", "m", "v1.1.0", "--to", "staging",

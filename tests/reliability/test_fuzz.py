@@ -131,7 +131,8 @@ def test_dvc_files(raw: bytes, path: str) -> None:
 @FUZZ
 @given(st.lists(bodies, min_size=1, max_size=4))
 def test_ci_run_records(tmp_path_factory: pytest.TempPathFactory, records: list[bytes]) -> None:
-    from console.backends.plugin import RUNS_FOLDER, RunsFolderConfig
+    from console.backends.plugin import RUNS_FOLDER
+    from console.plugins.options import RunsFolderConfig
 
     from .http_cases import context
 
@@ -324,7 +325,7 @@ async def _exercise(name: str, tmp: Path, handler: Any) -> None:
     from cd4ml_console_github_actions import actions as gh_actions
     from cd4ml_console_gitlab_ci import pipelines as gl_pipelines
 
-    from console import http_api
+    from console.plugins import http as http_api
 
     async def nosleep(_: float) -> None:
         return None

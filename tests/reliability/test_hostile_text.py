@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from console.backends.plugin import ScrapeConfig
 from console.backends.scrape_metrics import ScrapeMetrics
 from console.config import load_config
 from console.plugins import BackendContext
+from console.plugins.options import ScrapeConfig
 from console.services.workspace import Workspace, open_workspace
 from tests.hostile import (
     CLEAR,
@@ -253,7 +253,7 @@ COMMANDS = (
 def _cli(*args: str) -> Any:
     from click.testing import CliRunner
 
-    from console.cli import cli
+    from console.cli.group import cli
 
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 

@@ -25,9 +25,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from console.credentials import CredentialOptions, alookup
 from console.domain import Actor
-from console.http_api import HttpApi
+from console.plugins.credentials import CredentialOptions, alookup
+from console.plugins.http import HttpApi
 from console.ports import BackendError
 from tests.release.conftest import make_workspace
 
@@ -142,7 +142,7 @@ def _world(tmp_path: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("C_TOKEN", TOKEN)
     monkeypatch.setenv("CD4ML_LOG_FILE", str(tmp_path / "console.log"))
     monkeypatch.setattr("console.identity.current_actor", lambda *a, **k: Actor(user="dev"))
-    monkeypatch.setattr("console.http_api.sleep", lambda _s: asyncio.sleep(0))
+    monkeypatch.setattr("console.plugins.http.sleep", lambda _s: asyncio.sleep(0))
     server.add(tmp_path.name, lambda _hit: (500, {"Content-Type": "text/plain"}, FINDING))
     url = server.url(tmp_path.name)
     common = f'use_keyring = false\ncredentials_file = "{tmp_path / "none.toml"}"'
@@ -168,7 +168,7 @@ trigger_token_env = "C_TOKEN"
 def test_the_finding_leaves_no_part_of_the_token_in_any_output(
     fault_server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from console.cli import cli
+    from console.cli.group import cli
 
     ws = str(_world(tmp_path, fault_server, monkeypatch))
 

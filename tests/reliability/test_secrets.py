@@ -96,7 +96,7 @@ trigger_token_env = "C_TRIG"
 
 
 def _run(*args: str) -> str:
-    from console.cli import cli
+    from console.cli.group import cli
 
     result = CliRunner().invoke(cli, list(args))
     return f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}\n{result.exception or ''}"

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from console.audit import advance_anchor, seal
-from console.backends.plugin import SqliteAuditConfig
 from console.backends.sqlite_audit import SqliteAuditStore
 from console.plugins import BackendContext
+from console.plugins.options import SqliteAuditConfig
 from tests.audit.audit_helpers import make_event
 from tests.release.conftest import git_env
 
@@ -154,7 +154,7 @@ CASES: dict[str, Callable[[sqlite3.Connection], int]] = {
 
 
 def _verify(repo: Path, *extra: str) -> tuple[int, str]:
-    from console.cli import cli
+    from console.cli.group import cli
 
     result = CliRunner().invoke(cli, ["-w", str(repo), "audit", "verify", *extra])
     return result.exit_code, result.stdout + result.stderr

@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from console.services import overview as overview_mod
 from console.services.overview import OverviewService
 from console.services.workspace import Workspace, open_workspace
 from console.views.status import collect_status
+
+AT = datetime.now(UTC)
 
 SPEC = wsmod.Spec("t-batch", models=40, versions=5)
 BATCH = {
@@ -78,7 +81,7 @@ async def status_of(path: Path, wrap: Any = None) -> dict[str, Any]:
     if wrap is not None:
         ws.backends = {kind: wrap(b) for kind, b in ws.backends.items()}
     async with ws:
-        return await collect_status(ws)
+        return await collect_status(ws, clock=lambda: AT)  # both reads' verdicts at one time
 
 
 async def test_status_in_batches_says_what_the_per_item_reads_say(bench_ws: wsmod.Built) -> None:

@@ -7,11 +7,11 @@ import sys
 from typing import Any, TextIO, cast
 
 from console.audit.chain import Problem, VerifyResult
+from console.cli.views import event_line
 from console.domain import AuditEvent
 from console.domain.models import Frozen
 from console.domain.text import escape_controls
 from console.services.release.results import ReleaseError
-from console.services.release.views import event_line
 from console.services.workspace import Workspace
 
 

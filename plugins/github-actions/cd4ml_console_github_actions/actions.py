@@ -20,11 +20,11 @@ from cd4ml_console_github_actions.mapping import (
     parse_items,
     run_to_domain,
 )
-from console import http_api as tp
-from console.credentials import Credential, alookup, credential_name, require
-from console.deploy_templates import fill
 from console.domain import CIJob, CIRun
 from console.plugins import BackendContext
+from console.plugins import http as tp
+from console.plugins.credentials import Credential, alookup, credential_name, require
+from console.plugins.deploy import fill
 from console.ports import BackendError, InvalidResponse, NotFound
 
 CACHE_SIZE = 1024

@@ -13,7 +13,7 @@ from cd4ml_console_github_actions import GitHubActionsConfig
 from cd4ml_console_github_actions.actions import GitHubActions
 from github_stub import DOCS, TOKEN, GitHubStub, Scripted
 
-from console import http_api as tp
+from console.plugins import http as tp
 from console.ports import BackendError, NotFound, Unauthorized, Unreachable
 
 SHA = "a" * 40

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from console.credentials import CredentialOptions
-from console.deploy_templates import check_templates
 from console.plugins import API_VERSION, BackendContext, BackendPlugin
+from console.plugins.credentials import CredentialOptions
+from console.plugins.deploy import check_templates
 
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

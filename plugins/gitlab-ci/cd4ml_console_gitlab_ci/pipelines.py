@@ -12,17 +12,17 @@ from urllib.parse import quote
 
 from cd4ml_console_gitlab_ci import GitLabCIConfig
 from cd4ml_console_gitlab_ci.mapping import Job, Pipeline, parse_items, pipeline_to_domain
-from console import http_api as tp
-from console.credentials import (
+from console.domain import CIRun
+from console.plugins import BackendContext
+from console.plugins import http as tp
+from console.plugins.credentials import (
     Credential,
     CredentialOptions,
     alookup,
     credential_name,
     require,
 )
-from console.deploy_templates import fill
-from console.domain import CIRun
-from console.plugins import BackendContext
+from console.plugins.deploy import fill
 from console.ports import BackendError, InvalidResponse
 
 CACHE_SIZE = 1024

@@ -13,9 +13,9 @@ from cd4ml_console_gitlab_ci.pipelines import GitLabCI
 from gitlab_stub import API_TOKEN, TRIGGER_TOKEN, DocumentedFields, GitLabStub, Scripted
 from pydantic import ValidationError
 
-from console import http_api as tp
 from console.domain import CIConclusion, CIStatus
 from console.plugins import discover
+from console.plugins import http as tp
 from console.ports import (
     BackendError,
     CIProvider,

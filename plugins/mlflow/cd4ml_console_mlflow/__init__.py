@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from console.credentials import CredentialOptions
 from console.plugins import API_VERSION, BackendContext, BackendPlugin
+from console.plugins.credentials import CredentialOptions
 
 _ALIAS = re.compile(r"^[\w\-]{1,255}$")
 _VERSION_ALIAS = re.compile(r"^[vV]\d+$")

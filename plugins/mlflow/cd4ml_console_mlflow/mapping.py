@@ -88,8 +88,10 @@ def with_run(version: ModelVersion, run: RunFacts | None) -> ModelVersion:
     tags = dict(version.tags)
     if run.datasets:
         tags["mlflow.datasets"] = ", ".join(run.datasets)
-    return version.model_copy(
-        update={
+    # Validated again (model_copy does not validate): the run's text is cleaned like the rest.
+    return ModelVersion.model_validate(
+        {
+            **dict(version),
             "commit": version.commit or run.commit,
             "created_by": version.created_by or run.user_id,
             "tags": tags,

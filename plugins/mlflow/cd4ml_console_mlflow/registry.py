@@ -33,9 +33,9 @@ from cd4ml_console_mlflow.schema import (
     RegisteredModelReply,
 )
 from cd4ml_console_mlflow.transport import MlflowTransport, ServerSaid
-from console.credentials import credential_name
 from console.domain import Model, ModelVersion, RegistryEntry, RegistryEvent, StageAssignment
 from console.plugins import BackendContext
+from console.plugins.credentials import credential_name
 from console.ports import BackendError, Conflict, NotFound, Unreachable
 
 MESSAGE_LIMIT = 5000

@@ -1,4 +1,4 @@
-"""HTTP to MLflow: one shared ``httpx.AsyncClient``, auth from console.credentials, retries for
+"""HTTP to MLflow: one shared ``httpx.AsyncClient``, auth from console.plugins.credentials, retries for
 reads only, and every failure mapped to a console.ports BackendError a person can act on."""
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from cd4ml_console_mlflow.schema import ErrorReply
-from console.credentials import Credential, CredentialOptions, Lookup, alookup, redact_secrets
-from console.http_api import MAX_BODY, BodyTooLarge, fetch_bounded, retry_after
-from console.logs import excerpt
+from console.plugins.credentials import (
+    Credential,
+    CredentialOptions,
+    Lookup,
+    alookup,
+    redact_secrets,
+)
+from console.plugins.http import MAX_BODY, BodyTooLarge, excerpt, fetch_bounded, retry_after
 from console.ports import BackendError, InvalidResponse, NotFound, Unauthorized, Unreachable
 
 API = "/api/2.0/mlflow/"

@@ -149,7 +149,7 @@ async def test_no_frame_of_the_plugin_holds_the_token_as_a_plain_str(
 
     import cd4ml_console_mlflow
 
-    from console import credentials
+    from console.plugins import credentials
 
     token = "tok-very-secret-42"
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)

@@ -490,7 +490,7 @@ def test_promote_against_a_server_that_is_not_mlflow_fails_as_a_backend(
 
     from click.testing import CliRunner
 
-    from console.cli import cli
+    from console.cli.group import cli
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "cd4ml-console.toml").write_text(

@@ -219,7 +219,7 @@ def _cli(tmp_path: Any, url: str, *args: str) -> Any:
 
     from click.testing import CliRunner
 
-    from console.cli import cli
+    from console.cli.group import cli
 
     if not (tmp_path / ".git").exists():
         subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)

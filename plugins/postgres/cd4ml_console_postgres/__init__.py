@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from console.credentials import CredentialOptions
 from console.plugins import API_VERSION, BackendContext, BackendPlugin
+from console.plugins.credentials import CredentialOptions
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 

@@ -13,7 +13,7 @@ import hashlib
 
 from psycopg import AsyncConnection, sql
 
-from console.audit.chain import FORMAT
+from console.plugins.audit import FORMAT
 
 SCHEMA_VERSION = 2
 BUSY = "C4B01"

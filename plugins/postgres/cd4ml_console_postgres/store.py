@@ -30,9 +30,12 @@ from cd4ml_console_postgres.schema import (
     lock_key,
     stored_version,
 )
-from console.audit.chain import (
+from console.domain import AuditEvent
+from console.plugins import BackendContext
+from console.plugins.audit import (
     Anchor,
     EncodingError,
+    ExportMixin,
     StoredRecord,
     VerifyResult,
     decode_record,
@@ -40,10 +43,7 @@ from console.audit.chain import (
     seal,
     verify_chain,
 )
-from console.audit.export import ExportMixin
-from console.credentials import alookup, credential_name, require
-from console.domain import AuditEvent
-from console.plugins import BackendContext
+from console.plugins.credentials import alookup, credential_name, require
 from console.ports import AuditUnavailable, BackendError, InvalidResponse, StageBusy
 
 _T = TypeVar("_T")

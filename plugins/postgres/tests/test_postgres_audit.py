@@ -24,10 +24,10 @@ from postgres_peer import Cluster, free_port, make_store, new_schema
 from pydantic import ValidationError
 
 from console.audit import Anchor, Problem, verify_jsonl
-from console.backends.plugin import SqliteAuditConfig
 from console.backends.sqlite_audit import SqliteAuditStore
 from console.domain import AuditEvent
 from console.plugins import BackendContext, discover
+from console.plugins.options import SqliteAuditConfig
 from console.ports import AuditStore, AuditUnavailable
 
 # One peer per worker is enough: keep these tests together under `pytest -n N --dist loadgroup`.

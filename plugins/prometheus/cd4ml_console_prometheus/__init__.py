@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from console.credentials import CredentialOptions
 from console.plugins import API_VERSION, BackendContext, BackendPlugin
+from console.plugins.credentials import CredentialOptions
 
 METRICS = ("latency_p95_ms", "error_rate", "traffic_rps", "prediction_mean")
 """The serving metrics of the MetricsSource port; each has a query template."""

@@ -10,10 +10,10 @@ from typing import Any
 
 from cd4ml_console_prometheus import METRICS, TEMPLATE_NAMES, PrometheusConfig
 from cd4ml_console_prometheus.queries import QueryBook
-from console import http_api as tp
-from console.credentials import Credential, alookup, credential_name, require
 from console.domain import LiveWindow, MetricPoint, MetricSeries, ServingHealth, ShadowFigures
 from console.plugins import BackendContext
+from console.plugins import http as tp
+from console.plugins.credentials import Credential, alookup, credential_name, require
 from console.ports import BackendError, InvalidResponse, NotFound
 
 UNITS = {"latency_p95_ms": "ms", "error_rate": "", "traffic_rps": "req/s", "prediction_mean": ""}

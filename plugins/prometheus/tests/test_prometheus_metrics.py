@@ -31,8 +31,8 @@ from prometheus_peer import (
 )
 from pydantic import ValidationError
 
-from console import http_api as tp
 from console.plugins import BackendContext, discover
+from console.plugins import http as tp
 from console.ports import (
     BackendError,
     InvalidResponse,

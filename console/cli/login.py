@@ -29,8 +29,8 @@ def _resolve(ctx: click.Context, backend: str) -> tuple[str, Any, str]:
     a config (or a match) the defaults apply and ``backend`` is the credential name.
     """
     from console.config import ConfigError, NoWorkspace, config_label, load_config
-    from console.credentials import CredentialOptions, credential_name
     from console.plugins import discover
+    from console.plugins.credentials import CredentialOptions, credential_name
     from console.services.workspace import validate_backend_options
 
     state = ctx.find_root().obj
@@ -77,7 +77,7 @@ def login(
     """
     from pydantic import SecretStr
 
-    from console.credentials import (
+    from console.plugins.credentials import (
         CredentialError,
         default_credentials_file,
         keyring_status,

@@ -1,6 +1,6 @@
 """Live health subcommands: ``health`` (a verdict per stage) and ``watch`` (a version after a
 change). Exit codes: 0 ok (healthy), 1 no verdict (a backend failed, too little traffic), 4
-breach. Only click is imported at module level; ``console.cli`` calls :func:`register`.
+breach. Only click is imported at module level; ``console.cli.group`` calls :func:`register`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import json
 from typing import Any
 
 import click
+
+from console.cli.runtime import fail, open_ws, run_async
 
 EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 4
 HEALTH_SCHEMA = "cd4ml-console/health/v1"
@@ -62,7 +64,6 @@ def health(state: Any, model: str | None, stage: str | None, as_json: bool) -> N
     Exits 0 when every verdict is ok or degraded, 4 on a breach, 1 when a verdict could not be
     reached (the metrics backend failed, or too little traffic).
     """
-    from console.cli import fail, open_ws, run_async
 
     ws = open_ws(state)
     if stage is not None and stage not in ws.config.stages:
@@ -134,7 +135,6 @@ def watch(
     breach (exit 4: `cd4ml-console rollback MODEL` next); "healthy after 10 min" exits 0; no
     verdict at the end (too little traffic, metrics down) exits 1.
     """
-    from console.cli import fail, open_ws, run_async
 
     ws = open_ws(state)
     stage = stage or ws.config.prod_stage

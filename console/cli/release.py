@@ -2,7 +2,7 @@
 
 Only click is imported at module level (``--help`` stays fast). Exit codes: 0 done, 1 a backend
 failed (the message says what is and is not changed), 2 bad usage, 3 refused (policy, role,
-four-eyes, conflict; one line says why). ``console.cli`` calls :func:`register`.
+four-eyes, conflict; one line says why). ``console.cli.group`` calls :func:`register`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from console.cli_paths import as_path
+from console.cli.paths import as_path
+from console.cli.runtime import open_ws, run_async
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,9 +56,8 @@ def _act(
 ) -> None:
     """Run one release action: reconcile open intents first, then ``make(service)``; print
     the result (text or JSON) and exit with the documented code."""
-    from console.cli import open_ws, run_async
+    from console.cli import views as v
     from console.services.release import ActionResult, Refused, ReleaseError
-    from console.services.release import views as v
 
     if state.read_only and action in ("promote", "approve", "reject", "rollback"):
         exc = Refused(f"{action} refused: the console is in read-only mode", kind="read_only")
@@ -128,11 +128,10 @@ def compare(
 ) -> None:
     """Compare candidate VERSIONS of MODEL with the version in a stage: metric deltas
     (direction-aware), code, params, schema, sampling, CI, and the metric trend."""
-    from console.cli import open_ws, run_async
+    from console.cli.views import comparison_lines
     from console.services.release import Refused
     from console.services.release.compare import compare as run_compare
     from console.services.release.compare import comparison_doc
-    from console.services.release.views import comparison_lines
 
     ws = open_ws(state)
 
@@ -252,7 +251,7 @@ def rollback(
         raise click.UsageError("rollback needs --reason TEXT (it is recorded in the audit log)")
 
     async def make(svc: Any) -> Any:
-        from console.services.release.views import plan_lines
+        from console.cli.views import plan_lines
 
         plan = await svc.plan_rollback(model, stage=stage, to_version=to_version)
         typed = model
@@ -284,11 +283,10 @@ def rollback(
 @click.pass_obj
 def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> None:
     """Promotion and rollback requests (pending ones by default), from the audit log."""
-    from console.cli import open_ws, run_async
+    from console.cli.views import reconciled_lines
     from console.logs import cut, mask
     from console.services.release import ReleaseError
     from console.services.release.requests import request_doc
-    from console.services.release.views import reconciled_lines
 
     ws = open_ws(state)
 
@@ -348,7 +346,6 @@ def audit(
     `audit anchor` says whether the log is the anchored one; after investigating a log that is
     not, an admin re-anchors it with `audit anchor --reset --reason TEXT` (recorded).
     """
-    from console.cli import open_ws, run_async
     from console.services.release import audit_view
 
     if as_json and as_csv:
@@ -379,7 +376,6 @@ def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
         _act(state, "re-anchor", "", as_json, lambda svc: anchoring.reset_anchor(svc, reason),
              reconcile=False)  # fmt: skip
         return
-    from console.cli import open_ws, run_async
 
     ws = open_ws(state)
 
@@ -403,7 +399,6 @@ def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
 @click.pass_obj
 def report(state: Any, model: str, version: str, stage: str | None, output: Path | None) -> None:
     """Write the Markdown evidence record of VERSION for a change board."""
-    from console.cli import open_ws, run_async
     from console.services.release import Refused, ReleaseError
     from console.services.release.report import evidence_report
 

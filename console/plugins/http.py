@@ -15,8 +15,8 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from console.credentials import Credential, redact_secrets
-from console.logs import excerpt
+from console.logs import excerpt as excerpt  # re-exported: a plugin fits a peer's text with it
+from console.plugins.credentials import Credential, redact_secrets
 from console.ports import (
     BackendError,
     Conflict,
