@@ -306,7 +306,7 @@ class ReleaseActions:
         app = self.app
         if app.workspace is None or app.workspace.get("audit") is None:
             return
-        from console.services.release.views import reconciled_lines
+        from console.cli.views import reconciled_lines
 
         try:
             done = await app.release.reconcile()
