@@ -74,7 +74,7 @@ def _action_list(app: Any) -> Iterator[Command]:
     yield "Help: keys", app.action_help, "every key of this screen (?)"
     yield "Go to model…", app.action_goto, "type a model name (:)"
     for action in RELEASE_ACTIONS.values():
-        if is_mutating(action.id) and app.actions_off():
+        if is_mutating(action.id) and app.actions.off():
             continue
         yield (
             action.label,

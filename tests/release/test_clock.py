@@ -8,8 +8,8 @@ import pytest
 
 from console.services.release import Refused
 from console.services.release.gates import DAYS
-from console.tui.app import _build_services
 from console.tui.clock import clock_from_env
+from console.tui.wiring import build_services
 from tests.release.fakes import World, actor
 
 
@@ -31,7 +31,7 @@ async def test_a_forged_cd4ml_now_moves_no_change_window_and_no_audit_time(
     forged = real + timedelta(days=3, hours=12)  # another weekday, whatever today is
     world = World(approvals=0, extra=_window_only_at(forged))
     monkeypatch.setenv("CD4ML_NOW", forged.isoformat())
-    services = _build_services(world.ws, clock_from_env(), identity=lambda: actor("dev"))
+    services = build_services(world.ws, clock_from_env(), identity=lambda: actor("dev"))
     assert services.overview.clock() == forged  # the screens render at the frozen time
 
     plan = await services.release.plan_promotion("m", "v1.1.0", "production")

@@ -184,7 +184,7 @@ def crashing_refresh(self: Any) -> None:
 
 
 def crashing_build_services(workspace: Any, clock: Any, **kwargs: Any) -> Any:
-    """In place of console.tui.app._build_services (a worker thread): a frame holding a token."""
+    """In place of console.tui.wiring.build_services (a worker thread): a frame holding a token."""
     token = os.environ["C_CRASH_TOKEN"]
     options = {"url": "https://mlflow.example", "token": token, "username": USER}
     raise ValueError(f"no services: options token={token} for {options['url']}")
@@ -195,10 +195,11 @@ def drive(workspace: str, mode: str, ready: str) -> None:
     from textual.app import App
 
     import console.tui.app as tui_app
+    import console.tui.wiring as tui_wiring
     from console.cli import main
     from console.tui.screens.overview import OverviewScreen
 
-    build = tui_app._build_services
+    build = tui_wiring.build_services
 
     def built(*args: Any, **kwargs: Any) -> Any:
         services = build(*args, **kwargs)
@@ -206,10 +207,10 @@ def drive(workspace: str, mode: str, ready: str) -> None:
         return services
 
     if mode == "key":
-        tui_app._build_services = built  # type: ignore[assignment]
+        tui_wiring.build_services = built  # type: ignore[assignment]
         OverviewScreen.refresh_data = crashing_refresh  # type: ignore[method-assign]
     else:
-        tui_app._build_services = crashing_build_services  # type: ignore[assignment]
+        tui_wiring.build_services = crashing_build_services  # type: ignore[assignment]
     hooked = tui_app.ConsoleApp._fatal_error is not App._fatal_error
     if not hooked and not os.environ.get("CRASH_TEST_UNHOOKED"):  # app.py lacks the hook (yet)
 

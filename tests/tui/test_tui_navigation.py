@@ -450,3 +450,20 @@ async def test_a_registry_that_does_not_answer_is_said_instead_of_no_models(worl
         body = screen.table.render_line(1).text
         assert "no models found" not in body
         assert "the registry did not answer: mlflow: MLflow at http://mlflow.test: refused" in body
+
+
+async def test_a_tab_typed_ahead_in_a_dialog_moves_on_before_the_keys_behind_it(make_app, wait):
+    """The reason, Tab and the model's name typed at once: the name goes after the reason's
+    field, not into it (the Tab went to the reason and bubbled up after the name's keys)."""
+    app = make_app(model="churn-predictor")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait(pilot)
+        await pilot.press("R")
+        await wait(pilot)
+        assert isinstance(app.screen, RollbackDialog), app.screen_stack
+        _typed_at_once(app, "p95 up")
+        app.post_message(events.Key("tab", "\t"))
+        _typed_at_once(app, "churn")
+        await wait(pilot)
+        assert app.screen.query_one("#reason", Input).value == "p95 up"
+        assert app.focused is not None and app.focused.id != "reason", app.focused

@@ -12,8 +12,8 @@ from textual.color import Color
 
 from console.tui import actions
 from console.tui import format as fmt
-from console.tui.app import match_model, no_such_model
 from console.tui.clock import clock_from_env, parse_now
+from console.tui.goto import match_model, no_such_model
 from console.tui.themes import ThemeFileError, load_themes, parse_theme, theme_dirs
 from console.tui.widgets.columns import CroppedLines
 from console.tui.widgets.vtable import Column, fit_columns
@@ -205,21 +205,12 @@ def test_clock_frozen_by_env():
 # -- actions ----------------------------------------------------------------------------------
 
 
-async def test_an_action_without_a_handler_says_so(monkeypatch):
-    notes: list[str] = []
+def test_every_release_action_has_its_own_key_and_a_handler():
+    import inspect
 
-    class App:
-        def notify(self, message, **kwargs):
-            notes.append(message)
-
-    assert set(actions.HANDLERS) == set(actions.RELEASE_ACTIONS)  # console.tui.handlers
-    monkeypatch.setattr(actions, "HANDLERS", {})
-    await actions.perform(App(), "promote", actions.ActionContext(model="m"))
-    assert notes == ["Promote arrives with the release-actions feature"]
-    seen = []
-    monkeypatch.setitem(actions.HANDLERS, "promote", lambda app, ctx: seen.append(ctx.model))
-    await actions.perform(App(), "promote", actions.ActionContext(model="m"))
-    assert seen == ["m"]
+    table = actions.RELEASE_ACTIONS
+    assert len({a.key for a in table.values()}) == len(table)
+    assert all(inspect.iscoroutinefunction(a.run) for a in table.values())
 
 
 def test_only_approve_promote_rollback_change_anything():

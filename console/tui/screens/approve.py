@@ -4,7 +4,7 @@ the gate evidence shown) or reject it (`x`); the requester's reject withdraws it
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -18,6 +18,9 @@ from console.services.team import four_eyes_caveat
 from console.tui.planview import heading, plan_preview, who_may_approve
 from console.tui.screens.dialog import ActionDialog, button, field
 from console.tui.widgets.bars import tolerate_teardown
+
+if TYPE_CHECKING:
+    from console.services.release import ActionResult, Plan
 
 
 class ApproveDialog(ActionDialog):
@@ -52,10 +55,10 @@ class ApproveDialog(ActionDialog):
         # Demo workspaces only: a story colleague approves a request you made (four-eyes).
         yield button("Approve as demo colleague", id="colleague", variant="warning")
 
-    async def fetch_plan(self) -> Any:
+    async def fetch_plan(self) -> Plan:
         return await self.release.plan_approval(self.model, self.version, self.stage)
 
-    def render_plan(self, plan: Any) -> RenderableType:
+    def render_plan(self, plan: Plan) -> RenderableType:
         pal = self.palette
         request = self.request.request if self.request is not None else None
         you = Text()
@@ -99,7 +102,7 @@ class ApproveDialog(ActionDialog):
             return Text(f"\ndemo: {self.colleague_note}", style=pal.muted)
         return Text()
 
-    def after_plan(self, plan: Any) -> None:
+    def after_plan(self, plan: Plan) -> None:
         self.relabel("reject", "Withdraw" if plan.requested_by == plan.actor else "Reject")
         app: Any = self.app
         wanted = plan.request_id and plan.may_approve and getattr(app, "demo_workspace", False)
@@ -153,19 +156,19 @@ class ApproveDialog(ActionDialog):
             return f"you may not approve: {plan.may_approve}"
         return text_problem("comment", self.input_value("comment"))
 
-    async def execute(self, button: str) -> Any:
+    async def execute(self, button: str) -> ActionResult:
         comment = self.input_value("comment").strip()
         if button == "colleague" and self.colleague is not None:
             return await self.colleague[1].approve(
                 self.model, self.version, self.stage,
                 comment=comment or "approved by a demo colleague",
-                evidence_hash=self.plan.evidence_hash,
+                evidence_hash=self.confirmed_plan.evidence_hash,
             )  # fmt: skip
         if button == "reject":
             return await self.release.reject(self.model, self.version, self.stage, comment=comment)
         return await self.release.approve(
             self.model, self.version, self.stage,
-            comment=comment, evidence_hash=self.plan.evidence_hash,
+            comment=comment, evidence_hash=self.confirmed_plan.evidence_hash,
         )  # fmt: skip
 
     def action_reject(self) -> None:

@@ -18,7 +18,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Static
 
 from console.domain.text import escape_controls
@@ -26,6 +25,7 @@ from console.tui import format as fmt
 from console.tui.headers import title_line
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text
+from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.bars import FilterBar, TitleBar, follow_theme, tolerate_teardown
 from console.tui.widgets.columns import KEEP, ranked
 from console.tui.widgets.keybar import KeyBar
@@ -263,7 +263,7 @@ class AuditTable(VirtualTable):
     help_group = "audit table"
 
 
-class AuditScreen(Screen[None]):
+class AuditScreen(ConsoleScreen):
     """Every console audit event: seq, time, actor, action, model, version, stage, change,
     result, reason; filters; verification."""
 

@@ -17,13 +17,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Static
 
 from console.tui import format as fmt
 from console.tui.headers import title_line
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text, heading
+from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.bars import TitleBar, tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.lineage import render_lineage
@@ -216,7 +216,7 @@ def render_comparison(c: Any, pal: Palette, now: datetime, specs: Any) -> Render
     return Group(*parts)
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(ConsoleScreen):
     """N candidates against the stage's version, on one scrollable page."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -28,6 +28,9 @@ from console.tui.planview import error_text, result_text
 from console.tui.widgets.bars import tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.marked import MarkedButton
+
+if TYPE_CHECKING:
+    from console.services.release import ActionResult, Plan, ReleaseService
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +60,12 @@ class ActionDialog(ModalScreen[bool]):
     def __init__(self, model: str) -> None:
         super().__init__()
         self.model = model
-        self.plan: Any = None
+        self.plan: Plan | None = None
         self.plan_error = ""
         self.changed = False
         self.busy = False
         self.done = False
-        self.result: Any = None  # the ActionResult, once the action ran
+        self.result: ActionResult | None = None  # once the action ran
 
     # -- what subclasses provide -------------------------------------------------------------
 
@@ -81,23 +84,23 @@ class ActionDialog(ModalScreen[bool]):
         dialogs name the move ("approve v2.0.0 → production")."""
         return str(self.query_one(f"#{button}", Button).label).lower()
 
-    async def fetch_plan(self) -> Any:
+    async def fetch_plan(self) -> Plan:
         raise NotImplementedError
 
-    def render_plan(self, plan: Any) -> RenderableType:
+    def render_plan(self, plan: Plan) -> RenderableType:
         raise NotImplementedError
 
     def why_blocked(self, button: str) -> str:
         """'' when ``button`` may run now; else what is missing, in words."""
         return ""
 
-    async def execute(self, button: str) -> Any:
+    async def execute(self, button: str) -> ActionResult:
         raise NotImplementedError
 
-    def after_plan(self, plan: Any) -> None:
+    def after_plan(self, plan: Plan) -> None:
         """Adjust the form to a fresh plan (labels, checkboxes)."""
 
-    def after_result(self, result: Any) -> Text:
+    def after_result(self, result: ActionResult) -> Text:
         """More to say under an action's outcome: a request waiting says who may approve it
         (and, in a demo workspace, that a demo colleague can)."""
         plan = self.plan
@@ -131,8 +134,14 @@ class ActionDialog(ModalScreen[bool]):
         return palette_of(self.app)
 
     @property
-    def release(self) -> Any:
+    def release(self) -> ReleaseService:
         return self.app.release  # type: ignore[attr-defined]
+
+    @property
+    def confirmed_plan(self) -> Plan:
+        """The plan an action runs on: ``execute`` runs only once it is there."""
+        assert self.plan is not None, "the action ran without a plan"
+        return self.plan
 
     @property
     def prod_stage(self) -> str:

@@ -111,7 +111,9 @@ class HelpScreen(ModalScreen[None]):
         table.add_row(
             "\u203a [x]", "in a dialog: the focused button; a ticked box ([ ] unticked)", ""
         )
-        off = app.actions_off() if hasattr(app, "actions_off") else ""
+        from console.tui.app import ConsoleApp
+
+        off = app.actions.off() if isinstance(app, ConsoleApp) else ""
         if off:
             table.add_row("", Text(f"{off}: a, p and R are off", style=pal.warn), "")
         return table

@@ -7,18 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from textual import work
-from textual.screen import Screen
 from textual.widgets import Static
 
 from console.tui.actions import RELEASE_ACTIONS, ActionContext
 from console.tui.headers import requests_line
 from console.tui.palette import palette_of
+from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.bars import tolerate_teardown
 
 CHANGING_KEYS = {a.key: a.id for a in RELEASE_ACTIONS.values() if a.mutating}
 
 
-class ModelReleaseSide(Screen[None]):
+class ModelReleaseSide(ConsoleScreen):
     """Mixed into ModelScreen (which provides the versions, the table and the refresh)."""
 
     model_name: str
@@ -42,14 +42,11 @@ class ModelReleaseSide(Screen[None]):
     def production(self) -> str | None:
         raise NotImplementedError
 
-    def refresh_data(self) -> None:
-        raise NotImplementedError
-
     @work(group="pending", exclusive=True)
     @tolerate_teardown
     async def load_pending(self) -> None:
         """Requests of this model waiting for approval, for the line under the stages."""
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         try:
             waiting = await app.release.pending(self.model_name)
@@ -83,11 +80,11 @@ class ModelReleaseSide(Screen[None]):
         """A changing action's key in a session that may not change anything: say why (the
         footer does not offer it)."""
         action = CHANGING_KEYS.get(event.key)
-        app: Any = self.app
-        if action is not None and app.actions_off():
+        actions = self.console_app.actions
+        if action is not None and actions.off():
             event.stop()
             event.prevent_default()
-            app.refuse_if_off(action)
+            actions.refuse_if_off(action)
 
     def _update_requests(self) -> None:
         app: Any = self.app

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
+from console.tui.actions import ActionContext
 from console.tui.headers import overview_detail, overview_title
 from console.tui.palette import palette_of
 from console.tui.rows import (
@@ -36,6 +36,7 @@ from console.tui.rows import (
     with_health,
     with_live,
 )
+from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.bars import FilterBar, TitleBar, follow_theme, tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, VirtualTable
@@ -65,7 +66,7 @@ def matches(row_name: str, description: str, words: list[str]) -> bool:
     return all(w in hay for w in words)
 
 
-class OverviewScreen(Screen[None]):
+class OverviewScreen(ConsoleScreen):
     """Every model at a glance: stages, candidates, CI, live health, backend state."""
 
     CSS_PATH = "overview.tcss"
@@ -135,9 +136,10 @@ class OverviewScreen(Screen[None]):
     @work(group="models", exclusive=True)
     @tolerate_teardown
     async def load_models(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         self._start_ticking()
+        assert app.services is not None  # ready: the services are built
         models, section = await app.services.overview.list_models()
         if not self.is_attached:
             return
@@ -147,11 +149,9 @@ class OverviewScreen(Screen[None]):
         app.catalog.models = {m.name: m.description for m in self.models}
         self._apply_filter()
         if section.ok:
-            if getattr(app, "cache_key", None) is not None:
+            if app.cache_key is not None:
                 self.save_listing(app.cache_key)
-            listed = getattr(app, "models_listed", None)
-            if listed is not None:
-                listed()
+            app.nav.models_listed()
         self.load_pending()
         self._update_title()
         if self.is_current:  # under a model screen opened at start: rows load when shown
@@ -524,9 +524,7 @@ class OverviewScreen(Screen[None]):
             return "every model is deprecated: d shows them"
         return "no models found"
 
-    def action_context(self) -> Any:
-        from console.tui.actions import ActionContext
-
+    def action_context(self) -> ActionContext:
         name = self.table.cursor_key
         row = self.rows.get(str(name)) if name is not None else None
         return ActionContext(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
 from textual import on
@@ -15,6 +15,9 @@ from console.tui import format as fmt
 from console.tui.planview import plan_preview, quality_failures, rolled_back_gate, schema_gate
 from console.tui.screens.dialog import ActionDialog, button, field
 from console.tui.widgets.marked import TickBox
+
+if TYPE_CHECKING:
+    from console.services.release import ActionResult, Plan
 
 
 def next_stage(stages: Sequence[str], current: Sequence[str]) -> str | None:
@@ -55,16 +58,16 @@ class PromoteDialog(ActionDialog):
     def buttons(self) -> Iterable[Button]:
         yield button("Promote", id="confirm", variant="primary")
 
-    async def fetch_plan(self) -> Any:
+    async def fetch_plan(self) -> Plan:
         return await self.release.plan_promotion(
             self.model, self.version, self.stage, ack_schema_change=self.ack,
             ack_rolled_back=self.ack_rolled_back,
         )  # fmt: skip
 
-    def render_plan(self, plan: Any) -> RenderableType:
+    def render_plan(self, plan: Plan) -> RenderableType:
         return plan_preview(plan, self.palette, self.prod_stage)
 
-    def after_plan(self, plan: Any) -> None:
+    def after_plan(self, plan: Plan) -> None:
         gate = schema_gate(plan)
         box = self.query_one("#ack", Checkbox)
         if gate is not None or self.ack:
@@ -117,11 +120,11 @@ class PromoteDialog(ActionDialog):
             return "a reason is required: it is recorded in the audit log"
         return text_problem("reason", reason)
 
-    async def execute(self, button: str) -> Any:
+    async def execute(self, button: str) -> ActionResult:
         return await self.release.promote(
             self.model, self.version, self.stage,
             reason=self.input_value("reason").strip(), ack_schema_change=self.ack,
-            evidence_hash=self.plan.evidence_hash, ack_rolled_back=self.ack_rolled_back,
+            evidence_hash=self.confirmed_plan.evidence_hash, ack_rolled_back=self.ack_rolled_back,
         )  # fmt: skip
 
     @on(Checkbox.Changed, "#ack")

@@ -4,7 +4,7 @@ model name typed exactly (when the policy asks for it) before the confirm button
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
 from textual.widget import Widget
@@ -15,6 +15,9 @@ from console.tui.planview import plan_preview
 from console.tui.screens.dialog import ActionDialog, button, field
 
 GATES_NOTE = "shown, never blocking: rollbacks happen during incidents"
+
+if TYPE_CHECKING:
+    from console.services.release import ActionResult, Plan
 
 
 class RollbackDialog(ActionDialog):
@@ -46,13 +49,13 @@ class RollbackDialog(ActionDialog):
     def buttons(self) -> Iterable[Button]:
         yield button("Roll back", id="confirm", variant="error")
 
-    async def fetch_plan(self) -> Any:
+    async def fetch_plan(self) -> Plan:
         return await self.release.plan_rollback(self.model, stage=self.stage)
 
-    def render_plan(self, plan: Any) -> RenderableType:
+    def render_plan(self, plan: Plan) -> RenderableType:
         return plan_preview(plan, self.palette, self.prod_stage, gates_note=GATES_NOTE)
 
-    def after_plan(self, plan: Any) -> None:
+    def after_plan(self, plan: Plan) -> None:
         row = self.query_one("#confirm-row")
         row.set_class(not plan.confirm_model_name, "-hidden")
         now = plan.ready or not plan.required_approvals
@@ -84,8 +87,8 @@ class RollbackDialog(ActionDialog):
             return f"type the model name {self.model} exactly to confirm"
         return ""
 
-    async def execute(self, button: str) -> Any:
-        plan = self.plan
+    async def execute(self, button: str) -> ActionResult:
+        plan = self.confirmed_plan
         typed = self.input_value("confirm-name") if plan.confirm_model_name else self.model
         return await self.release.rollback(
             self.model, reason=self.input_value("reason").strip(), confirmation=typed,
