@@ -9,7 +9,7 @@ from console.domain import AuditEvent, GateResult
 from console.domain.text import escape_controls
 from console.logs import cut, mask
 from console.services.release.compare import Comparison
-from console.services.release.gates import gate_numbers, not_applicable
+from console.services.release.gates import gate_numbers, not_applicable, num
 from console.services.release.results import ActionResult, Plan, Reconciled, Refused
 
 ACTION_SCHEMA = "cd4ml-console/release-action/v1"
@@ -75,16 +75,6 @@ def event_doc(e: AuditEvent) -> dict[str, Any]:
 
 
 # -- text ------------------------------------------------------------------------------------
-
-
-def _num(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) >= 10_000:  # a count: 102,728, not 1.027e+05
-            return f"{int(value):,}"
-        return f"{value:.4g}"
-    return str(value)
 
 
 def gate_lines(gates: tuple[GateResult, ...] | list[GateResult]) -> list[str]:
@@ -208,7 +198,7 @@ def comparison_lines(c: Comparison) -> list[str]:
             ),
             None,
         )
-        row += f" {_num(base):>10}"
+        row += f" {num(base):>10}"
         for x in c.candidates:
             m = next((m for m in x.metrics if m.name == name), None)
             if m is None or m.value is None:
@@ -216,7 +206,7 @@ def comparison_lines(c: Comparison) -> list[str]:
                 continue
             mark = {True: "better", False: "worse", None: "same"}[m.better]
             delta = f"{m.delta:+.4g}" if m.delta is not None else ""
-            row += f" {f'{_num(m.value)} {delta} {mark}':>20}"
+            row += f" {f'{num(m.value)} {delta} {mark}':>20}"
         out.append(row)
     for x in c.candidates:
         lin = x.lineage
@@ -233,7 +223,7 @@ def comparison_lines(c: Comparison) -> list[str]:
                     f"{', '.join(lin.code.authors) or '—'}{', ' + diff if diff else ''}"
                 )
         params = ", ".join(
-            f"{p.key} {_num(p.before)}->{_num(p.after)}" for p in lin.model_axis.params
+            f"{p.key} {num(p.before)}->{num(p.after)}" for p in lin.model_axis.params
         )
         out.append(f"  model:    {params or 'no parameter change'}")
         schema = lin.schema_axis
@@ -242,13 +232,13 @@ def comparison_lines(c: Comparison) -> list[str]:
             out.append(f"  schema:   {changes}")
         s = lin.sampling
         if s is not None:
-            rows = f", rows {_num(s.rows_before)}->{_num(s.rows_after)}" if s.rows_after else ""
+            rows = f", rows {num(s.rows_before)}->{num(s.rows_after)}" if s.rows_after else ""
             out.append(f"  sampling: {'changed' if s.changed else 'same'}{rows}")
     out += live_lines(c)
     if c.trend and c.metric_names:
         out.append("trend (oldest first):")
         for name in c.metric_names[:4]:
-            values = " ".join(_num(t.metrics.get(name)) for t in c.trend[-12:])
+            values = " ".join(num(t.metrics.get(name)) for t in c.trend[-12:])
             out.append(f"  {name:<18} {values}")
     out += [f"! {k}: {v}" for k, v in c.errors.items()]
     return out

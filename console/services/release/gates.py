@@ -548,23 +548,24 @@ def gate_numbers(g: GateResult) -> str:
         return ""
     obs, limit = g.observed, g.threshold
     if not isinstance(obs, int | float) or not isinstance(limit, int | float):
-        return f"{_num(obs)} vs {_num(limit)}"
+        return f"{num(obs)} vs {num(limit)}"
     if g.gate.endswith(":regression"):
         if obs < 0:
-            return f"{_num(-obs)} better"
+            return f"{num(-obs)} better"
         if obs == 0:
             return "unchanged"
-        return f"{_num(obs)} worse {'≤' if obs <= limit else '>'} {_num(limit)}"
+        return f"{num(obs)} worse {'≤' if obs <= limit else '>'} {num(limit)}"
     if g.gate.endswith(":min") or g.gate == "live:requests":
-        return f"{_num(obs)} {'≥' if obs >= limit else '<'} {_num(limit)}"
+        return f"{num(obs)} {'≥' if obs >= limit else '<'} {num(limit)}"
     if g.gate.endswith(":max"):
-        return f"{_num(obs)} {'≤' if obs <= limit else '>'} {_num(limit)}"
+        return f"{num(obs)} {'≤' if obs <= limit else '>'} {num(limit)}"
     if g.gate == "approvals":
-        return f"{_num(obs)} of {_num(limit)}" if limit else ""
-    return f"{_num(obs)} vs {_num(limit)}"
+        return f"{num(obs)} of {num(limit)}" if limit else ""
+    return f"{num(obs)} vs {num(limit)}"
 
 
-def _num(value: float | str | None) -> str:
+def num(value: float | str | None) -> str:
+    """A figure as plans and the CLI print it: counts with separators, else 4 digits."""
     if value is None:
         return "—"
     if isinstance(value, float):
