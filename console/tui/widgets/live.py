@@ -20,7 +20,8 @@ from console.tui.widgets.panel import Panel
 def health_line(
     view: Any, pal: Palette, now: Any, verdict: Any | None = None, prod: str = "production"
 ) -> Text:
-    """'production v1.10.0 ✓ ok · p95 96ms · errors 0.48% · 168/s · observed 5s ago'."""
+    """'production v1.10.0 ✓ ok · now p95 96ms · errors 0.48% · 168/s · observed 5s ago': the
+    last reading, marked "now" apart from the verdict's figures over the SLO window."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(view.stage, style=pal.stage(view.stage, prod))
     if view.version:
@@ -33,7 +34,7 @@ def health_line(
         text.append("  no health reading", style=pal.muted)
         return text
     for label, value in (
-        ("p95", fmt.latency(h.latency_p95_ms)),
+        ("now p95", fmt.latency(h.latency_p95_ms)),
         ("errors", fmt.percent(h.error_rate)),
         ("traffic", fmt.rps(h.traffic_rps)),
         ("score", fmt.number(h.prediction_mean)),
