@@ -58,6 +58,7 @@ def _act(
     the result (text or JSON) and exit with the documented code."""
     from console.cli import views as v
     from console.services.release import ActionResult, Refused, ReleaseError
+    from console.services.release.results import reconciled_lines
 
     if state.read_only and action in ("promote", "approve", "reject", "rollback"):
         exc = Refused(f"{action} refused: the console is in read-only mode", kind="read_only")
@@ -78,7 +79,7 @@ def _act(
 
     reconciled, result, error = run_async(go)
     if reconciled:
-        _say(v.reconciled_lines(reconciled), err=True)
+        _say(reconciled_lines(reconciled), err=True)
     if error is not None:
         refused = error if isinstance(error, Refused) else None
         message = str(getattr(error, "message", error))
@@ -283,10 +284,10 @@ def rollback(
 @click.pass_obj
 def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> None:
     """Promotion and rollback requests (pending ones by default), from the audit log."""
-    from console.cli.views import reconciled_lines
     from console.logs import cut, mask
     from console.services.release import ReleaseError
     from console.services.release.request_fold import request_doc
+    from console.services.release.results import reconciled_lines
 
     ws = open_ws(state)
 

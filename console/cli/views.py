@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from console.domain import AuditEvent, GateResult
-from console.domain.text import escape_controls
-from console.logs import cut, mask
 from console.services.release.compare import Comparison
 from console.services.release.gates import gate_numbers, not_applicable, num
 from console.services.release.results import ActionResult, Plan, Reconciled, Refused
@@ -132,26 +130,6 @@ def result_lines(result: ActionResult) -> list[str]:
         out.append(f"next: {result.next_command}")
     out += [f"warning: {w}" for w in result.warnings]
     return out
-
-
-def reconciled_lines(items: list[Reconciled]) -> list[str]:
-    return [
-        f"reconciled intent seq {r.intent_seq} ({r.op} {r.model} {r.version} to {r.stage}): "
-        f"{r.result} — {r.message}"
-        for r in items
-    ]
-
-
-def event_line(e: AuditEvent) -> str:
-    op = e.details.get("op")
-    action = f"{e.action}({op})" if op else e.action
-    move = f"{e.before or '-'}->{e.after or '-'}" if (e.before or e.after) else ""
-    where = " ".join(x for x in (e.model, e.version, e.stage) if x)
-    line = (
-        f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<10} {action:<18} {where} {move} "
-        f"{e.result} {e.request_id} {cut(mask(e.reason), 60)}"
-    ).rstrip()
-    return escape_controls(line)  # the record keeps its bytes; the terminal gets them escaped
 
 
 def live_lines(c: Comparison) -> list[str]:

@@ -306,7 +306,7 @@ class ReleaseActions:
         app = self.app
         if app.workspace is None or app.workspace.get("audit") is None:
             return
-        from console.cli.views import reconciled_lines
+        from console.services.release.results import reconciled_lines
 
         try:
             done = await app.release.reconcile()

@@ -7,13 +7,26 @@ import sys
 from typing import Any, TextIO, cast
 
 from console.audit.chain import Problem, VerifyResult
-from console.cli.views import event_line
 from console.domain import AuditEvent
 from console.domain.models import Frozen
 from console.domain.text import escape_controls
+from console.logs import cut, mask
 from console.ports import AuditStore
 from console.services.release.results import ReleaseError
 from console.services.workspace import Workspace
+
+
+def event_line(e: AuditEvent) -> str:
+    """One audit record as `audit` prints it: masked, cut, control characters escaped."""
+    op = e.details.get("op")
+    action = f"{e.action}({op})" if op else e.action
+    move = f"{e.before or '-'}->{e.after or '-'}" if (e.before or e.after) else ""
+    where = " ".join(x for x in (e.model, e.version, e.stage) if x)
+    line = (
+        f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<10} {action:<18} {where} {move} "
+        f"{e.result} {e.request_id} {cut(mask(e.reason), 60)}"
+    ).rstrip()
+    return escape_controls(line)  # the record keeps its bytes; the terminal gets them escaped
 
 
 def _store(ws: Workspace) -> AuditStore | None:

@@ -130,3 +130,12 @@ class Reconciled(Frozen):
     result: str  # executed | failed | unknown
     message: str
     outcome_seq: int | None = None
+
+
+def reconciled_lines(items: list[Reconciled]) -> list[str]:
+    """What reconciling found, a line each (the CLI prints them, the TUI notifies them)."""
+    return [
+        f"reconciled intent seq {r.intent_seq} ({r.op} {r.model} {r.version} to {r.stage}): "
+        f"{r.result} — {r.message}"
+        for r in items
+    ]
