@@ -63,12 +63,10 @@ class RunsFolderConfig(PluginConfig):
     path: str = ".ci-runs"
 
 
-class ScrapeConfig(PluginConfig):
-    """A Prometheus text-exposition endpoint scraped directly."""
+class ServingMetricNames(PluginConfig):
+    """The serving metrics' names and labels (docs/plugins/prometheus.md), as the demo server
+    exports them: one home for every metrics backend that reads them (scrape, Prometheus)."""
 
-    url: str
-    interval_seconds: float = Field(default=5.0, gt=0)
-    history: int = Field(default=360, ge=2, le=100_000)
     latency_metric: str = "model_request_latency_seconds"
     requests_metric: str = "model_requests_total"
     prediction_metric: str = "model_prediction_score"
@@ -81,6 +79,14 @@ class ScrapeConfig(PluginConfig):
     agreement_label: str = "agreement"
     differ_value: str = "differ"
     baseline_label: str = "baseline_version"
+
+
+class ScrapeConfig(ServingMetricNames):
+    """A Prometheus text-exposition endpoint scraped directly."""
+
+    url: str
+    interval_seconds: float = Field(default=5.0, gt=0)
+    history: int = Field(default=360, ge=2, le=100_000)
     window_history_seconds: float = Field(
         default=3600.0, gt=0, le=7 * 86400, description="how far back window() can look"
     )

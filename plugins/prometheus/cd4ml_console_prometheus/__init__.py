@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from console.plugins import API_VERSION, BackendContext, BackendPlugin
 from console.plugins.credentials import CredentialOptions
+from console.plugins.options import ServingMetricNames
 
 METRICS = ("latency_p95_ms", "error_rate", "traffic_rps", "prediction_mean")
 """The serving metrics of the MetricsSource port; each has a query template."""
@@ -25,7 +26,7 @@ def _clean_matchers(value: str) -> str:
     return value.strip().strip(",")
 
 
-class PrometheusConfig(CredentialOptions):
+class PrometheusConfig(CredentialOptions, ServingMetricNames):
     """``[backends.metrics]`` with ``type = "prometheus"``."""
 
     url: str = Field(description="base URL of Prometheus, e.g. http://prometheus:9090")
@@ -33,18 +34,6 @@ class PrometheusConfig(CredentialOptions):
         default="none", description="credential to send (Prometheus behind a proxy)"
     )
     timeout_seconds: float | None = Field(default=None, gt=0)
-    model_label: str = "model"
-    stage_label: str = "stage"
-    version_label: str = "version"
-    latency_metric: str = "model_request_latency_seconds"
-    requests_metric: str = "model_requests_total"
-    prediction_metric: str = "model_prediction_score"
-    outcome_label: str = "outcome"
-    error_value: str = "error"
-    shadow_metric: str = "model_shadow_decisions_total"
-    agreement_label: str = "agreement"
-    differ_value: str = "differ"
-    baseline_label: str = "baseline_version"
     matchers: str = Field(
         default="", description='extra label matchers for every query, e.g. job="serving"'
     )
