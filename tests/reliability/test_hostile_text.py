@@ -305,7 +305,7 @@ async def test_tui_shows_hostile_text_stripped_or_escaped_never_raw_nor_as_marku
     from console.tui.screens.audit import AuditScreen
     from console.tui.screens.model import ModelScreen
 
-    from .tui_rig import settle, until
+    from .tui_rig import settle, tour_model_screen, until
 
     root = tmp_path / "ws"
     version = _hostile_workspace(root)
@@ -316,13 +316,7 @@ async def test_tui_shows_hostile_text_stripped_or_escaped_never_raw_nor_as_marku
     async with app.run_test(size=(160, 50), notifications=True) as pilot:
         await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen", 20)
         await settle(pilot)
-        for tab in "1234":
-            await pilot.press(tab)
-            await settle(pilot)
-            screens[f"model tab {tab}"] = app.export_screenshot()
-        await pilot.press("question_mark")
-        await settle(pilot)
-        screens["help"] = app.export_screenshot()
+        await tour_model_screen(pilot, app, screens)
         await pilot.press("escape", "A")
         await until(pilot, lambda: isinstance(app.screen, AuditScreen), "the audit log", 10)
         await settle(pilot)

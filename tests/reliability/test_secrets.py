@@ -178,7 +178,7 @@ async def test_no_canary_on_any_screen_of_the_tui(world: Path) -> None:
     from console.tui.app import ConsoleApp
     from console.tui.screens.model import ModelScreen
 
-    from .tui_rig import settle, until
+    from .tui_rig import settle, tour_model_screen, until
 
     app = ConsoleApp(load_config=lambda: load_config(None, world), label="ws", refresh_seconds=0)
     screens: dict[str, str] = {}
@@ -189,13 +189,7 @@ async def test_no_canary_on_any_screen_of_the_tui(world: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen", 10)
         await settle(pilot)
-        for tab in "1234":
-            await pilot.press(tab)
-            await settle(pilot)
-            screens[f"model tab {tab}"] = app.export_screenshot()
-        await pilot.press("question_mark")
-        await settle(pilot)
-        screens["help"] = app.export_screenshot()
+        await tour_model_screen(pilot, app, screens)
         await pilot.press("escape", "p")
         await settle(pilot)
         screens["promote"] = app.export_screenshot()

@@ -178,6 +178,18 @@ async def until(pilot: Any, cond: Callable[[], Any], what: str, within: float = 
         await pilot.pause(0.02)
 
 
+async def tour_model_screen(pilot: Any, app: Any, screens: dict[str, str]) -> None:
+    """Screenshots of the model screen's four tabs and the help, into ``screens``: where a
+    leak (a secret, a control character) would show on the model screen."""
+    for tab in "1234":
+        await pilot.press(tab)
+        await settle(pilot)
+        screens[f"model tab {tab}"] = app.export_screenshot()
+    await pilot.press("question_mark")
+    await settle(pilot)
+    screens["help"] = app.export_screenshot()
+
+
 class Watch:
     """Notes how long after ``start()`` first holds ``cond()`` first holds, checking every
     10 ms on the app's loop whatever the test is busy with meanwhile (pressing keys): e.g. how
