@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from console.config.model import SLO
@@ -244,10 +244,6 @@ def shadow_comparison(candidate: LiveWindow, baseline: LiveWindow | None) -> Sha
 
 
 # -- reading -------------------------------------------------------------------------------
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def read_window(

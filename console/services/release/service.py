@@ -15,13 +15,14 @@ import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn, TypeVar
 
 from console import identity as identity_module
 from console.domain import Actor
 from console.identity import IdentityProvider, Role, actor_role, principal
 from console.services.notify import Notices, record_expiries
+from console.services.overview import utcnow
 from console.services.release import decisions as d
 from console.services.release import request_fold as rq
 from console.services.release.context import Reader, Settings, need_audit, need_registry
@@ -35,10 +36,6 @@ from console.services.release.rollback import rollback_target
 from console.services.workspace import Workspace
 
 T = TypeVar("T")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_request_id() -> str:
