@@ -140,10 +140,15 @@ def trusted_by_git(root: Path, timeout: float = GIT_TIMEOUT) -> str:
     """ "" when git works in ``root`` for this user; else git's complaint (dubious ownership)."""
     from console.backends.gitcmd import git_env
 
+    # as the console runs git: without the system config
     done = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--git-dir"], env=git_env(), capture_output=True,
-        text=True, timeout=timeout, check=False,
-    )  # fmt: skip  # as the console runs git: without the system config
+        ["git", "-C", str(root), "rev-parse", "--git-dir"],
+        env=git_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if done.returncode == 0:
         return ""
     return (done.stderr.strip().splitlines() or ["git refused the folder"])[0]
@@ -169,8 +174,13 @@ def check_shared(
     try:
         return _check_shared(config, store, timeout)
     except subprocess.TimeoutExpired as exc:
-        return [Finding("FAIL", f"the group workspace can not be checked: {exc.cmd[0]} "
-                        f"{exc.cmd[1]} did not answer within {timeout:g}s")]  # fmt: skip
+        return [
+            Finding(
+                "FAIL",
+                f"the group workspace can not be checked: {exc.cmd[0]} "
+                f"{exc.cmd[1]} did not answer within {timeout:g}s",
+            )
+        ]
     except OSError as exc:
         return [Finding("FAIL", f"the group workspace can not be checked: {exc}")]
 
@@ -183,16 +193,24 @@ def _check_shared(config: ConsoleConfig, store: Any, timeout: float) -> list[Fin
     st = where.git_dir.stat()
     shared = is_group_shared(setting) or bool(st.st_mode & 0o020) or st.st_uid != os.geteuid()
     if not shared:
-        return [Finding("--", "one user's workspace; `cd4ml-console init --shared GROUP` "
-                        "sets up a group workspace (docs/team.md)")]  # fmt: skip
+        return [
+            Finding(
+                "--",
+                "one user's workspace; `cd4ml-console init --shared GROUP` "
+                "sets up a group workspace (docs/team.md)",
+            )
+        ]
     gid, name = st.st_gid, group_name(st.st_gid)
     fix = f"fix: cd4ml-console -w {where.root} init --shared {name}"
     out = [
         Finding("ok", f"core.sharedRepository={setting}: git keeps new files group-writable")
         if is_group_shared(setting)
-        else Finding("FAIL", "core.sharedRepository is not set: git creates files only their "
-                     f"owner can write — {fix}"),
-    ]  # fmt: skip
+        else Finding(
+            "FAIL",
+            "core.sharedRepository is not set: git creates files only their "
+            f"owner can write — {fix}",
+        ),
+    ]
     out += _tree_findings(where.git_dir, gid, writable=False, label="git")
     if where.state_dir.exists():
         # Files there are replaced by a rename (the folder's write bit is what counts), but
@@ -202,12 +220,19 @@ def _check_shared(config: ConsoleConfig, store: Any, timeout: float) -> list[Fin
         out.append(Finding("FAIL", f"state: {where.state_dir} does not exist yet — {fix}"))
     if where.audit_file is not None and where.audit_file.exists():
         out += _audit_findings(where.audit_file, gid)
-    out = [Finding(f.mark, f"{f.text} — {fix}") if f.mark == "FAIL" and "fix:" not in f.text
-           else f for f in out]  # fmt: skip
+    out = [
+        Finding(f.mark, f"{f.text} — {fix}") if f.mark == "FAIL" and "fix:" not in f.text else f
+        for f in out
+    ]
     complaint = trusted_by_git(where.root, timeout)
     if complaint:
-        out.append(Finding("FAIL", f"git refuses the clone for this user ({complaint}) — fix: "
-                           f"git config --global --add safe.directory {where.root}"))  # fmt: skip
+        out.append(
+            Finding(
+                "FAIL",
+                f"git refuses the clone for this user ({complaint}) — fix: "
+                f"git config --global --add safe.directory {where.root}",
+            )
+        )
     if not _in_group(gid) and os.geteuid() != 0:
         out.append(Finding("note", f"you are not in group {name}: you can read, not act"))
     return out

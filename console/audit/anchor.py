@@ -262,9 +262,12 @@ async def existing_commits(repo: Path, shas: Iterable[str], timeout: float = 10.
     if not wanted:
         return set()
     _, out, _ = await run_git(
-        repo, "cat-file", "--batch-check", input=("\n".join(wanted) + "\n").encode(),
+        repo,
+        "cat-file",
+        "--batch-check",
+        input=("\n".join(wanted) + "\n").encode(),
         timeout=timeout,
-    )  # fmt: skip
+    )
     lines = out.decode().splitlines()
     return {
         sha for sha, line in zip(wanted, lines, strict=False) if line.split()[1:2] == ["commit"]

@@ -324,12 +324,15 @@ class DvcData:
     ) -> dict[tuple[str, str], Any]:
         wants = [
             _Want(
-                item, shas[item], attr, self._templates(item[0], attr),
+                item,
+                shas[item],
+                attr,
+                self._templates(item[0], attr),
                 every=attr == "data" and bool(self._override(item[0], "data")),
             )
             for item in items
             for attr in _FACTS[kind]
-        ]  # fmt: skip
+        ]
         missing = await self._find(wants)
         contents = await self._contents(wants)
         out: dict[tuple[str, str], Any] = {}

@@ -134,9 +134,14 @@ class GitCodeRepo:
 
     async def check(self) -> str:
         rc, out, _ = await run_git(
-            self.path, "rev-parse", "HEAD", "--abbrev-ref", "HEAD",
-            timeout=self.timeout, check=False,
-        )  # fmt: skip
+            self.path,
+            "rev-parse",
+            "HEAD",
+            "--abbrev-ref",
+            "HEAD",
+            timeout=self.timeout,
+            check=False,
+        )
         if rc == 0:
             sha, branch = [*out.decode().split(), "", ""][:2]
             where = "detached" if branch == "HEAD" else f"on {branch}"
@@ -159,9 +164,15 @@ class GitCodeRepo:
                 return commit
         self._reject_option(rev)
         out = await self._git(
-            "log", "-1", "-z", f"--format={_FORMAT}", "--end-of-options", f"{rev}^{{commit}}", "--",
+            "log",
+            "-1",
+            "-z",
+            f"--format={_FORMAT}",
+            "--end-of-options",
+            f"{rev}^{{commit}}",
+            "--",
             rev=rev,
-        )  # fmt: skip
+        )
         commits = self._parse(out)
         if not commits:
             raise NotFound(f"no commit {rev!r} in {self.path}", backend=self.name)
@@ -201,10 +212,15 @@ class GitCodeRepo:
             self._reject_option(base)
             revs.append(f"^{base}^{{commit}}")
         out = await self._git(
-            "log", "-z", f"--format={_FORMAT}", f"--max-count={MAX_COMMITS}", "--end-of-options",
-            *revs, "--",
+            "log",
+            "-z",
+            f"--format={_FORMAT}",
+            f"--max-count={MAX_COMMITS}",
+            "--end-of-options",
+            *revs,
+            "--",
             rev=head if base is None else f"{base}..{head}",
-        )  # fmt: skip
+        )
         return tuple(self._parse(out))
 
     async def diffstat(self, base: str, head: str) -> DiffStat:
@@ -214,9 +230,14 @@ class GitCodeRepo:
         self._reject_option(base)
         self._reject_option(head)
         out = await self._git(
-            "diff", "--shortstat", "--end-of-options", f"{base}^{{commit}}", f"{head}^{{commit}}",
-            "--", rev=f"{base}..{head}",
-        )  # fmt: skip
+            "diff",
+            "--shortstat",
+            "--end-of-options",
+            f"{base}^{{commit}}",
+            f"{head}^{{commit}}",
+            "--",
+            rev=f"{base}..{head}",
+        )
         counts = {kind: int(n) for n, kind in _SHORTSTAT.findall(out.decode())}
         stat = DiffStat(
             files=counts.get("file", 0),

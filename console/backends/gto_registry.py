@@ -265,9 +265,11 @@ class GtoRegistry:
                 raise Conflict(
                     f"{model} {version} is now registered at commit {found.commit[:12]}, not "
                     f"{commit[:12]}: it was re-registered since the request",
-                    backend=self.name, expected=commit, actual=found.commit,
+                    backend=self.name,
+                    expected=commit,
+                    actual=found.commit,
                     changed_by=found.registration.tagger if found.registration else "",
-                )  # fmt: skip
+                )
             current = self._compare(model, stage, state, expected)
             if current is not None and version is not None and current.version == version:
                 return _assignment(model, current)
@@ -279,9 +281,13 @@ class GtoRegistry:
                 name, found.commit, actor, actor_email, message, state.newest(stage=stage), guard
             )
         return StageAssignment(
-            model=model, stage=stage, version=version, assigned_by=_tagger(actor),
-            assigned_at=at, ref=name,
-        )  # fmt: skip
+            model=model,
+            stage=stage,
+            version=version,
+            assigned_by=_tagger(actor),
+            assigned_at=at,
+            ref=name,
+        )
 
     async def register(
         self,
@@ -299,9 +305,15 @@ class GtoRegistry:
         if not is_valid_version(version):
             raise NotFound(f"{version!r} is not a GTO version like v1.2.0", backend=self.name)
         rc, out, _ = await run_git(
-            self.path, "rev-parse", "--verify", "--quiet", "--end-of-options",
-            f"{commit}^{{commit}}", timeout=self.timeout, check=False,
-        )  # fmt: skip
+            self.path,
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            f"{commit}^{{commit}}",
+            timeout=self.timeout,
+            check=False,
+        )
         if rc != 0:
             raise NotFound(f"no commit {commit!r} in {self.path}", backend=self.name)
         sha = out.decode().strip()
@@ -313,15 +325,17 @@ class GtoRegistry:
                 if found is not None and found.registered and found.active:
                     raise Conflict(
                         f"{model} {version} is already registered (at {found.commit[:8]})",
-                        backend=self.name, actual=version,
+                        backend=self.name,
+                        actual=version,
                         changed_by=found.registration.tagger if found.registration else "",
-                    )  # fmt: skip
+                    )
                 for other in state.versions.values():
                     if other.commit == sha and other.registered and other.active:
                         raise Conflict(
                             f"commit {sha[:8]} already carries {model} {other.version}",
-                            backend=self.name, actual=other.version,
-                        )  # fmt: skip
+                            backend=self.name,
+                            actual=other.version,
+                        )
             name = format_tag(model, Action.REGISTER, version=version)
             if snap.has_tag(name):  # re-registering a deregistered version needs a counter
                 name = format_tag(
@@ -331,9 +345,13 @@ class GtoRegistry:
             newest = state.newest(version=version) if state else 0
             at = await self._create_tag(name, sha, actor, actor_email, text, newest, None)
         return ModelVersion(
-            model=model, version=version, commit=sha, created_by=_tagger(actor), created_at=at,
+            model=model,
+            version=version,
+            commit=sha,
+            created_by=_tagger(actor),
+            created_at=at,
             tags={"gto.tag": name},
-        )  # fmt: skip
+        )
 
     async def check_move(self, model: str, stage: str) -> None:
         """What a stage move would be refused for, asked before anything is recorded: a stage
@@ -370,8 +388,10 @@ class GtoRegistry:
         if current is None:
             raise Conflict(
                 f"stage {stage} of {model} has never been assigned, not {expected} as expected",
-                backend=self.name, expected=expected, actual=None,
-            )  # fmt: skip
+                backend=self.name,
+                expected=expected,
+                actual=None,
+            )
         ev = current.event
         raise Conflict(
             f"stage {stage} of {model} now points at {actual or 'nothing'}, not "
@@ -379,8 +399,10 @@ class GtoRegistry:
             f"{ev.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (tag {ev.name})",
             backend=self.name,
             hint="reload the model and review the change before trying again",
-            expected=expected, actual=actual, changed_by=ev.tagger,
-        )  # fmt: skip
+            expected=expected,
+            actual=actual,
+            changed_by=ev.tagger,
+        )
 
     async def _guard(self, model: str, stage: str) -> tuple[str, str, str, str]:
         """(guard ref, its value, model, stage); the value is read *before* the snapshot."""
@@ -431,9 +453,13 @@ class GtoRegistry:
         if guard is not None:
             lines.append(f"update {guard[0]} {obj}" + (f" {guard[1]}" if compare else ""))
         rc, _, err = await run_git(
-            self.path, "update-ref", "--stdin", input=("\n".join(lines) + "\n").encode(),
-            timeout=self.timeout, check=False,
-        )  # fmt: skip
+            self.path,
+            "update-ref",
+            "--stdin",
+            input=("\n".join(lines) + "\n").encode(),
+            timeout=self.timeout,
+            check=False,
+        )
         if rc == 0:
             return
         reason = err.decode(errors="replace").strip()
@@ -487,9 +513,13 @@ class GtoRegistry:
         if setting is not False:
             wanted = setting if isinstance(setting, str) else "origin"
             rc, _, _ = await run_git(
-                self.path, "config", "--get", f"remote.{wanted}.url", timeout=self.timeout,
+                self.path,
+                "config",
+                "--get",
+                f"remote.{wanted}.url",
+                timeout=self.timeout,
                 check=False,
-            )  # fmt: skip
+            )
             if rc == 0:
                 name = wanted
             elif isinstance(setting, str) or setting is True:
@@ -508,10 +538,16 @@ class GtoRegistry:
         if remote is None:
             return
         rc, _, err = await run_git(
-            self.path, "fetch", "--quiet", "--no-tags", remote, "+refs/tags/*:refs/tags/*",
-            f"+{GUARD_PREFIX}*:{GUARD_PREFIX}*", timeout=max(self.timeout, PUSH_TIMEOUT),
+            self.path,
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            remote,
+            "+refs/tags/*:refs/tags/*",
+            f"+{GUARD_PREFIX}*:{GUARD_PREFIX}*",
+            timeout=max(self.timeout, PUSH_TIMEOUT),
             check=False,
-        )  # fmt: skip
+        )
         if rc != 0:
             lines = err.decode(errors="replace").strip().splitlines()
             raise Unreachable(
@@ -560,9 +596,13 @@ class GtoRegistry:
             args.append(f"--force-with-lease={guard[0]}:{expect}")
             refspecs.append(f"{obj}:{guard[0]}")
         rc, out, err = await run_git(
-            self.path, *args, remote, *refspecs, timeout=max(self.timeout, PUSH_TIMEOUT),
+            self.path,
+            *args,
+            remote,
+            *refspecs,
+            timeout=max(self.timeout, PUSH_TIMEOUT),
             check=False,
-        )  # fmt: skip
+        )
         said = (out + err).decode(errors="replace")
         if rc != 0:
             refused = [ln for ln in said.splitlines() if ln.startswith("!")]
@@ -611,11 +651,16 @@ def lost_race(reason: str) -> bool:
     return any(
         w in text
         for w in (
-            "already exists", "but expected", "file exists", "stale info",
-            "atomic push failed", "atomic transaction failed", "failed to lock",
+            "already exists",
+            "but expected",
+            "file exists",
+            "stale info",
+            "atomic push failed",
+            "atomic transaction failed",
+            "failed to lock",
             "cannot lock ref",
         )
-    )  # fmt: skip
+    )
 
 
 def permission_hint(reason: str, path: Path) -> str:

@@ -19,9 +19,22 @@ from console.backends.gto_tags import Action, parse_tag
 # Known names in the order a model goes through them; others sort alphabetically after these
 # (before the production stage, which always comes last).
 LIFECYCLE = (
-    "dev", "develop", "development", "test", "testing", "qa", "uat", "stage", "staging",
-    "preprod", "pre-prod", "canary", "shadow", "prod", "production",
-)  # fmt: skip
+    "dev",
+    "develop",
+    "development",
+    "test",
+    "testing",
+    "qa",
+    "uat",
+    "stage",
+    "staging",
+    "preprod",
+    "pre-prod",
+    "canary",
+    "shadow",
+    "prod",
+    "production",
+)
 PRODUCTION_NAMES = ("production", "prod")
 DEFAULT_STAGES = ("staging", "production")
 TIMEOUT = 10.0
@@ -63,10 +76,19 @@ def tag_stages(repo: Path) -> set[str]:
     empty when git can not read them (the registry backend then says why)."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(repo), "for-each-ref", "--format=%(objecttype) %(refname)",
-             "refs/tags"],
-            capture_output=True, timeout=TIMEOUT, env=git_env(), check=False,
-        )  # fmt: skip
+            [
+                "git",
+                "-C",
+                str(repo),
+                "for-each-ref",
+                "--format=%(objecttype) %(refname)",
+                "refs/tags",
+            ],
+            capture_output=True,
+            timeout=TIMEOUT,
+            env=git_env(),
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return set()
     stages: set[str] = set()

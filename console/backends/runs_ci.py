@@ -241,9 +241,13 @@ class RunsFolderCI:
         if isinstance(record, str):
             return _Entry(path.name, mtime_ns, size, problem=record)
         entry = _Entry(
-            path.name, mtime_ns, size, commit=record.commit, done=record.status is DONE,
+            path.name,
+            mtime_ns,
+            size,
+            commit=record.commit,
+            done=record.status is DONE,
             key=_order_key(record.status, record.started_at, record.finished_at, str(record.id)),
-        )  # fmt: skip
+        )
         if record.junit or any(j.junit for j in record.jobs):
             problems: list[str] = []
             entry.built = self._with_junit(record, problems, path.name)
@@ -391,9 +395,14 @@ class RunsFolderCI:
                 name, mtime_ns, size, commit, done, when, number, run_id, problem = rows.pop()
                 at = _MARKS.get(when) or datetime.fromisoformat(when)
                 out[name] = _Entry(
-                    str(name), int(mtime_ns), int(size), commit=str(commit), done=bool(done),
-                    key=(at, int(number), str(run_id)), problem=str(problem),
-                )  # fmt: skip
+                    str(name),
+                    int(mtime_ns),
+                    int(size),
+                    commit=str(commit),
+                    done=bool(done),
+                    key=(at, int(number), str(run_id)),
+                    problem=str(problem),
+                )
             return out
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return {}
@@ -402,11 +411,20 @@ class RunsFolderCI:
         """Keep the index for the next start (entries with JUnit counts are parsed again);
         failing to write it (read-only checkout, full disk) only costs the next start time."""
         runs = [
-            [e.name, e.mtime_ns, e.size, e.commit, e.done, _mark(e.key[0]), e.key[1], e.key[2],
-             e.problem]
+            [
+                e.name,
+                e.mtime_ns,
+                e.size,
+                e.commit,
+                e.done,
+                _mark(e.key[0]),
+                e.key[1],
+                e.key[2],
+                e.problem,
+            ]
             for e in self._entries.values()
             if e.built is None and not e.junit_problems
-        ]  # fmt: skip
+        ]
         doc = {"version": INDEX_VERSION, "folder": str(self.folder), "runs": runs}
         tmp = self._saved.with_name(f"{self._saved.name}.{os.getpid()}.tmp")
         try:
@@ -505,8 +523,11 @@ class RunsFolderCI:
                 out[commit] = exc
         found = {c: e for c, e in entries.items() if c not in out}
         known = self._runs
-        if all(e.built is not None or (e.name, e.mtime_ns, e.size) in known
-               for es in found.values() for e in es):  # fmt: skip
+        if all(
+            e.built is not None or (e.name, e.mtime_ns, e.size) in known
+            for es in found.values()
+            for e in es
+        ):
             out.update(self._build_all(found))
         else:  # file reads: off the event loop, in one thread hop
             out.update(await asyncio.to_thread(self._build_all, found))

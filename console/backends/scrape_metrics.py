@@ -353,9 +353,12 @@ class ScrapeMetrics:
         if busiest[0] and (busiest[1] > 0 or (model, stage) not in self._served):
             self._served[(model, stage)] = busiest[0]
         return ServingHealth(
-            model=model, stage=stage, version=self._served.get((model, stage)),
-            observed_at=now, **values,
-        )  # fmt: skip
+            model=model,
+            stage=stage,
+            version=self._served.get((model, stage)),
+            observed_at=now,
+            **values,
+        )
 
     def _keep_tally(self, samples: Samples, mono: float, now: datetime) -> None:
         """The running totals per (model, stage, version) as of this scrape; one every
@@ -449,22 +452,31 @@ class ScrapeMetrics:
             if (model, stage) in self._latest or any(k[:2] == (model, stage) for k in now):
                 # The stage serves, not this version (yet): no requests, over no known span.
                 return LiveWindow(
-                    model=model, stage=stage, version=version, requests=0.0, errors=0.0,
+                    model=model,
+                    stage=stage,
+                    version=version,
+                    requests=0.0,
+                    errors=0.0,
                     observed_at=self._wall_at,
-                )  # fmt: skip
+                )
             raise self._not_found(model, stage)
         base_at, base = self._base(keys, mono, seconds)
         window = _Window()
         for key in keys:
             old = base.get(key, {}) if base is not None else {}
             for (fieldname, le, baseline), total in now[key].items():
-                window.add(fieldname, key[2], le, total - old.get((fieldname, le, baseline), 0.0),
-                           baseline)  # fmt: skip
+                window.add(
+                    fieldname, key[2], le, total - old.get((fieldname, le, baseline), 0.0), baseline
+                )
         served = version or window.busiest()[0] or None
         return LiveWindow(
-            model=model, stage=stage, version=served, seconds=max(0.0, mono - base_at),
-            observed_at=self._wall_at, **window.figures(),
-        )  # fmt: skip
+            model=model,
+            stage=stage,
+            version=served,
+            seconds=max(0.0, mono - base_at),
+            observed_at=self._wall_at,
+            **window.figures(),
+        )
 
     def _base(
         self, keys: list[tuple[str, str, str]], mono: float, seconds: float

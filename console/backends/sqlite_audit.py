@@ -41,11 +41,32 @@ from console.ports import AuditUnavailable, InvalidResponse, StageBusy
 SCHEMA_VERSION = 2
 NETWORK_FS = frozenset(
     {
-        "nfs", "nfs4", "cifs", "smb3", "smbfs", "sshfs", "fuse.sshfs", "9p", "afs", "ceph",
-        "fuse.ceph", "glusterfs", "fuse.glusterfs", "lustre", "gpfs", "beegfs", "ncpfs", "coda",
-        "davfs", "fuse.davfs2", "fuse.s3fs", "fuse.rclone", "gfs2", "ocfs2",
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "sshfs",
+        "fuse.sshfs",
+        "9p",
+        "afs",
+        "ceph",
+        "fuse.ceph",
+        "glusterfs",
+        "fuse.glusterfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "ncpfs",
+        "coda",
+        "davfs",
+        "fuse.davfs2",
+        "fuse.s3fs",
+        "fuse.rclone",
+        "gfs2",
+        "ocfs2",
     }
-)  # fmt: skip
+)
 """File systems on which SQLite's WAL (shared memory between processes) is not safe."""
 
 _LOCKS = (
@@ -471,9 +492,10 @@ class SqliteAuditStore(ExportMixin):
         """Locking intents with no outcome yet, oldest first."""
         sql = (
             "SELECT e.seq, e.hash, e.record FROM stage_locks l JOIN events e"
-            " ON e.seq = l.intent_seq" + (" WHERE l.model = ?" if model is not None else "")
+            " ON e.seq = l.intent_seq"
+            + (" WHERE l.model = ?" if model is not None else "")
             + " ORDER BY e.seq"
-        )  # fmt: skip
+        )
         params = (model,) if model is not None else ()
         rows = await self._run("read", lambda conn: conn.execute(sql, params).fetchall())
         return [self._decode(*row) for row in rows]

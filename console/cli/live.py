@@ -168,9 +168,16 @@ def watch(
                     click.echo(describe(s))
 
             return await run_watch(
-                HealthService(overview), model, stage, target, duration=seconds, interval=every,
-                clock=lambda: datetime.now(UTC), sleep=asyncio.sleep, on_update=show,
-            )  # fmt: skip
+                HealthService(overview),
+                model,
+                stage,
+                target,
+                duration=seconds,
+                interval=every,
+                clock=lambda: datetime.now(UTC),
+                sleep=asyncio.sleep,
+                on_update=show,
+            )
 
     result = run_async(go)
     if isinstance(result, str):

@@ -97,8 +97,13 @@ def _act(
             _say(v.result_lines(result))
         raise SystemExit(result.exit_code)
     if as_json:
-        _emit({"schema": "cd4ml-console/release-plan/v1", "plan": v.plan_doc(result),
-               "reconciled": v.reconciled_docs(reconciled)})  # fmt: skip
+        _emit(
+            {
+                "schema": "cd4ml-console/release-plan/v1",
+                "plan": v.plan_doc(result),
+                "reconciled": v.reconciled_docs(reconciled),
+            }
+        )
     else:
         _say(v.plan_lines(result))
 
@@ -182,16 +187,39 @@ def promote(
     """Request promoting VERSION of MODEL to a stage; it executes once gates pass and enough
     others approved. Run again when the stage already points at VERSION to finish its deploy."""
     if dry_run:
-        _act(state, "plan", model, as_json, lambda svc: svc.plan_promotion(
-            model, version, stage, ack_schema_change=ack_schema_change,
-            override_window=override_window, ack_rolled_back=ack_rolled_back),
-            reconcile=False)  # fmt: skip
+        _act(
+            state,
+            "plan",
+            model,
+            as_json,
+            lambda svc: svc.plan_promotion(
+                model,
+                version,
+                stage,
+                ack_schema_change=ack_schema_change,
+                override_window=override_window,
+                ack_rolled_back=ack_rolled_back,
+            ),
+            reconcile=False,
+        )
         return
     if not reason.strip():
         raise click.UsageError("promote needs --reason TEXT (it is recorded in the audit log)")
-    _act(state, "promote", model, as_json, lambda svc: svc.promote(
-        model, version, stage, reason=reason, ack_schema_change=ack_schema_change,
-        override_window=override_window, ack_rolled_back=ack_rolled_back))  # fmt: skip
+    _act(
+        state,
+        "promote",
+        model,
+        as_json,
+        lambda svc: svc.promote(
+            model,
+            version,
+            stage,
+            reason=reason,
+            ack_schema_change=ack_schema_change,
+            override_window=override_window,
+            ack_rolled_back=ack_rolled_back,
+        ),
+    )
 
 
 def _decide(kind: str) -> click.Command:
@@ -244,9 +272,14 @@ def rollback(
 ) -> None:
     """Roll MODEL's stage back to its previous version (from the stage history), then deploy."""
     if dry_run:
-        _act(state, "plan", model, as_json,
-             lambda svc: svc.plan_rollback(model, stage=stage, to_version=to_version),
-             reconcile=False)  # fmt: skip
+        _act(
+            state,
+            "plan",
+            model,
+            as_json,
+            lambda svc: svc.plan_rollback(model, stage=stage, to_version=to_version),
+            reconcile=False,
+        )
         return
     if not reason.strip():
         raise click.UsageError("rollback needs --reason TEXT (it is recorded in the audit log)")
@@ -271,8 +304,9 @@ def rollback(
                 raise Refused(
                     "rollback not confirmed; nothing was changed (or pass --yes)", kind="usage"
                 )
-        return await svc.rollback(model, reason=reason, confirmation=typed, stage=plan.stage,
-                                  to_version=plan.version)  # fmt: skip
+        return await svc.rollback(
+            model, reason=reason, confirmation=typed, stage=plan.stage, to_version=plan.version
+        )
 
     _act(state, "rollback", model, as_json, make)
 
@@ -374,8 +408,14 @@ def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
     from console.services.release import anchoring
 
     if reset:
-        _act(state, "re-anchor", "", as_json, lambda svc: anchoring.reset_anchor(svc, reason),
-             reconcile=False)  # fmt: skip
+        _act(
+            state,
+            "re-anchor",
+            "",
+            as_json,
+            lambda svc: anchoring.reset_anchor(svc, reason),
+            reconcile=False,
+        )
         return
 
     ws = open_ws(state)

@@ -153,9 +153,14 @@ def plan_history(now: datetime, seed: int) -> _Plan:
         plan.commits += _model_commits(model, now, seed, commit_jitter)
     for extra in EXTRA_COMMITS:
         plan.commits.append(
-            _Commit(at(now, extra.days) + commit_jitter(), extra.author, extra.subject,
-                    dict(extra.files), ci=extra.ci)
-        )  # fmt: skip
+            _Commit(
+                at(now, extra.days) + commit_jitter(),
+                extra.author,
+                extra.subject,
+                dict(extra.files),
+                ci=extra.ci,
+            )
+        )
     plan.commits.sort(key=lambda c: c.when)
     introduced: list[ModelStory] = []
     for mark, commit in enumerate(plan.commits, start=1):
@@ -167,19 +172,26 @@ def plan_history(now: datetime, seed: int) -> _Plan:
     registered = {(c.model, c.registers): c for c in plan.commits if c.registers}
     for (name, version), commit in registered.items():
         plan.tags.append(
-            _Tag(f"{name}@{version}", commit, commit.author,
-                 commit.when + timedelta(hours=1.5) + tag_jitter(),
-                 f"Registering artifact {name} version {version}")
-        )  # fmt: skip
+            _Tag(
+                f"{name}@{version}",
+                commit,
+                commit.author,
+                commit.when + timedelta(hours=1.5) + tag_jitter(),
+                f"Registering artifact {name} version {version}",
+            )
+        )
     counters: dict[str, int] = {}
     for move in STAGE_MOVES:  # oldest first: GTO's counter grows per artifact
         counters[move.model] = counters.get(move.model, 0) + 1
         plan.tags.append(
-            _Tag(f"{move.model}#{move.stage}#{counters[move.model]}",
-                 registered[(move.model, move.version)], move.actor,
-                 move_time(now, move),
-                 move.message or f"Assigning stage {move.stage} to {move.model} {move.version}")
-        )  # fmt: skip
+            _Tag(
+                f"{move.model}#{move.stage}#{counters[move.model]}",
+                registered[(move.model, move.version)],
+                move.actor,
+                move_time(now, move),
+                move.message or f"Assigning stage {move.stage} to {move.model} {move.version}",
+            )
+        )
     plan.tags.sort(key=lambda t: t.when)
     _check(plan, now)
     return plan
@@ -337,8 +349,13 @@ def build_demo(
     port = free_port() if port is None else port
     config_path = path / content.CONFIG_NAME
     config_path.write_text(content.config_toml(port, seed), encoding="utf-8")
-    marker = {"generator": GENERATOR, "format": FORMAT, "seed": seed, "now": content.iso(now),
-              "root_commit": shas[plan.commits[0].mark]}  # fmt: skip
+    marker = {
+        "generator": GENERATOR,
+        "format": FORMAT,
+        "seed": seed,
+        "now": content.iso(now),
+        "root_commit": shas[plan.commits[0].mark],
+    }
     (path / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     from console.demo.seed import seed_demo_audit
 

@@ -53,9 +53,13 @@ def colleague_service(base: Any, handle: str) -> Any:
         raise DemoError(f"{root} is not a demo workspace: demo colleagues act only there")
     identity = persona_identity(root, handle, base.identity)
     return ReleaseService(
-        base.ws, identity=identity, clock=base.clock, read_only=base.read_only,
-        new_id=base.new_id, anchor=getattr(base, "_anchoring", None),  # a test's fake, too
-    )  # fmt: skip
+        base.ws,
+        identity=identity,
+        clock=base.clock,
+        read_only=base.read_only,
+        new_id=base.new_id,
+        anchor=getattr(base, "_anchoring", None),  # a test's fake, too
+    )
 
 
 async def colleague_for(base: Any, model: str, version: str, stage: str) -> tuple[str, Any]:

@@ -104,16 +104,29 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = [
-            sys.executable, "-m", "console.demo.server", "--workspace", str(self.workspace),
-            "--host", HOST, "--port", str(self.port), "--rps", str(self.rps),
-            "--parent-pid", str(os.getpid()),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "console.demo.server",
+            "--workspace",
+            str(self.workspace),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--rps",
+            str(self.rps),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         with self.log_path.open("ab") as log:
             # Its own session: a Ctrl+C meant for the TUI must not kill it behind our back.
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         return self
 
     def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> None:

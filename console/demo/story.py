@@ -161,10 +161,15 @@ _PRICE_COLS = _columns(
 
 def _gbm(n: int, depth: int, lr: float, **extra: Any) -> dict[str, Any]:
     return {
-        "train": {"algorithm": "gradient_boosting", "n_estimators": n, "max_depth": depth,
-                  "learning_rate": lr, **extra},
+        "train": {
+            "algorithm": "gradient_boosting",
+            "n_estimators": n,
+            "max_depth": depth,
+            "learning_rate": lr,
+            **extra,
+        },
         "split": {"test_size": 0.2, "seed": 42},
-    }  # fmt: skip
+    }
 
 
 FRAUD = ModelStory(
@@ -175,34 +180,68 @@ FRAUD = ModelStory(
     labels=("payments", "realtime"),
     key_metrics=("auc", "recall", "latency_p95_ms"),
     versions=(
-        VersionStory("v1.0.0", "alice", 41, "fraud-detector: first gradient boosting baseline",
-                     _gbm(200, 6, 0.1), {"auc": 0.912, "precision": 0.801, "recall": 0.702,
-                     "latency_p95_ms": 14.0}, Serving(22, 0.35, 0.004, 0.18, 0.12),
-                     data=DataSnapshot(250_000, 12, _FRAUD_COLS,
-                                       "data: add fraud-detector training set (Jan-Feb)")),
-        VersionStory("v1.1.0", "alice", 32, "fraud-detector: raise n_estimators to 400",
-                     _gbm(400, 6, 0.1), {"auc": 0.924, "precision": 0.812, "recall": 0.731,
-                     "latency_p95_ms": 17.0}, Serving(26, 0.33, 0.004, 0.17, 0.12)),
-        VersionStory("v1.2.0", "alice", 23, "fraud-detector: lower learning rate, deeper trees",
-                     _gbm(400, 8, 0.05), {"auc": 0.931, "precision": 0.826, "recall": 0.744,
-                     "latency_p95_ms": 19.0}, Serving(28, 0.32, 0.003, 0.16, 0.11),
-                     data=DataSnapshot(265_000, 13, _FRAUD_COLS,
-                                       "data: refresh fraud-detector set with March transactions")),
-        VersionStory("v1.3.0", "alice", 13, "fraud-detector: balanced class weights",
-                     _gbm(400, 8, 0.05, class_weight="balanced"),
-                     {"auc": 0.936, "precision": 0.809, "recall": 0.781, "latency_p95_ms": 19.5},
-                     Serving(29, 0.3, 0.003, 0.21, 0.13),
-                     train_note="class_weight = params['train'].get('class_weight')"),
-        VersionStory("v2.0.0", "alice", 3.2, "fraud-detector: use device signals",
-                     _gbm(500, 8, 0.05, class_weight="balanced"),
-                     {"auc": 0.948, "precision": 0.834, "recall": 0.812, "latency_p95_ms": 21.0},
-                     Serving(31, 0.3, 0.003, 0.2, 0.12),
-                     data=DataSnapshot(265_000, 13, _FRAUD_COLS_V2,
-                                       "data: add device_age_days and ip_risk_score, drop "
-                                       "merchant_country (privacy review PR-311)"),
-                     train_note="features += ['device_age_days', 'ip_risk_score']"),
+        VersionStory(
+            "v1.0.0",
+            "alice",
+            41,
+            "fraud-detector: first gradient boosting baseline",
+            _gbm(200, 6, 0.1),
+            {"auc": 0.912, "precision": 0.801, "recall": 0.702, "latency_p95_ms": 14.0},
+            Serving(22, 0.35, 0.004, 0.18, 0.12),
+            data=DataSnapshot(
+                250_000, 12, _FRAUD_COLS, "data: add fraud-detector training set (Jan-Feb)"
+            ),
+        ),
+        VersionStory(
+            "v1.1.0",
+            "alice",
+            32,
+            "fraud-detector: raise n_estimators to 400",
+            _gbm(400, 6, 0.1),
+            {"auc": 0.924, "precision": 0.812, "recall": 0.731, "latency_p95_ms": 17.0},
+            Serving(26, 0.33, 0.004, 0.17, 0.12),
+        ),
+        VersionStory(
+            "v1.2.0",
+            "alice",
+            23,
+            "fraud-detector: lower learning rate, deeper trees",
+            _gbm(400, 8, 0.05),
+            {"auc": 0.931, "precision": 0.826, "recall": 0.744, "latency_p95_ms": 19.0},
+            Serving(28, 0.32, 0.003, 0.16, 0.11),
+            data=DataSnapshot(
+                265_000, 13, _FRAUD_COLS, "data: refresh fraud-detector set with March transactions"
+            ),
+        ),
+        VersionStory(
+            "v1.3.0",
+            "alice",
+            13,
+            "fraud-detector: balanced class weights",
+            _gbm(400, 8, 0.05, class_weight="balanced"),
+            {"auc": 0.936, "precision": 0.809, "recall": 0.781, "latency_p95_ms": 19.5},
+            Serving(29, 0.3, 0.003, 0.21, 0.13),
+            train_note="class_weight = params['train'].get('class_weight')",
+        ),
+        VersionStory(
+            "v2.0.0",
+            "alice",
+            3.2,
+            "fraud-detector: use device signals",
+            _gbm(500, 8, 0.05, class_weight="balanced"),
+            {"auc": 0.948, "precision": 0.834, "recall": 0.812, "latency_p95_ms": 21.0},
+            Serving(31, 0.3, 0.003, 0.2, 0.12),
+            data=DataSnapshot(
+                265_000,
+                13,
+                _FRAUD_COLS_V2,
+                "data: add device_age_days and ip_risk_score, drop "
+                "merchant_country (privacy review PR-311)",
+            ),
+            train_note="features += ['device_age_days', 'ip_risk_score']",
+        ),
     ),
-)  # fmt: skip
+)
 
 CHURN = ModelStory(
     name="churn-predictor",
@@ -212,32 +251,68 @@ CHURN = ModelStory(
     labels=("crm", "batch"),
     key_metrics=("auc", "logloss"),
     versions=(
-        VersionStory("v0.9.0", "carmen", 39, "churn-predictor: logistic regression baseline",
-                     {"train": {"algorithm": "logistic_regression", "C": 1.0, "max_iter": 200},
-                      "split": {"test_size": 0.25, "seed": 42}},
-                     {"auc": 0.811, "logloss": 0.442}, Serving(12, 0.25, 0.002, 0.31, 0.18),
-                     data=DataSnapshot(120_000, 6, _CHURN_COLS,
-                                       "data: add churn-predictor training set (6 months)")),
-        VersionStory("v1.0.0", "carmen", 30, "churn-predictor: switch to gradient boosting",
-                     _gbm(300, 5, 0.08), {"auc": 0.842, "logloss": 0.401},
-                     Serving(18, 0.3, 0.003, 0.29, 0.17)),
-        VersionStory("v1.1.0", "carmen", 19, "churn-predictor: weight samples by plan",
-                     _gbm(300, 5, 0.08, sample_weight="plan"), {"auc": 0.857, "logloss": 0.384},
-                     Serving(18, 0.3, 0.003, 0.27, 0.16),
-                     data=DataSnapshot(310_000, 14, _CHURN_COLS,
-                                       "data: resample churn-predictor set (12 months, "
-                                       "stratified by plan)")),
-        VersionStory("v1.2.0", "carmen", 8, "churn-predictor: tune min_child_samples",
-                     _gbm(350, 5, 0.06, min_child_samples=40),
-                     {"auc": 0.861, "logloss": 0.379}, Serving(19, 0.3, 0.003, 0.27, 0.16)),
-        VersionStory("v1.3.0", "carmen", 1.8, "churn-predictor: add tenure buckets",
-                     _gbm(400, 6, 0.06, min_child_samples=40, tenure_buckets=True),
-                     {"auc": 0.866, "logloss": 0.377}, Serving(21, 0.3, 0.004, 0.33, 0.19),
-                     train_note="bucket tenure_months into 0-3, 4-12, 13-36, 37+",
-                     ci="failure",
-                     ci_note="calibration check failed: ECE 0.071 > 0.050"),
+        VersionStory(
+            "v0.9.0",
+            "carmen",
+            39,
+            "churn-predictor: logistic regression baseline",
+            {
+                "train": {"algorithm": "logistic_regression", "C": 1.0, "max_iter": 200},
+                "split": {"test_size": 0.25, "seed": 42},
+            },
+            {"auc": 0.811, "logloss": 0.442},
+            Serving(12, 0.25, 0.002, 0.31, 0.18),
+            data=DataSnapshot(
+                120_000, 6, _CHURN_COLS, "data: add churn-predictor training set (6 months)"
+            ),
+        ),
+        VersionStory(
+            "v1.0.0",
+            "carmen",
+            30,
+            "churn-predictor: switch to gradient boosting",
+            _gbm(300, 5, 0.08),
+            {"auc": 0.842, "logloss": 0.401},
+            Serving(18, 0.3, 0.003, 0.29, 0.17),
+        ),
+        VersionStory(
+            "v1.1.0",
+            "carmen",
+            19,
+            "churn-predictor: weight samples by plan",
+            _gbm(300, 5, 0.08, sample_weight="plan"),
+            {"auc": 0.857, "logloss": 0.384},
+            Serving(18, 0.3, 0.003, 0.27, 0.16),
+            data=DataSnapshot(
+                310_000,
+                14,
+                _CHURN_COLS,
+                "data: resample churn-predictor set (12 months, stratified by plan)",
+            ),
+        ),
+        VersionStory(
+            "v1.2.0",
+            "carmen",
+            8,
+            "churn-predictor: tune min_child_samples",
+            _gbm(350, 5, 0.06, min_child_samples=40),
+            {"auc": 0.861, "logloss": 0.379},
+            Serving(19, 0.3, 0.003, 0.27, 0.16),
+        ),
+        VersionStory(
+            "v1.3.0",
+            "carmen",
+            1.8,
+            "churn-predictor: add tenure buckets",
+            _gbm(400, 6, 0.06, min_child_samples=40, tenure_buckets=True),
+            {"auc": 0.866, "logloss": 0.377},
+            Serving(21, 0.3, 0.004, 0.33, 0.19),
+            train_note="bucket tenure_months into 0-3, 4-12, 13-36, 37+",
+            ci="failure",
+            ci_note="calibration check failed: ECE 0.071 > 0.050",
+        ),
     ),
-)  # fmt: skip
+)
 
 PRICE = ModelStory(
     name="price-recommender",
@@ -247,34 +322,71 @@ PRICE = ModelStory(
     labels=("pricing", "realtime"),
     key_metrics=("rmse", "mape", "latency_p95_ms"),
     versions=(
-        VersionStory("v1.0.0", "farid", 37, "price-recommender: ridge regression baseline",
-                     {"train": {"algorithm": "ridge", "alpha": 1.0},
-                      "split": {"test_size": 0.2, "seed": 42}},
-                     {"rmse": 12.4, "mape": 8.9, "latency_p95_ms": 9.0},
-                     Serving(15, 0.25, 0.002, 0.52, 0.14),
-                     data=DataSnapshot(480_000, 20, _PRICE_COLS,
-                                       "data: add price-recommender sales history")),
-        VersionStory("v1.1.0", "farid", 27, "price-recommender: gradient boosting",
-                     _gbm(250, 6, 0.1), {"rmse": 11.1, "mape": 7.8, "latency_p95_ms": 13.0},
-                     Serving(20, 0.28, 0.003, 0.5, 0.13)),
-        VersionStory("v1.2.0", "farid", 17, "price-recommender: competitor price lag features",
-                     _gbm(300, 7, 0.08), {"rmse": 10.2, "mape": 7.1, "latency_p95_ms": 15.0},
-                     Serving(24, 0.3, 0.003, 0.49, 0.12),
-                     train_note="features += ['competitor_price_lag_7d']"),
-        VersionStory("v1.2.1", "farid", 11, "price-recommender: clip negative prices to floor",
-                     _gbm(300, 7, 0.08, price_floor=0.5),
-                     {"rmse": 10.1, "mape": 7.0, "latency_p95_ms": 15.0},
-                     Serving(24, 0.3, 0.002, 0.49, 0.12),
-                     train_note="predictions = predictions.clip(min=params['train']['price_floor'])"),
-        VersionStory("v1.3.0", "farid", 2.6, "price-recommender: deep ensemble of 5 models",
-                     {"train": {"algorithm": "deep_ensemble", "members": 5, "hidden": [256, 128],
-                                "epochs": 40, "price_floor": 0.5},
-                      "split": {"test_size": 0.2, "seed": 42}},
-                     {"rmse": 9.3, "mape": 6.4, "latency_p95_ms": 41.0},
-                     Serving(420, 0.35, 0.09, 0.55, 0.2),
-                     train_note="ensemble = [build_member(i) for i in range(params['train']['members'])]"),
+        VersionStory(
+            "v1.0.0",
+            "farid",
+            37,
+            "price-recommender: ridge regression baseline",
+            {
+                "train": {"algorithm": "ridge", "alpha": 1.0},
+                "split": {"test_size": 0.2, "seed": 42},
+            },
+            {"rmse": 12.4, "mape": 8.9, "latency_p95_ms": 9.0},
+            Serving(15, 0.25, 0.002, 0.52, 0.14),
+            data=DataSnapshot(
+                480_000, 20, _PRICE_COLS, "data: add price-recommender sales history"
+            ),
+        ),
+        VersionStory(
+            "v1.1.0",
+            "farid",
+            27,
+            "price-recommender: gradient boosting",
+            _gbm(250, 6, 0.1),
+            {"rmse": 11.1, "mape": 7.8, "latency_p95_ms": 13.0},
+            Serving(20, 0.28, 0.003, 0.5, 0.13),
+        ),
+        VersionStory(
+            "v1.2.0",
+            "farid",
+            17,
+            "price-recommender: competitor price lag features",
+            _gbm(300, 7, 0.08),
+            {"rmse": 10.2, "mape": 7.1, "latency_p95_ms": 15.0},
+            Serving(24, 0.3, 0.003, 0.49, 0.12),
+            train_note="features += ['competitor_price_lag_7d']",
+        ),
+        VersionStory(
+            "v1.2.1",
+            "farid",
+            11,
+            "price-recommender: clip negative prices to floor",
+            _gbm(300, 7, 0.08, price_floor=0.5),
+            {"rmse": 10.1, "mape": 7.0, "latency_p95_ms": 15.0},
+            Serving(24, 0.3, 0.002, 0.49, 0.12),
+            train_note="predictions = predictions.clip(min=params['train']['price_floor'])",
+        ),
+        VersionStory(
+            "v1.3.0",
+            "farid",
+            2.6,
+            "price-recommender: deep ensemble of 5 models",
+            {
+                "train": {
+                    "algorithm": "deep_ensemble",
+                    "members": 5,
+                    "hidden": [256, 128],
+                    "epochs": 40,
+                    "price_floor": 0.5,
+                },
+                "split": {"test_size": 0.2, "seed": 42},
+            },
+            {"rmse": 9.3, "mape": 6.4, "latency_p95_ms": 41.0},
+            Serving(420, 0.35, 0.09, 0.55, 0.2),
+            train_note="ensemble = [build_member(i) for i in range(params['train']['members'])]",
+        ),
     ),
-)  # fmt: skip
+)
 
 MODELS: tuple[ModelStory, ...] = (FRAUD, CHURN, PRICE)
 
@@ -307,12 +419,19 @@ STAGE_MOVES: tuple[StageMove, ...] = tuple(
             *_promote("price-recommender", "v1.2.0", 16, 14),
             *_promote("price-recommender", "v1.2.1", 10.5, 9),
             *_promote("price-recommender", "v1.3.0", 2.0, 20 * HOUR),
-            StageMove("price-recommender", PRODUCTION, "v1.2.1", "erin", 5 * HOUR,
-                      ROLLBACK_REASON, rollback=True),
+            StageMove(
+                "price-recommender",
+                PRODUCTION,
+                "v1.2.1",
+                "erin",
+                5 * HOUR,
+                ROLLBACK_REASON,
+                rollback=True,
+            ),
         ],
         key=lambda m: -m.days,
     )
-)  # fmt: skip
+)
 
 PIPELINE = (
     "name: train-and-evaluate\non: [push]\njobs:\n  lint: {run: make lint}\n"
@@ -321,25 +440,58 @@ PIPELINE = (
 _CACHED = PIPELINE + "  cache: {path: ~/.cache/pip, key: pip}\n"
 EXTRA_COMMITS: tuple[ExtraCommit, ...] = (
     ExtraCommit(35, "erin", "ci: cache pip downloads", {".ci/pipeline.yml": _CACHED}),
-    ExtraCommit(25.5, "dev", "docs: release checklist",
-                {"docs/release-checklist.md": "# Release checklist\n\n1. CI green\n"
-                 "2. Metrics within the production bounds\n3. One approval by a release "
-                 "manager who is not the author\n4. Watch the dashboards for 30 minutes\n"}),
-    ExtraCommit(15.3, "erin", "ci: run the evaluation job on every push",
-                {".ci/pipeline.yml": _CACHED + "  evaluate: {run: make evaluate}\n"}, ci="failure"),
-    ExtraCommit(15.1, "erin", "ci: fix evaluate target name",
-                {".ci/pipeline.yml": _CACHED + "  evaluate: {run: make eval}\n"}),
-    ExtraCommit(6, "erin", "docs: on-call runbook for serving incidents",
-                {"docs/runbook.md": "# Serving runbook\n\nError rate above 2% or p95 above "
-                 "250 ms for 10 minutes: roll back first, investigate second.\n"}),
-    ExtraCommit(4, "alice", "fraud-detector: unit tests for the feature builder",
-                {"tests/test_fraud_features.py": "def test_amount_is_positive():\n"
-                 "    assert abs(-3.5) == 3.5\n"}),
-    ExtraCommit(3 * HOUR, "erin", "docs: incident notes INC-2041 (price-recommender v1.3.0)",
-                {"docs/incidents/INC-2041.md": "# INC-2041\n\nv1.3.0 of price-recommender "
-                 "went to production; p95 latency rose to ~450 ms and errors to 9% (the deep "
-                 "ensemble times out under load). Rolled back to v1.2.1.\n"}),
-)  # fmt: skip
+    ExtraCommit(
+        25.5,
+        "dev",
+        "docs: release checklist",
+        {
+            "docs/release-checklist.md": "# Release checklist\n\n1. CI green\n"
+            "2. Metrics within the production bounds\n3. One approval by a release "
+            "manager who is not the author\n4. Watch the dashboards for 30 minutes\n"
+        },
+    ),
+    ExtraCommit(
+        15.3,
+        "erin",
+        "ci: run the evaluation job on every push",
+        {".ci/pipeline.yml": _CACHED + "  evaluate: {run: make evaluate}\n"},
+        ci="failure",
+    ),
+    ExtraCommit(
+        15.1,
+        "erin",
+        "ci: fix evaluate target name",
+        {".ci/pipeline.yml": _CACHED + "  evaluate: {run: make eval}\n"},
+    ),
+    ExtraCommit(
+        6,
+        "erin",
+        "docs: on-call runbook for serving incidents",
+        {
+            "docs/runbook.md": "# Serving runbook\n\nError rate above 2% or p95 above "
+            "250 ms for 10 minutes: roll back first, investigate second.\n"
+        },
+    ),
+    ExtraCommit(
+        4,
+        "alice",
+        "fraud-detector: unit tests for the feature builder",
+        {
+            "tests/test_fraud_features.py": "def test_amount_is_positive():\n"
+            "    assert abs(-3.5) == 3.5\n"
+        },
+    ),
+    ExtraCommit(
+        3 * HOUR,
+        "erin",
+        "docs: incident notes INC-2041 (price-recommender v1.3.0)",
+        {
+            "docs/incidents/INC-2041.md": "# INC-2041\n\nv1.3.0 of price-recommender "
+            "went to production; p95 latency rose to ~450 ms and errors to 9% (the deep "
+            "ensemble times out under load). Rolled back to v1.2.1.\n"
+        },
+    ),
+)
 
 PENDING_REQUEST_DAYS = 1.1
 PENDING_REQUEST_REASON = (
@@ -419,20 +571,36 @@ def seeded_events(now: datetime) -> list[AuditEvent]:
         approved = move.stage == PRODUCTION and not move.rollback
         events.append(
             AuditEvent(
-                seq=0, at=move_time(now, move), actor=move.actor,
+                seq=0,
+                at=move_time(now, move),
+                actor=move.actor,
                 action="rollback" if move.rollback else "promote",
-                model=move.model, version=move.version, stage=move.stage,
-                before=before, after=move.version, reason=move.message, result="executed",
+                model=move.model,
+                version=move.version,
+                stage=move.stage,
+                before=before,
+                after=move.version,
+                reason=move.message,
+                result="executed",
                 details={"source": "demo", **({"approved_by": ["erin"]} if approved else {})},
             )
-        )  # fmt: skip
+        )
     for req in pending_requests(now):
         events.append(
             AuditEvent(
-                seq=0, at=req.created_at, actor=req.requested_by, action="request",
-                model=req.model, version=req.version, stage=req.stage,
-                before=req.from_version or "", after=req.version, reason=req.reason,
-                result="pending", request_id=req.id, details={"source": "demo"},
+                seq=0,
+                at=req.created_at,
+                actor=req.requested_by,
+                action="request",
+                model=req.model,
+                version=req.version,
+                stage=req.stage,
+                before=req.from_version or "",
+                after=req.version,
+                reason=req.reason,
+                result="pending",
+                request_id=req.id,
+                details={"source": "demo"},
             )
-        )  # fmt: skip
+        )
     return sorted(events, key=lambda e: e.at)

@@ -171,9 +171,12 @@ async def fetch_bounded(
         await resp.aclose()
     headers = [(k, v) for k, v in resp.headers.multi_items() if k != "content-encoding"]
     return httpx.Response(
-        resp.status_code, headers=headers, content=b"".join(chunks), request=request,
+        resp.status_code,
+        headers=headers,
+        content=b"".join(chunks),
+        request=request,
         extensions=resp.extensions,
-    )  # fmt: skip
+    )
 
 
 class _TooLate(Exception):

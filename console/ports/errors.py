@@ -122,9 +122,12 @@ class StageBusy(Conflict):
         self, message: str, *, intent: AuditEvent, backend: str = "", hint: str = ""
     ) -> None:
         super().__init__(
-            message, backend=backend, hint=hint, actual=intent.after or None,
+            message,
+            backend=backend,
+            hint=hint,
+            actual=intent.after or None,
             changed_by=intent.actor,
-        )  # fmt: skip
+        )
         self.intent = intent
 
 

@@ -314,10 +314,16 @@ class HealthService:
         now = self.clock()
         verdict, reasons = judge(figures, slo, now, error=error)
         return StageHealth(
-            model=model, stage=stage, version=version or (figures.version if figures else None),
-            verdict=verdict, reasons=reasons, window_seconds=window, figures=figures,
-            error=error, checked_at=now,
-        )  # fmt: skip
+            model=model,
+            stage=stage,
+            version=version or (figures.version if figures else None),
+            verdict=verdict,
+            reasons=reasons,
+            window_seconds=window,
+            figures=figures,
+            error=error,
+            checked_at=now,
+        )
 
     async def model(
         self, model: str, serving: Mapping[str, str | None], *, stages: Sequence[str] = ()

@@ -77,9 +77,15 @@ def from_audit(
 
 def _record(ev: AuditEvent, reason: str) -> RolledBack:
     return RolledBack(
-        model=ev.model, version=ev.before, stage=ev.stage, at=ev.at, by=ev.actor,
-        reason=reason, to_version=ev.after or None, source="audit",
-    )  # fmt: skip
+        model=ev.model,
+        version=ev.before,
+        stage=ev.stage,
+        at=ev.at,
+        by=ev.actor,
+        reason=reason,
+        to_version=ev.after or None,
+        source="audit",
+    )
 
 
 def from_registry(history: Iterable[RegistryEvent]) -> list[RolledBack]:
@@ -96,10 +102,16 @@ def from_registry(history: Iterable[RegistryEvent]) -> list[RolledBack]:
         if before is not None and before != ev.version and said.lower().startswith(ROLLBACK):
             out.append(
                 RolledBack(
-                    model=ev.model, version=before, stage=ev.stage, at=ev.at, by=ev.actor,
-                    reason=said, to_version=ev.version, source="registry",
+                    model=ev.model,
+                    version=before,
+                    stage=ev.stage,
+                    at=ev.at,
+                    by=ev.actor,
+                    reason=said,
+                    to_version=ev.version,
+                    source="registry",
                 )
-            )  # fmt: skip
+            )
         held[ev.stage] = ev.version
     return out
 

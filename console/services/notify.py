@@ -145,10 +145,15 @@ class Notices:
             warnings.append(text)
             log.warning("%s (audit seq %s)", text, event.seq)
             await journal.try_write(
-                NOTE, model=event.model, version=event.version, stage=event.stage,
-                reason=text, result="failed", request_id=event.request_id,
+                NOTE,
+                model=event.model,
+                version=event.version,
+                stage=event.stage,
+                reason=text,
+                result="failed",
+                request_id=event.request_id,
                 details={"notify": name, "event": kind, "event_seq": event.seq},
-            )  # fmt: skip
+            )
         return tuple(warnings)
 
     def _failure(self, task: asyncio.Task[str]) -> str:
@@ -188,8 +193,13 @@ async def record_expiries(j: Journal, views: Iterable[RequestView], policy: Poli
         r = view.request
         ttl = policy.for_stage(r.stage).request_ttl_hours
         await j.try_write(
-            rq.EXPIRE, model=r.model, version=r.version, stage=r.stage, request_id=view.id,
+            rq.EXPIRE,
+            model=r.model,
+            version=r.version,
+            stage=r.stage,
+            request_id=view.id,
             reason=f"no decision within {ttl:g} h (requested by {r.requested_by})",
-            result="expired", details={"request_ttl_hours": ttl},
-        )  # fmt: skip
+            result="expired",
+            details={"request_ttl_hours": ttl},
+        )
     return len(expired)

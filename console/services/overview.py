@@ -420,9 +420,13 @@ class OverviewService:
 
     def _runs_many(self, shas: Sequence[str]) -> Awaitable[dict[str, Got[Sequence[CIRun]]]]:
         return self._many(
-            "ci", "runs_for_many", shas, lambda sha: ("runs", sha),
-            lambda c, sha: c.runs_for(sha), (),
-        )  # fmt: skip
+            "ci",
+            "runs_for_many",
+            shas,
+            lambda sha: ("runs", sha),
+            lambda c, sha: c.runs_for(sha),
+            (),
+        )
 
     async def details_many(
         self,
@@ -436,23 +440,41 @@ class OverviewService:
         items = [(m, v.commit) for m, v in pairs if v.commit]
         commits, dvs, metrics, params, ci = await asyncio.gather(
             self._many(
-                "code", "commits_many", shas, lambda sha: ("commit", sha),
-                lambda c, sha: c.commit(sha), None,
+                "code",
+                "commits_many",
+                shas,
+                lambda sha: ("commit", sha),
+                lambda c, sha: c.commit(sha),
+                None,
             ),
             self._many(
-                "data", "data_versions_many", items, lambda it: ("dv", *it),
-                lambda d, it: d.data_version(*it), None,
+                "data",
+                "data_versions_many",
+                items,
+                lambda it: ("dv", *it),
+                lambda d, it: d.data_version(*it),
+                None,
             ),
             self._many(
-                "data", "metrics_many", items, lambda it: ("metrics", *it),
-                lambda d, it: d.metrics(*it), dict[str, float](),
+                "data",
+                "metrics_many",
+                items,
+                lambda it: ("metrics", *it),
+                lambda d, it: d.metrics(*it),
+                dict[str, float](),
             ),
             self._many(
-                "data", "params_many", items, lambda it: ("params", *it),
-                lambda d, it: d.params(*it), dict[str, Any](),
-            ) if with_params else _nothing(),
+                "data",
+                "params_many",
+                items,
+                lambda it: ("params", *it),
+                lambda d, it: d.params(*it),
+                dict[str, Any](),
+            )
+            if with_params
+            else _nothing(),
             self._runs_many(shas) if with_ci else _nothing(),
-        )  # fmt: skip
+        )
         out: dict[tuple[str, str], VersionDetail] = {}
         for model, version in pairs:
             sha = version.commit
@@ -496,9 +518,13 @@ class OverviewService:
     async def _health_many(self, names: Sequence[str]) -> dict[str, Got[ServingHealth | None]]:
         stage = self.config.prod_stage
         return await self._many(
-            "metrics", "health_many", names, lambda n: ("health", n, stage),
-            lambda m, n: m.health(n, stage), None,
-        )  # fmt: skip
+            "metrics",
+            "health_many",
+            names,
+            lambda n: ("health", n, stage),
+            lambda m, n: m.health(n, stage),
+            None,
+        )
 
     async def _entries(self, names: Sequence[str]) -> dict[str, Got[RegistryEntry]]:
         """Each model's versions and stages: one registry snapshot when the registry offers
@@ -506,23 +532,33 @@ class OverviewService:
         registry = self.ws.registry
         if callable(getattr(registry, "snapshot", None)):
             return await self._many(
-                "registry", "snapshot", names, lambda n: ("entry", n),
-                _no_single_snapshot, _EMPTY,
-            )  # fmt: skip
+                "registry",
+                "snapshot",
+                names,
+                lambda n: ("entry", n),
+                _no_single_snapshot,
+                _EMPTY,
+            )
         return dict(zip(names, await asyncio.gather(*map(self._entry, names)), strict=True))
 
     async def _entry(self, name: str) -> Got[RegistryEntry]:
         sections: dict[str, Section] = {}
         versions, stages = await asyncio.gather(
             self._call(
-                "registry", ("versions", name), lambda r: r.versions(name), sections,
+                "registry",
+                ("versions", name),
+                lambda r: r.versions(name),
+                sections,
                 list[ModelVersion](),
             ),
             self._call(
-                "registry", ("stages", name), lambda r: r.stages(name), sections,
+                "registry",
+                ("stages", name),
+                lambda r: r.stages(name),
+                sections,
                 list[StageAssignment](),
             ),
-        )  # fmt: skip
+        )
         entry = RegistryEntry(versions=tuple(versions), stages=tuple(stages))
         return Got(entry, sections.get("registry") or self._absent("registry"))
 
@@ -537,10 +573,14 @@ class OverviewService:
         if not todo:
             return
         got = await self._many(
-            "registry", "complete_versions", list(todo), lambda it: ("complete", *it),
-            lambda r, it: _complete_one(r, *it), None,
+            "registry",
+            "complete_versions",
+            list(todo),
+            lambda it: ("complete", *it),
+            lambda r, it: _complete_one(r, *it),
+            None,
             arg=lambda keys: [todo[k] for k in keys],
-        )  # fmt: skip
+        )
         by_name = {p.name: p for p in plans}
         for (name, _), result in got.items():
             plan = by_name[name]

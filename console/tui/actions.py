@@ -186,32 +186,47 @@ RELEASE_ACTIONS: dict[str, ReleaseAction] = {
     a.id: a
     for a in (
         ReleaseAction(
-            "compare", "c", "Compare",
+            "compare",
+            "c",
+            "Compare",
             "Compare the marked versions (space) with production on four axes",
-            False, compare,
+            False,
+            compare,
         ),
         ReleaseAction(
-            "approve", "a", "Approve",
+            "approve",
+            "a",
+            "Approve",
             "Approve (or reject) the selected version's pending request (four-eyes)",
-            True, approve,
+            True,
+            approve,
         ),
         ReleaseAction(
-            "promote", "p", "Promote",
+            "promote",
+            "p",
+            "Promote",
             "Promote the selected version to the next stage after its gates",
-            True, promote,
+            True,
+            promote,
         ),
         ReleaseAction(
-            "rollback", "R", "Rollback",
+            "rollback",
+            "R",
+            "Rollback",
             "Roll production back to the previous version (reason + typed confirmation)",
-            True, rollback,
+            True,
+            rollback,
         ),
         ReleaseAction(
-            "audit", "A", "Audit log",
+            "audit",
+            "A",
+            "Audit log",
             "Open the audit log: filter it, verify the chain",
-            False, audit,
+            False,
+            audit,
         ),
     )
-}  # fmt: skip
+}
 
 
 def is_mutating(action_id: str) -> bool:

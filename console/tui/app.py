@@ -269,10 +269,14 @@ class ConsoleApp(TypeAhead):
                 return
         self.services = await asyncio.to_thread(
             functools.partial(
-                wiring.build_services, self.workspace, self.clock, release=self._release,
-                identity=self.identity, read_only=self.read_only,
+                wiring.build_services,
+                self.workspace,
+                self.clock,
+                release=self._release,
+                identity=self.identity,
+                read_only=self.read_only,
             )
-        )  # fmt: skip
+        )
         self.demo_workspace = await asyncio.to_thread(wiring.is_demo, self.workspace)
         if self._has_quit():
             return
@@ -381,9 +385,15 @@ def run_tui(
     where = located.where
     label = where.name if located.path is None else where.parent.name
     app = ConsoleApp(
-        load_config=load, label=label, cache_key=str(where), theme=theme,
+        load_config=load,
+        label=label,
+        cache_key=str(where),
+        theme=theme,
         peeked_theme=frame.key["peeked_theme"] if frame is not None else peek_theme(located),
-        read_only=read_only, model=model, version=version, first_frame=frame,
-    )  # fmt: skip
+        read_only=read_only,
+        model=model,
+        version=version,
+        first_frame=frame,
+    )
     app.run()
     return app.return_code or 0

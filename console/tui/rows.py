@@ -182,9 +182,13 @@ def with_health(
 def keep_health(row: OverviewRow, old: OverviewRow) -> OverviewRow:
     """``row`` (read again, its verdicts not yet) with ``old``'s verdicts and rollback marks."""
     return replace(
-        row, health=old.health, slo=old.slo, prod_stage=old.prod_stage,
-        rolled_back=old.rolled_back, incidents=old.incidents,
-    )  # fmt: skip
+        row,
+        health=old.health,
+        slo=old.slo,
+        prod_stage=old.prod_stage,
+        rolled_back=old.rolled_back,
+        incidents=old.incidents,
+    )
 
 
 def with_ci(row: OverviewRow, detail: Any) -> OverviewRow:
@@ -387,8 +391,10 @@ def version_columns(metric_names: Sequence[str]) -> list[Column]:
         Column("ci", "CI", 2),
         Column("worst", "WORST VS PROD", 17, min_width=15, stands_for=tuple(metrics)),
     ]
-    priorities = {**VERSION_PRIORITY, **{key: VERSION_PRIORITY[f"m:{i}"] for i, key in
-                                         enumerate(metrics, 1)}}  # fmt: skip
+    priorities = {
+        **VERSION_PRIORITY,
+        **{key: VERSION_PRIORITY[f"m:{i}"] for i, key in enumerate(metrics, 1)},
+    }
     return list(ranked(cols, priorities))
 
 
@@ -534,7 +540,11 @@ def version_cells(
             is_base=version.version == production,
         )
     cells["worst"] = worst_cell(
-        detail, base_detail, list(key_metrics) or list(metric_names), specs, pal,
+        detail,
+        base_detail,
+        list(key_metrics) or list(metric_names),
+        specs,
+        pal,
         is_base=version.version == production,
-    )  # fmt: skip
+    )
     return cells

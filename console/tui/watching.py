@@ -41,9 +41,11 @@ class Watches:
             )
             return
         self.app.run_worker(
-            self._run(model, stage, version), group=f"watch:{model}", exclusive=True,
+            self._run(model, stage, version),
+            group=f"watch:{model}",
+            exclusive=True,
             exit_on_error=False,
-        )  # fmt: skip
+        )
 
     async def _run(self, model: str, stage: str, version: str) -> None:
         from console.services.watch import watch
@@ -52,10 +54,16 @@ class Watches:
         window = app.config.slo_for(model).window_seconds
         try:
             state = await watch(
-                app.services.health, model, stage, version, duration=window,
-                interval=max(float(app.refresh_seconds or 5.0), 1.0), clock=app.clock,
-                sleep=self.sleep, on_update=self._update,
-            )  # fmt: skip
+                app.services.health,
+                model,
+                stage,
+                version,
+                duration=window,
+                interval=max(float(app.refresh_seconds or 5.0), 1.0),
+                clock=app.clock,
+                sleep=self.sleep,
+                on_update=self._update,
+            )
         except Exception as exc:  # the verdicts say "unknown" on a backend failure: a bug here
             app.notify(
                 f"the watch of {model} {stage} {version} stopped: {type(exc).__name__}: {exc}",

@@ -359,8 +359,11 @@ def render_status(
     reg = doc.get("registry") or {}
     if reg.get("remote"):
         when = reg.get("fetched_at") or "never"
-        said.print(f"registry: shared through {reg['remote']}; last fetched {when} "
-                   "(release actions fetch first)", highlight=False)  # fmt: skip
+        said.print(
+            f"registry: shared through {reg['remote']}; last fetched {when} "
+            "(release actions fetch first)",
+            highlight=False,
+        )
     _print_errors(said, doc["errors"])
 
 

@@ -47,9 +47,12 @@ async def reset_anchor(svc: ReleaseService, reason: str) -> ActionResult:
     # The one write that may not prove the anchor first: it is what repairs it.
     j = Journal(store, actor, svc.clock, svc.write_timeout, config=svc.config)
     event = await j.write(
-        RESET, model="", reason=reason, result="anchored",
+        RESET,
+        model="",
+        reason=reason,
+        result="anchored",
         details={"previous_anchor": held, "records_before": count, "head_before": head},
-    )  # fmt: skip
+    )
     try:
         anchor, kept = await replace_anchor(svc.config.root, store, timeout=svc.timeout)
     except Exception as exc:
@@ -59,8 +62,10 @@ async def reset_anchor(svc: ReleaseService, reason: str) -> ActionResult:
         ) from None
     was = f"; the old anchor is kept as {kept}" if kept else ""
     return ActionResult(
-        action=RESET, status="executed", model="",
+        action=RESET,
+        status="executed",
+        model="",
         message=f"the audit log is anchored anew at {anchor.count} records by {j.user} (it was: "
         f"{held}){was}",
         events=tuple(j.written),
-    )  # fmt: skip
+    )

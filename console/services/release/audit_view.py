@@ -112,8 +112,12 @@ async def verify_log(ws: Workspace, *, as_json: bool = False) -> int:
         return 1
     result, note = check.result, check.anchor_note
     if as_json:
-        doc = {"schema": "cd4ml-console/audit-verify/v1", "ref": ANCHOR_REF,
-               **result.model_dump(mode="json"), "anchor_note": note or None}  # fmt: skip
+        doc = {
+            "schema": "cd4ml-console/audit-verify/v1",
+            "ref": ANCHOR_REF,
+            **result.model_dump(mode="json"),
+            "anchor_note": note or None,
+        }
         print(json.dumps(doc, indent=2))
         return 0 if result.ok else 1
     if note:
@@ -207,9 +211,13 @@ async def check_log(ws: Workspace) -> AuditCheck:
         raise ReleaseError(f"audit verify: {exc}") from None
     if unreadable and result.ok:  # an anchor that exists but can not be read proves nothing
         result = result.model_copy(
-            update={"ok": False, "problem": Problem.ANCHOR_UNREADABLE, "reason": unreadable,
-                    "note": ""}
-        )  # fmt: skip
+            update={
+                "ok": False,
+                "problem": Problem.ANCHOR_UNREADABLE,
+                "reason": unreadable,
+                "note": "",
+            }
+        )
     elif result.ok and result.remembered and in_git_repo(root):
         result = await _held_by_the_ref(root, result, anchors, ws.config.timeout_seconds)
     return AuditCheck(result=result)
@@ -232,9 +240,12 @@ async def _held_by_the_ref(
     now = f"the anchor's history ends at {tip} records" if tip else "there is no anchor"
     return result.model_copy(
         update={
-            "ok": False, "problem": Problem.ANCHOR_MISSING, "first_bad_seq": seq, "note": "",
+            "ok": False,
+            "problem": Problem.ANCHOR_MISSING,
+            "first_bad_seq": seq,
+            "note": "",
             "reason": f"seq {seq} was written under an anchor of {count} records that the "
             f"ref no longer holds ({now}): records may have been removed, or the anchor moved "
             "back",
         }
-    )  # fmt: skip
+    )

@@ -152,12 +152,16 @@ async def compare(
         _merge(sections, d.sections)
     candidates = tuple(
         Candidate(
-            version=v.version, commit=v.commit, created_by=v.created_by, created_at=v.created_at,
+            version=v.version,
+            commit=v.commit,
+            created_by=v.created_by,
+            created_at=v.created_at,
             ci=ci_state(details[v.version].ci) if v.version in details else "none",
-            ci_runs=details[v.version].ci if v.version in details else (), lineage=lin,
+            ci_runs=details[v.version].ci if v.version in details else (),
+            lineage=lin,
         )
         for v, lin in zip(wanted, lineages, strict=True)
-    )  # fmt: skip
+    )
     names: list[str] = []
     for c in candidates:
         names += [m.name for m in c.metrics if m.name not in names]
@@ -208,8 +212,14 @@ async def _live(
             ws, model, at, version=version, seconds=seconds, timeout=overview.timeout
         )
         verdict, reasons = judge(figures, slo, now, error=error)
-        return LiveSide(version=version, stage=at, figures=figures, error=error,
-                        verdict=verdict, reasons=reasons)  # fmt: skip
+        return LiveSide(
+            version=version,
+            stage=at,
+            figures=figures,
+            error=error,
+            verdict=verdict,
+            reasons=reasons,
+        )
 
     base_side, *sides = await asyncio.gather(side(base), *(side(v) for v in versions))
     out: dict[str, LiveSide] = {}
@@ -239,13 +249,18 @@ async def _trend(
         got: dict[str, Any] = {}
         if v.commit:
             got = await overview._call(
-                "data", ("metrics", model, v.commit),
-                lambda d: d.metrics(model, v.commit), sections, empty,
-            )  # fmt: skip
+                "data",
+                ("metrics", model, v.commit),
+                lambda d: d.metrics(model, v.commit),
+                sections,
+                empty,
+            )
         return TrendPoint(
-            version=v.version, created_at=v.created_at, stages=v.stages,
+            version=v.version,
+            created_at=v.created_at,
+            stages=v.stages,
             metrics={**v.metrics, **got},
-        )  # fmt: skip
+        )
 
     ordered = sorted(versions, key=lambda v: version_key(v.version))
     return list(await asyncio.gather(*(one(v) for v in ordered)))
@@ -255,8 +270,14 @@ def comparison_doc(c: Comparison) -> dict[str, Any]:
     """A comparison as JSON-ready data (docs/release.md: compare --json)."""
 
     def delta(m: MetricDelta) -> dict[str, Any]:
-        return {"name": m.name, "value": m.value, "base": m.base, "delta": m.delta,
-                "direction": m.direction, "better": m.better}  # fmt: skip
+        return {
+            "name": m.name,
+            "value": m.value,
+            "base": m.base,
+            "delta": m.delta,
+            "direction": m.direction,
+            "better": m.better,
+        }
 
     out = []
     for cand in c.candidates:
@@ -274,29 +295,44 @@ def comparison_doc(c: Comparison) -> dict[str, Any]:
                 "metrics": [delta(m) for m in cand.metrics],
                 "better": cand.better,
                 "worse": cand.worse,
-                "code": None if code is None else {
-                    "base_commit": code.base_commit, "head_commit": code.head_commit,
-                    "commits": [{"sha": x.sha, "author": x.author, "subject": x.subject}
-                                for x in code.commits],
-                    "authors": list(code.authors), "truncated": code.truncated,
+                "code": None
+                if code is None
+                else {
+                    "base_commit": code.base_commit,
+                    "head_commit": code.head_commit,
+                    "commits": [
+                        {"sha": x.sha, "author": x.author, "subject": x.subject}
+                        for x in code.commits
+                    ],
+                    "authors": list(code.authors),
+                    "truncated": code.truncated,
                     "diffstat": code.diffstat.model_dump() if code.diffstat else None,
-                    "behind": [{"sha": x.sha, "author": x.author, "subject": x.subject}
-                               for x in code.behind],
+                    "behind": [
+                        {"sha": x.sha, "author": x.author, "subject": x.subject}
+                        for x in code.behind
+                    ],
                 },
                 "params": [p.model_dump(mode="json") for p in lin.model_axis.params],
-                "schema": None if schema is None else {
+                "schema": None
+                if schema is None
+                else {
                     "declared": schema.declared,
                     "changes": [f.model_dump(mode="json") for f in schema.changes],
                 },
-                "sampling": None if sampling is None else {
-                    "changed": sampling.changed, "base_digest": sampling.base_digest,
-                    "head_digest": sampling.head_digest, "size_before": sampling.size_before,
-                    "size_after": sampling.size_after, "rows_before": sampling.rows_before,
+                "sampling": None
+                if sampling is None
+                else {
+                    "changed": sampling.changed,
+                    "base_digest": sampling.base_digest,
+                    "head_digest": sampling.head_digest,
+                    "size_before": sampling.size_before,
+                    "size_after": sampling.size_after,
+                    "rows_before": sampling.rows_before,
                     "rows_after": sampling.rows_after,
                     "outputs": [o.model_dump(mode="json") for o in sampling.outputs],
                 },
             }
-        )  # fmt: skip
+        )
     for entry in out:
         version = str(entry["version"])
         side, back = c.live.get(version), c.rolled_back.get(version)

@@ -185,18 +185,40 @@ class Reader:
         facts = await with_live_and_incident(self.ws, facts, s.timeout, live=op != rq.ROLLBACK)
         policy = config.policy.for_stage(stage)
         quality = g.quality_gates(
-            policy, facts, config.metric_spec, ack_schema_change=ack,
-            ack_rolled_back=ack_rb, stages=config.stages, now=s.clock(),
-        )  # fmt: skip
+            policy,
+            facts,
+            config.metric_spec,
+            ack_schema_change=ack,
+            ack_rolled_back=ack_rb,
+            stages=config.stages,
+            now=s.clock(),
+        )
         if op == rq.ROLLBACK:  # shown, never blocking: rollbacks happen during incidents
             quality = tuple(q.model_copy(update={"blocking": False}) for q in quality)
         evidence = g.evidence_hash(model, version, stage, mv.commit, target.current, quality)
         required, approvers = approval_rule(config.policy, policy, op, stage)
         ctx = Context(
-            op=op, model=model, stage=stage, policy=policy, target=target, version=mv, base=base,
-            quality=quality, evidence=evidence, authors=authors, authors_unknown=unknown,
-            views=views, open=tuple(open_), pending=pending, ack=ack, roles=config.roles,
-            required=required, approvers=approvers, notices=notices, sync_problem=unsynced,
-            ack_rolled_back=ack_rb, incident=facts.rolled_back,
-        )  # fmt: skip
+            op=op,
+            model=model,
+            stage=stage,
+            policy=policy,
+            target=target,
+            version=mv,
+            base=base,
+            quality=quality,
+            evidence=evidence,
+            authors=authors,
+            authors_unknown=unknown,
+            views=views,
+            open=tuple(open_),
+            pending=pending,
+            ack=ack,
+            roles=config.roles,
+            required=required,
+            approvers=approvers,
+            notices=notices,
+            sync_problem=unsynced,
+            ack_rolled_back=ack_rb,
+            incident=facts.rolled_back,
+        )
         return judge_approvals(ctx, s.clock())

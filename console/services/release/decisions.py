@@ -278,13 +278,19 @@ def stale_request(ctx: Context) -> str:
 def request_details(ctx: Context) -> dict[str, Any]:
     """The ``details`` of the request event opening this move."""
     return {
-        "kind": ctx.op, "expected": ctx.expected, "evidence_hash": ctx.evidence,
-        "commit": ctx.version.commit, "ack_schema_change": ctx.ack,
-        **({"ack_rolled_back": True, "rolled_back": ctx.incident.doc()}
-           if ctx.ack_rolled_back and ctx.incident is not None else {}),
+        "kind": ctx.op,
+        "expected": ctx.expected,
+        "evidence_hash": ctx.evidence,
+        "commit": ctx.version.commit,
+        "ack_schema_change": ctx.ack,
+        **(
+            {"ack_rolled_back": True, "rolled_back": ctx.incident.doc()}
+            if ctx.ack_rolled_back and ctx.incident is not None
+            else {}
+        ),
         "required_approvals": ctx.required,
         "gates": [g.gate_doc(q) for q in ctx.quality],
-    }  # fmt: skip
+    }
 
 
 def unfinished_deploy(ctx: Context, *, deploys: bool) -> AuditEvent | None:
@@ -292,10 +298,14 @@ def unfinished_deploy(ctx: Context, *, deploys: bool) -> AuditEvent | None:
     still has to run (the move executed but no deploy followed, or the deploy failed)."""
     version, stage = ctx.version.version, ctx.stage
     outcomes = sorted(
-        (e for v in ctx.views.values() for e in v.events
-         if e.action == rq.OUTCOME and e.stage == stage),
+        (
+            e
+            for v in ctx.views.values()
+            for e in v.events
+            if e.action == rq.OUTCOME and e.stage == stage
+        ),
         key=lambda e: e.seq,
-    )  # fmt: skip
+    )
     last = outcomes[-1] if outcomes else None
     if not deploys or last is None or last.version != version:
         return None

@@ -49,10 +49,13 @@ def wrote_for(intent: AuditEvent, history: Sequence[RegistryEvent]) -> RegistryE
         if marker in ev.message:
             return ev
         if (  # an intent written before the marker existed: its request id, in its time
-            intent.request_id and f"({intent.request_id})" in ev.message
-            and "intent " not in ev.message and ev.version == intent.after
-            and ev.at is not None and ev.at >= floor
-        ):  # fmt: skip
+            intent.request_id
+            and f"({intent.request_id})" in ev.message
+            and "intent " not in ev.message
+            and ev.version == intent.after
+            and ev.at is not None
+            and ev.at >= floor
+        ):
             return ev
     return None
 
@@ -105,18 +108,25 @@ class Executor:
         extra = {"commit": ctx.version.commit} if getattr(registry, "checks_commit", False) else {}
         try:
             assigned = await asyncio.wait_for(
-                registry.assign(model, target, stage, actor=j.user, message=message,
-                                expected=expected, **extra),
+                registry.assign(
+                    model, target, stage, actor=j.user, message=message, expected=expected, **extra
+                ),
                 s.write_timeout,
-            )  # fmt: skip
+            )
         except Conflict as exc:
             who = f" by {exc.changed_by}" if exc.changed_by else ""
             msg = (
                 f"nothing changed: {stage} of {model} moved to {exc.actual or 'something else'}"
                 f"{who} while this request executed ({exc.message})"
             )
-            await self.outcome(j, intent, rq.CONFLICT, msg, {"actual": exc.actual,
-                               "changed_by": exc.changed_by}, moved=False)  # fmt: skip
+            await self.outcome(
+                j,
+                intent,
+                rq.CONFLICT,
+                msg,
+                {"actual": exc.actual, "changed_by": exc.changed_by},
+                moved=False,
+            )
             await self.anchor()
             raise Refused(msg, kind="conflict", details={"actual": exc.actual}) from None
         except Exception as exc:
@@ -151,14 +161,26 @@ class Executor:
         """The stage is no longer where the request expects it: record and refuse."""
         model, stage, target = ctx.model, ctx.stage, ctx.version.version
         actual, expected = (now.version if now else None), view.request.from_version
-        by = f" (moved by {now.assigned_by} at {now.assigned_at:%Y-%m-%d %H:%M} UTC)" if (
-            now and now.assigned_by and now.assigned_at) else ""  # fmt: skip
+        by = (
+            f" (moved by {now.assigned_by} at {now.assigned_at:%Y-%m-%d %H:%M} UTC)"
+            if (now and now.assigned_by and now.assigned_at)
+            else ""
+        )
         msg = (
             f"nothing changed: {stage} of {model} now points at {actual or 'nothing'}, not "
             f"{expected or 'nothing'} {seen}{by}{why}; review and request again"
         )
-        await j.try_write(view.op, model=model, version=target, stage=stage, before=actual,
-                          after=target, reason=msg, result=rq.CONFLICT, request_id=view.id)  # fmt: skip
+        await j.try_write(
+            view.op,
+            model=model,
+            version=target,
+            stage=stage,
+            before=actual,
+            after=target,
+            reason=msg,
+            result=rq.CONFLICT,
+            request_id=view.id,
+        )
         await self.anchor()
         raise Refused(msg, kind="conflict", details={"actual": actual, "expected": expected})
 
@@ -167,8 +189,9 @@ class Executor:
         tag re-created on another commit is a new release, not the one requested."""
         s, model, version = self.s, ctx.model, ctx.version.version
         try:
-            versions = await call("registry", need_registry(self.ws).versions(model),
-                                  s.timeout, s.config)  # fmt: skip
+            versions = await call(
+                "registry", need_registry(self.ws).versions(model), s.timeout, s.config
+            )
         except Unavailable as exc:
             raise ReleaseError(f"registry: {exc}; nothing was changed") from None
         now = next((v.commit for v in versions if v.version == version), "")
@@ -195,18 +218,26 @@ class Executor:
         """Write the intent, taking the per-stage lock in the audit store. A lock left by a
         writer that is gone is reconciled first; one still held refuses, naming the holder."""
         fields: dict[str, Any] = dict(
-            model=ctx.model, version=ctx.version.version, stage=ctx.stage,
-            before=view.request.from_version, after=ctx.version.version, reason=reason,
-            result="pending", request_id=view.id,
+            model=ctx.model,
+            version=ctx.version.version,
+            stage=ctx.stage,
+            before=view.request.from_version,
+            after=ctx.version.version,
+            reason=reason,
+            result="pending",
+            request_id=view.id,
             details={
-                "op": view.op, "expected": view.request.from_version,
-                "target": ctx.version.version, "commit": ctx.version.commit,
+                "op": view.op,
+                "expected": view.request.from_version,
+                "target": ctx.version.version,
+                "commit": ctx.version.commit,
                 "evidence_hash": ctx.evidence,
                 "approvals": [c.approval.actor for c in ctx.checks if c.counts],
                 "gates": [gate_doc(q) for q in ctx.quality],
-                "lock": True, "process": this_process(),
+                "lock": True,
+                "process": this_process(),
             },
-        )  # fmt: skip
+        )
         try:
             return await j.write(rq.INTENT, **fields)
         except StageBusy as busy:
@@ -218,10 +249,14 @@ class Executor:
         now = await self.stage_now(ctx.model, ctx.stage)
         if (now.version if now else None) != view.request.from_version:
             await self.refuse_moved(
-                j, ctx, view, now, "as the approvers saw",
+                j,
+                ctx,
+                view,
+                now,
+                "as the approvers saw",
                 f" (intent seq {holder.seq}, left open by {holder.actor}, was reconciled: "
                 f"{done.result})",
-            )  # fmt: skip
+            )
         try:
             return await j.write(rq.INTENT, **fields)
         except StageBusy as again:
@@ -238,15 +273,22 @@ class Executor:
             f"console stopped, its intent is reconciled in {wait}s, or at once on its host)"
         )
         await j.try_write(
-            view.op, model=ctx.model, version=ctx.version.version, stage=ctx.stage,
-            before=view.request.from_version, after=ctx.version.version, reason=msg,
-            result=rq.CONFLICT, request_id=view.id,
+            view.op,
+            model=ctx.model,
+            version=ctx.version.version,
+            stage=ctx.stage,
+            before=view.request.from_version,
+            after=ctx.version.version,
+            reason=msg,
+            result=rq.CONFLICT,
+            request_id=view.id,
             details={"holder": busy.intent.actor, "intent_seq": busy.intent.seq},
-        )  # fmt: skip
+        )
         return Refused(
-            msg, kind="conflict",
+            msg,
+            kind="conflict",
             details={"holder": busy.intent.actor, "intent_seq": busy.intent.seq},
-        )  # fmt: skip
+        )
 
     async def read_back(
         self, ctx: Context, j: Journal, intent: AuditEvent, exc: BaseException
@@ -299,11 +341,17 @@ class Executor:
         op = str(intent.details.get("op", ""))
         try:
             return await j.write(
-                rq.OUTCOME, model=intent.model, version=intent.version, stage=intent.stage,
-                before=intent.before, after=intent.after, reason=reason, result=result,
+                rq.OUTCOME,
+                model=intent.model,
+                version=intent.version,
+                stage=intent.stage,
+                before=intent.before,
+                after=intent.after,
+                reason=reason,
+                result=result,
                 request_id=intent.request_id,
                 details={"op": op, "intent_seq": intent.seq, **details},
-            )  # fmt: skip
+            )
         except ReleaseError as exc:
             done = (
                 f"{intent.stage} of {intent.model} now points at {intent.after}"
@@ -325,10 +373,14 @@ class Executor:
             r = other.request
             if other.id != request_id and r.stage == stage and r.state.value == "pending":
                 await j.try_write(
-                    rq.CANCEL, model=model, version=r.version, stage=stage, request_id=other.id,
+                    rq.CANCEL,
+                    model=model,
+                    version=r.version,
+                    stage=stage,
+                    request_id=other.id,
                     reason=f"superseded: {stage} moved to {version} ({request_id})",
                     result="cancelled",
-                )  # fmt: skip
+                )
         status, msg, nxt = await self.deploy(j, model, version, stage, request_id, reason, before)
         warnings = await self.anchor()
         moved = f"{stage} of {model}: {before or 'nothing'} -> {version} ({op}, {request_id})"
@@ -353,8 +405,16 @@ class Executor:
         deployer = self.ws.deploy
         if deployer is None:
             return "executed", "", ""
-        retry = command(s.config, "promote", model, version, "--to", stage, "--reason",
-                        f"finish deploy of {request_id}")  # fmt: skip
+        retry = command(
+            s.config,
+            "promote",
+            model,
+            version,
+            "--to",
+            stage,
+            "--reason",
+            f"finish deploy of {request_id}",
+        )
         revert = (
             command(
                 s.config, "rollback", model, "--stage", stage, "--to", before, "--reason", "REASON"
@@ -365,10 +425,17 @@ class Executor:
         finish = f"finish it with: {retry}" + (f"  — or revert it with: {revert}" if revert else "")
         try:
             intent = await j.write(
-                rq.INTENT, model=model, version=version, stage=stage, before=before, after=version,
-                reason=reason, result="pending", request_id=request_id,
+                rq.INTENT,
+                model=model,
+                version=version,
+                stage=stage,
+                before=before,
+                after=version,
+                reason=reason,
+                result="pending",
+                request_id=request_id,
                 details={"op": "deploy", "deployer": getattr(deployer, "name", "")},
-            )  # fmt: skip
+            )
         except ReleaseError as exc:
             return "deploy_failed", f"the deploy did not run: {exc.message}; {finish}", retry
         cfg = getattr(deployer, "config", None)
@@ -425,11 +492,17 @@ class Executor:
         warnings: tuple[str, ...] = (),
     ) -> ActionResult:
         return ActionResult(
-            action=ctx.op, status=status, message=message, model=ctx.model,
-            version=ctx.version.version, stage=ctx.stage, gates=ctx.quality,
-            events=tuple(j.written), next_command=nxt,
+            action=ctx.op,
+            status=status,
+            message=message,
+            model=ctx.model,
+            version=ctx.version.version,
+            stage=ctx.stage,
+            gates=ctx.quality,
+            events=tuple(j.written),
+            next_command=nxt,
             warnings=(*ctx.notices, *j.notes, *warnings),
-        )  # fmt: skip
+        )
 
     # -- reconciliation ------------------------------------------------------------------
 
@@ -485,9 +558,12 @@ class Executor:
             out.append(
                 f"intent seq {intent.seq} ({op} {model} {intent.after or 'nothing'} to "
                 f"{intent.stage} by {intent.actor}, {max(age, 0)}s ago) has no outcome yet: "
-                + ("its console is gone; the next action reconciles it" if stale
-                   else "it may still be running")
-            )  # fmt: skip
+                + (
+                    "its console is gone; the next action reconciles it"
+                    if stale
+                    else "it may still be running"
+                )
+            )
         if j is not None and j.written:
             await self.anchor()
         return out
@@ -560,9 +636,14 @@ class Executor:
                 result, msg = await self.judge(intent)
             except (Unavailable, ReleaseError, NotFound) as exc:
                 return Reconciled(
-                    intent_seq=intent.seq, op=op, model=model, stage=stage, version=target,
-                    result=rq.UNKNOWN, message=f"still open: the registry can not be read ({exc})",
-                )  # fmt: skip
+                    intent_seq=intent.seq,
+                    op=op,
+                    model=model,
+                    stage=stage,
+                    version=target,
+                    result=rq.UNKNOWN,
+                    message=f"still open: the registry can not be read ({exc})",
+                )
             if result == rq.EXECUTED and self.ws.deploy is not None:
                 msg += "; its deploy may not have run: " + command(
                     s.config, "promote", model, target, "--to", stage, "--reason", "finish deploy"
@@ -571,18 +652,30 @@ class Executor:
         if not s.read_only:
             try:
                 ev = await j.write(
-                    rq.OUTCOME, model=model, version=target, stage=stage, before=intent.before,
-                    after=target, reason=f"reconciled: {msg}", result=result,
+                    rq.OUTCOME,
+                    model=model,
+                    version=target,
+                    stage=stage,
+                    before=intent.before,
+                    after=target,
+                    reason=f"reconciled: {msg}",
+                    result=result,
                     request_id=intent.request_id,
                     details={"op": op, "intent_seq": intent.seq, "reconciled": True},
-                )  # fmt: skip
+                )
                 seq = ev.seq
             except ReleaseError as exc:
                 msg += f" (not recorded: {exc.message})"
         return Reconciled(
-            intent_seq=intent.seq, op=op, model=model, stage=stage, version=target,
-            result=result, message=msg, outcome_seq=seq,
-        )  # fmt: skip
+            intent_seq=intent.seq,
+            op=op,
+            model=model,
+            stage=stage,
+            version=target,
+            result=result,
+            message=msg,
+            outcome_seq=seq,
+        )
 
 
 def reconciled_note(r: Reconciled) -> str:

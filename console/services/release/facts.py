@@ -231,9 +231,13 @@ async def gather_live(
         base(),
     )
     return LiveFacts(
-        source_stage=source, window_seconds=seconds, candidate=cand, candidate_error=c_err,
-        production=prod, production_error=p_err,
-    )  # fmt: skip
+        source_stage=source,
+        window_seconds=seconds,
+        candidate=cand,
+        candidate_error=c_err,
+        production=prod,
+        production_error=p_err,
+    )
 
 
 async def with_live_and_incident(

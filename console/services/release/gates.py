@@ -249,18 +249,28 @@ def rolled_back_gate(
     at = f"{rec.at:%Y-%m-%d %H:%M}" if rec.at else "yes"
     if not applies_to(rec, facts.stage, stages):
         return GateResult(
-            gate="rolled_back", passed=True, blocking=False, observed=at, threshold="ack",
+            gate="rolled_back",
+            passed=True,
+            blocking=False,
+            observed=at,
+            threshold="ack",
             detail=f"{said}; {facts.stage} comes before {rec.stage}: no acknowledgement needed",
-        )  # fmt: skip
+        )
     if acknowledged:
         return GateResult(
-            gate="rolled_back", passed=True, observed=at, threshold="ack",
+            gate="rolled_back",
+            passed=True,
+            observed=at,
+            threshold="ack",
             detail=f"{said}; promoting it again acknowledged",
-        )  # fmt: skip
+        )
     return GateResult(
-        gate="rolled_back", passed=False, observed=at, threshold="ack",
+        gate="rolled_back",
+        passed=False,
+        observed=at,
+        threshold="ack",
         detail=f"{said}; promoting it again needs --ack-rolled-back",
-    )  # fmt: skip
+    )
 
 
 def _live_unknown(names: Sequence[str], spec: LiveGateConfig, why: str) -> list[GateResult]:
@@ -295,26 +305,35 @@ def live_gates(spec: LiveGateConfig, facts: GateFacts, now: datetime) -> list[Ga
     if live is None or cand is None:
         why = live.candidate_error if live is not None else "the live figures were not read"
         need = GateResult(
-            gate="live:requests", passed=False, detail=f"unknown: {where}: {why}",
+            gate="live:requests",
+            passed=False,
+            detail=f"unknown: {where}: {why}",
             threshold=float(spec.min_requests),
-        )  # fmt: skip
+        )
         return [need, *_live_unknown(names, spec, f"no live figures of {where}")]
     if (
         cand.observed_at is not None
         and (now - cand.observed_at).total_seconds() > live.window_seconds
     ):
         why = f"the newest figures of {where} are {span_text((now - cand.observed_at).total_seconds())} old"
-        need = GateResult(gate="live:requests", passed=False, detail=f"unknown: {why}",
-                          threshold=float(spec.min_requests))  # fmt: skip
+        need = GateResult(
+            gate="live:requests",
+            passed=False,
+            detail=f"unknown: {why}",
+            threshold=float(spec.min_requests),
+        )
         return [need, *_live_unknown(names, spec, why)]
     n = cand.requests or 0.0
     span = span_text(cand.seconds or live.window_seconds)
     enough = n >= spec.min_requests
     need = GateResult(
-        gate="live:requests", passed=enough, observed=n, threshold=float(spec.min_requests),
+        gate="live:requests",
+        passed=enough,
+        observed=n,
+        threshold=float(spec.min_requests),
         detail=f"{count_text(n)} requests to {where} in {span} "
         f"({'≥' if enough else '<'} {spec.min_requests:,} needed)",
-    )  # fmt: skip
+    )
     if not enough:
         return [need, *_live_unknown(names, spec, f"only {count_text(n)} requests to {where}")]
     return [need, *(_live_gate(name, limit, facts, cand) for name, limit in _live_limits(spec))]
@@ -339,19 +358,27 @@ def _live_gate(name: str, limit: float, facts: GateFacts, cand: LiveWindow) -> G
         mine = pick(cand)
         theirs = pick(base) if base is not None and (base.requests or 0) > 0 else None
         if mine is None or theirs is None:
-            why = live.production_error if base is None and live.production_error else (
-                f"no {'p95' if latency else 'error rate'} figures of "
-                f"{where if mine is None else base_where}")  # fmt: skip
+            why = (
+                live.production_error
+                if base is None and live.production_error
+                else (
+                    f"no {'p95' if latency else 'error rate'} figures of "
+                    f"{where if mine is None else base_where}"
+                )
+            )
             return GateResult(gate=name, passed=False, detail=f"unknown: {why}", threshold=limit)
         worse = round(mine - theirs, 12)
         sign = "+" if worse >= 0 else "\u2212"
         ok = worse <= limit
         what = "p95" if latency else "error rate"
         return GateResult(
-            gate=name, passed=ok, observed=worse, threshold=limit,
+            gate=name,
+            passed=ok,
+            observed=worse,
+            threshold=limit,
             detail=f"{what} {text(mine)} vs {text(theirs)} ({base_where}): {sign}{text(abs(worse))}"
             f"; allowed +{text(limit)}",
-        )  # fmt: skip
+        )
     if name == "live:disagreement:max":
         shadow = cand.shadow
         if shadow is None or shadow.disagreement is None:
@@ -360,21 +387,27 @@ def _live_gate(name: str, limit: float, facts: GateFacts, cand: LiveWindow) -> G
         share = shadow.disagreement
         ok = share <= limit
         return GateResult(
-            gate=name, passed=ok, observed=share, threshold=limit,
+            gate=name,
+            passed=ok,
+            observed=share,
+            threshold=limit,
             detail=f"decision differs from {shadow.baseline_version or facts.base_version} on "
             f"{rate_text(share)} of {count_text(shadow.compared)} mirrored requests "
             f"({'≤' if ok else '>'} {rate_text(limit)})",
-        )  # fmt: skip
+        )
     comparison = shadow_comparison(cand, base)
     if comparison.psi is None:
         why = f"no score histograms of both {where} and {base_where}"
         return GateResult(gate=name, passed=False, detail=f"unknown: {why}", threshold=limit)
     ok = comparison.psi <= limit
     return GateResult(
-        gate=name, passed=ok, observed=round(comparison.psi, 4), threshold=limit,
+        gate=name,
+        passed=ok,
+        observed=round(comparison.psi, 4),
+        threshold=limit,
         detail=f"score distribution shift vs {base_where}: PSI {comparison.psi:.3f} "
         f"({'≤' if ok else '>'} {limit:g}) over {count_text(comparison.candidate_scores)} scores",
-    )  # fmt: skip
+    )
 
 
 def _bound(
@@ -384,9 +417,12 @@ def _bound(
         return GateResult(gate=name, passed=False, detail=f"unknown: no {what}", threshold=limit)
     ok = value <= limit
     return GateResult(
-        gate=name, passed=ok, observed=value, threshold=limit,
+        gate=name,
+        passed=ok,
+        observed=value,
+        threshold=limit,
         detail=f"{what} {text(value)} {'≤' if ok else '>'} maximum {text(limit)}",
-    )  # fmt: skip
+    )
 
 
 def quality_gates(

@@ -42,9 +42,12 @@ def this_process() -> dict[str, Any]:
     host, boot = _host()
     pid = os.getpid()
     return {
-        "host": host, "boot": boot, "pid": pid, "start": _start_ticks(pid),
+        "host": host,
+        "boot": boot,
+        "pid": pid,
+        "start": _start_ticks(pid),
         "group": os.getpgid(0),
-    }  # fmt: skip
+    }
 
 
 def writer_gone(record: Mapping[str, Any] | None) -> bool:

@@ -62,11 +62,15 @@ def build_plan(
         may_request = f"{user} is {role}"
     approvals = tuple(
         ApprovalStatus(
-            actor=c.approval.actor, role=c.role, counts=c.counts, why=c.why,
-            at=c.approval.at.isoformat(), comment=c.approval.comment,
+            actor=c.approval.actor,
+            role=c.role,
+            counts=c.counts,
+            why=c.why,
+            at=c.approval.at.isoformat(),
+            comment=c.approval.comment,
         )
         for c in ctx.checks
-    )  # fmt: skip
+    )
     return Plan(
         op=ctx.op,
         model=ctx.model,

@@ -92,11 +92,21 @@ def _iso(at: datetime | None) -> str:
 
 def _gates(gates: list[GateResult] | tuple[GateResult, ...]) -> list[str]:
     rows = [
-        [g.gate, "pass" if g.passed else "waiting" if g.gate == "approvals"
-         else "FAIL" if g.blocking else "fail (not blocking)",
-         g.observed, g.threshold, g.detail]
+        [
+            g.gate,
+            "pass"
+            if g.passed
+            else "waiting"
+            if g.gate == "approvals"
+            else "FAIL"
+            if g.blocking
+            else "fail (not blocking)",
+            g.observed,
+            g.threshold,
+            g.detail,
+        ]
         for g in gates
-    ]  # fmt: skip
+    ]
     return _table(["gate", "result", "observed", "threshold", "detail"], rows)
 
 
@@ -128,11 +138,24 @@ def _axes(cand: Candidate) -> list[str]:
     out += [f"  - `{p.key}`: {_cell(p.before)} → {_cell(p.after)} ({p.kind.value})" for p in params]
     deltas = [m for m in lin.model_axis.metrics if m.value is not None or m.base is not None]
     if deltas:
-        out += ["", *_table(
-            ["metric", "candidate", "base", "delta", "better is", "verdict"],
-            [[m.name, m.value, m.base, m.delta, m.direction,
-              {True: "better", False: "worse", None: "same"}[m.better]] for m in deltas],
-        ), ""]  # fmt: skip
+        out += [
+            "",
+            *_table(
+                ["metric", "candidate", "base", "delta", "better is", "verdict"],
+                [
+                    [
+                        m.name,
+                        m.value,
+                        m.base,
+                        m.delta,
+                        m.direction,
+                        {True: "better", False: "worse", None: "same"}[m.better],
+                    ]
+                    for m in deltas
+                ],
+            ),
+            "",
+        ]
     schema = lin.schema_axis
     if schema is None or not schema.declared:
         out.append("- **Schema**: no schema declared")
@@ -186,10 +209,17 @@ async def _integrity(svc: ReleaseService) -> list[str]:
 
 def _trail(events: list[AuditEvent]) -> list[str]:
     rows = [
-        [e.seq, _iso(e.at), e.actor, e.action + (f" ({e.details['op']})" if e.details.get("op") else ""),
-         e.result, cut(mask(e.reason), 80), e.hash[:16]]
+        [
+            e.seq,
+            _iso(e.at),
+            e.actor,
+            e.action + (f" ({e.details['op']})" if e.details.get("op") else ""),
+            e.result,
+            cut(mask(e.reason), 80),
+            e.hash[:16],
+        ]
         for e in events
-    ]  # fmt: skip
+    ]
     return _table(["seq", "at", "actor", "action", "result", "reason", "hash"], rows)
 
 
@@ -241,8 +271,10 @@ async def evidence_report(
             f"- Evidence hash at request: `{view.evidence_hash or '—'}`",
             "",
         ]
-        decisions = [[a.actor, a.decision.value, _iso(a.at), a.comment, a.evidence_hash[:16]]
-                     for a in r.approvals]  # fmt: skip
+        decisions = [
+            [a.actor, a.decision.value, _iso(a.at), a.comment, a.evidence_hash[:16]]
+            for a in r.approvals
+        ]
         lines += (
             _table(["who", "decision", "at", "comment", "evidence"], decisions)
             if decisions
@@ -264,8 +296,17 @@ async def evidence_report(
         "",
     ]
     lines += ["## Lineage", "", *_axes(cand), "", "## CI", ""]
-    runs = [[x.pipeline, x.id, x.status.value, x.conclusion.value if x.conclusion else "—",
-             _iso(x.finished_at or x.started_at), x.url] for x in cand.ci_runs]  # fmt: skip
+    runs = [
+        [
+            x.pipeline,
+            x.id,
+            x.status.value,
+            x.conclusion.value if x.conclusion else "—",
+            _iso(x.finished_at or x.started_at),
+            x.url,
+        ]
+        for x in cand.ci_runs
+    ]
     lines += (
         _table(["pipeline", "run", "status", "conclusion", "at", "url"], runs)
         if runs

@@ -148,9 +148,12 @@ def _set(view: RequestView, state: RequestState, ev: AuditEvent) -> None:
 
 def _copy(view: RequestView) -> RequestView:
     return replace(
-        view, approvals=list(view.approvals), events=list(view.events),
-        intents=dict(view.intents), outcomes=dict(view.outcomes),
-    )  # fmt: skip
+        view,
+        approvals=list(view.approvals),
+        events=list(view.events),
+        intents=dict(view.intents),
+        outcomes=dict(view.outcomes),
+    )
 
 
 class RequestFold:

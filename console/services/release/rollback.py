@@ -125,9 +125,13 @@ async def _rolled_back_in_audit(
 
 
 async def _previous_from_audit(
-    ws: Workspace, s: Settings, model: str, stage: str, current: str,
+    ws: Workspace,
+    s: Settings,
+    model: str,
+    stage: str,
+    current: str,
     versions: Sequence[ModelVersion],
-) -> str | None:  # fmt: skip
+) -> str | None:
     """What ``stage`` held before it moved to ``current``, per the newest executed move the
     audit log recorded (None when the log has none or can not be read)."""
     active = {v.version for v in versions if not v.deregistered}

@@ -83,10 +83,14 @@ class ReleaseService:
 
     def settings(self) -> Settings:
         return Settings(
-            config=self.config, clock=self.clock, timeout=self.timeout,
-            write_timeout=self.write_timeout, read_only=self.read_only,
-            lock_stale=self.lock_stale, reconcile_grace=self.reconcile_grace,
-        )  # fmt: skip
+            config=self.config,
+            clock=self.clock,
+            timeout=self.timeout,
+            write_timeout=self.write_timeout,
+            read_only=self.read_only,
+            lock_stale=self.lock_stale,
+            reconcile_grace=self.reconcile_grace,
+        )
 
     @property
     def reader(self) -> Reader:
@@ -110,9 +114,14 @@ class ReleaseService:
     def journal(self, actor: Actor) -> Journal:
         store = self.ws.audit
         return Journal(
-            store, actor, self.clock, self.write_timeout, config=self.config,
-            anchoring=self.anchoring() if store is not None else None, notices=self.notices,
-        )  # fmt: skip
+            store,
+            actor,
+            self.clock,
+            self.write_timeout,
+            config=self.config,
+            anchoring=self.anchoring() if store is not None else None,
+            notices=self.notices,
+        )
 
     # -- admission -----------------------------------------------------------------------
 
@@ -139,9 +148,14 @@ class ReleaseService:
         except Refused as exc:
             if exc.kind == "role":
                 await self.journal(self.identity()).try_write(
-                    action, model=model, version=version, stage=stage, reason=exc.message,
-                    result=rq.REFUSED, details={"refusal": exc.message, "kind": exc.kind},
-                )  # fmt: skip
+                    action,
+                    model=model,
+                    version=version,
+                    stage=stage,
+                    reason=exc.message,
+                    result=rq.REFUSED,
+                    details={"refusal": exc.message, "kind": exc.kind},
+                )
             raise
 
     def check_stage(self, stage: str) -> None:
@@ -189,9 +203,15 @@ class ReleaseService:
                 f"the registry could not be fetched ({unsynced}): this is the local view"
             )
         return await reader.read(
-            model, version, stage, op=op, ack=ack, ack_rolled_back=ack_rolled_back,
-            notices=tuple(notices), unsynced=unsynced,
-        )  # fmt: skip
+            model,
+            version,
+            stage,
+            op=op,
+            ack=ack,
+            ack_rolled_back=ack_rolled_back,
+            notices=tuple(notices),
+            unsynced=unsynced,
+        )
 
     async def refresh(self, ctx: Context) -> Context:
         """``ctx`` with its requests folded again after events were written (facts stay)."""
@@ -207,9 +227,15 @@ class ReleaseService:
             self.ws, ctx.model, ctx.version.version, ctx.stage, principal(actor)
         )
         return build_plan(
-            ctx, actor, now=self.clock(), read_only=self.read_only, deploy=deploy,
-            deploys=self.ws.deploy is not None, override=override, confirm_name=confirm_name,
-        )  # fmt: skip
+            ctx,
+            actor,
+            now=self.clock(),
+            read_only=self.read_only,
+            deploy=deploy,
+            deploys=self.ws.deploy is not None,
+            override=override,
+            confirm_name=confirm_name,
+        )
 
     async def plan_promotion(
         self,
@@ -279,9 +305,13 @@ class ReleaseService:
             actor, role = await self.admit("promote", model, version, stage)
             text = d.need_reason(reason, "promote")
             ctx = await self.context(
-                model, version, stage, ack=ack_schema_change, acting=True,
+                model,
+                version,
+                stage,
+                ack=ack_schema_change,
+                acting=True,
                 ack_rolled_back=ack_rolled_back,
-            )  # fmt: skip
+            )
             j = self.journal(actor)
             if override_window and role != "admin":
                 exc = Refused(
@@ -330,12 +360,21 @@ class ReleaseService:
             if refusal is not None:
                 await self._refuse(j, ctx, rq.APPROVE, refusal, comment)
             await j.write(
-                rq.APPROVE, model=model, version=ctx.version.version, stage=stage,
-                before=ctx.expected, after=ctx.version.version, reason=comment,
-                result="approved", request_id=ctx.pending.id,
-                details={"evidence_hash": ctx.evidence, "role": role,
-                         "gates": [gate_doc(q) for q in ctx.quality]},
-            )  # fmt: skip
+                rq.APPROVE,
+                model=model,
+                version=ctx.version.version,
+                stage=stage,
+                before=ctx.expected,
+                after=ctx.version.version,
+                reason=comment,
+                result="approved",
+                request_id=ctx.pending.id,
+                details={
+                    "evidence_hash": ctx.evidence,
+                    "role": role,
+                    "gates": [gate_doc(q) for q in ctx.quality],
+                },
+            )
             ctx = await self.refresh(ctx)
             reason = ctx.pending.request.reason if ctx.pending else comment
             return await self._advance(ctx, actor, j, reason, action=rq.APPROVE)
@@ -362,18 +401,30 @@ class ReleaseService:
                 await self._refuse(j, ctx, rq.REJECT, decided, comment)
             action, status = decided
             await j.write(
-                action, model=model, version=version_, stage=stage, before=ctx.expected,
-                after=version_, reason=comment, result=status, request_id=view.id,
+                action,
+                model=model,
+                version=version_,
+                stage=stage,
+                before=ctx.expected,
+                after=version_,
+                reason=comment,
+                result=status,
+                request_id=view.id,
                 details={"evidence_hash": ctx.evidence, "role": role},
-            )  # fmt: skip
+            )
             ctx = await self.refresh(ctx)
             done = ctx.views.get(view.id, view)
             return ActionResult(
-                action=action, status=status, model=model, version=version_, stage=stage,
+                action=action,
+                status=status,
+                model=model,
+                version=version_,
+                stage=stage,
                 message=f"{view.id} {status} by {j.user}" + (f": {comment}" if comment else ""),
-                request=rq.request_doc(done), events=tuple(j.written),
+                request=rq.request_doc(done),
+                events=tuple(j.written),
                 warnings=(*ctx.notices, *j.notes),
-            )  # fmt: skip
+            )
 
         return await self._notified(model, run)
 
@@ -442,12 +493,21 @@ class ReleaseService:
         """Record a refused attempt (best effort), then raise it."""
         rid = ctx.pending.id if ctx.pending else ""
         await j.try_write(
-            action, model=ctx.model, version=ctx.version.version, stage=ctx.stage,
-            before=ctx.expected, after=ctx.version.version, reason=reason or exc.message,
-            result=rq.REFUSED, request_id=rid,
-            details={"refusal": exc.message, "kind": exc.kind,
-                     "gates": [gate_doc(q) for q in exc.gates]},
-        )  # fmt: skip
+            action,
+            model=ctx.model,
+            version=ctx.version.version,
+            stage=ctx.stage,
+            before=ctx.expected,
+            after=ctx.version.version,
+            reason=reason or exc.message,
+            result=rq.REFUSED,
+            request_id=rid,
+            details={
+                "refusal": exc.message,
+                "kind": exc.kind,
+                "gates": [gate_doc(q) for q in exc.gates],
+            },
+        )
         raise exc
 
     async def _open_request(self, ctx: Context, j: Journal, reason: str) -> tuple[str, bool]:
@@ -458,18 +518,30 @@ class ReleaseService:
         stale = d.stale_request(ctx) if view is not None else ""
         if view is not None and stale:
             await j.write(
-                rq.CANCEL, model=model, version=version, stage=stage, request_id=view.id,
-                reason=f"superseded: {stale}", result="cancelled",
-            )  # fmt: skip
+                rq.CANCEL,
+                model=model,
+                version=version,
+                stage=stage,
+                request_id=view.id,
+                reason=f"superseded: {stale}",
+                result="cancelled",
+            )
             view = None
         if view is not None:
             return view.id, False
         rid = self.new_id()
         await j.write(
-            rq.REQUEST, model=model, version=version, stage=stage, before=ctx.expected,
-            after=version, reason=reason, result="pending", request_id=rid,
+            rq.REQUEST,
+            model=model,
+            version=version,
+            stage=stage,
+            before=ctx.expected,
+            after=version,
+            reason=reason,
+            result="pending",
+            request_id=rid,
             details=d.request_details(ctx),
-        )  # fmt: skip
+        )
         return rid, True
 
     async def _override_window(
@@ -479,11 +551,19 @@ class ReleaseService:
         window = d.process_gates(ctx, actor, self.clock())[0]
         if window.gate == "window" and not window.passed:
             await j.write(
-                rq.OVERRIDE, model=ctx.model, version=ctx.version.version, stage=ctx.stage,
-                request_id=rid, reason=reason, result="overridden",
-                details={"gate": "window", "observed": window.observed,
-                         "threshold": window.threshold},
-            )  # fmt: skip
+                rq.OVERRIDE,
+                model=ctx.model,
+                version=ctx.version.version,
+                stage=ctx.stage,
+                request_id=rid,
+                reason=reason,
+                result="overridden",
+                details={
+                    "gate": "window",
+                    "observed": window.observed,
+                    "threshold": window.threshold,
+                },
+            )
 
     async def _advance(
         self,
@@ -507,9 +587,12 @@ class ReleaseService:
                 ctx = await self.refresh(ctx)
             done = ctx.views.get(view.id, view)
             return result.model_copy(
-                update={"action": action, "request": rq.request_doc(done),
-                        "gates": (*ctx.quality, *process)}
-            )  # fmt: skip
+                update={
+                    "action": action,
+                    "request": rq.request_doc(done),
+                    "gates": (*ctx.quality, *process),
+                }
+            )
         quorum_ok = all(p.passed for p in process if p.gate == "approvals")
         what = "; ".join(p.detail for p in waiting)
         if quorum_ok:  # only the change window holds it back: that is a refusal, not a wait
@@ -521,12 +604,18 @@ class ReleaseService:
             )
         status = "requested" if created else "pending"
         return ActionResult(
-            action=action, status=status, model=ctx.model, version=ctx.version.version,
-            stage=ctx.stage, message=f"{view.id} ({principal(actor)}) {status}: waiting for {what}",
-            request=rq.request_doc(view), gates=(*ctx.quality, *process),
-            plan=self.build_plan(ctx, actor), events=tuple(j.written),
+            action=action,
+            status=status,
+            model=ctx.model,
+            version=ctx.version.version,
+            stage=ctx.stage,
+            message=f"{view.id} ({principal(actor)}) {status}: waiting for {what}",
+            request=rq.request_doc(view),
+            gates=(*ctx.quality, *process),
+            plan=self.build_plan(ctx, actor),
+            events=tuple(j.written),
             warnings=(*ctx.notices, *j.notes),
-        )  # fmt: skip
+        )
 
     async def _finish_deploy(self, ctx: Context, j: Journal, reason: str) -> ActionResult:
         """The stage already points at the version: run its deploy if the last one did not
@@ -545,6 +634,10 @@ class ReleaseService:
         )
         warnings = await executor.anchor()
         return executor.result(
-            ctx, j, status, f"{stage} of {ctx.model} points at {version}; {msg}", nxt=nxt,
+            ctx,
+            j,
+            status,
+            f"{stage} of {ctx.model} points at {version}; {msg}",
+            nxt=nxt,
             warnings=warnings,
-        )  # fmt: skip
+        )

@@ -95,9 +95,12 @@ class ApproveDialog(ActionDialog):
             return Text.assemble(
                 ("\ndemo: ", pal.accent),
                 f"{describe(handle)} may approve it. ",
-                (f"“Approve as {handle} (demo)” does, recorded in the audit log as a demo persona "
-                 "played by you.", pal.muted),
-            )  # fmt: skip
+                (
+                    f"“Approve as {handle} (demo)” does, recorded in the audit log as a demo persona "
+                    "played by you.",
+                    pal.muted,
+                ),
+            )
         if self.colleague_note:
             return Text(f"\ndemo: {self.colleague_note}", style=pal.muted)
         return Text()
@@ -160,16 +163,21 @@ class ApproveDialog(ActionDialog):
         comment = self.input_value("comment").strip()
         if button == "colleague" and self.colleague is not None:
             return await self.colleague[1].approve(
-                self.model, self.version, self.stage,
+                self.model,
+                self.version,
+                self.stage,
                 comment=comment or "approved by a demo colleague",
                 evidence_hash=self.confirmed_plan.evidence_hash,
-            )  # fmt: skip
+            )
         if button == "reject":
             return await self.release.reject(self.model, self.version, self.stage, comment=comment)
         return await self.release.approve(
-            self.model, self.version, self.stage,
-            comment=comment, evidence_hash=self.confirmed_plan.evidence_hash,
-        )  # fmt: skip
+            self.model,
+            self.version,
+            self.stage,
+            comment=comment,
+            evidence_hash=self.confirmed_plan.evidence_hash,
+        )
 
     def action_reject(self) -> None:
         self.start("reject")

@@ -121,10 +121,23 @@ def matches(e: Any, fields: dict[str, str], words: Sequence[str]) -> bool:
     if not words:
         return True
     hay = " ".join(
-        str(x) for x in (e.seq, e.actor, action_of(e), action_words(e), e.model, e.version,
-                         e.stage, e.before, e.after, e.result, e.request_id, e.reason,
-                         identity_of(e).get("ssh_client") or "")
-    ).lower()  # fmt: skip
+        str(x)
+        for x in (
+            e.seq,
+            e.actor,
+            action_of(e),
+            action_words(e),
+            e.model,
+            e.version,
+            e.stage,
+            e.before,
+            e.after,
+            e.result,
+            e.request_id,
+            e.reason,
+            identity_of(e).get("ssh_client") or "",
+        )
+    ).lower()
     return all(w in hay for w in words)
 
 

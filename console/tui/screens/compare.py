@@ -72,11 +72,13 @@ def metrics_table(c: Any, pal: Palette, specs: Any) -> Table:
             Text("CI", style=pal.muted),
             "",
             *(
-                Text(f"{fmt.CI_GLYPHS.get(x.ci, '·')} {fmt.CI_WORDS.get(x.ci, x.ci)}",
-                     style=pal.ci(x.ci))
+                Text(
+                    f"{fmt.CI_GLYPHS.get(x.ci, '·')} {fmt.CI_WORDS.get(x.ci, x.ci)}",
+                    style=pal.ci(x.ci),
+                )
                 for x in c.candidates
             ),
-        )  # fmt: skip
+        )
         table.add_row(
             Text("by", style=pal.muted), "", *(Text(x.created_by or "\u2013") for x in c.candidates)
         )
@@ -120,8 +122,10 @@ def _live_value(metric: str, side: Any, base: Any, pal: Palette) -> Text:
     if value is None:
         return Text("\u2013", style=pal.muted)
     shows: dict[str, Callable[[float | None], str]] = {
-        "latency_p95_ms": fmt.latency, "error_rate": fmt.percent, "traffic_rps": fmt.rps,
-    }  # fmt: skip
+        "latency_p95_ms": fmt.latency,
+        "error_rate": fmt.percent,
+        "traffic_rps": fmt.rps,
+    }
     show = shows[metric]
     text = Text(show(value))
     theirs = getattr(base.figures, metric, None) if base is not None and base.figures else None
@@ -169,8 +173,11 @@ def live_table(c: Any, pal: Palette) -> Table:
         return Text(f"PSI {sh.psi:.2f} · KS {sh.ks:.2f}", style=pal.warn if sh.psi > 0.25 else "")
 
     table.add_row("health", *(health(s) for s in sides))
-    for metric, label in (("latency_p95_ms", "p95 latency"), ("error_rate", "error rate"),
-                          ("traffic_rps", "traffic")):  # fmt: skip
+    for metric, label in (
+        ("latency_p95_ms", "p95 latency"),
+        ("error_rate", "error rate"),
+        ("traffic_rps", "traffic"),
+    ):
         table.add_row(label, *(_live_value(metric, s, base, pal) for s in sides))
     table.add_row("requests", *(count(s) for s in sides))
     table.add_row("decision differs", Text(""), *(agreement(s) for s in sides[1:]))
@@ -250,9 +257,12 @@ class CompareScreen(ConsoleScreen):
     def _title(self) -> None:
         pal = palette_of(self.app)
         left = Text.assemble(
-            ("cd4ml-console", pal.muted), (" \u203a ", pal.muted), (self.model, pal.heading),
-            (" \u203a compare ", pal.muted), (", ".join(self.versions), pal.bold),
-        )  # fmt: skip
+            ("cd4ml-console", pal.muted),
+            (" \u203a ", pal.muted),
+            (self.model, pal.heading),
+            (" \u203a compare ", pal.muted),
+            (", ".join(self.versions), pal.bold),
+        )
         right = Text()
         c = self.comparison
         if c is not None:
@@ -269,9 +279,12 @@ class CompareScreen(ConsoleScreen):
         body = self.query_one("#comparison", Static)
         try:
             c = await compare(
-                app.workspace, self.model, self.versions,
-                stage=self.stage, overview=app.services.overview,
-            )  # fmt: skip
+                app.workspace,
+                self.model,
+                self.versions,
+                stage=self.stage,
+                overview=app.services.overview,
+            )
         except Exception as exc:  # refused (unknown version) or a backend: in words
             from console.services.release import Refused
 

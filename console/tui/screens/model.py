@@ -603,9 +603,14 @@ class ModelScreen(ModelReleaseSide):
         bar = self.query_one("#stages", Static)
         width = bar.content_region.width or self.size.width - 2
         line = stage_line(
-            palette_of(app), app.clock(), self.view, app.config.prod_stage, width=width,
-            health=self.verdicts if slo else None, rolled_back=self.incidents,
-        )  # fmt: skip
+            palette_of(app),
+            app.clock(),
+            self.view,
+            app.config.prod_stage,
+            width=width,
+            health=self.verdicts if slo else None,
+            rolled_back=self.incidents,
+        )
         bar.update(line)
 
     def _update_incident(self) -> None:

@@ -73,9 +73,14 @@ class OverviewScreen(ConsoleScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("d", "toggle_deprecated", "Deprecated", id="overview.deprecated",
-                tooltip="Show or hide deprecated models (gto show hides them)"),
-    ]  # fmt: skip
+        Binding(
+            "d",
+            "toggle_deprecated",
+            "Deprecated",
+            id="overview.deprecated",
+            tooltip="Show or hide deprecated models (gto show hides them)",
+        ),
+    ]
 
     help_title = "Overview"
 
@@ -491,8 +496,10 @@ class OverviewScreen(ConsoleScreen):
         if self.show_deprecated:
             self.notify("Showing deprecated models (marked \u2020)", timeout=3)
         else:
-            self.notify(f"Hiding {hidden} deprecated model(s)" if hidden else
-                        "No deprecated models", timeout=3)  # fmt: skip
+            self.notify(
+                f"Hiding {hidden} deprecated model(s)" if hidden else "No deprecated models",
+                timeout=3,
+            )
 
     def hidden_deprecated(self) -> int:
         """How many deprecated models the overview leaves out now."""

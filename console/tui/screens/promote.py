@@ -51,18 +51,23 @@ class PromoteDialog(ActionDialog):
         )
         yield TickBox("I acknowledge the schema change", id="ack", compact=True, classes="-hidden")
         yield TickBox(
-            "I acknowledge it was rolled back", id="ack-rolled-back", compact=True,
+            "I acknowledge it was rolled back",
+            id="ack-rolled-back",
+            compact=True,
             classes="-hidden",
-        )  # fmt: skip
+        )
 
     def buttons(self) -> Iterable[Button]:
         yield button("Promote", id="confirm", variant="primary")
 
     async def fetch_plan(self) -> Plan:
         return await self.release.plan_promotion(
-            self.model, self.version, self.stage, ack_schema_change=self.ack,
+            self.model,
+            self.version,
+            self.stage,
+            ack_schema_change=self.ack,
             ack_rolled_back=self.ack_rolled_back,
-        )  # fmt: skip
+        )
 
     def render_plan(self, plan: Plan) -> RenderableType:
         return plan_preview(plan, self.palette, self.prod_stage)
@@ -122,10 +127,14 @@ class PromoteDialog(ActionDialog):
 
     async def execute(self, button: str) -> ActionResult:
         return await self.release.promote(
-            self.model, self.version, self.stage,
-            reason=self.input_value("reason").strip(), ack_schema_change=self.ack,
-            evidence_hash=self.confirmed_plan.evidence_hash, ack_rolled_back=self.ack_rolled_back,
-        )  # fmt: skip
+            self.model,
+            self.version,
+            self.stage,
+            reason=self.input_value("reason").strip(),
+            ack_schema_change=self.ack,
+            evidence_hash=self.confirmed_plan.evidence_hash,
+            ack_rolled_back=self.ack_rolled_back,
+        )
 
     @on(Checkbox.Changed, "#ack")
     def _ack_changed(self, event: Checkbox.Changed) -> None:

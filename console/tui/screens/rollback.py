@@ -91,6 +91,9 @@ class RollbackDialog(ActionDialog):
         plan = self.confirmed_plan
         typed = self.input_value("confirm-name") if plan.confirm_model_name else self.model
         return await self.release.rollback(
-            self.model, reason=self.input_value("reason").strip(), confirmation=typed,
-            stage=plan.stage, to_version=plan.version,
-        )  # fmt: skip
+            self.model,
+            reason=self.input_value("reason").strip(),
+            confirmation=typed,
+            stage=plan.stage,
+            to_version=plan.version,
+        )

@@ -46,8 +46,9 @@ def _code(
         )
     elif code.behind:  # an older commit: what the base has that this version lacks
         more = "+" if code.truncated else ""
-        head.append(f"{fmt.plural(len(code.behind), 'commit')}{more} behind {base_label}",
-                    style=pal.warn)  # fmt: skip
+        head.append(
+            f"{fmt.plural(len(code.behind), 'commit')}{more} behind {base_label}", style=pal.warn
+        )
         if code.diffstat is not None:
             head.append(" · it lacks", style=pal.muted)
     elif not code.commits:

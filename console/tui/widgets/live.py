@@ -102,11 +102,17 @@ def charts_of(view: Any, other: Any | None = None) -> list[Chart]:
         names = (view.stage if view else "", other.stage if other is not None else "")
         charts.append(
             Chart(
-                metric, label, kind, tuple(p.value for p in points), step,
-                xs=xs(points) if theirs else (), other=tuple(p.value for p in theirs),
-                other_xs=xs(theirs), names=names,
+                metric,
+                label,
+                kind,
+                tuple(p.value for p in points),
+                step,
+                xs=xs(points) if theirs else (),
+                other=tuple(p.value for p in theirs),
+                other_xs=xs(theirs),
+                names=names,
             )
-        )  # fmt: skip
+        )
     return charts
 
 

@@ -251,9 +251,10 @@ class GitHubActions:
             fresh = [
                 r
                 for r in await self._dispatch_runs(workflow_path)
-                if r.id not in known and r.event == "workflow_dispatch"
+                if r.id not in known
+                and r.event == "workflow_dispatch"
                 and r.created_at >= since - CLOCK_SKEW
-            ]  # fmt: skip
+            ]
             if fresh:
                 return min(fresh, key=lambda r: (r.created_at, r.id)).id
             if monotonic() + self.config.poll_seconds > deadline:

@@ -203,9 +203,12 @@ class GitLabCI:
             self.api.keep_secret(token)  # a peer echoing the form must not show it
             path = f"{self.project_path}/trigger/pipeline"
             resp = await self.api.send(
-                "POST", path, data=trigger_form(token, ref, variables), authenticate=False,
+                "POST",
+                path,
+                data=trigger_form(token, ref, variables),
+                authenticate=False,
                 body_credential=token,
-            )  # fmt: skip
+            )
         else:
             path = f"{self.project_path}/pipeline"
             body = {"ref": ref, "variables": [{"key": k, "value": v} for k, v in variables.items()]}

@@ -239,9 +239,10 @@ class MlflowRegistry:
         out: dict[str, RegistryEntry | BackendError] = {}
         found: dict[str, RegisteredModel] = {}
         for name, rm in zip(
-            wanted, await asyncio.gather(*(self._listed_or_get(n, listed) for n in wanted)),
+            wanted,
+            await asyncio.gather(*(self._listed_or_get(n, listed) for n in wanted)),
             strict=True,
-        ):  # fmt: skip
+        ):
             if isinstance(rm, BackendError):
                 out[name] = rm
             else:
@@ -321,9 +322,10 @@ class MlflowRegistry:
     async def _search_names(self, names: list[str]) -> dict[str, list[RestVersion] | BackendError]:
         try:
             found = await self._search_versions(
-                f"name IN ({', '.join(_quote(n) for n in names)})" if len(names) > 1
+                f"name IN ({', '.join(_quote(n) for n in names)})"
+                if len(names) > 1
                 else f"name={_quote(names[0])}",
-            )  # fmt: skip
+            )
         except ServerSaid:  # an older server without IN for names: one search each
             single = await asyncio.gather(
                 *(self._search_versions(f"name={_quote(n)}") for n in names),
@@ -388,9 +390,16 @@ class MlflowRegistry:
         return alias
 
     def _conflict(
-        self, model: str, stage: str, alias: str, expected: str | None, actual: str | None,
-        tags: dict[str, str], *, after_write: bool,
-    ) -> Conflict:  # fmt: skip
+        self,
+        model: str,
+        stage: str,
+        alias: str,
+        expected: str | None,
+        actual: str | None,
+        tags: dict[str, str],
+        *,
+        after_write: bool,
+    ) -> Conflict:
         by = tags.get(stage_tag(stage, "assigned_by"), "") if actual else ""
         at = tags.get(stage_tag(stage, "assigned_at"), "") if actual else ""
         who = f" (last console assignment: {by} at {at})" if by else " (moved outside the console)"
@@ -445,9 +454,13 @@ class MlflowRegistry:
         at = datetime.now(UTC).replace(microsecond=0)
         await self._record(model, version, stage, alias, actor, at, message)
         return StageAssignment(
-            model=model, stage=stage, version=version, assigned_by=actor, assigned_at=at,
+            model=model,
+            stage=stage,
+            version=version,
+            assigned_by=actor,
+            assigned_at=at,
             ref=f"alias {alias}",
-        )  # fmt: skip
+        )
 
     async def unassign(
         self, model: str, stage: str, *, actor: str, expected: str | None, message: str = ""
@@ -478,9 +491,15 @@ class MlflowRegistry:
             ) from None
 
     async def _record(
-        self, model: str, version: str, stage: str, alias: str, actor: str, at: datetime,
+        self,
+        model: str,
+        version: str,
+        stage: str,
+        alias: str,
+        actor: str,
+        at: datetime,
         message: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Tag the version with who/when/why; the alias already moved, so say what is left."""
         tags = {
             stage_tag(stage, "assigned_at"): at.isoformat(),

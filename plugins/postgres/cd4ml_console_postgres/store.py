@@ -106,8 +106,13 @@ async def team_findings(
         await conn.execute("SELECT has_schema_privilege(session_user, %s, 'USAGE')", (schema,))
     ).fetchone()
     if not (usage and usage[0]):
-        return [(False, f"role {role} lacks USAGE on schema {schema}: an admin runs the "
-                 "grants of docs/plugins/postgres.md for it")]  # fmt: skip
+        return [
+            (
+                False,
+                f"role {role} lacks USAGE on schema {schema}: an admin runs the "
+                "grants of docs/plugins/postgres.md for it",
+            )
+        ]
     out: list[tuple[bool, str]] = []
     trig = await (
         await conn.execute(
