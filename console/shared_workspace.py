@@ -138,7 +138,7 @@ def _audit_findings(audit: Path, gid: int) -> list[Finding]:
 
 def trusted_by_git(root: Path, timeout: float = GIT_TIMEOUT) -> str:
     """ "" when git works in ``root`` for this user; else git's complaint (dubious ownership)."""
-    from console.backends.gitcmd import git_env
+    from console.git.cmd import git_env
 
     # as the console runs git: without the system config
     done = subprocess.run(

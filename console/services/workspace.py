@@ -87,7 +87,7 @@ class Workspace:
                 await asyncio.wait_for(backend.aclose(), 3)
             except Exception:  # closing must never mask what happened before
                 log.exception("closing %s failed", getattr(backend, "name", backend))
-        from console.backends.gitcmd import reap_killed
+        from console.git.cmd import reap_killed
 
         await reap_killed()  # git processes killed when a call gave up
 
