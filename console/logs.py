@@ -6,8 +6,9 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 _configured = False
 
@@ -45,13 +46,42 @@ _SHAPES = re.compile(
 )
 
 
+class _Secret(Protocol):
+    """A secret that shows itself only when asked (pydantic's ``SecretStr``)."""
+
+    def get_secret_value(self) -> str: ...
+
+
+# Every form of every credential the console has looked up (console.plugins.credentials keeps
+# them here, longest first): held here, below everything that masks text, so that logs need
+# not import the plugin kit.
+_known_forms: list[_Secret] = []
+
+
+def known_forms(forms: Iterable[_Secret]) -> None:
+    """Mask ``forms`` (longest first) from now on, in place of those known before."""
+    _known_forms[:] = forms
+
+
+def replace_forms(text: str, forms: Iterable[_Secret]) -> str:
+    """``text`` with each of ``forms`` masked as ``****``."""
+    for form in forms:  # longest first: a form may contain a shorter one
+        if form.get_secret_value() in text:
+            text = text.replace(form.get_secret_value(), "****")
+    return text
+
+
+def mask_known(text: str) -> str:
+    """``text`` with every credential this process has looked up masked (as
+    console.plugins.credentials.redact_secrets does); :func:`mask` adds the token shapes."""
+    return replace_forms(text, _known_forms)
+
+
 def mask(text: str) -> str:
     """``text`` with every secret masked as ``****``: each credential the console has looked
     up (raw, URL-encoded, base64, hex; console.plugins.credentials), key=value pairs, Authorization
     and Bearer/Basic values, URL userinfo and common token shapes (GitHub, GitLab, JWT, ...).
     Mask before cutting text short: a cut token is no longer found."""
-    from console.plugins.credentials import mask_known  # credentials imports pydantic: not at start
-
     text = mask_known(text)
     text = _PAIR.sub(r"\1****", text)
     text = _HEADER.sub(r"\1****", text)

@@ -18,9 +18,12 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from console.config import ConsoleConfig
+
+if TYPE_CHECKING:
+    from console.ports import AuditStore
 
 SHARED_VALUES = frozenset({"group", "true", "1", "all", "world", "everybody", "2"})
 GIT_TIMEOUT = 10.0
@@ -44,7 +47,7 @@ class Layout:
     audit_file: Path | None  # the SQLite audit log, when the store is one
 
 
-def layout(config: ConsoleConfig, store: Any = None) -> Layout:
+def layout(config: ConsoleConfig, store: AuditStore | None = None) -> Layout:
     root = config.root
     dot_git = root / ".git"
     git_dir: Path | None = dot_git if dot_git.is_dir() else None
@@ -138,7 +141,7 @@ def _audit_findings(audit: Path, gid: int) -> list[Finding]:
 
 def trusted_by_git(root: Path, timeout: float = GIT_TIMEOUT) -> str:
     """ "" when git works in ``root`` for this user; else git's complaint (dubious ownership)."""
-    from console.backends.gitcmd import git_env
+    from console.git.cmd import git_env
 
     # as the console runs git: without the system config
     done = subprocess.run(
@@ -166,7 +169,7 @@ def group_name(gid: int) -> str:
 
 
 def check_shared(
-    config: ConsoleConfig, store: Any = None, timeout: float = GIT_TIMEOUT
+    config: ConsoleConfig, store: AuditStore | None = None, timeout: float = GIT_TIMEOUT
 ) -> list[Finding]:
     """``doctor``'s shared section: nothing to say of a one-user workspace but how to share
     it; for a group workspace, each thing it needs that is missing, with the fix. Each git
@@ -185,7 +188,7 @@ def check_shared(
         return [Finding("FAIL", f"the group workspace can not be checked: {exc}")]
 
 
-def _check_shared(config: ConsoleConfig, store: Any, timeout: float) -> list[Finding]:
+def _check_shared(config: ConsoleConfig, store: AuditStore | None, timeout: float) -> list[Finding]:
     where = layout(config, store)
     if where.git_dir is None:
         return []
@@ -312,7 +315,7 @@ class SharedError(Exception):
     """The group workspace could not be set up; the message says what and how."""
 
 
-def init_shared(config: ConsoleConfig, group: str, store: Any = None) -> list[str]:
+def init_shared(config: ConsoleConfig, group: str, store: AuditStore | None = None) -> list[str]:
     """Make the workspace a group workspace of ``group`` (idempotent); what changed, in words."""
     try:
         gid = grp.getgrnam(group).gr_gid

@@ -23,8 +23,8 @@ from console.audit.chain import (
     format_time,
     parse_time,
 )
-from console.backends.gitcmd import run_git
 from console.domain import AuditEvent
+from console.git.cmd import run_git
 from console.ports import AuditStore, AuditUnavailable, Conflict, InvalidResponse, Unreachable
 
 ANCHOR_REF = "refs/cd4ml/audit-anchor"

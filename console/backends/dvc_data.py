@@ -14,10 +14,10 @@ from typing import Any, cast
 
 import yaml
 
-from console.backends.gitcmd import CatFile, Entry, Trees, run_git
 from console.backends.lru import LRU
-from console.backends.yamlread import safe_load
 from console.domain import DataOutput, DataSchema, DataVersion, SchemaField
+from console.git.cmd import CatFile, Entry, Trees, run_git
+from console.git.yamlread import safe_load
 from console.plugins import BackendContext
 from console.plugins.options import DvcConfig
 from console.ports import BackendError, InvalidResponse, NotFound, Unreachable
@@ -230,7 +230,7 @@ class _Want:
 class DvcData:
     """DataVersions read from DVC files, params and metrics files in the workspace's git repo.
 
-    Reads many (model, commit) pairs in a few ``cat-file`` rounds (console.backends.gitcmd
+    Reads many (model, commit) pairs in a few ``cat-file`` rounds (console.git.cmd
     ``Trees``): each path resolved to a blob id, each blob read once, each document parsed once
     per blob id; the ``{dir}`` templates read ``artifacts.yaml`` only when the candidates
     before them are missing."""

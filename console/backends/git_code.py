@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from console.backends.gitcmd import CatFile, run_git
 from console.domain import Commit, DiffStat
+from console.git.cmd import CatFile, run_git
 from console.plugins import BackendContext
 from console.plugins.options import GitConfig
 from console.ports import BackendError, InvalidResponse, NotFound, Unreachable

@@ -21,14 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from console.backends.gitcmd import CatFile, run_git
 from console.backends.gto_snapshot import (
     Snapshot,
-    allowed_stages,
     parse_artifacts_yaml,
     read_snapshot,
 )
-from console.backends.gto_tags import (
+from console.domain import Model, ModelVersion, RegistryEntry, RegistryEvent, StageAssignment
+from console.git.cmd import CatFile, run_git
+from console.git.gto_stages import allowed_stages
+from console.git.gto_tags import (
     Action,
     ArtifactState,
     StageState,
@@ -38,7 +39,6 @@ from console.backends.gto_tags import (
     is_valid_name,
     is_valid_version,
 )
-from console.domain import Model, ModelVersion, RegistryEntry, RegistryEvent, StageAssignment
 from console.plugins import BackendContext
 from console.plugins.options import GtoConfig
 from console.ports import (

@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 from console.backends import gto_tagcache
-from console.backends.gitcmd import run_git
-from console.backends.gto_tags import ArtifactState, TagEvent, fold, parse_tag
 from console.backends.lru import LRU
-from console.backends.yamlread import safe_load
 from console.domain import ModelVersion, RegistryEvent, RegistryEventKind
+from console.git.cmd import run_git
+from console.git.gto_tags import ArtifactState, TagEvent, fold, parse_tag
+from console.git.yamlread import safe_load
 
 # %(object) and %(type) come from the tag object itself: much cheaper than peeling (%(*...)).
 FIELDS = (
@@ -101,16 +101,6 @@ def parse_artifacts_yaml(data: bytes | None) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):
         raise ValueError("expected a mapping of artifact names")
     return {str(k): (v if isinstance(v, dict) else {}) for k, v in raw.items()}
-
-
-def allowed_stages(repo: Path) -> list[str] | None:
-    """``stages`` from the ``.gto`` config in the work tree (where gto reads it), None if unset."""
-    try:
-        raw = safe_load((repo / ".gto").read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    stages = raw.get("stages") if isinstance(raw, dict) else None
-    return [str(s) for s in stages] if isinstance(stages, list) else None
 
 
 class Snapshot:

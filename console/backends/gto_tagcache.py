@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from console import cachefiles
-from console.backends.gto_tags import TAG_RE, Action, TagEvent, TagName
+from console.git.gto_tags import TAG_RE, Action, TagEvent, TagName
 
 log = logging.getLogger(__name__)
 

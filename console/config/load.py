@@ -95,8 +95,8 @@ def read_config_file(path: Path) -> ConsoleConfig:
 
 def zero_config(root: Path) -> ConsoleConfig:
     """The embedded backends on the git repo at ``root``, no file needed; the stages are the
-    ones its GTO registry uses (console.backends.gto_stages)."""
-    from console.backends.gto_stages import repo_stages
+    ones its GTO registry uses (console.git.gto_stages)."""
+    from console.git.gto_stages import repo_stages
 
     found = repo_stages(root)
     config = ConsoleConfig(

@@ -5,7 +5,6 @@ the console config. Same seed and same ``now`` give a byte-identical git history
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -13,6 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from console.config.demo_marker import (
+    GENERATOR,
+    MARKER,
+    git_env,
+    is_demo_dir,
+)
 from console.demo import content
 from console.demo.story import (
     EXTRA_COMMITS,
@@ -24,8 +29,6 @@ from console.demo.story import (
     move_time,
 )
 
-MARKER = ".cd4ml-demo.json"
-GENERATOR = "cd4ml-console demo"
 FORMAT = 1
 HOST = "127.0.0.1"
 SCAFFOLD_DAYS = 42.5
@@ -240,15 +243,6 @@ def fast_import_stream(plan: _Plan) -> bytes:
     return b"".join(parts)
 
 
-def git_env() -> dict[str, str]:
-    """git without the user's or the system's config: builds must not depend on them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(
-        GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0", LC_ALL="C"
-    )
-    return env
-
-
 def _git(repo: Path, *args: str, stdin: bytes | None = None) -> str:
     try:
         done = subprocess.run(
@@ -267,35 +261,6 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None) -> str:
         err = done.stderr.decode(errors="replace").strip()
         raise DemoError(f"git {args[0]} failed in {repo}: {err or done.returncode}")
     return done.stdout.decode()
-
-
-def is_demo_dir(path: Path) -> bool:
-    """Whether ``path`` holds a demo built by this module (its marker file says so)."""
-    try:
-        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and marker.get("generator") == GENERATOR
-
-
-def is_demo_workspace(path: Path) -> bool:
-    """Whether ``path`` is a demo workspace, not only a folder with a demo marker: the marker
-    names the demo history's first commit, and the repository there starts with it. A marker
-    copied into a real repository does not make it a demo (demo personas act only here)."""
-    try:
-        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(marker, dict) or marker.get("generator") != GENERATOR:
-        return False
-    root = marker.get("root_commit")
-    if not isinstance(root, str) or len(root) != 40:
-        return False
-    try:
-        roots = _git(path, "rev-list", "--max-parents=0", "HEAD").split()
-    except DemoError:
-        return False
-    return root in roots
 
 
 def _prepare(path: Path) -> None:

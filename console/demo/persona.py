@@ -1,8 +1,8 @@
 """Demo colleagues: in a demo workspace, a release manager of the story can approve a request
 you made, so that one person alone sees four-eyes end to end.
 
-Only ever in a demo workspace (``build.is_demo_workspace``: the marker and the demo's own
-first commit). The colleague acts through the ordinary release service, so every four-eyes
+Only ever in a demo workspace (``console.config.demo_marker.is_demo_workspace``: the marker
+and the demo's own first commit). The colleague acts through the ordinary release service, so every four-eyes
 rule holds for it as for a person (not the requester, not an author, an approver role), and
 each of its events records ``demo_persona_of``: the OS user who played it. The audit journal
 refuses a persona's event in any workspace that is not a demo.
@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from console.demo.build import DemoError, is_demo_workspace
+from console.config.demo_marker import is_demo_workspace
+from console.demo.build import DemoError
 from console.demo.story import PEOPLE, RELEASE_MANAGERS
 from console.domain import Actor
 from console.identity import principal

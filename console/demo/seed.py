@@ -47,6 +47,7 @@ async def seed_audit(path: Path, now: datetime) -> int:
     from console.config import read_config_file
     from console.demo.content import CONFIG_NAME
     from console.demo.story import pending_requests, seeded_events
+    from console.ports import AuditUnavailable
     from console.services.release import ReleaseService
     from console.services.workspace import open_workspace
 
@@ -69,7 +70,9 @@ async def seed_audit(path: Path, now: datetime) -> int:
     )
     pending = {r.id: r for r in pending_requests(now)}
     async with open_workspace(config) as ws:
-        store = ws.backends["audit"]
+        store = ws.audit
+        if store is None:
+            raise AuditUnavailable(f"the demo's audit log: {ws.problems.get('audit')}")
         count = 0
         # In the order of their times, so that seq and time never disagree in the log.
         for event in seeded_events(now):

@@ -16,9 +16,13 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # the config sits below the kit (the layers); a plugin gets it, never imports it
+    from console.config import ConsoleConfig
+    from console.ports import Backend
 
 ENTRY_POINT_GROUP = "cd4ml_console.backends"
 API_VERSION = 1
@@ -37,7 +41,7 @@ class BackendContext:
 
     workspace: Path
     state_dir: Path
-    config: Any  # console.config.ConsoleConfig (kept untyped to avoid an import cycle)
+    config: ConsoleConfig | None  # None where there is no workspace config (the demo's server)
     timeout: float = 5.0
 
 
@@ -49,7 +53,9 @@ class BackendPlugin:
     kinds: frozenset[str]
     api_version: int
     config_model: type[PluginConfig]
-    factory: Callable[[Any, BackendContext], Any]
+    # Given an instance of ``config_model`` (each plugin's own class: Any here) and the context;
+    # returns the backend, which implements the port of each kind in ``kinds``.
+    factory: Callable[[Any, BackendContext], Backend]
     description: str = ""
     distribution: str = ""
 

@@ -23,6 +23,7 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from console.logs import known_forms, mask_known, replace_forms
 from console.plugins import PluginConfig
 from console.ports import Unauthorized
 
@@ -121,49 +122,33 @@ def _longest_first(forms: Iterable[SecretStr]) -> list[SecretStr]:
     return sorted(unique.values(), key=lambda form: len(form.get_secret_value()), reverse=True)
 
 
-def _replace(text: str, forms: Iterable[SecretStr]) -> str:
-    for form in forms:  # longest first: a form may contain a shorter one
-        if form.get_secret_value() in text:
-            text = text.replace(form.get_secret_value(), "****")
-    return text
-
-
 def redact_secrets(text: str, credentials: Iterable[Credential | None]) -> str:
     """``text`` with every credential's secret masked as ``****`` in each of its forms
     (:func:`_forms`)."""
     forms = [f for cred in credentials if cred is not None for f in _forms(cred)]
-    return _replace(text, _longest_first(forms))
+    return replace_forms(text, _longest_first(forms))
 
 
 MAX_KNOWN = 64
 _known: list[Credential] = []
-_known_forms: list[SecretStr] = []  # of every credential in _known, longest first
 
 
 def remember(credential: Credential) -> Credential:
     """Mask ``credential`` in every text :func:`mask_known` sees from now on: the console
     masks every secret it has looked up, in whichever backend's text it shows up."""
-    global _known_forms
     # A secret shorter than MIN_ENCODED would mask ordinary words in every message; its own
     # backend still masks it in what it says (redact_secrets).
     if len(credential.secret.get_secret_value()) >= MIN_ENCODED and credential not in _known:
         _known.append(credential)
         del _known[:-MAX_KNOWN]
-        _known_forms = _longest_first(f for known in _known for f in _forms(known))
+        known_forms(_longest_first(f for known in _known for f in _forms(known)))
     return credential
 
 
 def forget_all() -> None:
     """Mask no remembered credential any more (between tests)."""
-    global _known_forms
     _known.clear()
-    _known_forms = []
-
-
-def mask_known(text: str) -> str:
-    """``text`` with every credential this process has looked up masked (as
-    :func:`redact_secrets` does); console.logs.mask adds the token shapes."""
-    return _replace(text, _known_forms)
+    known_forms([])
 
 
 @dataclass(frozen=True)

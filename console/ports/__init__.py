@@ -26,6 +26,7 @@ from console.ports.protocols import (
     MetricsSource,
     ModelRegistry,
     Notifier,
+    RegistryRemote,
     RegistrySnapshots,
     VersionCompletion,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "ModelRegistry",
     "NotFound",
     "Notifier",
+    "RegistryRemote",
     "RegistrySnapshots",
     "StageBusy",
     "Unauthorized",

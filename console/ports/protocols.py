@@ -234,6 +234,20 @@ class VersionCompletion(Protocol):
 
 
 @runtime_checkable
+class RegistryRemote(Protocol):
+    """A registry read from a local clone of a shared remote (gto): where the shared truth is,
+    and when the clone last fetched it (``status`` says how old its view is)."""
+
+    async def remote(self) -> str | None:
+        """The remote the registry's tags are shared through; None when there is none."""
+        ...
+
+    async def fetched_at(self) -> datetime | None:
+        """When the clone last fetched the remote; None when it never did."""
+        ...
+
+
+@runtime_checkable
 class CommitBatch(Protocol):
     async def commits_many(self, revs: Sequence[str]) -> Batch[str, Commit]:
         """rev -> what ``commit(rev)`` gives."""

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from console.domain import AuditEvent, RegistryEvent, RegistryEventKind
 from console.domain.models import Frozen
 from console.ports import AuditStore
 from console.services.overview import OverviewService, describe_error
+from console.services.workspace import P
 
 if TYPE_CHECKING:
     from console.config import ConsoleConfig
     from console.services.workspace import Workspace
 
+T = TypeVar("T")
 ROLLBACK = "rollback"
 EXECUTED = "executed"
 OUTCOME = "outcome"
@@ -239,7 +241,9 @@ async def read_rolled_back(
     incomplete ("" when both records were read, or the audit log was))."""
     audit, registry = ws.audit, ws.registry
 
-    async def one(kind: str, port: Any, make: Any) -> tuple[Any, str]:
+    async def one(
+        kind: str, port: P | None, make: Callable[[P], Awaitable[T]]
+    ) -> tuple[T | tuple[()], str]:
         if port is None:
             return (), f"no {kind} backend is configured"
         try:

@@ -20,6 +20,7 @@ from console.config import MetricSpec
 from console.domain import Commit, DataSchema, DataVersion, DiffStat, ModelVersion
 from console.domain.models import Frozen
 from console.services.overview import OverviewService, Section, VersionDetail
+from console.services.workspace import CODE, DATA
 
 
 class ChangeKind(StrEnum):
@@ -336,34 +337,43 @@ class LineageService:
                 return None, {}, {}, None
             return await asyncio.gather(
                 call(
-                    "data", ("dv", model, sha), lambda d: d.data_version(model, sha), sections, None
-                ),
-                call("data", ("params", model, sha), lambda d: d.params(model, sha), sections, {}),
-                call(
-                    "data", ("metrics", model, sha), lambda d: d.metrics(model, sha), sections, {}
+                    DATA, ("dv", model, sha), lambda d: d.data_version(model, sha), sections, None
                 ),
                 call(
-                    "data", ("schema", model, sha), lambda d: d.schema(model, sha), sections, None
+                    DATA,
+                    ("params", model, sha),
+                    lambda d: d.params(model, sha),
+                    sections,
+                    dict[str, Any](),
                 ),
+                call(
+                    DATA,
+                    ("metrics", model, sha),
+                    lambda d: d.metrics(model, sha),
+                    sections,
+                    dict[str, float](),
+                ),
+                call(DATA, ("schema", model, sha), lambda d: d.schema(model, sha), sections, None),
             )
 
         async def code() -> tuple[Sequence[Commit], DiffStat | None]:
             if not head_sha:
                 return (), None
             base_rev = base_sha or None
+            none: Sequence[Commit] = ()
             commits_task = call(
-                "code",
+                CODE,
                 ("between", base_rev, head_sha),
                 lambda c: c.commits_between(base_rev, head_sha),
                 sections,
-                (),
+                none,
             )
             if not base_sha or base_sha == head_sha:
                 return await commits_task, None
             return await asyncio.gather(
                 commits_task,
                 call(
-                    "code",
+                    CODE,
                     ("diffstat", base_sha, head_sha),
                     lambda c: c.diffstat(base_sha, head_sha),
                     sections,
@@ -416,18 +426,24 @@ class LineageService:
         )
 
     async def _behind(
-        self, model: str, head: str, base: str, sections: dict[str, Section], stat: Any
+        self,
+        model: str,
+        head: str,
+        base: str,
+        sections: dict[str, Section],
+        stat: DiffStat | None,
     ) -> tuple[Sequence[Commit], DiffStat | None]:
         """Head has no commit base lacks: base's commits head lacks, and the diff from head to
         base (what the candidate would take back out), else the diff as it was."""
         call = self.overview._call
+        none: Sequence[Commit] = ()
         behind = await call(
-            "code", ("between", head, base), lambda c: c.commits_between(head, base), sections, ()
+            CODE, ("between", head, base), lambda c: c.commits_between(head, base), sections, none
         )
         if not behind:  # unrelated histories, or the code backend failed: keep what we have
             return (), stat
         forward = await call(
-            "code", ("diffstat", head, base), lambda c: c.diffstat(head, base), sections, None
+            CODE, ("diffstat", head, base), lambda c: c.diffstat(head, base), sections, None
         )
         return behind, forward
 

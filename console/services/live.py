@@ -7,14 +7,16 @@ the reason and the last good series (and its age) instead of an exception.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
 from pydantic import Field
 
 from console.domain import MetricSeries, ServingHealth
 from console.domain.models import Frozen
+from console.ports import MetricsSource
 from console.services.overview import OverviewService, Section
+from console.services.workspace import METRICS
 
 LIVE_METRICS = ("latency_p95_ms", "error_rate", "traffic_rps", "prediction_mean")
 """The metrics the MetricsSource port serves, in the order the console shows them."""
@@ -65,13 +67,17 @@ class LiveService:
         stage = stage or self.config.prod_stage
         sections: dict[str, Section] = {}
         call = self.overview._call
-        only = {"version": version} if version else {}  # plugins without it still answer
+
+        def read(m: MetricsSource, metric: str) -> Awaitable[MetricSeries]:
+            if version:  # passed only when set: plugins without it still answer
+                return m.series(model, stage, metric, points=points, version=version)
+            return m.series(model, stage, metric, points=points)
 
         async def one(metric: str) -> MetricSeries | None:
             return await call(
-                "metrics",
+                METRICS,
                 ("series", model, stage, metric, points, version),
-                lambda m: m.series(model, stage, metric, points=points, **only),
+                lambda m: read(m, metric),
                 sections,
                 None,
             )
@@ -80,7 +86,7 @@ class LiveService:
             if not with_health:
                 return None
             return await call(
-                "metrics",
+                METRICS,
                 ("health", model, stage),
                 lambda m: m.health(model, stage),
                 sections,

@@ -34,7 +34,7 @@ from console.domain.text import clean_value
 from console.logs import excerpt
 from console.ports import BackendError, InvalidResponse, ModelRegistry, NotFound
 from console.services.backend_names import backend_label
-from console.services.workspace import Workspace
+from console.services.workspace import CI, CODE, DATA, METRICS, REGISTRY, Kind, P, Workspace
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -271,9 +271,9 @@ class OverviewService:
 
     async def _call(
         self,
-        kind: str,
+        kind: Kind[P],
         key: tuple[Any, ...],
-        make: Callable[[Any], Awaitable[T]],
+        make: Callable[[P], Awaitable[T]],
         sections: dict[str, Section],
         default: T,
     ) -> T:
@@ -284,27 +284,27 @@ class OverviewService:
         return got.value
 
     async def _one(
-        self, kind: str, key: tuple[Any, ...], make: Callable[[Any], Awaitable[T]], default: T
+        self, kind: Kind[P], key: tuple[Any, ...], make: Callable[[P], Awaitable[T]], default: T
     ) -> Got[T]:
-        backend = self.ws.get(kind)
+        backend = self.ws.port(kind)
         if backend is None:
-            return Got(default, self._absent(kind))
+            return Got(default, self._absent(kind.name))
         try:
-            async with self._gate(kind).slot(self.timeout):  # the timeout runs from the send
+            async with self._gate(kind.name).slot(self.timeout):  # the timeout runs from the send
                 value = await make(backend)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return self._failed(kind, key, exc, default)
-        return self._good(kind, key, value, self.clock())
+            return self._failed(kind.name, key, exc, default)
+        return self._good(kind.name, key, value, self.clock())
 
     async def _many(
         self,
-        kind: str,
+        kind: Kind[P],
         batch: str,
         items: Sequence[K],
         key: Callable[[K], tuple[Any, ...]],
-        one: Callable[[Any, K], Awaitable[T]],
+        one: Callable[[P, K], Awaitable[T]],
         default: T,
         arg: Callable[[list[K]], Any] = list,
     ) -> dict[K, Got[T]]:
@@ -312,9 +312,9 @@ class OverviewService:
         call and one timeout per ``BATCH_ITEMS`` items) when it has one, else ``one`` per item.
         The batch method is given ``arg(items)`` and answers by item."""
         unique = list(dict.fromkeys(items))
-        backend = self.ws.get(kind)
+        backend = self.ws.port(kind)
         if backend is None:
-            absent = self._absent(kind)
+            absent = self._absent(kind.name)
             return {item: Got(default, absent) for item in unique}
         method = getattr(backend, batch, None)
         if not callable(method):
@@ -325,7 +325,10 @@ class OverviewService:
         out: dict[K, Got[T]] = {}
         chunks = [unique[i : i + BATCH_ITEMS] for i in range(0, len(unique), BATCH_ITEMS)]
         await asyncio.gather(
-            *(self._chunk(kind, lambda c: method(arg(c)), c, key, default, out) for c in chunks)
+            *(
+                self._chunk(kind.name, lambda c: method(arg(c)), c, key, default, out)
+                for c in chunks
+            )
         )
         return out
 
@@ -367,9 +370,8 @@ class OverviewService:
     async def list_models(self) -> tuple[list[Model], Section]:
         """Models from the registry, in config order first, then by name."""
         sections: dict[str, Section] = {}
-        found = await self._call(
-            "registry", ("models",), lambda r: r.models(), sections, list[Model]()
-        )
+        none: Sequence[Model] = ()
+        found = await self._call(REGISTRY, ("models",), lambda r: r.models(), sections, none)
         by_name = {m.name: m for m in found}
         for n, cfg in self.config.models.items():
             known = by_name.get(n)
@@ -420,7 +422,7 @@ class OverviewService:
 
     def _runs_many(self, shas: Sequence[str]) -> Awaitable[dict[str, Got[Sequence[CIRun]]]]:
         return self._many(
-            "ci",
+            CI,
             "runs_for_many",
             shas,
             lambda sha: ("runs", sha),
@@ -440,7 +442,7 @@ class OverviewService:
         items = [(m, v.commit) for m, v in pairs if v.commit]
         commits, dvs, metrics, params, ci = await asyncio.gather(
             self._many(
-                "code",
+                CODE,
                 "commits_many",
                 shas,
                 lambda sha: ("commit", sha),
@@ -448,7 +450,7 @@ class OverviewService:
                 None,
             ),
             self._many(
-                "data",
+                DATA,
                 "data_versions_many",
                 items,
                 lambda it: ("dv", *it),
@@ -456,7 +458,7 @@ class OverviewService:
                 None,
             ),
             self._many(
-                "data",
+                DATA,
                 "metrics_many",
                 items,
                 lambda it: ("metrics", *it),
@@ -464,7 +466,7 @@ class OverviewService:
                 dict[str, float](),
             ),
             self._many(
-                "data",
+                DATA,
                 "params_many",
                 items,
                 lambda it: ("params", *it),
@@ -511,14 +513,14 @@ class OverviewService:
     ) -> tuple[ServingHealth | None, Section]:
         stage = stage or self.config.prod_stage
         got = await self._one(
-            "metrics", ("health", model, stage), lambda m: m.health(model, stage), None
+            METRICS, ("health", model, stage), lambda m: m.health(model, stage), None
         )
         return got.value, got.section
 
     async def _health_many(self, names: Sequence[str]) -> dict[str, Got[ServingHealth | None]]:
         stage = self.config.prod_stage
         return await self._many(
-            "metrics",
+            METRICS,
             "health_many",
             names,
             lambda n: ("health", n, stage),
@@ -532,7 +534,7 @@ class OverviewService:
         registry = self.ws.registry
         if callable(getattr(registry, "snapshot", None)):
             return await self._many(
-                "registry",
+                REGISTRY,
                 "snapshot",
                 names,
                 lambda n: ("entry", n),
@@ -543,21 +545,13 @@ class OverviewService:
 
     async def _entry(self, name: str) -> Got[RegistryEntry]:
         sections: dict[str, Section] = {}
+        no_versions: Sequence[ModelVersion] = ()
+        no_stages: Sequence[StageAssignment] = ()
         versions, stages = await asyncio.gather(
             self._call(
-                "registry",
-                ("versions", name),
-                lambda r: r.versions(name),
-                sections,
-                list[ModelVersion](),
+                REGISTRY, ("versions", name), lambda r: r.versions(name), sections, no_versions
             ),
-            self._call(
-                "registry",
-                ("stages", name),
-                lambda r: r.stages(name),
-                sections,
-                list[StageAssignment](),
-            ),
+            self._call(REGISTRY, ("stages", name), lambda r: r.stages(name), sections, no_stages),
         )
         entry = RegistryEntry(versions=tuple(versions), stages=tuple(stages))
         return Got(entry, sections.get("registry") or self._absent("registry"))
@@ -573,7 +567,7 @@ class OverviewService:
         if not todo:
             return
         got = await self._many(
-            "registry",
+            REGISTRY,
             "complete_versions",
             list(todo),
             lambda it: ("complete", *it),
@@ -755,7 +749,7 @@ class _Plan:
         self.wanted = [version if v.version == version.version else v for v in self.wanted]
 
 
-def _bind(one: Callable[[Any, K], Awaitable[T]], item: K) -> Callable[[Any], Awaitable[T]]:
+def _bind(one: Callable[[P, K], Awaitable[T]], item: K) -> Callable[[P], Awaitable[T]]:
     return lambda backend: one(backend, item)
 
 

@@ -18,6 +18,7 @@ from console.domain import AuditEvent, RegistryEvent, RegistryEventKind
 from console.domain.models import Frozen
 from console.domain.text import clean_line
 from console.services.overview import OverviewService, Section
+from console.services.workspace import AUDIT, REGISTRY
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -199,9 +200,11 @@ class TimelineService:
         """Newest ``limit`` entries of ``model``'s merged history and its stage periods."""
         sections: dict[str, Section] = {}
         call = self.overview._call
+        no_history: Sequence[RegistryEvent] = ()
+        no_events: Sequence[AuditEvent] = ()
         history, audit = await asyncio.gather(
-            call("registry", ("history", model), lambda r: r.history(model), sections, ()),
-            call("audit", ("events", model), lambda a: a.events(model=model), sections, ()),
+            call(REGISTRY, ("history", model), lambda r: r.history(model), sections, no_history),
+            call(AUDIT, ("events", model), lambda a: a.events(model=model), sections, no_events),
         )
         entries = merge_entries(
             from_registry(newest(history, limit)), from_audit(newest(audit, limit))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar, cast
 
 from pydantic import ValidationError
 
 from console.config import KIND_NAMES, ConfigError, ConsoleConfig, config_label
 from console.config.load import format_validation_error
-from console.plugins import BackendContext, PluginCatalog, discover
+from console.plugins import BackendContext, PluginCatalog, PluginConfig, discover
 from console.ports import (
     AuditStore,
+    Backend,
     BackendError,
     CIProvider,
     CodeRepo,
@@ -25,6 +26,25 @@ from console.ports import (
 )
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=Backend)
+
+
+@dataclass(frozen=True)
+class Kind(Generic[P]):
+    """A kind of backend named with the port it is used through: ``ws.port(REGISTRY)`` is a
+    ``ModelRegistry | None``, and a call made through it is type-checked against the port."""
+
+    name: str
+
+
+CODE: Kind[CodeRepo] = Kind("code")
+REGISTRY: Kind[ModelRegistry] = Kind("registry")
+DATA: Kind[DataVersions] = Kind("data")
+CI: Kind[CIProvider] = Kind("ci")
+METRICS: Kind[MetricsSource] = Kind("metrics")
+DEPLOY: Kind[Deployer] = Kind("deploy")
+AUDIT: Kind[AuditStore] = Kind("audit")
+NOTIFY: Kind[Notifier] = Kind("notify")
 
 
 @dataclass
@@ -32,46 +52,52 @@ class Workspace:
     """The backends of one workspace by kind; a kind that could not be built has a problem."""
 
     config: ConsoleConfig
-    backends: dict[str, Any] = field(default_factory=dict)
+    backends: dict[str, Backend] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     catalog: PluginCatalog | None = None
 
-    def get(self, kind: str) -> Any | None:
-        """The backend of ``kind`` untyped; inside the console use the typed accessors below."""
+    def get(self, kind: str) -> Backend | None:
+        """The backend of ``kind`` by its name; to call its port use :meth:`port` or the typed
+        accessors below."""
         return self.backends.get(kind)
 
-    # One accessor per kind, typed as its port (None: not configured, or see ``problems``).
+    def port(self, kind: Kind[P]) -> P | None:
+        """The backend of ``kind`` as its port (None: not configured, or see ``problems``).
+        The plugin that built it declared the kind (console.plugins.BackendPlugin.kinds)."""
+        return cast("P | None", self.backends.get(kind.name))
+
+    # One accessor per kind, typed as its port.
     @property
     def code(self) -> CodeRepo | None:
-        return self.backends.get("code")
+        return self.port(CODE)
 
     @property
     def registry(self) -> ModelRegistry | None:
-        return self.backends.get("registry")
+        return self.port(REGISTRY)
 
     @property
     def data(self) -> DataVersions | None:
-        return self.backends.get("data")
+        return self.port(DATA)
 
     @property
     def ci(self) -> CIProvider | None:
-        return self.backends.get("ci")
+        return self.port(CI)
 
     @property
     def metrics(self) -> MetricsSource | None:
-        return self.backends.get("metrics")
+        return self.port(METRICS)
 
     @property
     def deploy(self) -> Deployer | None:
-        return self.backends.get("deploy")
+        return self.port(DEPLOY)
 
     @property
     def audit(self) -> AuditStore | None:
-        return self.backends.get("audit")
+        return self.port(AUDIT)
 
     @property
     def notify(self) -> Notifier | None:
-        return self.backends.get("notify")
+        return self.port(NOTIFY)
 
     @property
     def label(self) -> str:
@@ -87,7 +113,7 @@ class Workspace:
                 await asyncio.wait_for(backend.aclose(), 3)
             except Exception:  # closing must never mask what happened before
                 log.exception("closing %s failed", getattr(backend, "name", backend))
-        from console.backends.gitcmd import reap_killed
+        from console.git.cmd import reap_killed
 
         await reap_killed()  # git processes killed when a call gave up
 
@@ -98,13 +124,15 @@ class Workspace:
         await self.aclose()
 
 
-def validate_backend_options(config: ConsoleConfig, catalog: PluginCatalog) -> dict[str, Any]:
+def validate_backend_options(
+    config: ConsoleConfig, catalog: PluginCatalog
+) -> dict[str, PluginConfig]:
     """Check every configured backend's options against its plugin's model.
 
     Returns validated option objects by kind; raises ConfigError naming the key otherwise.
     """
     label = config_label(config)
-    out: dict[str, Any] = {}
+    out: dict[str, PluginConfig] = {}
     for kind in KIND_NAMES:
         bcfg = config.backend(kind)
         if bcfg is None:

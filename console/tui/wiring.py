@@ -74,7 +74,7 @@ def build_services(
 
 
 def is_demo(workspace: Workspace) -> bool:
-    from console.demo.build import is_demo_workspace
+    from console.config.demo_marker import is_demo_workspace
 
     root = getattr(workspace.config, "root", None)
     return root is not None and is_demo_workspace(root)

@@ -9,8 +9,9 @@ from typing import Any
 from console.config import KIND_NAMES, ConfigError, ConsoleConfig, config_label
 from console.logs import excerpt
 from console.plugins import PluginCatalog, discover
-from console.ports import BackendError
+from console.ports import AuditStore, Backend, BackendError
 from console.services.overview import describe_error
+from console.services.workspace import Workspace
 
 
 def plugins_doc(catalog: PluginCatalog) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def render_plugins(*, as_json: bool) -> int:
 
 
 async def _check(
-    kind: str, backend: Any, timeout: float, config: ConsoleConfig | None = None
+    kind: str, backend: Backend, timeout: float, config: ConsoleConfig | None = None
 ) -> tuple[bool, str]:
     try:
         return True, excerpt(await asyncio.wait_for(backend.check(), timeout), 500)
@@ -117,15 +118,16 @@ async def run_doctor(config: ConsoleConfig) -> int:
                 print(f"FAIL {kind:<9} {bcfg.type if bcfg else '':<14} {ws.problems[kind]}")
             else:
                 print(f"--   {kind:<9} {'':<14} not configured")
-        if checked.get("audit", (False, ""))[0]:
-            ok, text = await _anchor_check(config, ws.backends["audit"])
+        store = ws.audit
+        if store is not None and checked.get("audit", (False, ""))[0]:
+            ok, text = await _anchor_check(config, store)
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {'anchor':<9} {'git ref':<14} {text}")
         failures += await team_section(config, ws)
     return 1 if failures else 0
 
 
-async def _anchor_check(config: ConsoleConfig, store: Any) -> tuple[bool, str]:
+async def _anchor_check(config: ConsoleConfig, store: AuditStore) -> tuple[bool, str]:
     """Whether the audit store is the log anchored in the workspace (as actions check it),
     and where its location came from when a config outside the workspace chose it."""
     from console.audit.anchor import GitAnchor
@@ -149,7 +151,7 @@ def _line(mark: str, topic: str, text: str) -> None:
     print(f"{mark:<4} {topic:<9} {'':<14} {text}")
 
 
-async def team_section(config: ConsoleConfig, ws: Any) -> int:
+async def team_section(config: ConsoleConfig, ws: Workspace) -> int:
     """What the team setting rests on (docs/team.md): the audit store's roles and grants, the
     four-eyes caveat of a SQLite store, the group workspace. Returns the failures."""
     from console.identity import current_actor, principal
@@ -157,7 +159,7 @@ async def team_section(config: ConsoleConfig, ws: Any) -> int:
     from console.shared_workspace import check_shared
 
     failures = 0
-    store = ws.get("audit")
+    store = ws.audit
     check = getattr(store, "team_check", None)
     if check is not None:
         try:
@@ -191,7 +193,7 @@ async def run_init_shared(config: ConsoleConfig, group: str) -> int:
         print(str(exc))
         return 2
     async with ws:
-        store = ws.get("audit")
+        store = ws.audit
         if (
             store is not None and getattr(store, "path", None) is not None
         ):  # create the SQLite log now, to share it

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from console.domain import ModelVersion
-from console.ports import NotFound
+from console.ports import NotFound, RegistryRemote
 from console.services.health import HealthService, StageHealth
 from console.services.incidents import RolledBack
 from console.services.overview import ModelView, OverviewService, VersionDetail, utcnow
@@ -175,9 +175,9 @@ async def _collect_status(
 async def registry_freshness(ws: Workspace) -> dict[str, Any]:
     """Where the registry's shared truth is (a git remote) and when this clone last fetched
     it: reads show the local clone, so a script can tell how old that view is."""
-    registry: Any = ws.get("registry")
+    registry = ws.registry
     remote, fetched = None, None
-    if not callable(getattr(registry, "remote", None)):
+    if not isinstance(registry, RegistryRemote):
         return {"remote": None, "fetched_at": None}
     try:
         remote = await registry.remote()

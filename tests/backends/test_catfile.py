@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from console.backends.gitcmd import CatFile, Trees
+from console.git.cmd import CatFile, Trees
 from console.ports import Unreachable
 from tests.gittools import gone, hanging_git, one_commit_repo
 

@@ -14,7 +14,7 @@ import pytest
 from _gto_cli import GTO, gto_json, gto_python, gto_reads, gto_write, needs_gto
 
 from console.backends.gto_registry import GtoRegistry
-from console.backends.gto_tags import parse_tag
+from console.git.gto_tags import parse_tag
 from console.plugins.options import GtoConfig
 
 T0 = 1_710_000_000  # 2024-03-09T16:00:00Z, after the fixture's commits

@@ -14,7 +14,8 @@ import pytest
 
 from console.backends import gto_registry, gto_snapshot
 from console.backends.gto_registry import GtoRegistry
-from console.backends.gto_tags import (
+from console.domain import RegistryEventKind
+from console.git.gto_tags import (
     Action,
     TagName,
     format_tag,
@@ -22,7 +23,6 @@ from console.backends.gto_tags import (
     next_counter,
     parse_tag,
 )
-from console.domain import RegistryEventKind
 from console.plugins.options import GtoConfig
 from console.ports import Conflict, ModelRegistry, NotFound, Unreachable
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from console.backends.gto_stages import lifecycle_order, production_of, repo_stages
 from console.config import zero_config
+from console.git.gto_stages import lifecycle_order, production_of, repo_stages
 
 
 @pytest.mark.parametrize(

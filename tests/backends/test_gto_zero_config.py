@@ -214,3 +214,20 @@ def test_with_a_remote_the_revive_hint_deletes_the_deprecation_there_too(gto_wor
     world.repo.git("push", "-q", "origin", ":refs/tags/fraud@deprecated")
     plan = console(path, "promote", "fraud", "v0.1.0", "--to", "staging", "--dry-run")
     assert plan.exit_code == 0, plan.stderr
+
+
+def test_status_says_where_the_registry_s_truth_is_and_when_it_was_fetched(gto_world, git_repo):
+    """``status --json`` names the remote the gto registry shares its tags through and when
+    this clone last fetched it (the registry's optional ``RegistryRemote`` port)."""
+    world = gto_world(dot_gto=True)
+    path = world.repo.path
+    alone = json.loads(console(path, "status", "--json").stdout)["registry"]
+    assert alone == {"remote": None, "fetched_at": None}
+    remote = git_repo("remote.git", bare=True)
+    world.repo.git("remote", "add", "origin", str(remote.path))
+    world.repo.git("push", "-q", "origin", "main", "--tags")
+    never = json.loads(console(path, "status", "--json").stdout)["registry"]
+    assert never == {"remote": "origin", "fetched_at": None}
+    world.repo.git("fetch", "-q", "origin")
+    fetched = json.loads(console(path, "status", "--json").stdout)["registry"]
+    assert fetched["remote"] == "origin" and fetched["fetched_at"]

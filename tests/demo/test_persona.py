@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from console.config import read_config_file
-from console.demo.build import MARKER, DemoError, DemoInfo, build_demo, git_env, is_demo_workspace
+from console.config.demo_marker import is_demo_workspace
+from console.demo.build import MARKER, DemoError, DemoInfo, build_demo, git_env
 from console.demo.persona import colleague_for, colleague_service, persona_identity
 from console.domain import Actor
 from console.services.release import ReleaseError, ReleaseService

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from console.backends.gitcmd import CatFile, run_git
+from console.git.cmd import CatFile, run_git
 from tests.gittools import gone, hanging_git, one_commit_repo
 
 
@@ -68,7 +68,7 @@ def test_a_git_call_given_up_leaves_nothing_on_the_terminal_after_the_loop(
     code = (
         "import asyncio, gc, sys\n"
         "from pathlib import Path\n"
-        "from console.backends.gitcmd import reap_killed, run_git\n"
+        "from console.git.cmd import reap_killed, run_git\n"
         "async def main():\n"
         "    try:\n"
         f"        await asyncio.wait_for(run_git(Path({str(repo)!r}), 'status'), 0.3)\n"

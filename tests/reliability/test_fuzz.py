@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from console.backends import dvc_data
 from console.backends.gto_snapshot import FORMAT, parse_artifacts_yaml, parse_refs
-from console.backends.gto_tags import fold, parse_tag
 from console.config import ConfigError
 from console.config.load import parse_config
+from console.git.gto_tags import fold, parse_tag
 from console.ports import BackendError
 from console.services.workspace import validate_backend_options
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TextIO, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO, cast
 
 from console.audit.chain import Problem, VerifyResult
 from console.domain import AuditEvent
@@ -14,6 +15,9 @@ from console.logs import cut, mask
 from console.ports import AuditStore
 from console.services.release.results import ReleaseError
 from console.services.workspace import Workspace
+
+if TYPE_CHECKING:
+    from console.audit.anchor import Anchor
 
 
 def event_line(e: AuditEvent) -> str:
@@ -199,7 +203,7 @@ async def check_log(ws: Workspace) -> AuditCheck:
     if not callable(verify):
         raise ReleaseError(f"audit: the {store.name} store can not verify itself")
     root, unreadable = ws.config.root, ""
-    anchors: list[Any] = []
+    anchors: list[Anchor] = []
     if in_git_repo(root):  # else nowhere to anchor: verified as unanchored, unless it was
         try:
             anchors = await read_anchor_history(root, timeout=ws.config.timeout_seconds)
@@ -224,7 +228,7 @@ async def check_log(ws: Workspace) -> AuditCheck:
 
 
 async def _held_by_the_ref(
-    root: Any, result: VerifyResult, anchors: list[Any], timeout: float
+    root: Path, result: VerifyResult, anchors: list[Anchor], timeout: float
 ) -> VerifyResult:
     """Fail ``result`` when a record remembers an anchor of this repository that the ref's
     history does not hold (the ref was removed or moved back); another clone's anchors (a

@@ -22,7 +22,7 @@ from console.services.lineage import Lineage, LineageService, MetricDelta
 from console.services.overview import OverviewService, Section
 from console.services.release.gates import ci_state
 from console.services.release.results import Refused
-from console.services.workspace import Workspace
+from console.services.workspace import DATA, Workspace
 
 
 class TrendPoint(Frozen):
@@ -249,7 +249,7 @@ async def _trend(
         got: dict[str, Any] = {}
         if v.commit:
             got = await overview._call(
-                "data",
+                DATA,
                 ("metrics", model, v.commit),
                 lambda d: d.metrics(model, v.commit),
                 sections,

@@ -8,11 +8,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from console.config import ConsoleConfig
 from console.config.model import parse_duration
-from console.domain import CIRun, DataSchema, ModelVersion, StageAssignment, version_key
+from console.domain import (
+    CIRun,
+    DataSchema,
+    LiveWindow,
+    ModelVersion,
+    StageAssignment,
+    version_key,
+)
 from console.domain.text import clean_value
 from console.logs import excerpt
 from console.ports import BackendError, ModelRegistry, NotFound
@@ -219,7 +226,7 @@ async def gather_live(
         why = f"no stage before {stage} serves the candidate; set live.source_stage"
         return LiveFacts(source_stage=None, window_seconds=seconds, candidate_error=why)
 
-    async def base() -> tuple[Any, str, bool]:
+    async def base() -> tuple[LiveWindow | None, str, bool]:
         if base_version is None:
             return None, f"{stage} holds no version to compare with", False
         return await read_window(

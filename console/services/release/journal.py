@@ -140,7 +140,7 @@ class Journal:
         workspace's log: anywhere else it would be an event in another person's name."""
         if not self.actor.demo_persona_of:
             return
-        from console.demo.build import is_demo_workspace
+        from console.config.demo_marker import is_demo_workspace
 
         root = self.config.root if self.config is not None else None
         if root is None or not is_demo_workspace(root):

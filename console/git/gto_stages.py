@@ -12,9 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.backends.gitcmd import git_env
-from console.backends.gto_snapshot import allowed_stages
-from console.backends.gto_tags import Action, parse_tag
+import yaml
+
+from console.git.cmd import git_env
+from console.git.gto_tags import Action, parse_tag
+from console.git.yamlread import safe_load
 
 # Known names in the order a model goes through them; others sort alphabetically after these
 # (before the production stage, which always comes last).
@@ -69,6 +71,16 @@ def lifecycle_order(names: Iterable[str]) -> list[str]:
         return (1, 0, name)
 
     return sorted(unique, key=key)
+
+
+def allowed_stages(repo: Path) -> list[str] | None:
+    """``stages`` from the ``.gto`` config in the work tree (where gto reads it), None if unset."""
+    try:
+        raw = safe_load((repo / ".gto").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    stages = raw.get("stages") if isinstance(raw, dict) else None
+    return [str(s) for s in stages] if isinstance(stages, list) else None
 
 
 def tag_stages(repo: Path) -> set[str]:
