@@ -5,12 +5,16 @@ breach. Only click is imported at module level; ``console.cli.group`` calls :fun
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from console.cli.runtime import fail, open_ws, run_async
+from console.cli.runtime import emit_json, fail, open_ws, run_async
+
+if TYPE_CHECKING:
+    from console.cli.runtime import State
+    from console.services.health import StageHealth
+    from console.services.watch import WatchState
 
 EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 4
 HEALTH_SCHEMA = "cd4ml-console/health/v1"
@@ -21,10 +25,6 @@ def register(cli: click.Group) -> None:
     for command in (health, watch):
         if command.name not in cli.commands:
             cli.add_command(command)
-
-
-def _emit(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, default=str))
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -38,13 +38,13 @@ def _duration(text: str | None, option: str) -> float | None:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def verdict_line(h: Any) -> str:
+def verdict_line(h: StageHealth) -> str:
     """'price-recommender  staging     v1.3.0   BREACH   p95 745 ms > 250 ms; …'."""
     word = h.verdict.upper() if h.verdict == "breach" else h.verdict
     return f"{h.model:<22} {h.stage:<11} {h.version or '-':<9} {word:<9} {'; '.join(h.reasons)}"
 
 
-def health_exit(verdicts: list[Any], problems: list[str]) -> int:
+def health_exit(verdicts: list[StageHealth], problems: list[str]) -> int:
     if any(h.verdict == "breach" for h in verdicts):
         return EXIT_BREACH
     if problems or any(h.verdict == "unknown" for h in verdicts):
@@ -57,7 +57,7 @@ def health_exit(verdicts: list[Any], problems: list[str]) -> int:
 @click.option("--stage", help="Only this stage (default: production, and every stage with data).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/cli.md).")
 @click.pass_obj
-def health(state: Any, model: str | None, stage: str | None, as_json: bool) -> None:
+def health(state: State, model: str | None, stage: str | None, as_json: bool) -> None:
     """The health verdict of every stage with live data (of MODEL): ok, degraded, breach or
     unknown, with the reason in numbers, over the SLO window ([slo] in the config).
 
@@ -69,7 +69,7 @@ def health(state: Any, model: str | None, stage: str | None, as_json: bool) -> N
     if stage is not None and stage not in ws.config.stages:
         fail(f"unknown stage {stage!r}; stages are {', '.join(ws.config.stages)}", EXIT_USAGE)
 
-    async def go() -> tuple[list[Any], list[str], bool]:
+    async def go() -> tuple[list[StageHealth], list[str], bool]:
         from console.services.health import HealthService
         from console.services.overview import OverviewService
 
@@ -80,7 +80,7 @@ def health(state: Any, model: str | None, stage: str | None, as_json: bool) -> N
                 models = [m for m in models if m.name == model]
             problems = [f"registry: {listing.error}"] if listing.error else []
             checker = HealthService(overview)
-            out: list[Any] = []
+            out: list[StageHealth] = []
             for m in models:
                 view = await overview.model_view(m, with_details=False, with_health=False)
                 if view.errors.get("registry"):
@@ -94,7 +94,7 @@ def health(state: Any, model: str | None, stage: str | None, as_json: bool) -> N
         fail(f"no model named {model!r} in {ws.label}", EXIT_UNKNOWN)
     code = health_exit(verdicts, problems)
     if as_json:
-        _emit(
+        emit_json(
             {
                 "schema": HEALTH_SCHEMA,
                 "workspace": ws.label,
@@ -122,7 +122,7 @@ def health(state: Any, model: str | None, stage: str | None, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="One JSON document at the end.")
 @click.pass_obj
 def watch(
-    state: Any,
+    state: State,
     model: str,
     stage: str | None,
     version: str | None,
@@ -143,7 +143,7 @@ def watch(
     every = _duration(interval, "--interval") or 15.0
     duration = _duration(for_, "--for")
 
-    async def go() -> Any:
+    async def go() -> WatchState | str:
         import asyncio
         from datetime import UTC, datetime
 
@@ -163,7 +163,7 @@ def watch(
                     return why
             seconds = duration if duration is not None else ws.config.slo_for(model).window_seconds
 
-            def show(s: Any) -> None:
+            def show(s: WatchState) -> None:
                 if not as_json:
                     click.echo(describe(s))
 
@@ -184,7 +184,7 @@ def watch(
         fail(result, EXIT_UNKNOWN)
     if as_json:
         h = result.health
-        _emit(
+        emit_json(
             {
                 "schema": WATCH_SCHEMA,
                 "model": result.model,

@@ -9,25 +9,32 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from console.cli.paths import as_path
-from console.cli.runtime import open_ws, run_async
+from console.cli.runtime import emit_json, open_ws, run_async
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from console.cli.runtime import State
+    from console.services.release import (
+        ActionResult,
+        Plan,
+        Reconciled,
+        Refused,
+        ReleaseError,
+        ReleaseService,
+    )
+    from console.services.release.compare import Comparison
+    from console.services.release.request_fold import RequestView
+    from console.services.workspace import Workspace
+
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
-
-def _emit(doc: Any) -> None:
-    import json
-
-    click.echo(json.dumps(doc, indent=2, default=str))
 
 
 def _say(lines: str | list[str], *, err: bool = False) -> None:
@@ -39,18 +46,18 @@ def _say(lines: str | list[str], *, err: bool = False) -> None:
     click.echo(escape_controls(text, lines=True), err=err)
 
 
-def _service(ws: Any, state: Any) -> Any:
+def _service(ws: Workspace, state: State) -> ReleaseService:
     from console.services.release import ReleaseService
 
     return ReleaseService(ws, read_only=bool(state.read_only))
 
 
 def _act(
-    state: Any,
+    state: State,
     action: str,
     model: str,
     as_json: bool,
-    make: Callable[[Any], Awaitable[Any]],
+    make: Callable[[ReleaseService], Awaitable[ActionResult | Plan]],
     *,
     reconcile: bool = True,
 ) -> None:
@@ -63,41 +70,40 @@ def _act(
     if state.read_only and action in ("promote", "approve", "reject", "rollback"):
         exc = Refused(f"{action} refused: the console is in read-only mode", kind="read_only")
         if as_json:
-            _emit(v.refusal_doc(action, model, exc, exc.message, []))
+            emit_json(v.refusal_doc(action, model, exc, exc.message, []))
         _say(exc.message, err=True)
         raise SystemExit(EXIT_REFUSED)
     ws = open_ws(state)
 
-    async def go() -> tuple[list[Any], Any, BaseException | None]:
+    async def go() -> tuple[list[Reconciled], ActionResult | Plan | Refused | ReleaseError]:
         async with ws:
             svc = _service(ws, state)
             done = await svc.reconcile() if reconcile else []
             try:
-                return done, await make(svc), None
+                return done, await make(svc)
             except (Refused, ReleaseError) as exc:
-                return done, None, exc
+                return done, exc
 
-    reconciled, result, error = run_async(go)
+    reconciled, result = run_async(go)
     if reconciled:
         _say(reconciled_lines(reconciled), err=True)
-    if error is not None:
-        refused = error if isinstance(error, Refused) else None
-        message = str(getattr(error, "message", error))
+    if isinstance(result, (Refused, ReleaseError)):
+        refused = result if isinstance(result, Refused) else None
         if as_json:
-            _emit(v.refusal_doc(action, model, refused, message, reconciled))
-        _say(message, err=True)
-        nxt = getattr(error, "next_command", "") or _flag_hint(refused)
+            emit_json(v.refusal_doc(action, model, refused, result.message, reconciled))
+        _say(result.message, err=True)
+        nxt = getattr(result, "next_command", "") or _flag_hint(refused)
         if nxt:
             _say(f"next: {nxt}", err=True)
         raise SystemExit(refused.exit_code if refused is not None else EXIT_FAILED)
     if isinstance(result, ActionResult):
         if as_json:
-            _emit(v.action_doc(result, reconciled))
+            emit_json(v.action_doc(result, reconciled))
         else:
             _say(v.result_lines(result))
         raise SystemExit(result.exit_code)
     if as_json:
-        _emit(
+        emit_json(
             {
                 "schema": "cd4ml-console/release-plan/v1",
                 "plan": v.plan_doc(result),
@@ -108,7 +114,7 @@ def _act(
         _say(v.plan_lines(result))
 
 
-def _flag_hint(refused: Any) -> str:
+def _flag_hint(refused: Refused | None) -> str:
     """The flag that answers a refusal, where one does: a schema change not acknowledged."""
     gates = getattr(refused, "gates", ()) if refused is not None else ()
     if any(g.gate == "schema" and not g.passed and g.threshold == "ack" for g in gates):
@@ -130,7 +136,7 @@ def register(cli: click.Group) -> None:
 @json_option
 @click.pass_obj
 def compare(
-    state: Any, model: str, versions: tuple[str, ...], stage: str | None, as_json: bool
+    state: State, model: str, versions: tuple[str, ...], stage: str | None, as_json: bool
 ) -> None:
     """Compare candidate VERSIONS of MODEL with the version in a stage: metric deltas
     (direction-aware), code, params, schema, sampling, CI, and the metric trend."""
@@ -141,7 +147,7 @@ def compare(
 
     ws = open_ws(state)
 
-    async def go() -> Any:
+    async def go() -> Comparison | Refused:
         async with ws:
             try:
                 return await run_compare(ws, model, list(versions), stage=stage)
@@ -153,7 +159,7 @@ def compare(
         _say(result.message, err=True)
         raise SystemExit(result.exit_code)
     if as_json:
-        _emit(comparison_doc(result))
+        emit_json(comparison_doc(result))
     else:
         _say(comparison_lines(result))
     raise SystemExit(EXIT_FAILED if result.errors else 0)
@@ -173,7 +179,7 @@ def compare(
 @json_option
 @click.pass_obj
 def promote(
-    state: Any,
+    state: State,
     model: str,
     version: str,
     stage: str,
@@ -231,9 +237,9 @@ def _decide(kind: str) -> click.Command:
     @json_option
     @click.pass_obj
     def decide(
-        state: Any, model: str, version: str, stage: str, comment: str, as_json: bool
+        state: State, model: str, version: str, stage: str, comment: str, as_json: bool
     ) -> None:
-        def make(svc: Any) -> Awaitable[Any]:
+        def make(svc: ReleaseService) -> Awaitable[ActionResult]:
             return getattr(svc, kind)(model, version, stage, comment=comment)
 
         _act(state, kind, model, as_json, make)
@@ -261,7 +267,7 @@ reject = _decide("reject")
 @json_option
 @click.pass_obj
 def rollback(
-    state: Any,
+    state: State,
     model: str,
     to_version: str | None,
     stage: str | None,
@@ -284,7 +290,7 @@ def rollback(
     if not reason.strip():
         raise click.UsageError("rollback needs --reason TEXT (it is recorded in the audit log)")
 
-    async def make(svc: Any) -> Any:
+    async def make(svc: ReleaseService) -> ActionResult:
         from console.cli.views import plan_lines
 
         plan = await svc.plan_rollback(model, stage=stage, to_version=to_version)
@@ -316,7 +322,7 @@ def rollback(
 @click.option("--all", "show_all", is_flag=True, help="Also requests that are closed.")
 @json_option
 @click.pass_obj
-def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> None:
+def requests(state: State, model: str | None, show_all: bool, as_json: bool) -> None:
     """Promotion and rollback requests (pending ones by default), from the audit log."""
     from console.logs import cut, mask
     from console.services.release import ReleaseError
@@ -325,7 +331,7 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
 
     ws = open_ws(state)
 
-    async def go() -> Any:
+    async def go() -> list[RequestView] | ReleaseError:
         async with ws:
             svc = _service(ws, state)
             try:
@@ -342,7 +348,7 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
         raise SystemExit(EXIT_FAILED)
     docs = [request_doc(x) for x in views]
     if as_json:
-        _emit({"schema": "cd4ml-console/requests/v1", "requests": docs})
+        emit_json({"schema": "cd4ml-console/requests/v1", "requests": docs})
         return
     for d in docs:
         got = sum(1 for a in d["approvals"] if a["decision"] == "approve")
@@ -365,7 +371,7 @@ def requests(state: Any, model: str | None, show_all: bool, as_json: bool) -> No
 @click.option("--reason", default="", help="Why (`audit anchor --reset`).")
 @click.pass_obj
 def audit(
-    state: Any,
+    state: State,
     model: str | None,
     model_opt: str | None,
     as_json: bool,
@@ -403,7 +409,7 @@ def audit(
     raise SystemExit(run_async(go))
 
 
-def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
+def _anchor(state: State, *, reset: bool, reason: str, as_json: bool) -> None:
     """`audit anchor`: say whether the log is the anchored one; with --reset, re-anchor it."""
     from console.services.release import anchoring
 
@@ -426,7 +432,7 @@ def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
 
     proved, text = run_async(go)
     if as_json:
-        _emit({"schema": "cd4ml-console/audit-anchor/v1", "proved": proved, "state": text})
+        emit_json({"schema": "cd4ml-console/audit-anchor/v1", "proved": proved, "state": text})
     else:
         click.echo(("ok: " if proved else "FAILED: ") + text)
     raise SystemExit(0 if proved else EXIT_FAILED)
@@ -438,14 +444,14 @@ def _anchor(state: Any, *, reset: bool, reason: str, as_json: bool) -> None:
 @click.option("--to", "stage", help="Stage (default: the request's, else production).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), callback=as_path, help="File.")
 @click.pass_obj
-def report(state: Any, model: str, version: str, stage: str | None, output: Path | None) -> None:
+def report(state: State, model: str, version: str, stage: str | None, output: Path | None) -> None:
     """Write the Markdown evidence record of VERSION for a change board."""
     from console.services.release import Refused, ReleaseError
     from console.services.release.report import evidence_report
 
     ws = open_ws(state)
 
-    async def go() -> Any:
+    async def go() -> str | Refused | ReleaseError:
         async with ws:
             try:
                 return await evidence_report(_service(ws, state), model, version, stage=stage)

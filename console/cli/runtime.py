@@ -24,6 +24,13 @@ EXIT_USAGE = 2  # bad usage or bad config
 EXIT_INTERNAL = 70
 
 
+def emit_json(doc: Any) -> None:
+    """One JSON document on stdout, as every ``--json`` prints it (dates as text)."""
+    import json
+
+    click.echo(json.dumps(doc, indent=2, default=str))
+
+
 class State:
     """Global options shared by every subcommand."""
 
