@@ -4,7 +4,7 @@ classes live in :mod:`console.plugins.options`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from console.plugins import API_VERSION, BackendContext, BackendPlugin
 from console.plugins.options import (
@@ -19,56 +19,67 @@ from console.plugins.options import (
     WebhookNotifyConfig,
 )
 
+if TYPE_CHECKING:
+    from console.backends.command_deploy import CommandDeployer
+    from console.backends.dvc_data import DvcData
+    from console.backends.git_code import GitCodeRepo
+    from console.backends.gto_registry import GtoRegistry
+    from console.backends.notify_command import CommandNotifier
+    from console.backends.notify_webhook import WebhookNotifier
+    from console.backends.runs_ci import RunsFolderCI
+    from console.backends.scrape_metrics import ScrapeMetrics
+    from console.backends.sqlite_audit import SqliteAuditStore
 
-def _git(cfg: Any, ctx: BackendContext) -> Any:
+
+def _git(cfg: GitConfig, ctx: BackendContext) -> GitCodeRepo:
     from console.backends.git_code import GitCodeRepo
 
     return GitCodeRepo(cfg, ctx)
 
 
-def _gto(cfg: Any, ctx: BackendContext) -> Any:
+def _gto(cfg: GtoConfig, ctx: BackendContext) -> GtoRegistry:
     from console.backends.gto_registry import GtoRegistry
 
     return GtoRegistry(cfg, ctx)
 
 
-def _dvc(cfg: Any, ctx: BackendContext) -> Any:
+def _dvc(cfg: DvcConfig, ctx: BackendContext) -> DvcData:
     from console.backends.dvc_data import DvcData
 
     return DvcData(cfg, ctx)
 
 
-def _runs(cfg: Any, ctx: BackendContext) -> Any:
+def _runs(cfg: RunsFolderConfig, ctx: BackendContext) -> RunsFolderCI:
     from console.backends.runs_ci import RunsFolderCI
 
     return RunsFolderCI(cfg, ctx)
 
 
-def _scrape(cfg: Any, ctx: BackendContext) -> Any:
+def _scrape(cfg: ScrapeConfig, ctx: BackendContext) -> ScrapeMetrics:
     from console.backends.scrape_metrics import ScrapeMetrics
 
     return ScrapeMetrics(cfg, ctx)
 
 
-def _sqlite_audit(cfg: Any, ctx: BackendContext) -> Any:
+def _sqlite_audit(cfg: SqliteAuditConfig, ctx: BackendContext) -> SqliteAuditStore:
     from console.backends.sqlite_audit import SqliteAuditStore
 
     return SqliteAuditStore(cfg, ctx)
 
 
-def _command_deploy(cfg: Any, ctx: BackendContext) -> Any:
+def _command_deploy(cfg: CommandDeployConfig, ctx: BackendContext) -> CommandDeployer:
     from console.backends.command_deploy import CommandDeployer
 
     return CommandDeployer(cfg, ctx)
 
 
-def _webhook(cfg: Any, ctx: BackendContext) -> Any:
+def _webhook(cfg: WebhookNotifyConfig, ctx: BackendContext) -> WebhookNotifier:
     from console.backends.notify_webhook import WebhookNotifier
 
     return WebhookNotifier(cfg, ctx)
 
 
-def _command_notify(cfg: Any, ctx: BackendContext) -> Any:
+def _command_notify(cfg: CommandNotifyConfig, ctx: BackendContext) -> CommandNotifier:
     from console.backends.notify_command import CommandNotifier
 
     return CommandNotifier(cfg, ctx)

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from console.config.demo_marker import is_demo_workspace
 from console.demo.build import DemoError
 from console.demo.story import PEOPLE, RELEASE_MANAGERS
 from console.domain import Actor
 from console.identity import principal
+
+if TYPE_CHECKING:
+    from console.services.release import ReleaseService
 
 COLLEAGUES = RELEASE_MANAGERS  # the story's release managers: dev, then erin
 
@@ -44,7 +47,7 @@ def persona_identity(root: Path, handle: str, operator: Callable[[], Actor]) -> 
     return actor
 
 
-def colleague_service(base: Any, handle: str) -> Any:
+def colleague_service(base: ReleaseService, handle: str) -> ReleaseService:
     """A release service like ``base`` (same workspace, clock, anchor) acting as ``handle``;
     DemoError outside a demo workspace."""
     from console.services.release import ReleaseService
@@ -63,7 +66,9 @@ def colleague_service(base: Any, handle: str) -> Any:
     )
 
 
-async def colleague_for(base: Any, model: str, version: str, stage: str) -> tuple[str, Any]:
+async def colleague_for(
+    base: ReleaseService, model: str, version: str, stage: str
+) -> tuple[str, ReleaseService]:
     """The first demo colleague who may approve the pending request, and a service acting as
     them; DemoError saying why when none may (or this is not a demo)."""
     why: list[str] = []
