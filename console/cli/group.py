@@ -192,7 +192,7 @@ def status(state: State, model: str | None, as_json: bool) -> None:
 
     Exits 1 when some backend failed (the output says which and still shows the rest).
     """
-    from console.views.status import collect_status, render_status
+    from console.cli.status import collect_status, render_status
 
     ws = open_ws(state)
 
@@ -217,7 +217,7 @@ def status(state: State, model: str | None, as_json: bool) -> None:
 @pass_state
 def versions(state: State, model: str, as_json: bool) -> None:
     """Every version of MODEL: stages, commit, data version, metrics, CI, creator."""
-    from console.views.status import collect_versions, render_versions
+    from console.cli.status import collect_versions, render_versions
 
     ws = open_ws(state)
 
@@ -241,7 +241,7 @@ def versions(state: State, model: str, as_json: bool) -> None:
 @pass_state
 def doctor(state: State) -> None:
     """Check the config and each configured backend, and say what works."""
-    from console.views.doctor import run_doctor
+    from console.cli.doctor import run_doctor
 
     config = state.config()
     code = run_async(lambda: run_doctor(config))
@@ -265,7 +265,7 @@ def init(state: State, group: str) -> None:
     clone in each member's git safe.directory (as root; else in yours, with the line for
     the others).
     """
-    from console.views.doctor import run_init_shared
+    from console.cli.doctor import run_init_shared
 
     config = state.config()
     raise SystemExit(run_async(lambda: run_init_shared(config, group)))
@@ -275,7 +275,7 @@ def init(state: State, group: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
     """List installed backend plugins and the kinds each provides."""
-    from console.views.doctor import render_plugins
+    from console.cli.doctor import render_plugins
 
     raise SystemExit(render_plugins(as_json=as_json))
 

@@ -63,7 +63,7 @@ def _act(
 ) -> None:
     """Run one release action: reconcile open intents first, then ``make(service)``; print
     the result (text or JSON) and exit with the documented code."""
-    from console.cli import views as v
+    from console.cli import release_views as v
     from console.services.release import ActionResult, Refused, ReleaseError
     from console.services.release.results import reconciled_lines
 
@@ -140,7 +140,7 @@ def compare(
 ) -> None:
     """Compare candidate VERSIONS of MODEL with the version in a stage: metric deltas
     (direction-aware), code, params, schema, sampling, CI, and the metric trend."""
-    from console.cli.views import comparison_lines
+    from console.cli.release_views import comparison_lines
     from console.services.release import Refused
     from console.services.release.compare import compare as run_compare
     from console.services.release.compare import comparison_doc
@@ -291,7 +291,7 @@ def rollback(
         raise click.UsageError("rollback needs --reason TEXT (it is recorded in the audit log)")
 
     async def make(svc: ReleaseService) -> ActionResult:
-        from console.cli.views import plan_lines
+        from console.cli.release_views import plan_lines
 
         plan = await svc.plan_rollback(model, stage=stage, to_version=to_version)
         typed = model

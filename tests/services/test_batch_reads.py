@@ -19,13 +19,13 @@ import pytest
 from bench import workspaces as wsmod
 from bench.reference_status import facts
 from bench.reference_status import status as reference_status
+from console.cli.status import collect_status
 from console.config import ConsoleConfig, load_config
 from console.domain import Commit, Model, ModelVersion, RegistryEntry, StageAssignment
 from console.ports import NotFound
 from console.services import overview as overview_mod
 from console.services.overview import OverviewService
 from console.services.workspace import Workspace, open_workspace
-from console.views.status import collect_status
 
 AT = datetime.now(UTC)
 

@@ -321,9 +321,9 @@ def test_the_grants_are_what_the_docs_show() -> None:
 async def test_doctor_reports_missing_grants_and_the_role_mapping(
     team: Team, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from console.cli.doctor import run_doctor
     from console.config import parse_config
     from console.domain import Actor
-    from console.views.doctor import run_doctor
 
     frank = team.add("frank", member=False)
     monkeypatch.setattr("console.identity.current_actor", lambda *a, **k: Actor(user=frank))

@@ -1,1 +1,0 @@
-"""Plain-text and JSON renderings of service results for the CLI."""
