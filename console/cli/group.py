@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -174,7 +174,7 @@ pass_state = click.make_pass_decorator(State)
 @click.argument("model")
 @click.argument("version", required=False)
 @pass_state
-def open_model(state: State, model: str, version: str | None) -> None:
+def open_model(state: State, model: str, version: str | None) -> NoReturn:
     """Open the console on MODEL's screen, with VERSION selected if given (Esc: overview).
 
     MODEL may differ in case or be a unique prefix: `cd4ml-console open fraud` opens
@@ -239,7 +239,7 @@ def versions(state: State, model: str, as_json: bool) -> None:
 
 @cli.command()
 @pass_state
-def doctor(state: State) -> None:
+def doctor(state: State) -> NoReturn:
     """Check the config and each configured backend, and say what works."""
     from console.cli.doctor import run_doctor
 
@@ -257,7 +257,7 @@ def doctor(state: State) -> None:
     help="Make the workspace a group workspace: every user in GROUP acts on this clone.",
 )
 @pass_state
-def init(state: State, group: str) -> None:
+def init(state: State, group: str) -> NoReturn:
     """Set up the workspace for a team on one bastion (docs/team.md); says what it changed.
 
     Idempotent: core.sharedRepository=group; .git and the state folder owned by GROUP,
@@ -273,7 +273,7 @@ def init(state: State, group: str) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
+def plugins(as_json: bool) -> NoReturn:
     """List installed backend plugins and the kinds each provides."""
     from console.cli.doctor import render_plugins
 

@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from console.domain import ModelVersion
 from console.ports import NotFound, RegistryRemote
@@ -293,7 +293,7 @@ def _console(*, stderr: bool = False) -> Any:
     from rich.console import Console
 
     class PipedConsole(Console):
-        def on_broken_pipe(self) -> None:
+        def on_broken_pipe(self) -> NoReturn:
             # Rich would exit 1 here; the CLI ends every command's broken pipe the same way.
             raise BrokenPipeError
 

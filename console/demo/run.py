@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from console.demo.build import HOST, DemoError, build_demo, free_port, is_demo_dir
 from console.demo.content import CONFIG_NAME
@@ -196,7 +197,7 @@ def exit_on_signals() -> Iterator[None]:
         yield
         return
 
-    def _raise(signum: int, _frame: FrameType | None) -> None:
+    def _raise(signum: int, _frame: FrameType | None) -> NoReturn:
         raise SystemExit(128 + signum)
 
     previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
