@@ -163,12 +163,6 @@ class ConsoleApp(TypeAhead):
         assert self.config is not None, "the config is not loaded yet"
         return self.config
 
-    @property
-    def ready_services(self) -> wiring.Services:
-        """The services the screens call, once the workspace is open (``ready``)."""
-        assert self.services is not None, "the workspace is not open yet"
-        return self.services
-
     # -- themes (console.tui.theming) --------------------------------------------------------
 
     @property
@@ -219,7 +213,8 @@ class ConsoleApp(TypeAhead):
     @property
     def release(self) -> ReleaseService:
         """The release service once the workspace is open."""
-        return self.ready_services.release
+        assert self.services is not None, "the workspace is not open yet"
+        return self.services.release
 
     def release_action(self, action_id: str) -> None:
         """The one entry point of the release actions (see console.tui.actions)."""

@@ -65,7 +65,7 @@ class ApproveDialog(ActionDialog):
         if plan.may_approve:
             you.append("✗ you may not approve", style=pal.err)
             you.append(f": {plan.may_approve}")
-            config: Any = self.app.config  # type: ignore[attr-defined]
+            config = self.console_app.loaded_config
             you.append(f"\nwho may approve: {who_may_approve(plan, config)}", style=pal.muted)
             you.append_text(self._demo_note(pal))
         else:
@@ -107,7 +107,7 @@ class ApproveDialog(ActionDialog):
 
     def after_plan(self, plan: Plan) -> None:
         self.relabel("reject", "Withdraw" if plan.requested_by == plan.actor else "Reject")
-        app: Any = self.app
+        app = self.console_app
         wanted = plan.request_id and plan.may_approve and getattr(app, "demo_workspace", False)
         if wanted and self.colleague is None and not self.colleague_note:
             self.find_colleague()

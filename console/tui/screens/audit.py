@@ -354,10 +354,10 @@ class AuditScreen(ConsoleScreen):
     async def load(self) -> None:
         from console.services.release.audit_view import read_log
 
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         try:
-            got = await read_log(app.workspace, limit=LIMIT)
+            got = await read_log(self.workspace, limit=LIMIT)
         except Exception as exc:  # no audit backend, or unreadable: in words
             self.problem = str(getattr(exc, "message", exc))
             self.table.empty_text = f"the audit log can not be read: {self.problem}"
@@ -387,12 +387,12 @@ class AuditScreen(ConsoleScreen):
     async def verify(self) -> None:
         from console.services.release.audit_view import check_log
 
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         status = self.query_one("#verify", Static)
         status.update(Text("verifying every record and the anchor…", style="italic"))
         try:
-            check = await check_log(app.workspace)
+            check = await check_log(self.workspace)
         except Exception as exc:
             status.update(error_text(exc, palette_of(app)))
             return
@@ -473,7 +473,7 @@ class AuditScreen(ConsoleScreen):
     def _selected(self, event: VirtualTable.RowSelected) -> None:
         e = self.events[int(str(event.key))]
         if e.model:
-            self.app.open_model(e.model, e.version or None)  # type: ignore[attr-defined]
+            self.console_app.open_model(e.model, e.version or None)
 
     @on(VirtualTable.CursorMoved, "#events")
     def _moved(self, event: VirtualTable.CursorMoved) -> None:

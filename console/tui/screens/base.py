@@ -14,6 +14,7 @@ from console.tui.actions import ActionContext
 
 if TYPE_CHECKING:
     from console.config import ConsoleConfig
+    from console.services.workspace import Workspace
     from console.tui.app import ConsoleApp
     from console.tui.wiring import Services
 
@@ -41,7 +42,16 @@ class ConsoleScreen(Screen[None]):
     @property
     def services(self) -> Services:
         """The use cases, once the workspace is open (after ``app.ready``)."""
-        return self.console_app.ready_services
+        services = self.console_app.services
+        assert services is not None, "the workspace is not open yet"
+        return services
+
+    @property
+    def workspace(self) -> Workspace:
+        """The open workspace (after ``app.ready``)."""
+        workspace = self.console_app.workspace
+        assert workspace is not None, "the workspace is not open yet"
+        return workspace
 
     def refresh_data(self) -> None:
         """`r`: read what the screen shows again."""

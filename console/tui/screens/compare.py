@@ -274,16 +274,16 @@ class CompareScreen(ConsoleScreen):
     async def load(self) -> None:
         from console.services.release.compare import compare
 
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         body = self.query_one("#comparison", Static)
         try:
             c = await compare(
-                app.workspace,
+                self.workspace,
                 self.model,
                 self.versions,
                 stage=self.stage,
-                overview=app.services.overview,
+                overview=self.services.overview,
             )
         except Exception as exc:  # refused (unknown version) or a backend: in words
             from console.services.release import Refused
@@ -294,7 +294,7 @@ class CompareScreen(ConsoleScreen):
             return
         self.comparison = c
         self._title()
-        body.update(render_comparison(c, palette_of(app), app.clock(), app.config.metric_spec))
+        body.update(render_comparison(c, palette_of(app), app.clock(), self.config.metric_spec))
 
     def refresh_data(self) -> None:
         """`r`: compare again."""

@@ -99,7 +99,7 @@ class ModelScreen(ModelReleaseSide):
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        config: Any = self.app.config  # type: ignore[attr-defined]
+        config = self.config
         self.book = VersionBook(config.prod_stage)
         cfg = config.models.get(self.model_name)
         self._key_metrics = list(cfg.key_metrics) if cfg else []
@@ -165,10 +165,6 @@ class ModelScreen(ModelReleaseSide):
 
     # -- loading -----------------------------------------------------------------------------
 
-    @property
-    def services(self) -> Any:
-        return self.app.services  # type: ignore[attr-defined]
-
     @work(group="view", exclusive=True)
     @tolerate_teardown
     async def load_view(self) -> None:
@@ -181,11 +177,11 @@ class ModelScreen(ModelReleaseSide):
                 self._table_shown.set()
 
     async def _load_view(self) -> None:
-        await self.app.ready.wait()  # type: ignore[attr-defined]
+        await self.console_app.ready.wait()
         from console.domain import Model
 
-        app: Any = self.app
-        cfg = app.config.models.get(self.model_name)
+        app = self.console_app
+        cfg = self.config.models.get(self.model_name)
         description = app.catalog.models.get(self.model_name) or (cfg.description if cfg else "")
         view = await self.services.overview.model_view(
             Model(name=self.model_name, description=description),
@@ -304,7 +300,7 @@ class ModelScreen(ModelReleaseSide):
     @work(group="selected", exclusive=True)
     @tolerate_teardown
     async def load_selected(self, version: str) -> None:
-        await self.app.ready.wait()  # type: ignore[attr-defined]
+        await self.console_app.ready.wait()
         if version not in self.details:
             self.request_details([version])
         base = self.versions.base_for(version)
@@ -325,7 +321,7 @@ class ModelScreen(ModelReleaseSide):
         """The selected version's stage when it is not production (its figures go beside)."""
         if not self.selected or self.book is None or self.selected not in self.versions.by_name:
             return None
-        prod = self.app.config.prod_stage  # type: ignore[attr-defined]
+        prod = self.config.prod_stage
         held = [s for s in self.versions.stages_of(self.selected) if s != prod]
         return held[-1] if held else None
 
@@ -333,7 +329,7 @@ class ModelScreen(ModelReleaseSide):
     @tolerate_teardown
     async def load_live(self) -> None:
         await self._table_shown.wait()
-        config: Any = self.app.config  # type: ignore[attr-defined]
+        config = self.config
         services = self.services
         other, version = self._other_stage(), self.selected
         serving = {a.stage: a.version for a in self.view.stages} if self.view else {}
@@ -564,8 +560,8 @@ class ModelScreen(ModelReleaseSide):
     # -- rendering ---------------------------------------------------------------------------
 
     def _cells(self, key: Hashable) -> dict[str, Cell]:
-        app: Any = self.app
-        config = app.config
+        app = self.console_app
+        config = self.config
         name = str(key)
         prod = self.production
         return version_cells(
@@ -584,7 +580,7 @@ class ModelScreen(ModelReleaseSide):
         )
 
     def _update_title(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         title = model_title(
             palette_of(app),
             self.model_name,
@@ -598,15 +594,15 @@ class ModelScreen(ModelReleaseSide):
         self.query_one(TitleBar).update(title)
 
     def _update_stages(self) -> None:
-        app: Any = self.app
-        slo = app.config.slo_for(self.model_name).configured
+        app = self.console_app
+        slo = self.config.slo_for(self.model_name).configured
         bar = self.query_one("#stages", Static)
         width = bar.content_region.width or self.size.width - 2
         line = stage_line(
             palette_of(app),
             app.clock(),
             self.view,
-            app.config.prod_stage,
+            self.config.prod_stage,
             width=width,
             health=self.verdicts if slo else None,
             rolled_back=self.incidents,
@@ -615,7 +611,7 @@ class ModelScreen(ModelReleaseSide):
 
     def _update_incident(self) -> None:
         """'↩ v1.3.0 was rolled back from production … by erin: why' for the selected version."""
-        app: Any = self.app
+        app = self.console_app
         rec = self.incidents.get(self.selected) if self.selected else None
         bar = self.query_one("#incident", Static)
         bar.update(incident_line(palette_of(app), self.selected, rec))
@@ -623,7 +619,7 @@ class ModelScreen(ModelReleaseSide):
 
     def _update_watch(self) -> None:
         """The watch after the last promotion or rollback of this model, while it matters."""
-        app: Any = self.app
+        app = self.console_app
         watches = getattr(app, "watches", None)
         state = watches.get(self.model_name) if watches is not None else None
         bar = self.query_one("#watch", Static)

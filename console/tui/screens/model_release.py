@@ -87,7 +87,7 @@ class ModelReleaseSide(ConsoleScreen):
             actions.refuse_if_off(action)
 
     def _update_requests(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         bar = self.query_one("#requests", Static)
         bar.update(requests_line(palette_of(app), self.waiting))
         bar.set_class(bool(self.waiting), "-shown")

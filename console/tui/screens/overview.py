@@ -134,7 +134,7 @@ class OverviewScreen(ConsoleScreen):
     def _cells(self, key: Hashable) -> dict[str, Cell]:
         name = str(key)
         row = self.rows.get(name) or OverviewRow(name=name)
-        return overview_cells(row, palette_of(self.app), self.app.clock())  # type: ignore[attr-defined]
+        return overview_cells(row, palette_of(self.app), self.console_app.clock())
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -144,8 +144,7 @@ class OverviewScreen(ConsoleScreen):
         app = self.console_app
         await app.ready.wait()
         self._start_ticking()
-        assert app.services is not None  # ready: the services are built
-        models, section = await app.services.overview.list_models()
+        models, section = await self.services.overview.list_models()
         if not self.is_attached:
             return
         self.registry_section = section
@@ -184,7 +183,7 @@ class OverviewScreen(ConsoleScreen):
 
         listed = [Listed(m.name, m.description) for m in self.models]
         write_listing(key, listed)
-        app: Any = self.app
+        app = self.console_app
         shown = app.listing[0] if app.listing else None
         frame = getattr(app, "first_frame", None)
         if frame is not None and listed != shown:
@@ -194,7 +193,7 @@ class OverviewScreen(ConsoleScreen):
     @tolerate_teardown
     async def load_pending(self) -> None:
         """APPR: requests waiting for approval per model, from one read of the audit log."""
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         try:
             waiting = await app.release.pending()
@@ -255,7 +254,7 @@ class OverviewScreen(ConsoleScreen):
     ) -> Worker[asyncio.Event | None] | None:
         """Load ``names`` (those not loading already; loaded ones only if ``force``) in one
         batch; the worker doing it, whose result is set once their CI is in."""
-        if getattr(self.app, "services", None) is None:
+        if self.console_app.services is None:
             return None  # the first instant (names from the last session): rows load once open
         wanted = [
             str(n)
@@ -310,8 +309,7 @@ class OverviewScreen(ConsoleScreen):
 
     @tolerate_teardown
     async def _load_health(self, names: list[str]) -> None:
-        app: Any = self.app
-        services = app.services
+        services = self.services
         shown = [n for n in names if n in self.rows]
         found = await asyncio.gather(
             *(
@@ -327,7 +325,7 @@ class OverviewScreen(ConsoleScreen):
             row = self.rows.get(name)
             if row is not None:
                 self.rows[name] = with_health(
-                    row, verdicts, records, prod_stage=app.config.prod_stage
+                    row, verdicts, records, prod_stage=self.config.prod_stage
                 )
         self._rows_changed(shown)
 
@@ -336,7 +334,7 @@ class OverviewScreen(ConsoleScreen):
         from console.services.overview import VersionDetail
 
         try:
-            found = await self.app.services.overview.ci_many(wanted)  # type: ignore[attr-defined]
+            found = await self.services.overview.ci_many(wanted)
         finally:
             done.set()
         if not self.is_attached:
@@ -356,8 +354,7 @@ class OverviewScreen(ConsoleScreen):
     async def _rows(self, names: list[str]) -> list[tuple[OverviewRow, Any]]:
         """The models' rows without their CI, each with its newest candidate (None: none
         waits): one overview batch for all of them, and their trends."""
-        app: Any = self.app
-        services = app.services
+        services = self.services
         views, trends = await asyncio.gather(
             services.overview.overview(
                 [self._by_name[n] for n in names], with_details=False, candidates_detail=1
@@ -368,7 +365,7 @@ class OverviewScreen(ConsoleScreen):
 
     def _row(self, view: Any, trend_and_section: Any) -> tuple[OverviewRow, Any]:
         """A model's row without its CI, and the newest candidate (None: none waits)."""
-        config: Any = self.app.config  # type: ignore[attr-defined]
+        config = self.config
         trend, trend_section = trend_and_section
         newest = None
         if view.candidates:  # only the newest candidate's CI, read next
@@ -382,7 +379,7 @@ class OverviewScreen(ConsoleScreen):
         return row, newest
 
     def _remember_versions(self, row: OverviewRow) -> None:
-        app: Any = self.app
+        app = self.console_app
         known = [
             (v, s)
             for v, s in ((row.production, "production"), (row.staging, row.staging_name))
@@ -408,8 +405,7 @@ class OverviewScreen(ConsoleScreen):
 
     @tolerate_teardown
     async def _load_live(self, names: list[str]) -> None:
-        app: Any = self.app
-        services = app.services
+        services = self.services
         results = await asyncio.gather(
             *(
                 asyncio.gather(
@@ -420,7 +416,7 @@ class OverviewScreen(ConsoleScreen):
                 for n in names
             )
         )
-        prod = app.config.prod_stage
+        prod = self.config.prod_stage
         for name, ((health, hsec), (trend, tsec), verdicts) in zip(names, results, strict=True):
             row = self.rows.get(name)
             if row is not None:
@@ -432,7 +428,7 @@ class OverviewScreen(ConsoleScreen):
     def _serving(self, name: str) -> dict[str, str | None]:
         """What each stage of ``name``'s row holds (for its verdicts between full reads)."""
         row = self.rows[name]
-        prod = self.app.config.prod_stage  # type: ignore[attr-defined]
+        prod = self.config.prod_stage
         return (
             {row.staging_name: row.staging, prod: row.production}
             if row.staging_name
@@ -464,7 +460,7 @@ class OverviewScreen(ConsoleScreen):
 
     @on(VirtualTable.RowSelected, "#models")
     def _selected(self, event: VirtualTable.RowSelected) -> None:
-        self.app.open_model(str(event.key))  # type: ignore[attr-defined]
+        self.console_app.open_model(str(event.key))
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()
@@ -543,7 +539,7 @@ class OverviewScreen(ConsoleScreen):
     # -- text --------------------------------------------------------------------------------
 
     def _update_title(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         title = overview_title(
             palette_of(app),
             app.label,
@@ -558,7 +554,7 @@ class OverviewScreen(ConsoleScreen):
         self.query_one(TitleBar).update(title)
 
     def _update_detail(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         key = self.table.cursor_key
         name = str(key) if key is not None else None
         row = self.rows.get(name) if name else None
