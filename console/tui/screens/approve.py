@@ -4,7 +4,7 @@ the gate evidence shown) or reject it (`x`); the requester's reject withdraws it
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -20,7 +20,9 @@ from console.tui.screens.dialog import ActionDialog, button, field
 from console.tui.widgets.bars import tolerate_teardown
 
 if TYPE_CHECKING:
-    from console.services.release import ActionResult, Plan
+    from console.services.release import ActionResult, Plan, ReleaseService
+    from console.services.release.request_fold import RequestView
+    from console.tui.palette import Palette
 
 
 class ApproveDialog(ActionDialog):
@@ -30,12 +32,16 @@ class ApproveDialog(ActionDialog):
         Binding("x", "reject", "Reject", show=False),
     ]
 
-    def __init__(self, model: str, version: str, stage: str, request: Any = None) -> None:
+    def __init__(
+        self, model: str, version: str, stage: str, request: RequestView | None = None
+    ) -> None:
         super().__init__(model)
         self.version = version
         self.stage = stage
         self.request = request  # the RequestView the handler found, for its reason and time
-        self.colleague: tuple[str, Any] | None = None  # (handle, service) in a demo workspace
+        self.colleague: tuple[str, ReleaseService] | None = (
+            None  # (handle, service) in a demo workspace
+        )
         self.colleague_note = ""  # why no demo colleague may approve, when none may
 
     def dialog_title(self) -> str:
@@ -87,7 +93,7 @@ class ApproveDialog(ActionDialog):
             return f"demo colleague {self.colleague[0]} approves {move}"
         return super().enter_words(button)
 
-    def _demo_note(self, pal: Any) -> Text:
+    def _demo_note(self, pal: Palette) -> Text:
         if self.colleague is not None:
             from console.demo.persona import describe
 

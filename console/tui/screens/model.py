@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -33,6 +33,14 @@ from console.tui.widgets.live import LivePanel
 from console.tui.widgets.panel import Panel
 from console.tui.widgets.trail import TrailPanel
 from console.tui.widgets.vtable import Cell, VirtualTable
+
+if TYPE_CHECKING:
+    from collections import OrderedDict
+
+    from console.services.health import StageHealth
+    from console.services.incidents import RolledBack
+    from console.services.overview import ModelView, VersionDetail
+    from console.services.release.request_fold import RequestView
 
 SELECT_DEBOUNCE = 0.15
 AGE_TICK = 1.0
@@ -89,9 +97,9 @@ class ModelScreen(ModelReleaseSide):
         self._viewport_timer: Timer | None = None
         self._metric_names: list[str] = []  # the metric columns (three at most)
         self._key_metrics: list[str] = []  # every key metric, for the worst change
-        self.waiting: list[Any] = []  # pending requests of this model (RequestView)
-        self.incidents: dict[str, Any] = {}  # version -> services.incidents.RolledBack
-        self.verdicts: dict[str, Any] = {}  # stage -> services.health.StageHealth
+        self.waiting: list[RequestView] = []  # pending requests of this model
+        self.incidents: dict[str, RolledBack] = {}  # by version
+        self.verdicts: dict[str, StageHealth] = {}  # by stage
         self._live_stage: str | None = None  # the other stage the Live panel shows
         # The versions table first: the panels start loading once it is shown.
         self._table_shown = asyncio.Event()
@@ -224,11 +232,11 @@ class ModelScreen(ModelReleaseSide):
         return self.book
 
     @property
-    def view(self) -> Any:
+    def view(self) -> ModelView | None:
         return self.versions.view
 
     @property
-    def details(self) -> Any:
+    def details(self) -> OrderedDict[str, VersionDetail]:
         return self.versions.details
 
     @property
