@@ -287,24 +287,14 @@ def run_tui(
     The config is validated after the first frame (a problem exits 2 saying what to fix).
     ``frame``: where the first frame is kept for the next start (and whether this start
     showed the last one, see console.tui.lastframe)."""
-    from console.config.locate import peek_theme
 
     def load() -> ConsoleConfig:
         from console.config import load_located
 
         return load_located(located)
 
-    where = located.where
-    label = where.name if located.path is None else where.parent.name
-    launch = Launch(
-        label=label,
-        cache_key=str(where),
-        theme=theme,
-        peeked_theme=frame.key["peeked_theme"] if frame is not None else peek_theme(located),
-        read_only=read_only,
-        model=model,
-        version=version,
-        first_frame=frame,
+    launch = Launch.of(
+        located, theme=theme, read_only=read_only, model=model, version=version, frame=frame
     )
     app = ConsoleApp(load_config=load, launch=launch)
     app.run()
