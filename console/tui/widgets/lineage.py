@@ -222,7 +222,7 @@ class LineagePanel(Panel):
     def body(self) -> RenderableType | None:
         if self.lineage is None:
             return None
-        config = self.app.config  # type: ignore[attr-defined]
+        config = self.console_app.loaded_config
         return render_lineage(
             self.lineage, self.palette, self.now(), config.metric_spec, self.base_label
         )

@@ -169,7 +169,8 @@ class LivePanel(Panel):
         if self.view is None:
             return None
         pal, now = self.palette, self.now()
-        prod = getattr(getattr(self.app, "config", None), "prod_stage", "production")
+        config = self.console_app.config
+        prod = config.prod_stage if config is not None else "production"
         lines: list[RenderableType] = []
         for view in (self.view, self.other):
             if view is None:

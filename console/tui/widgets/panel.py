@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.console import Group, RenderableType
 from rich.style import Style
@@ -19,7 +19,10 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from console.tui.format import problem_line
-from console.tui.palette import palette_of
+from console.tui.palette import Palette, palette_of
+
+if TYPE_CHECKING:
+    from console.tui.app import ConsoleApp
 
 
 class Panel(VerticalScroll, can_focus=True):
@@ -51,11 +54,16 @@ class Panel(VerticalScroll, can_focus=True):
         yield Static(self._renderable, classes="panel-body")
 
     @property
-    def palette(self) -> Any:
+    def console_app(self) -> ConsoleApp:
+        """The app, typed (``self.app`` is any Textual app)."""
+        return cast("ConsoleApp", self.app)
+
+    @property
+    def palette(self) -> Palette:
         return palette_of(self.app)
 
     def now(self) -> datetime:
-        return self.app.clock()  # type: ignore[attr-defined]
+        return self.console_app.clock()
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _t: self.redraw())

@@ -121,7 +121,7 @@ class TrailPanel(Panel):
     def body(self) -> RenderableType | None:
         if self.timeline is None:
             return None
-        config: Any = self.app.config  # type: ignore[attr-defined]
+        config = self.console_app.loaded_config
         return render_trail(
             self.timeline, list(config.stages), config.prod_stage, self.palette, self.now()
         )
