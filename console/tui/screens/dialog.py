@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
+from textual.widgets.button import ButtonVariant
 
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text, result_text
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def button(label: str, *, id: str, variant: Any = "default") -> MarkedButton:
+def button(label: str, *, id: str, variant: ButtonVariant = "default") -> MarkedButton:
     """An action button of a dialog (it marks its focus in a glyph, see widgets.marked)."""
     return MarkedButton(label, id=id, variant=variant, compact=True, classes="act")
 
@@ -111,9 +112,10 @@ class ActionDialog(ConsoleModal[bool]):
         app = self.console_app
         mine = plan.model_copy(update={"requested_by": plan.requested_by or plan.actor})
         text = Text(
-            f"\nwho may approve: {who_may_approve(mine, app.config)}", style=self.palette.muted
+            f"\nwho may approve: {who_may_approve(mine, app.loaded_config)}",
+            style=self.palette.muted,
         )
-        if getattr(app, "demo_workspace", False):
+        if app.demo_workspace:
             text.append(
                 f"\ndemo: select {plan.version} and press a: a demo colleague can approve it",
                 style=self.palette.accent,
@@ -224,7 +226,7 @@ class ActionDialog(ConsoleModal[bool]):
             return Text(why, style=pal.warn)
         return Text(f"ready · Enter: {self.enter_words(self.primary)}", style=pal.ok)
 
-    def on_descendant_focus(self, event: Any) -> None:
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if self.is_mounted:
             self.update_state()  # Enter's words follow the focus
 

@@ -8,10 +8,10 @@ filled by its own worker so a slow backend only delays its own panel.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
@@ -155,7 +155,7 @@ class ModelScreen(ModelReleaseSide):
         self._update_stages()
         self._update_requests()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self._layout_for(event.size.width, event.size.height)
         self._update_stages()
 
@@ -294,7 +294,7 @@ class ModelScreen(ModelReleaseSide):
             self.query_one(CIPanel).update_detail(self.details[self.selected])
         self._update_title()
 
-    def _learn_metrics(self, details: Any) -> None:
+    def _learn_metrics(self, details: Iterable[VersionDetail]) -> None:
         names: list[str] = []
         for d in details:
             names.extend(k for k in sorted(d.metrics) if k not in names)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -42,7 +42,11 @@ from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, VirtualTable
 
 if TYPE_CHECKING:
-    from console.domain import Model
+    from console.domain import MetricSeries, Model, ModelVersion
+    from console.services.overview import ModelView, Section
+    from console.tui.startcache import Listed
+
+    Trend = tuple[MetricSeries | None, Section]
 
 FULL_REFRESH_EVERY = 6  # ticks between full row refreshes (live health refreshes every tick)
 BACKGROUND_FILL_LIMIT = 5000  # load every row up front, in batches, for workspaces this small
@@ -86,11 +90,13 @@ class OverviewScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.models: list[Any] = []  # Model, or startcache.Listed before the registry answers
+        self.models: list[
+            Model | Listed
+        ] = []  # Listed: the last session's, until the registry answers
         self._by_name: dict[str, Model] = {}
         self.rows: dict[str, OverviewRow] = {}
         self._inflight: set[str] = set()
-        self.registry_section: Any = None
+        self.registry_section: Section | None = None
         self.filter_text = ""
         self.show_deprecated = False  # like `gto show`: retired models only on request
         self._viewport_timer: Timer | None = None
@@ -149,7 +155,7 @@ class OverviewScreen(ConsoleScreen):
             return
         self.registry_section = section
         self.models = list(models)
-        self._by_name = {m.name: m for m in self.models}
+        self._by_name = {m.name: m for m in models}
         app.catalog.models = {m.name: m.description for m in self.models}
         self._apply_filter()
         if section.ok:
@@ -330,7 +336,7 @@ class OverviewScreen(ConsoleScreen):
         self._rows_changed(shown)
 
     @tolerate_teardown
-    async def _load_ci(self, wanted: list[tuple[str, Any]], done: asyncio.Event) -> None:
+    async def _load_ci(self, wanted: list[tuple[str, ModelVersion]], done: asyncio.Event) -> None:
         from console.services.overview import VersionDetail
 
         try:
@@ -351,7 +357,7 @@ class OverviewScreen(ConsoleScreen):
         self._update_detail()
         self._update_title()
 
-    async def _rows(self, names: list[str]) -> list[tuple[OverviewRow, Any]]:
+    async def _rows(self, names: list[str]) -> list[tuple[OverviewRow, ModelVersion | None]]:
         """The models' rows without their CI, each with its newest candidate (None: none
         waits): one overview batch for all of them, and their trends."""
         services = self.services
@@ -363,7 +369,9 @@ class OverviewScreen(ConsoleScreen):
         )
         return [self._row(view, trend) for view, trend in zip(views, trends, strict=True)]
 
-    def _row(self, view: Any, trend_and_section: Any) -> tuple[OverviewRow, Any]:
+    def _row(
+        self, view: ModelView, trend_and_section: Trend
+    ) -> tuple[OverviewRow, ModelVersion | None]:
         """A model's row without its CI, and the newest candidate (None: none waits)."""
         config = self.config
         trend, trend_section = trend_and_section
