@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.console import Group, RenderableType
 from rich.style import Style
@@ -22,6 +22,7 @@ from console.tui.format import problem_line
 from console.tui.palette import Palette, palette_of
 
 if TYPE_CHECKING:
+    from console.services.overview import Section
     from console.tui.app import ConsoleApp
 
 
@@ -45,7 +46,7 @@ class Panel(VerticalScroll, can_focus=True):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = self.title
-        self._sections: dict[str, Any] = {}
+        self._sections: dict[str, Section] = {}
         self._renderable: RenderableType = Text("loading…", style="italic")
         self._note = ""
         self.problems: list[str] = []
@@ -81,7 +82,9 @@ class Panel(VerticalScroll, can_focus=True):
         self._note = text
         self._paint()
 
-    def set_sections(self, sections: Mapping[str, Any], kinds: Sequence[str] | None = None) -> None:
+    def set_sections(
+        self, sections: Mapping[str, Section], kinds: Sequence[str] | None = None
+    ) -> None:
         """Dim the panel and say why when any of its backend kinds failed."""
         kinds = tuple(kinds if kinds is not None else self.kinds)
         self._sections = {k: sections[k] for k in kinds if k in sections}
