@@ -88,8 +88,8 @@ class Watches:
 
     def _update(self, state: WatchState) -> None:
         self._states[state.model] = state
+        from console.tui.screens.model import ModelScreen
+
         for screen in self.app.screen_stack:
-            if getattr(screen, "model_name", None) == state.model:
-                show = getattr(screen, "_update_watch", None)
-                if show is not None:
-                    show()
+            if isinstance(screen, ModelScreen) and screen.model_name == state.model:
+                screen.update_watch()

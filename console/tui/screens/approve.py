@@ -114,7 +114,7 @@ class ApproveDialog(ActionDialog):
     def after_plan(self, plan: Plan) -> None:
         self.relabel("reject", "Withdraw" if plan.requested_by == plan.actor else "Reject")
         app = self.console_app
-        wanted = plan.request_id and plan.may_approve and getattr(app, "demo_workspace", False)
+        wanted = plan.request_id and plan.may_approve and app.demo_workspace
         if wanted and self.colleague is None and not self.colleague_note:
             self.find_colleague()
 

@@ -142,8 +142,8 @@ class ModelScreen(ModelReleaseSide):
         self.load_trail()
         self.load_pending()
         self.load_incidents()
-        self._update_watch()
-        seconds = getattr(self.app, "refresh_seconds", 0)
+        self.update_watch()
+        seconds = self.console_app.refresh_seconds
         if seconds and seconds > 0:
             self.set_interval(seconds, self._tick)
         # The stages' ages ("4s") count on between reads; a second is the finest they show.
@@ -404,7 +404,7 @@ class ModelScreen(ModelReleaseSide):
     def _tick(self) -> None:
         if self.is_current:
             self.load_live()
-            self._update_watch()
+            self.update_watch()
 
     def refresh_data(self) -> None:
         """`r`: retry every panel; visible details and lineage are read again."""
@@ -625,11 +625,10 @@ class ModelScreen(ModelReleaseSide):
         bar.update(incident_line(palette_of(app), self.selected, rec))
         bar.set_class(rec is not None, "-shown")
 
-    def _update_watch(self) -> None:
+    def update_watch(self) -> None:
         """The watch after the last promotion or rollback of this model, while it matters."""
         app = self.console_app
-        watches = getattr(app, "watches", None)
-        state = watches.get(self.model_name) if watches is not None else None
+        state = app.watches.get(self.model_name)
         bar = self.query_one("#watch", Static)
         bar.update(watch_line(palette_of(app), state))
         bar.set_class(state is not None, "-shown")

@@ -119,7 +119,7 @@ class OverviewScreen(ConsoleScreen):
         return self.query_one("#models", ModelsTable)
 
     def on_mount(self) -> None:
-        listing = getattr(self.app, "listing", None)
+        listing = self.console_app.listing
         if listing and not self.models:  # last session's names until the registry answers
             self.models = list(listing[0])
             self._apply_filter()
@@ -178,7 +178,7 @@ class OverviewScreen(ConsoleScreen):
 
     def _start_ticking(self) -> None:
         """Refresh on the configured interval (known once the config is validated)."""
-        seconds = getattr(self.app, "refresh_seconds", 0)
+        seconds = self.console_app.refresh_seconds
         if self._ticker is None and seconds and seconds > 0:
             self._ticker = self.set_interval(seconds, self._tick)
 
@@ -191,7 +191,7 @@ class OverviewScreen(ConsoleScreen):
         write_listing(key, listed)
         app = self.console_app
         shown = app.listing[0] if app.listing else None
-        frame = getattr(app, "first_frame", None)
+        frame = app.first_frame
         if frame is not None and listed != shown:
             frame.forget()  # the kept first frame shows other models
 
