@@ -93,11 +93,12 @@ def model_view(workspace: Path, model: str, delay: float = 0.05) -> tuple[Latenc
 async def _screen_fill(workspace: Path, model: str, delay: float, timeout: float) -> LatencyRun:
     from bench.pilot_keys import rows_filled, settled
     from console.tui.app import ConsoleApp
+    from console.tui.launch import Launch
     from console.tui.screens.model import ModelScreen
 
     calls: list[tuple[str, float]] = []
     ws = slow_workspace(workspace, delay, calls)
-    app = ConsoleApp(ws.config, workspace=ws, model=model)
+    app = ConsoleApp(ws.config, workspace=ws, launch=Launch(model=model))
     started = time.perf_counter()
     end = started + timeout
     async with ws, app.run_test(size=(120, 40)) as pilot:

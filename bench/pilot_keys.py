@@ -110,10 +110,11 @@ async def measure_keys(
 
     from console.config import load_config
     from console.tui.app import ConsoleApp
+    from console.tui.launch import Launch
     from console.tui.screens.model import ModelScreen
 
     config = load_config(None, workspace)
-    app = ConsoleApp(config, model=model)
+    app = ConsoleApp(config, launch=Launch(model=model))
     clock = FrameClock(app)
     out = KeyFigures()
     async with app.run_test(size=(120, 40)) as pilot:

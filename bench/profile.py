@@ -49,12 +49,13 @@ def _tui_deep() -> None:
     from bench.pilot_keys import _until, rows_filled
     from console.config import load_config
     from console.tui.app import ConsoleApp
+    from console.tui.launch import Launch
     from console.tui.screens.model import ModelScreen
 
     path = wsmod.ensure(wsmod.DEEP).path
 
     async def go() -> None:
-        app = ConsoleApp(load_config(None, path), model="model-0000")
+        app = ConsoleApp(load_config(None, path), launch=Launch(model="model-0000"))
         async with app.run_test(size=(120, 40)) as pilot:
             await _until(lambda: isinstance(app.screen, ModelScreen), 60, "the model screen")
             screen: Any = app.screen

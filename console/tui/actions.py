@@ -82,7 +82,7 @@ async def promote(app: ConsoleApp, ctx: ActionContext) -> None:
         if model is not None:
             app.notify("Promote: select a version first", severity="warning")
         return
-    stages = list(app.config.stages)
+    stages = list(app.loaded_config.stages)
     stage = next_stage(stages, ctx.extra.get("stages", ()))
     if stage is None:
         app.notify(
@@ -264,7 +264,7 @@ class ReleaseActions:
 
         try:
             actor = (self.app.identity or current_actor)()
-            role = actor_role(actor, self.app.config.roles)
+            role = actor_role(actor, self.app.loaded_config.roles)
         except Exception:  # no passwd entry, odd identity: let the service decide
             log.exception("looking up the role failed")
             return ""
@@ -319,7 +319,7 @@ class ReleaseActions:
 
     async def _reconcile(self) -> None:
         app = self.app
-        if app.workspace is None or app.workspace.get("audit") is None:
+        if app.workspace is None or app.workspace.audit is None:
             return
         from console.services.release.results import reconciled_lines
 

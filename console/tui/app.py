@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -19,29 +18,27 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from console.domain.text import escape_controls
-from console.logs import redact
-from console.tui import wiring
+from console.tui import opening, wiring
 from console.tui.actions import ReleaseActions, is_mutating
 from console.tui.clock import Clock, clock_from_env
 from console.tui.firstframe import keep_first_frame, over_shown_frame
 from console.tui.gctune import resume_gc
 from console.tui.goto import Navigator
+from console.tui.launch import Launch
 from console.tui.screens.base import ConsoleScreen
-from console.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, load_themes
+from console.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS
+from console.tui.theming import Theming
 from console.tui.typeahead import TypeAhead
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from console.config import ConsoleConfig
     from console.config.locate import Located
     from console.identity import IdentityProvider
     from console.services.release import ReleaseService
     from console.services.workspace import Workspace
     from console.tui.lastframe import FrameSlot
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+    from console.tui.startcache import Listed
+    from console.tui.themes import ThemeSpec
 
 
 def _commands(name: str) -> type:
@@ -75,52 +72,47 @@ class ConsoleApp(TypeAhead):
         config: ConsoleConfig | None = None,
         *,
         load_config: Callable[[], ConsoleConfig] | None = None,
-        label: str = "",
-        cache_key: str | None = None,
-        peeked_theme: str | None = None,
+        launch: Launch | None = None,
         workspace: Workspace | None = None,
-        theme: str | None = None,
-        read_only: bool = False,
-        model: str | None = None,
-        version: str | None = None,
         clock: Clock | None = None,
         refresh_seconds: float | None = None,
-        theme_dirs: list[Path] | None = None,
         release: ReleaseService | None = None,
         identity: IdentityProvider | None = None,
-        first_frame: FrameSlot | None = None,
     ) -> None:
         """Either ``config`` or ``load_config`` (validated in a worker after the first frame,
-        which then shows ``label`` as the workspace's name and, with ``cache_key``, the model
-        list of the last session). ``release`` (a ReleaseService) and ``identity`` (who acts)
-        may be injected, e.g. by tests; by default the release service acts as the OS user."""
+        which then shows ``launch.label`` as the workspace's name and, with
+        ``launch.cache_key``, the model list of the last session). ``workspace``, ``release``
+        (a ReleaseService) and ``identity`` (who acts) may be injected, e.g. by tests; by
+        default the release service acts as the OS user."""
         super().__init__()
-        self.first_frame = first_frame
-        if first_frame is not None and first_frame.shown is not None:
-            self.driver_class = over_shown_frame(self.driver_class, first_frame)
+        launch = launch or Launch()
+        self.launch = launch
+        self.first_frame = launch.first_frame
+        if self.first_frame is not None and self.first_frame.shown is not None:
+            self.driver_class = over_shown_frame(self.driver_class, self.first_frame)
         if config is None and load_config is None:
             raise TypeError("ConsoleApp needs a config or a way to load one")
-        self.config: Any = config  # ConsoleConfig once loaded (None only before the first frame)
-        self._load_config = load_config
+        self.config = config  # None only before the first frame, see loaded_config
+        self.load_config = load_config
         self.workspace = workspace
-        self._owns_workspace = workspace is None
-        self.read_only = read_only
+        self.owns_workspace = workspace is None
+        self.read_only = launch.read_only
         self.actions = ReleaseActions(self)
-        self.nav = Navigator(self, model, version)
+        self.nav = Navigator(self, launch.model, launch.version)
         self.clock: Clock = clock or clock_from_env()
         self._refresh_override = refresh_seconds
         self.refresh_seconds = 0.0
-        self.label = label
-        self.cache_key = cache_key
-        self.listing: Any = None  # (models, saved_at) of the last session, see startcache
-        if cache_key is not None:
+        self.label = launch.label
+        self.cache_key = launch.cache_key
+        self.listing: tuple[list[Listed], float] | None = None  # the last session's models
+        if self.cache_key is not None:
             from console.tui.startcache import read_listing
 
-            self.listing = read_listing(cache_key)
+            self.listing = read_listing(self.cache_key)
         if config is not None:
-            self._use_config(config)
+            self.use_config(config)
         self.services: wiring.Services | None = None
-        self._release = release
+        self.injected_release = release
         self.identity: IdentityProvider | None = identity or getattr(release, "identity", None)
         self.demo_workspace = False  # a demo's colleagues may approve (console.demo.persona)
         self.ready = asyncio.Event()
@@ -128,12 +120,9 @@ class ConsoleApp(TypeAhead):
         from console.tui.watching import Watches
 
         self.watches = Watches(self)  # a version after a change, for the SLO window
-        self.theme_specs, self.theme_problems = load_themes(theme_dirs)
-        for spec in self.theme_specs.values():
-            self.register_theme(spec.to_textual())
-        self._asked_theme = theme
-        wanted = theme or (config.ui.theme if config is not None else peeked_theme)
-        self.theme = self._pick_theme(wanted or DEFAULT_THEME)
+        self.theming = Theming(self, launch.theme)
+        wanted = launch.theme or (config.ui.theme if config is not None else launch.peeked_theme)
+        self.theme = self.theming.pick(wanted or DEFAULT_THEME)
 
     def _fatal_error(self) -> None:
         """Textual's private crash hook: report without local variables (see tui/crash.py)."""
@@ -160,7 +149,7 @@ class ConsoleApp(TypeAhead):
             markup=False,
         )
 
-    def _use_config(self, config: ConsoleConfig) -> None:
+    def use_config(self, config: ConsoleConfig) -> None:
         self.config = config
         self.label = config.workspace.name or config.root.name
         self.refresh_seconds = (
@@ -168,40 +157,26 @@ class ConsoleApp(TypeAhead):
         )
         self.actions.roles_changed()
 
-    def _theme_from_config(self) -> None:
-        """The first frame used a quick reading of the file; the validated config decides."""
-        wanted = self.config.ui.theme
-        if self._asked_theme is None and wanted and wanted != self.theme:
-            self.theme = self._pick_theme(wanted)
+    @property
+    def loaded_config(self) -> ConsoleConfig:
+        """The validated config; screens and actions that read it run once it is loaded."""
+        assert self.config is not None, "the config is not loaded yet"
+        return self.config
 
-    # -- themes ------------------------------------------------------------------------------
+    # -- themes (console.tui.theming) --------------------------------------------------------
 
-    def _pick_theme(self, wanted: str) -> str:
-        if wanted in self.available_themes:
-            return wanted
-        fallback = DEFAULT_THEME if DEFAULT_THEME in self.theme_specs else "textual-dark"
-        self.theme_problems.append(
-            f"unknown theme {wanted!r}; using {fallback} "
-            f"(available: {', '.join(sorted(self.theme_specs)) or 'none found'})"
-        )
-        return fallback
+    @property
+    def theme_specs(self) -> dict[str, ThemeSpec]:
+        return self.theming.specs
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(SEMANTIC_DEFAULTS)
 
     def switch_theme(self, name: str) -> bool:
         """Use theme ``name``; say so (or why not) in a notification."""
-        if name not in self.available_themes:
-            self.notify(
-                f"No theme named {name!r}; try {', '.join(sorted(self.theme_specs))}",
-                severity="warning",
-            )
-            return False
-        self.theme = name
-        self.notify(f"Theme: {name}", timeout=2)
-        return True
+        return self.theming.switch(name)
 
-    # -- life cycle --------------------------------------------------------------------------
+    # -- life cycle (console.tui.opening) ----------------------------------------------------
 
     def get_default_screen(self) -> Screen[Any]:
         from console.tui.screens.overview import OverviewScreen
@@ -209,86 +184,23 @@ class ConsoleApp(TypeAhead):
         return OverviewScreen()
 
     def on_mount(self) -> None:
-        for problem in self.theme_problems:
+        for problem in self.theming.problems:
             self.notify(problem, title="Themes", severity="warning", timeout=8)
         # The first frame (the overview skeleton) goes out before the config is validated and
         # before any backend is built.
-        if self.first_frame is not None and not self.theme_problems:
+        if self.first_frame is not None and not self.theming.problems:
             self.call_after_refresh(keep_first_frame, self, self.first_frame)
         self.call_after_refresh(resume_gc)
         self.call_after_refresh(self._open_workspace)
         if self.config is not None:
             self.nav.open_initial()
 
-    async def _validate_config(self) -> bool:
-        """Validate the config off the UI thread; on a problem exit saying what to fix."""
-        assert self._load_config is not None
-        config = await self._in_thread("read the config", self._load_config)
-        if (
-            config is None or self._has_quit()
-        ):  # quit (q, Ctrl+C) while the config loaded: nothing to show it on
-            return False
-        self._use_config(config)
-        self._theme_from_config()
-        self.refresh_bindings()
-        if isinstance(self.screen, ConsoleScreen):
-            self.screen.config_loaded()
-        self.nav.open_initial()
-        return True
-
-    async def _in_thread(self, what: str, call: Callable[[], T]) -> T | None:
-        """``call()`` off the UI thread; on a problem (None) exit saying what to fix (2, a
-        config error) or what failed (1; never a traceback on screen, details in the log)."""
-        from console.config import ConfigError
-
-        try:
-            return await asyncio.to_thread(call)
-        except ConfigError as exc:
-            self.exit(None, return_code=2, message=str(exc))
-        except Exception as exc:
-            log.exception("could not %s", what)
-            self.exit(None, return_code=1, message=f"Could not {what}: {redact(str(exc))}")
-        return None
-
-    def _has_quit(self) -> bool:
-        """The app quit (its screens are gone, or going) while a worker waited on a thread."""
-        return not self.is_running or not self.screen_stack
-
     @work(group="workspace", exclusive=True)
     async def _open_workspace(self) -> None:
-        """Validate the config and build the backends off the UI thread, then the services
-        the screens use."""
-        if self.config is None and not await self._validate_config():
-            return
-        if self.workspace is None:
-            from console.services.workspace import open_workspace
-
-            opening = functools.partial(open_workspace, self.config)
-            self.workspace = await self._in_thread("open the workspace", opening)
-            if self.workspace is None:
-                return
-        self.services = await asyncio.to_thread(
-            functools.partial(
-                wiring.build_services,
-                self.workspace,
-                self.clock,
-                release=self._release,
-                identity=self.identity,
-                read_only=self.read_only,
-            )
-        )
-        self.demo_workspace = await asyncio.to_thread(wiring.is_demo, self.workspace)
-        if self._has_quit():
-            return
-        self.ready.set()
-        self.actions.reconcile()
+        await opening.open_workspace(self)
 
     async def on_unmount(self) -> None:
-        if self.workspace is not None and self._owns_workspace:
-            try:
-                await asyncio.wait_for(self.workspace.aclose(), 5)
-            except Exception:  # closing must not hide how the session ended
-                log.exception("closing the workspace failed")
+        await opening.close_workspace(self)
 
     # -- navigation --------------------------------------------------------------------------
 
@@ -375,25 +287,15 @@ def run_tui(
     The config is validated after the first frame (a problem exits 2 saying what to fix).
     ``frame``: where the first frame is kept for the next start (and whether this start
     showed the last one, see console.tui.lastframe)."""
-    from console.config.locate import peek_theme
 
     def load() -> ConsoleConfig:
         from console.config import load_located
 
         return load_located(located)
 
-    where = located.where
-    label = where.name if located.path is None else where.parent.name
-    app = ConsoleApp(
-        load_config=load,
-        label=label,
-        cache_key=str(where),
-        theme=theme,
-        peeked_theme=frame.key["peeked_theme"] if frame is not None else peek_theme(located),
-        read_only=read_only,
-        model=model,
-        version=version,
-        first_frame=frame,
+    launch = Launch.of(
+        located, theme=theme, read_only=read_only, model=model, version=version, frame=frame
     )
+    app = ConsoleApp(load_config=load, launch=launch)
     app.run()
     return app.return_code or 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -12,11 +12,18 @@ from textual.markup import escape
 
 from console.tui.actions import RELEASE_ACTIONS, is_mutating
 
+if TYPE_CHECKING:
+    from console.tui.app import ConsoleApp
+
 Command = tuple[str, Callable[[], Any], str]
 
 
 class _Commands(Provider):
     """A provider over a list of (title, callback, help) built fresh for each palette."""
+
+    @property
+    def console_app(self) -> ConsoleApp:
+        return cast("ConsoleApp", self.app)
 
     def commands(self) -> Iterator[Command]:
         raise NotImplementedError
@@ -43,7 +50,7 @@ class ModelCommands(_Commands):
     """Open a model's screen."""
 
     def commands(self) -> Iterator[Command]:
-        app: Any = self.app
+        app = self.console_app
         for name, description in sorted(app.catalog.models.items()):
             yield f"Open {name}", partial(app.open_model, name), description
 
@@ -52,7 +59,7 @@ class VersionCommands(_Commands):
     """Jump to a version: of the model on screen, or the staged versions of every model."""
 
     def commands(self) -> Iterator[Command]:
-        app: Any = self.app
+        app = self.console_app
         screen = self.screen
         current = getattr(screen, "model_name", None)
         if current is not None:
@@ -69,7 +76,7 @@ class VersionCommands(_Commands):
                 yield f"{model} {version}", partial(app.open_model, model, version), stage
 
 
-def _action_list(app: Any) -> Iterator[Command]:
+def _action_list(app: ConsoleApp) -> Iterator[Command]:
     yield "Refresh", app.action_refresh, "re-read every panel on this screen (r)"
     yield "Help: keys", app.action_help, "every key of this screen (?)"
     yield "Go to model…", app.action_goto, "type a model name (:)"
@@ -84,7 +91,7 @@ def _action_list(app: Any) -> Iterator[Command]:
     yield from _theme_list(app)
 
 
-def _theme_list(app: Any) -> Iterator[Command]:
+def _theme_list(app: ConsoleApp) -> Iterator[Command]:
     for name, spec in sorted(app.theme_specs.items()):
         mark = " (current)" if name == app.theme else ""
         yield f"Theme: {name}", partial(app.switch_theme, name), (spec.description or "") + mark
@@ -94,11 +101,11 @@ class ActionCommands(_Commands):
     """Refresh, help, go to, the release actions and the themes."""
 
     def commands(self) -> Iterator[Command]:
-        yield from _action_list(self.app)
+        yield from _action_list(self.console_app)
 
 
 class ThemeCommands(_Commands):
     """Only the themes (Ctrl+T)."""
 
     def commands(self) -> Iterator[Command]:
-        yield from _theme_list(self.app)
+        yield from _theme_list(self.console_app)

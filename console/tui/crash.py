@@ -13,11 +13,14 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
 from console.logs import redact
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 log = logging.getLogger("console.tui.crash")
 
@@ -124,7 +127,7 @@ def _log_path() -> Path | None:
     return None
 
 
-def _current_error(app: Any) -> BaseException | None:
+def _current_error(app: App[Any]) -> BaseException | None:
     """The exception being handled (Textual calls the hook inside its ``except``); a failed
     worker's own error rather than the WorkerFailed wrapper."""
     from textual.worker import WorkerFailed
@@ -135,7 +138,7 @@ def _current_error(app: Any) -> BaseException | None:
     return error
 
 
-def report_crash(app: Any) -> None:
+def report_crash(app: App[Any]) -> None:
     """In place of Textual's ``App._fatal_error``: log the details (no locals) and exit the
     app printing :func:`crash_report` instead of a traceback with local variables."""
     error = _current_error(app)

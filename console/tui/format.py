@@ -8,7 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.style import Style
+
+    from console.services.overview import Section, VersionDetail
+    from console.tui.palette import Palette
 
 BETTER = "▲"
 WORSE = "▼"
@@ -33,7 +39,7 @@ CI_WORDS = {
 }
 
 
-def ci_state(detail: Any) -> str:
+def ci_state(detail: VersionDetail) -> str:
     """The CI state a screen shows: ``detail.ci_state``, but "unknown" rather than "none" (no
     runs) when the CI backend failed and no runs were ever read."""
     state: str = detail.ci_state
@@ -184,19 +190,19 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 # -- a failing backend's section (panels and headers) ----------------------------------------
 
 
-def data_age(section: Any, now: datetime) -> str:
+def data_age(section: Section, now: datetime) -> str:
     """How old the data shown for a failing section is: 'showing data from 5m ago'."""
     if section.fetched_at is not None:
         return f"showing data from {ago(section.fetched_at, now)}"
     return "no data yet"
 
 
-def section_problem(section: Any, now: datetime) -> str:
+def section_problem(section: Section, now: datetime) -> str:
     """One sentence about a failing section: reason, and the age of the last good data."""
     return f"{section.error.rstrip('.')} · {data_age(section, now)} · r retries"
 
 
-def problem_line(section: Any, now: datetime) -> str:
+def problem_line(section: Section, now: datetime) -> str:
     """The kind, then :func:`section_problem` (without saying the kind twice: 'ci ci backend
     did not answer' reads as a stutter)."""
     problem = section_problem(section, now)
@@ -219,5 +225,5 @@ def health_label(verdict: str) -> str:
     return f"{HEALTH_GLYPHS.get(verdict, '?')} {health_word(verdict)}"
 
 
-def health_style(pal: Any, verdict: str) -> Any:
+def health_style(pal: Palette, verdict: str) -> Style:
     return {"ok": pal.ok, "degraded": pal.warn, "breach": pal.err}.get(verdict, pal.muted)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -16,6 +16,13 @@ from console.tui import format as fmt
 from console.tui.format import data_age, section_problem
 from console.tui.palette import Palette
 from console.tui.rows import OverviewRow
+
+if TYPE_CHECKING:
+    from console.services.health import StageHealth
+    from console.services.incidents import RolledBack
+    from console.services.overview import ModelView, Section
+    from console.services.release.request_fold import RequestView
+    from console.services.watch import WatchState
 
 
 def title_line(left: Text, right: Text) -> Table:
@@ -36,7 +43,7 @@ def overview_title(
     shown: int,
     filter_text: str,
     rows: Iterable[OverviewRow],
-    registry: Any | None,
+    registry: Section | None,
     hidden: int = 0,
 ) -> Table:
     left = Text.assemble(("cd4ml-console", pal.heading), ("  ", ""), (workspace, pal.bold))
@@ -71,7 +78,7 @@ def overview_detail(
     name: str | None,
     row: OverviewRow | None,
     description: str,
-    registry: Any | None,
+    registry: Section | None,
 ) -> Text:
     """The bar under the overview: the highlighted model in sentences, and what failed."""
     text = Text(no_wrap=False)
@@ -152,11 +159,11 @@ def model_title(
 def stage_line(
     pal: Palette,
     now: datetime,
-    view: Any,
+    view: ModelView | None,
     prod_stage: str,
     *,
     width: int = 0,
-    health: dict[str, Any] | None = None,
+    health: dict[str, StageHealth] | None = None,
     rolled_back: Iterable[str] = (),
 ) -> Table:
     """`staging v1.13.0 ↩ 1d dana ✗ BREACH ─▶ production v1.10.0 7d dana ✓ ok │ 4 candidates
@@ -183,10 +190,10 @@ def stage_line(
 def _stages_text(
     pal: Palette,
     now: datetime,
-    view: Any,
+    view: ModelView,
     prod_stage: str,
     detail: int,
-    health: dict[str, Any],
+    health: dict[str, StageHealth],
     marked: set[str],
 ) -> Text:
     """Each stage's version (↩ when once rolled back), with its age (detail >= 1), who assigned
@@ -211,7 +218,7 @@ def _stages_text(
     return text
 
 
-def requests_line(pal: Palette, waiting: Sequence[Any]) -> Table:
+def requests_line(pal: Palette, waiting: Sequence[RequestView]) -> Table:
     """`awaiting approval: v2.0.0 → production (0 of 1) by alice` and, on the right and never
     cut, `a decides · req-0001` (the request's id while only one waits)."""
     text = Text()
@@ -234,7 +241,7 @@ def requests_line(pal: Palette, waiting: Sequence[Any]) -> Table:
     return title_line(text, right)
 
 
-def incident_line(pal: Palette, version: str | None, record: Any | None) -> Text:
+def incident_line(pal: Palette, version: str | None, record: RolledBack | None) -> Text:
     """'↩ v1.3.0 was rolled back from production … by erin: why'."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if record is None or version is None:
@@ -244,7 +251,7 @@ def incident_line(pal: Palette, version: str | None, record: Any | None) -> Text
     return text
 
 
-def watch_line(pal: Palette, state: Any | None) -> Text:
+def watch_line(pal: Palette, state: WatchState | None) -> Text:
     """'watching production v1.3.0: 2 min of 10 min: ok …', then how it ended: 'healthy after
     10 min', or 'breach: p95 1.7 s > 500 ms — R to roll back'."""
     text = Text(no_wrap=True, overflow="ellipsis")

@@ -7,11 +7,14 @@ theme switch recolours them; meaning never rests on colour alone (see console.tu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 
 from console.tui.themes import SEMANTIC_DEFAULTS
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 
 def _style(variables: dict[str, str], name: str, **extra: Any) -> Style:
@@ -81,7 +84,7 @@ class Palette:
 _cache: dict[tuple[str, int], Palette] = {}
 
 
-def palette_of(app: Any) -> Palette:
+def palette_of(app: App[Any]) -> Palette:
     """The palette of ``app``'s current theme (cached per theme)."""
     variables = getattr(app, "theme_variables", None) or {}
     key = (str(getattr(app, "theme", "")), id(variables))

@@ -7,7 +7,7 @@ Pass and fail are carried by a word and a glyph as well as colour (NO_COLOR read
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -17,10 +17,15 @@ from console.services.release.gates import gate_numbers, not_applicable
 from console.tui import format as fmt
 from console.tui.palette import Palette
 
+if TYPE_CHECKING:
+    from console.config import ConsoleConfig
+    from console.domain import GateResult, PromotionRequest
+    from console.services.release import ActionResult, Plan
+
 OK_STATUSES = ("requested", "pending", "approved", "executed", "already", "rejected", "cancelled")
 
 
-def gate_mark(gate: Any) -> tuple[str, str]:
+def gate_mark(gate: GateResult) -> tuple[str, str]:
     """(glyph and word, palette style name) for one GateResult."""
     if not_applicable(gate):
         return "\u2013 n/a", "muted"
@@ -33,7 +38,7 @@ def gate_mark(gate: Any) -> tuple[str, str]:
     return "✗ FAIL", "err"
 
 
-def gate_table(gates: Sequence[Any], pal: Palette) -> Table:
+def gate_table(gates: Sequence[GateResult], pal: Palette) -> Table:
     """One row per gate: verdict word, gate, observed vs threshold, and the sentence."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(no_wrap=True, width=6)
@@ -56,7 +61,7 @@ def heading(text: str, pal: Palette) -> Text:
     return Text(text.upper(), style=pal.heading)
 
 
-def move_text(plan: Any, pal: Palette, prod_stage: str) -> Text:
+def move_text(plan: Plan, pal: Palette, prod_stage: str) -> Text:
     """'production of fraud-detector: v1.3.0 → v2.0.0 (commit 516186e0)'."""
     text = Text()
     text.append(f"{plan.stage}", style=pal.stage(plan.stage, prod_stage))
@@ -71,7 +76,7 @@ def move_text(plan: Any, pal: Palette, prod_stage: str) -> Text:
     return text
 
 
-def approvals_block(plan: Any, pal: Palette) -> list[RenderableType]:
+def approvals_block(plan: Plan, pal: Palette) -> list[RenderableType]:
     """Quorum, then each approval and why it does or does not count."""
     have, need = plan.quorum
     out: list[RenderableType] = []
@@ -95,7 +100,7 @@ def approvals_block(plan: Any, pal: Palette) -> list[RenderableType]:
     return out
 
 
-def steps_block(plan: Any, pal: Palette) -> Table:
+def steps_block(plan: Plan, pal: Palette) -> Table:
     table = Table.grid(padding=(0, 1))
     table.add_column(justify="right", style=pal.muted, no_wrap=True)
     table.add_column(ratio=1)
@@ -105,11 +110,11 @@ def steps_block(plan: Any, pal: Palette) -> Table:
 
 
 def plan_preview(
-    plan: Any,
+    plan: Plan,
     pal: Palette,
     prod_stage: str,
     *,
-    request: Any | None = None,
+    request: PromotionRequest | None = None,
     gates_note: str = "",
     actor: bool = True,
 ) -> Group:
@@ -144,7 +149,7 @@ def plan_preview(
     return Group(*parts)
 
 
-def who_may_approve(plan: Any, config: Any) -> str:
+def who_may_approve(plan: Plan, config: ConsoleConfig) -> str:
     """'dev, erin (release manager or admin), or anyone not named in [roles]; not alice (asked
     for it), nor an author of v2.0.0': who may approve the plan's request, from the roles."""
     from console.identity import is_same_person
@@ -173,7 +178,7 @@ def who_may_approve(plan: Any, config: Any) -> str:
     return text
 
 
-def quality_failures(plan: Any) -> list[Any]:
+def quality_failures(plan: Plan) -> list[GateResult]:
     """Blocking gates that failed, apart from approvals and the change window (which make a
     request wait rather than refuse it)."""
     return [
@@ -183,7 +188,7 @@ def quality_failures(plan: Any) -> list[Any]:
     ]
 
 
-def schema_gate(plan: Any) -> Any | None:
+def schema_gate(plan: Plan) -> GateResult | None:
     """The schema gate when it fails for want of an acknowledgement."""
     return next(
         (g for g in plan.gates if g.gate == "schema" and not g.passed and g.threshold == "ack"),
@@ -191,7 +196,7 @@ def schema_gate(plan: Any) -> Any | None:
     )
 
 
-def rolled_back_gate(plan: Any) -> Any | None:
+def rolled_back_gate(plan: Plan) -> GateResult | None:
     """The rolled-back gate when it fails for want of an acknowledgement."""
     return next(
         (
@@ -203,7 +208,7 @@ def rolled_back_gate(plan: Any) -> Any | None:
     )
 
 
-def result_text(result: Any, pal: Palette) -> Text:
+def result_text(result: ActionResult, pal: Palette) -> Text:
     """An ActionResult in words: status, message, what to run next, warnings."""
     ok = result.status in OK_STATUSES
     text = Text()

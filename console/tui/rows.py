@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 from rich.text import Text
@@ -17,6 +17,17 @@ from console.tui import format as fmt
 from console.tui.palette import Palette
 from console.tui.widgets.columns import KEEP, ranked
 from console.tui.widgets.vtable import Cell, Column
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from console.config import MetricSpec
+    from console.domain import MetricSeries, ModelVersion, ServingHealth
+    from console.services.health import StageHealth
+    from console.services.incidents import RolledBack
+    from console.services.overview import ModelView, Section, VersionDetail
+
+    Specs = Callable[[str], MetricSpec]
 
 UNKNOWN_APPROVALS = -1  # the audit log could not be read: whether requests wait is unknown
 
@@ -86,13 +97,13 @@ DEPRECATED_MARK = "\u2020"  # †: retired in the registry (gto's @deprecated)
 
 
 def summarize(
-    view: Any,
+    view: ModelView,
     prod_stage: str,
     stages: Sequence[str],
     *,
-    newest_detail: Any | None = None,
-    trend: Any | None = None,
-    sections: Mapping[str, Any] | None = None,
+    newest_detail: VersionDetail | None = None,
+    trend: MetricSeries | None = None,
+    sections: Mapping[str, Section] | None = None,
 ) -> OverviewRow:
     """An overview row from a ModelView, the newest candidate's detail and a trend series."""
     prod = view.assignment(prod_stage)
@@ -139,7 +150,11 @@ def summarize(
 
 
 def with_live(
-    row: OverviewRow, health: Any, health_section: Any, trend: Any, trend_section: Any
+    row: OverviewRow,
+    health: ServingHealth | None,
+    health_section: Section,
+    trend: MetricSeries | None,
+    trend_section: Section,
 ) -> OverviewRow:
     """``row`` with fresh live health and trend (and its metrics problem, if any, updated)."""
     failing = next((s for s in (health_section, trend_section) if s.error), None)
@@ -155,8 +170,8 @@ def with_live(
 
 def with_health(
     row: OverviewRow,
-    healths: Sequence[Any] | None,
-    records: Mapping[str, Any] | None = None,
+    healths: Sequence[StageHealth] | None,
+    records: Mapping[str, RolledBack] | None = None,
     *,
     prod_stage: str = "production",
 ) -> OverviewRow:
@@ -191,7 +206,7 @@ def keep_health(row: OverviewRow, old: OverviewRow) -> OverviewRow:
     )
 
 
-def with_ci(row: OverviewRow, detail: Any) -> OverviewRow:
+def with_ci(row: OverviewRow, detail: VersionDetail) -> OverviewRow:
     """``row`` with its newest candidate's CI runs, read after the rest of the row (a CI
     server that hangs holds back nothing else), and the CI problem, if any."""
     section = detail.sections.get("ci")
@@ -216,7 +231,7 @@ def _set_ci(
     return replace(row, ci=ci, problems=problems, unconfigured=tuple(sorted(kinds)))
 
 
-def _problem(kind: str, section: Any) -> Problem | None:
+def _problem(kind: str, section: Section | None) -> Problem | None:
     """``kind``'s problem when ``section`` (a services Section, or None) failed."""
     if section is None or not section.error:
         return None
@@ -426,8 +441,8 @@ def metric_cell(
 
 
 def worst_change(
-    metrics: Mapping[str, float], base: Mapping[str, float], names: Sequence[str], specs: Any
-) -> tuple[str, float, bool | None, Any] | None:
+    metrics: Mapping[str, float], base: Mapping[str, float], names: Sequence[str], specs: Specs
+) -> tuple[str, float, bool | None, MetricSpec] | None:
     """Of ``names``, the metric that changed most for the worse against ``base`` (relative to
     the base value, so metrics of any unit compare): (name, delta, better, spec); None when
     no metric has both values."""
@@ -449,10 +464,10 @@ def worst_change(
 
 
 def worst_cell(
-    detail: Any,
-    base_detail: Any | None,
+    detail: VersionDetail,
+    base_detail: VersionDetail | None,
     names: Sequence[str],
-    specs: Any,
+    specs: Specs,
     pal: Palette,
     *,
     is_base: bool,
@@ -489,15 +504,15 @@ def stage_cell(
 
 
 def version_cells(
-    version: Any,
+    version: ModelVersion,
     stages: Sequence[str],
-    detail: Any | None,
-    base_detail: Any | None,
+    detail: VersionDetail | None,
+    base_detail: VersionDetail | None,
     *,
     prod_stage: str,
     production: str | None,
     metric_names: Sequence[str],
-    specs: Any,
+    specs: Specs,
     pal: Palette,
     now: datetime,
     rolled_back: bool = False,

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.services.release import ActionResult
+    from console.services.watch import WatchState
+    from console.tui.app import ConsoleApp
 
 WATCHED = ("promote", "approve", "rollback")
 
@@ -14,16 +19,16 @@ WATCHED = ("promote", "approve", "rollback")
 class Watches:
     """One watch per model (a newer change replaces it), run in the app's workers."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ConsoleApp) -> None:
         self.app = app
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests pass their own
-        self._states: dict[str, Any] = {}
+        self._states: dict[str, WatchState] = {}
 
-    def get(self, model: str) -> Any | None:
+    def get(self, model: str) -> WatchState | None:
         """The newest services.watch.WatchState of ``model``, if one was started."""
         return self._states.get(model)
 
-    def after(self, result: Any) -> None:
+    def after(self, result: ActionResult | None) -> None:
         """Start watching what an executed release action moved."""
         if result is None or result.status != "executed" or result.action not in WATCHED:
             return
@@ -51,10 +56,12 @@ class Watches:
         from console.services.watch import watch
 
         app = self.app
-        window = app.config.slo_for(model).window_seconds
+        services = app.services
+        assert services is not None  # start() checked it
+        window = app.loaded_config.slo_for(model).window_seconds
         try:
             state = await watch(
-                app.services.health,
+                services.health,
                 model,
                 stage,
                 version,
@@ -79,10 +86,10 @@ class Watches:
             timeout=30 if breach else 10,
         )
 
-    def _update(self, state: Any) -> None:
+    def _update(self, state: WatchState) -> None:
         self._states[state.model] = state
+        from console.tui.screens.model import ModelScreen
+
         for screen in self.app.screen_stack:
-            if getattr(screen, "model_name", None) == state.model:
-                show = getattr(screen, "_update_watch", None)
-                if show is not None:
-                    show()
+            if isinstance(screen, ModelScreen) and screen.model_name == state.model:
+                screen.update_watch()

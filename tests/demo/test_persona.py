@@ -118,6 +118,7 @@ async def test_the_approve_dialog_offers_the_demo_colleague(demo: DemoInfo) -> N
     from textual.widgets import Button
 
     from console.tui.app import ConsoleApp
+    from console.tui.launch import Launch
     from console.tui.screens.approve import ApproveDialog
 
     config = offline(demo.config_path)
@@ -127,7 +128,7 @@ async def test_the_approve_dialog_offers_the_demo_colleague(demo: DemoInfo) -> N
             MODEL, VERSION, STAGE, reason="retry after the fix", ack_rolled_back=True
         )
         app = ConsoleApp(config, workspace=ws, release=mine, clock=lambda: LATER,  # type: ignore[arg-type]
-                         refresh_seconds=0, model=MODEL, version=VERSION)  # fmt: skip
+                         refresh_seconds=0, launch=Launch(model=MODEL, version=VERSION))  # fmt: skip
         async with app.run_test(size=(100, 30)) as pilot:
             await _until(pilot, lambda: app.demo_workspace and app.screen.selected == VERSION)
             await pilot.press("a")

@@ -302,6 +302,7 @@ async def test_tui_shows_hostile_text_stripped_or_escaped_never_raw_nor_as_marku
     screen holds a control character; the audit records show theirs escaped (``\\x1b``); the
     markup is shown as the text it is."""
     from console.tui.app import ConsoleApp
+    from console.tui.launch import Launch
     from console.tui.screens.audit import AuditScreen
     from console.tui.screens.model import ModelScreen
 
@@ -310,8 +311,8 @@ async def test_tui_shows_hostile_text_stripped_or_escaped_never_raw_nor_as_marku
     root = tmp_path / "ws"
     version = _hostile_workspace(root)
     await _hostile_audit(root, version)
-    app = ConsoleApp(load_config=lambda: load_config(None, root), label="ws", refresh_seconds=0,
-                     model="m", version="v2.75.0")  # fmt: skip
+    launch = Launch(label="ws", model="m", version="v2.75.0")
+    app = ConsoleApp(load_config=lambda: load_config(None, root), launch=launch, refresh_seconds=0)
     screens: dict[str, str] = {}
     async with app.run_test(size=(160, 50), notifications=True) as pilot:
         await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen", 20)

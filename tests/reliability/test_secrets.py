@@ -176,11 +176,14 @@ async def test_no_canary_on_any_screen_of_the_tui(world: Path) -> None:
     SVG snapshot would hold), never show any form of a canary."""
     from console.config import load_config
     from console.tui.app import ConsoleApp
+    from console.tui.launch import Launch
     from console.tui.screens.model import ModelScreen
 
     from .tui_rig import settle, tour_model_screen, until
 
-    app = ConsoleApp(load_config=lambda: load_config(None, world), label="ws", refresh_seconds=0)
+    app = ConsoleApp(
+        load_config=lambda: load_config(None, world), launch=Launch(label="ws"), refresh_seconds=0
+    )
     screens: dict[str, str] = {}
     async with app.run_test(size=(160, 50)) as pilot:
         await until(pilot, lambda: app.services is not None, "the workspace", 20)

@@ -99,8 +99,15 @@ def make_app(world: Any, *, user: str = "ops", **kw: Any) -> ConsoleApp:
     nothing); no refresh timer."""
     ws, _ = fakes.make_workspace(world)
     release = release_service(world, user)
-    return ConsoleApp(ws.config, workspace=ws, clock=fakes.MutableClock(), refresh_seconds=0,
-                      release=release, **kw)  # fmt: skip
+    app: ConsoleApp = fakes.console_app(
+        ws.config,
+        workspace=ws,
+        clock=fakes.MutableClock(),
+        refresh_seconds=0,
+        release=release,
+        **kw,
+    )
+    return app
 
 
 def release_service(world: Any, user: str) -> ReleaseService:

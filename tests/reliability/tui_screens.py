@@ -20,7 +20,7 @@ from console.tui.screens.overview import OverviewScreen
 
 from .faultserver import SERVER_FAULTS, FaultServer
 from .http_cases import BY_NAME, context, creds
-from .tui_rig import Breakable, Clock, Watch, assert_words, settle, shown, until
+from .tui_rig import Breakable, Clock, Watch, assert_words, load_tui_fakes, settle, shown, until
 
 TIMEOUT = 1.0
 SIZE = (160, 40)  # wide: every panel of the model screen is on screen at once
@@ -90,9 +90,10 @@ class Rig:
             self.server.cells[self.cells[kind][1]].mode = "good"
 
     def app(self, **kw: Any) -> ConsoleApp:
-        return ConsoleApp(
+        app: ConsoleApp = load_tui_fakes().console_app(
             self.ws.config, workspace=self.ws, clock=self.clock, refresh_seconds=0, **kw
         )
+        return app
 
 
 async def warm(ws: Workspace) -> None:

@@ -88,7 +88,7 @@ def make_app(world: Any, clock: Any, ids: Ids) -> Callable[..., ConsoleApp]:
         kwargs.setdefault("refresh_seconds", 0)
         read_only = bool(kwargs.get("read_only", False))
         kwargs.setdefault("release", release_service(ws, user, clock, ids, read_only=read_only))
-        return ConsoleApp(ws.config, workspace=ws, **kwargs)
+        return tui_fakes.console_app(ws.config, workspace=ws, **kwargs)
 
     return make
 
@@ -110,7 +110,7 @@ def incident_app(incident: Any, clock: Any, ids: Ids) -> Callable[..., ConsoleAp
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("refresh_seconds", 0)
         kwargs.setdefault("release", release_service(ws, user, clock, ids))
-        return ConsoleApp(ws.config, workspace=ws, **kwargs)
+        return tui_fakes.console_app(ws.config, workspace=ws, **kwargs)
 
     return make
 

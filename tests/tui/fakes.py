@@ -815,6 +815,19 @@ def make_workspace(world: FakeWorld | None = None, **config: Any) -> tuple[Works
     return Workspace(config=fake_config(world, **config), backends=backends), world
 
 
+def console_app(config: ConsoleConfig, **kw: Any) -> Any:
+    """A ConsoleApp as the tests build it: the launch options (model=, theme=, read_only=, ...)
+    among the other keywords."""
+    import dataclasses
+
+    from console.tui.app import ConsoleApp
+    from console.tui.launch import Launch
+
+    names = {f.name for f in dataclasses.fields(Launch)}
+    launch = Launch(**{k: kw.pop(k) for k in list(kw) if k in names})
+    return ConsoleApp(config, launch=launch, **kw)
+
+
 class MutableClock:
     """A frozen clock tests can move forward."""
 

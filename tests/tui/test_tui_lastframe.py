@@ -143,12 +143,14 @@ def test_the_key_holds_the_theme_and_the_terminal(monkeypatch):
 
 def _app(world: Any, make_app: Any, slot: FrameSlot) -> Any:
     from console.tui.app import ConsoleApp
+    from console.tui.launch import Launch
 
     ready = make_app()
     return ConsoleApp(
-        load_config=lambda: ready.config, label="repo-dir", cache_key="/ws/one",
-        workspace=ready.workspace, release=ready._release, clock=ready.clock,
-        refresh_seconds=0, first_frame=slot,
+        load_config=lambda: ready.config,
+        launch=Launch(label="repo-dir", cache_key="/ws/one", first_frame=slot),
+        workspace=ready.workspace, release=ready.injected_release, clock=ready.clock,
+        refresh_seconds=0,
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from tui_fakes import FakeWorld, make_workspace
 
 from console.ports import Unreachable
 from console.tui.app import ConsoleApp
+from console.tui.launch import Launch
 from console.tui.screens.model import ModelScreen
 from console.tui.screens.overview import OverviewScreen
 
@@ -123,9 +124,8 @@ async def test_bad_config_exits_with_the_message(monkeypatch, clock, capsys):
 async def test_ten_thousand_versions_fetch_only_what_is_visible(clock, wait):
     world = FakeWorld(big_model_versions=10_000)
     ws, _ = make_workspace(world)
-    app = ConsoleApp(
-        ws.config, workspace=ws, clock=clock, refresh_seconds=0, model="churn-predictor"
-    )
+    launch = Launch(model="churn-predictor")
+    app = ConsoleApp(ws.config, workspace=ws, clock=clock, refresh_seconds=0, launch=launch)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait(pilot)
         screen = app.screen
@@ -185,9 +185,8 @@ async def test_refresh_interval_updates_live_panel(make_app, wait, world):
 async def test_no_color_keeps_better_and_worse_readable(monkeypatch, world, clock, wait):
     monkeypatch.setenv("NO_COLOR", "1")
     ws, _ = make_workspace(world)
-    app = ConsoleApp(
-        ws.config, workspace=ws, clock=clock, refresh_seconds=0, model="churn-predictor"
-    )
+    launch = Launch(model="churn-predictor")
+    app = ConsoleApp(ws.config, workspace=ws, clock=clock, refresh_seconds=0, launch=launch)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait(pilot)
         assert app.no_color

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from console.config.locate import Located, _ui_part, peek_theme
-from console.tui import startcache
+from console.tui import opening, startcache
 from console.tui.app import ConsoleApp
+from console.tui.launch import Launch
 from console.tui.screens.model import ModelScreen
 from console.tui.screens.overview import OverviewScreen
 from console.tui.startcache import Listed, read_listing, write_listing
@@ -38,11 +39,13 @@ def _deferred(world: Any, make_app: Any, gate: asyncio.Event | None = None, **kw
         return config
 
     loop = asyncio.get_running_loop()
+    launch = Launch(
+        label="repo-dir", cache_key="/ws/one", theme=kw.get("theme"),
+        peeked_theme=kw.get("peeked_theme"), model=kw.get("model"), version=kw.get("version"),
+    )  # fmt: skip
     app = ConsoleApp(
-        load_config=load, label="repo-dir", cache_key="/ws/one", workspace=ready.workspace,
-        release=ready._release, clock=ready.clock, refresh_seconds=0,
-        theme=kw.get("theme"), peeked_theme=kw.get("peeked_theme"),
-        model=kw.get("model"), version=kw.get("version"),
+        load_config=load, launch=launch, workspace=ready.workspace,
+        release=ready.injected_release, clock=ready.clock, refresh_seconds=0,
     )  # fmt: skip
     return app
 
@@ -92,7 +95,7 @@ async def test_bad_config_found_after_the_first_frame_exits_2_with_the_reason(ca
     def load() -> Any:
         raise ConfigError("cd4ml-console.toml: ui.refresh_seconds: must be > 0 (got -1)")
 
-    app = ConsoleApp(load_config=load, label="repo")
+    app = ConsoleApp(load_config=load, launch=Launch(label="repo"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.5)
     assert app.return_code == 2
@@ -103,7 +106,7 @@ async def test_an_unexpected_failure_reading_the_config_exits_1_without_a_traceb
     def load() -> Any:
         raise RuntimeError("disk on fire")
 
-    app = ConsoleApp(load_config=load, label="repo")
+    app = ConsoleApp(load_config=load, launch=Launch(label="repo"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.5)
     assert app.return_code == 1
@@ -202,9 +205,10 @@ async def test_a_config_that_arrives_after_quitting_is_dropped(world, make_app):
     stack")."""
     ready = make_app()
     app = ConsoleApp(
-        load_config=lambda: ready.config, label="repo-dir", cache_key="/ws/one",
-        workspace=ready.workspace, release=ready._release, clock=ready.clock, refresh_seconds=0,
+        load_config=lambda: ready.config, launch=Launch(label="repo-dir", cache_key="/ws/one"),
+        workspace=ready.workspace, release=ready.injected_release, clock=ready.clock,
+        refresh_seconds=0,
     )  # fmt: skip
     assert not app.screen_stack  # as after quitting: no screens
-    assert await app._validate_config() is False
+    assert await opening.validate_config(app) is False
     assert app.config is None

@@ -4,7 +4,7 @@ the gate evidence shown) or reject it (`x`); the requester's reject withdraws it
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -20,7 +20,9 @@ from console.tui.screens.dialog import ActionDialog, button, field
 from console.tui.widgets.bars import tolerate_teardown
 
 if TYPE_CHECKING:
-    from console.services.release import ActionResult, Plan
+    from console.services.release import ActionResult, Plan, ReleaseService
+    from console.services.release.request_fold import RequestView
+    from console.tui.palette import Palette
 
 
 class ApproveDialog(ActionDialog):
@@ -30,12 +32,16 @@ class ApproveDialog(ActionDialog):
         Binding("x", "reject", "Reject", show=False),
     ]
 
-    def __init__(self, model: str, version: str, stage: str, request: Any = None) -> None:
+    def __init__(
+        self, model: str, version: str, stage: str, request: RequestView | None = None
+    ) -> None:
         super().__init__(model)
         self.version = version
         self.stage = stage
         self.request = request  # the RequestView the handler found, for its reason and time
-        self.colleague: tuple[str, Any] | None = None  # (handle, service) in a demo workspace
+        self.colleague: tuple[str, ReleaseService] | None = (
+            None  # (handle, service) in a demo workspace
+        )
         self.colleague_note = ""  # why no demo colleague may approve, when none may
 
     def dialog_title(self) -> str:
@@ -65,7 +71,7 @@ class ApproveDialog(ActionDialog):
         if plan.may_approve:
             you.append("✗ you may not approve", style=pal.err)
             you.append(f": {plan.may_approve}")
-            config: Any = self.app.config  # type: ignore[attr-defined]
+            config = self.console_app.loaded_config
             you.append(f"\nwho may approve: {who_may_approve(plan, config)}", style=pal.muted)
             you.append_text(self._demo_note(pal))
         else:
@@ -87,7 +93,7 @@ class ApproveDialog(ActionDialog):
             return f"demo colleague {self.colleague[0]} approves {move}"
         return super().enter_words(button)
 
-    def _demo_note(self, pal: Any) -> Text:
+    def _demo_note(self, pal: Palette) -> Text:
         if self.colleague is not None:
             from console.demo.persona import describe
 
@@ -107,8 +113,8 @@ class ApproveDialog(ActionDialog):
 
     def after_plan(self, plan: Plan) -> None:
         self.relabel("reject", "Withdraw" if plan.requested_by == plan.actor else "Reject")
-        app: Any = self.app
-        wanted = plan.request_id and plan.may_approve and getattr(app, "demo_workspace", False)
+        app = self.console_app
+        wanted = plan.request_id and plan.may_approve and app.demo_workspace
         if wanted and self.colleague is None and not self.colleague_note:
             self.find_colleague()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
@@ -30,6 +30,10 @@ from console.tui.widgets.bars import FilterBar, TitleBar, follow_theme, tolerate
 from console.tui.widgets.columns import KEEP, ranked
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, Column, VirtualTable
+
+if TYPE_CHECKING:
+    from console.domain import AuditEvent
+    from console.services.release.audit_view import AuditCheck
 
 log = logging.getLogger(__name__)
 LIMIT = 5000
@@ -87,13 +91,13 @@ def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
     return fields, words
 
 
-def action_of(e: Any) -> str:
+def action_of(e: AuditEvent) -> str:
     """The action as the log names it: ``intent(promote)`` (what `action:` filters match)."""
     op = e.details.get("op") if isinstance(e.details, dict) else None
     return f"{e.action}({op})" if op else e.action
 
 
-def action_words(e: Any) -> str:
+def action_words(e: AuditEvent) -> str:
     """The action as the table shows it, the operation first: ``promote intent``, and an
     outcome as the operation itself (its RESULT says how it ended: ``promote executed``)."""
     op = e.details.get("op") if isinstance(e.details, dict) else None
@@ -102,17 +106,17 @@ def action_words(e: Any) -> str:
     return f"{op} intent" if e.action == "intent" else str(op)
 
 
-def identity_of(e: Any) -> dict[str, Any]:
+def identity_of(e: AuditEvent) -> dict[str, Any]:
     who = e.details.get("identity") if isinstance(e.details, dict) else None
     return who if isinstance(who, dict) else {}
 
 
-def actor_words(e: Any) -> str:
+def actor_words(e: AuditEvent) -> str:
     """The actor, marked when a demo persona acted (a demo colleague, never a real person)."""
     return f"{e.actor}·demo" if identity_of(e).get(PERSONA) else e.actor
 
 
-def matches(e: Any, fields: dict[str, str], words: Sequence[str]) -> bool:
+def matches(e: AuditEvent, fields: dict[str, str], words: Sequence[str]) -> bool:
     """Does event ``e`` pass the filter: every field exactly, every word somewhere."""
     for name, value in fields.items():
         have = e.action if name == "action" else getattr(e, name)
@@ -162,7 +166,7 @@ class RequestEnd:
     reason: str
 
 
-def request_ends(events: Iterable[Any]) -> dict[str, RequestEnd]:
+def request_ends(events: Iterable[AuditEvent]) -> dict[str, RequestEnd]:
     """Each request's state as its events say (folded as the release service does)."""
     from console.services.release.request_fold import fold_requests
 
@@ -179,7 +183,7 @@ def _result_style(result: str, pal: Palette) -> Style:
 
 
 def event_cells(
-    e: Any, pal: Palette, *, bad_seq: int | None, end: RequestEnd | None = None
+    e: AuditEvent, pal: Palette, *, bad_seq: int | None, end: RequestEnd | None = None
 ) -> dict[str, Cell]:
     """One row. A request's row shows the state the request reached (executed, rejected, …),
     not only the "pending" it was written with; the rows that executed it show its reason."""
@@ -208,7 +212,7 @@ def event_cells(
     }
 
 
-def who_text(e: Any) -> str:
+def who_text(e: AuditEvent) -> str:
     """Who wrote the event and from where, as far as the console knew."""
     who = identity_of(e)
     text = e.actor
@@ -223,7 +227,7 @@ def who_text(e: Any) -> str:
     return text
 
 
-def event_detail(e: Any, pal: Palette, end: RequestEnd | None = None) -> Text:
+def event_detail(e: AuditEvent, pal: Palette, end: RequestEnd | None = None) -> Text:
     """The highlighted event in full; a control character a record holds is shown escaped."""
     x = escape_controls
     text = Text(no_wrap=False)
@@ -247,7 +251,7 @@ def event_detail(e: Any, pal: Palette, end: RequestEnd | None = None) -> Text:
     return text
 
 
-def verify_text(check: Any, pal: Palette) -> Text:
+def verify_text(check: AuditCheck, pal: Palette) -> Text:
     """ok (records, head, anchored) or the first bad seq and why."""
     r = check.result
     text = Text()
@@ -302,11 +306,11 @@ class AuditScreen(ConsoleScreen):
     def __init__(self, *, model: str | None = None) -> None:
         super().__init__()
         self.scope = model
-        self.events: dict[int, Any] = {}
+        self.events: dict[int, AuditEvent] = {}
         self.order: list[int] = []  # newest first
         self.total = 0
         self.filter_text = f"model:{model}" if model else ""
-        self.check: Any = None
+        self.check: AuditCheck | None = None
         self.bad_seq: int | None = None
         self.problem = ""
         self.ends: dict[str, RequestEnd] = {}  # request id -> how it ended so far
@@ -354,10 +358,10 @@ class AuditScreen(ConsoleScreen):
     async def load(self) -> None:
         from console.services.release.audit_view import read_log
 
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         try:
-            got = await read_log(app.workspace, limit=LIMIT)
+            got = await read_log(self.workspace, limit=LIMIT)
         except Exception as exc:  # no audit backend, or unreadable: in words
             self.problem = str(getattr(exc, "message", exc))
             self.table.empty_text = f"the audit log can not be read: {self.problem}"
@@ -387,12 +391,12 @@ class AuditScreen(ConsoleScreen):
     async def verify(self) -> None:
         from console.services.release.audit_view import check_log
 
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         status = self.query_one("#verify", Static)
         status.update(Text("verifying every record and the anchor…", style="italic"))
         try:
-            check = await check_log(app.workspace)
+            check = await check_log(self.workspace)
         except Exception as exc:
             status.update(error_text(exc, palette_of(app)))
             return
@@ -473,7 +477,7 @@ class AuditScreen(ConsoleScreen):
     def _selected(self, event: VirtualTable.RowSelected) -> None:
         e = self.events[int(str(event.key))]
         if e.model:
-            self.app.open_model(e.model, e.version or None)  # type: ignore[attr-defined]
+            self.console_app.open_model(e.model, e.version or None)
 
     @on(VirtualTable.CursorMoved, "#events")
     def _moved(self, event: VirtualTable.CursorMoved) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.rule import Rule
@@ -28,12 +28,19 @@ from console.tui.widgets.bars import TitleBar, tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.lineage import render_lineage
 
+if TYPE_CHECKING:
+    from console.config import MetricSpec
+    from console.services.lineage import MetricDelta
+    from console.services.release.compare import Comparison, LiveSide
+
+Specs = Callable[[str], "MetricSpec"]
+
 log = logging.getLogger(__name__)
 TREND_METRICS = 4
 TREND_WIDTH = 50
 
 
-def _metric_cell(m: Any, spec: Any, pal: Palette) -> Text:
+def _metric_cell(m: MetricDelta | None, spec: MetricSpec, pal: Palette) -> Text:
     if m is None or m.value is None:
         return Text("\u2013", style=pal.muted)
     text = Text(fmt.number(m.value, spec.format))
@@ -46,7 +53,7 @@ def _metric_cell(m: Any, spec: Any, pal: Palette) -> Text:
     return text
 
 
-def metrics_table(c: Any, pal: Palette, specs: Any) -> Table:
+def metrics_table(c: Comparison, pal: Palette, specs: Specs) -> Table:
     """Metric rows; the stage's version, then one column per candidate."""
     table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style=pal.muted)
     table.add_column("metric", no_wrap=True, style=pal.bold)
@@ -85,7 +92,7 @@ def metrics_table(c: Any, pal: Palette, specs: Any) -> Table:
     return table
 
 
-def trend_block(c: Any, pal: Palette, specs: Any) -> RenderableType:
+def trend_block(c: Comparison, pal: Palette, specs: Specs) -> RenderableType:
     """One sparkline per metric across the versions (oldest → newest), with the candidates
     (^) and the stage's version (P) marked underneath."""
     points = list(c.trend)[-TREND_WIDTH:]
@@ -115,7 +122,7 @@ def trend_block(c: Any, pal: Palette, specs: Any) -> RenderableType:
     return Group(note, table)
 
 
-def _live_value(metric: str, side: Any, base: Any, pal: Palette) -> Text:
+def _live_value(metric: str, side: LiveSide | None, base: LiveSide | None, pal: Palette) -> Text:
     """A live figure and, beside the base's, its change (lower is better: ▲ means lower)."""
     f = side.figures if side is not None else None
     value = getattr(f, metric, None) if f is not None else None
@@ -138,7 +145,7 @@ def _live_value(metric: str, side: Any, base: Any, pal: Palette) -> Text:
     return text
 
 
-def live_table(c: Any, pal: Palette) -> Table:
+def live_table(c: Comparison, pal: Palette) -> Table:
     """The stage's version and each candidate live, over the SLO window, where each serves."""
     table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style=pal.muted)
     base = c.live_base
@@ -151,22 +158,22 @@ def live_table(c: Any, pal: Palette) -> Table:
     for head in heads:
         table.add_column(head, no_wrap=True, justify="right")
 
-    def health(s: Any) -> Text:
+    def health(s: LiveSide | None) -> Text:
         if s is None or not s.verdict:
             return Text("\u2013", style=pal.muted)
         return Text(fmt.health_label(s.verdict), style=fmt.health_style(pal, s.verdict))
 
-    def count(s: Any) -> Text:
+    def count(s: LiveSide | None) -> Text:
         n = s.figures.requests if s is not None and s.figures is not None else None
         return Text(fmt.count(round(n)) if n is not None else "\u2013")
 
-    def agreement(s: Any) -> Text:
+    def agreement(s: LiveSide | None) -> Text:
         sh = s.shadow if s is not None else None
         if sh is None or sh.disagreement is None:
             return Text("\u2013", style=pal.muted)
         return Text(f"{fmt.percent(sh.disagreement)} of {fmt.count(round(sh.compared))}")
 
-    def shift(s: Any) -> Text:
+    def shift(s: LiveSide | None) -> Text:
         sh = s.shadow if s is not None else None
         if sh is None or sh.psi is None:
             return Text("\u2013", style=pal.muted)
@@ -185,7 +192,7 @@ def live_table(c: Any, pal: Palette) -> Table:
     return table
 
 
-def live_block(c: Any, pal: Palette) -> list[RenderableType]:
+def live_block(c: Comparison, pal: Palette) -> list[RenderableType]:
     """LIVE: the table, then why a side has no figures, in words."""
     parts: list[RenderableType] = [heading(f"live vs {c.stage} {c.base_version or '∅'}", pal)]
     parts.append(live_table(c, pal))
@@ -200,14 +207,14 @@ def live_block(c: Any, pal: Palette) -> list[RenderableType]:
     return parts
 
 
-def incident_block(c: Any, pal: Palette) -> list[RenderableType]:
+def incident_block(c: Comparison, pal: Palette) -> list[RenderableType]:
     return [
         Text(f"{fmt.ROLLED_BACK} {version} was {rec.sentence()}", style=pal.warn)
         for version, rec in sorted(c.rolled_back.items())
     ]
 
 
-def render_comparison(c: Any, pal: Palette, now: datetime, specs: Any) -> RenderableType:
+def render_comparison(c: Comparison, pal: Palette, now: datetime, specs: Specs) -> RenderableType:
     """Metrics, live figures, trend, then each candidate's four axes."""
     parts: list[RenderableType] = []
     for kind, message in sorted(c.errors.items()):
@@ -241,7 +248,7 @@ class CompareScreen(ConsoleScreen):
         self.model = model
         self.versions = list(dict.fromkeys(versions))
         self.stage = stage
-        self.comparison: Any = None
+        self.comparison: Comparison | None = None
 
     def compose(self) -> ComposeResult:
         yield TitleBar(id="title")
@@ -274,16 +281,16 @@ class CompareScreen(ConsoleScreen):
     async def load(self) -> None:
         from console.services.release.compare import compare
 
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         body = self.query_one("#comparison", Static)
         try:
             c = await compare(
-                app.workspace,
+                self.workspace,
                 self.model,
                 self.versions,
                 stage=self.stage,
-                overview=app.services.overview,
+                overview=self.services.overview,
             )
         except Exception as exc:  # refused (unknown version) or a backend: in words
             from console.services.release import Refused
@@ -294,7 +301,7 @@ class CompareScreen(ConsoleScreen):
             return
         self.comparison = c
         self._title()
-        body.update(render_comparison(c, palette_of(app), app.clock(), app.config.metric_spec))
+        body.update(render_comparison(c, palette_of(app), app.clock(), self.config.metric_spec))
 
     def refresh_data(self) -> None:
         """`r`: compare again."""

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
+from textual.widgets.button import ButtonVariant
 
 from console.tui.palette import Palette, palette_of
 from console.tui.planview import error_text, result_text
+from console.tui.screens.base import ConsoleModal
 from console.tui.widgets.bars import tolerate_teardown
 from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.marked import MarkedButton
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def button(label: str, *, id: str, variant: Any = "default") -> MarkedButton:
+def button(label: str, *, id: str, variant: ButtonVariant = "default") -> MarkedButton:
     """An action button of a dialog (it marks its focus in a glyph, see widgets.marked)."""
     return MarkedButton(label, id=id, variant=variant, compact=True, classes="act")
 
@@ -45,7 +46,7 @@ def field(label: str, widget: Widget, *, id: str, hidden: bool = False) -> Horiz
     return Horizontal(Label(label), widget, classes="field -hidden" if hidden else "field", id=id)
 
 
-class ActionDialog(ModalScreen[bool]):
+class ActionDialog(ConsoleModal[bool]):
     """A release action as a dialog; dismisses with True when something was written."""
 
     CSS_PATH = "dialog.tcss"
@@ -108,12 +109,13 @@ class ActionDialog(ModalScreen[bool]):
             return Text()
         from console.tui.planview import who_may_approve
 
-        app: Any = self.app
+        app = self.console_app
         mine = plan.model_copy(update={"requested_by": plan.requested_by or plan.actor})
         text = Text(
-            f"\nwho may approve: {who_may_approve(mine, app.config)}", style=self.palette.muted
+            f"\nwho may approve: {who_may_approve(mine, app.loaded_config)}",
+            style=self.palette.muted,
         )
-        if getattr(app, "demo_workspace", False):
+        if app.demo_workspace:
             text.append(
                 f"\ndemo: select {plan.version} and press a: a demo colleague can approve it",
                 style=self.palette.accent,
@@ -135,7 +137,7 @@ class ActionDialog(ModalScreen[bool]):
 
     @property
     def release(self) -> ReleaseService:
-        return self.app.release  # type: ignore[attr-defined]
+        return self.console_app.release
 
     @property
     def confirmed_plan(self) -> Plan:
@@ -145,7 +147,7 @@ class ActionDialog(ModalScreen[bool]):
 
     @property
     def prod_stage(self) -> str:
-        return str(self.app.config.prod_stage)  # type: ignore[attr-defined]
+        return str(self.console_app.loaded_config.prod_stage)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -177,7 +179,7 @@ class ActionDialog(ModalScreen[bool]):
     @work(group="plan", exclusive=True)
     @tolerate_teardown
     async def load_plan(self) -> None:
-        await self.app.ready.wait()  # type: ignore[attr-defined]
+        await self.console_app.ready.wait()
         try:
             plan = await self.fetch_plan()
         except Exception as exc:  # a refusal or a backend failure: said in words, never a crash
@@ -224,7 +226,7 @@ class ActionDialog(ModalScreen[bool]):
             return Text(why, style=pal.warn)
         return Text(f"ready · Enter: {self.enter_words(self.primary)}", style=pal.ok)
 
-    def on_descendant_focus(self, event: Any) -> None:
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if self.is_mounted:
             self.update_state()  # Enter's words follow the focus
 

@@ -6,18 +6,19 @@ from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Static
 
 from console.tui.format import BETTER, CI_GLYPHS, CI_WORDS, WORSE
 from console.tui.palette import palette_of
+from console.tui.screens.base import ConsoleModal
 from console.tui.widgets.keybar import describe
 
 
-def help_entries(app: Any, screen: Screen[Any]) -> list[tuple[str, str, str]]:
+def help_entries(app: App[Any], screen: Screen[Any]) -> list[tuple[str, str, str]]:
     """(keys, description, where) for every described binding active on ``screen``."""
     grouped: dict[tuple[str, str], list[str]] = {}
     order: list[tuple[str, str]] = []
@@ -46,7 +47,7 @@ def help_entries(app: Any, screen: Screen[Any]) -> list[tuple[str, str, str]]:
     return [(" ".join(grouped[g]), g[0], g[1]) for g in order]
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ConsoleModal[None]):
     """A modal listing the keys of the screen it was opened from."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -80,7 +81,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self._render_help(), id="help-body")
 
     def _render_help(self) -> Table:
-        app: Any = self.app
+        app = self.console_app
         pal = palette_of(app)
         table = Table.grid(padding=(0, 2))
         table.add_column(justify="right", style=pal.accent, no_wrap=True)

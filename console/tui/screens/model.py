@@ -8,10 +8,10 @@ filled by its own worker so a slow backend only delays its own panel.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
-from typing import Any, ClassVar
+from collections.abc import Hashable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
@@ -33,6 +33,14 @@ from console.tui.widgets.live import LivePanel
 from console.tui.widgets.panel import Panel
 from console.tui.widgets.trail import TrailPanel
 from console.tui.widgets.vtable import Cell, VirtualTable
+
+if TYPE_CHECKING:
+    from collections import OrderedDict
+
+    from console.services.health import StageHealth
+    from console.services.incidents import RolledBack
+    from console.services.overview import ModelView, VersionDetail
+    from console.services.release.request_fold import RequestView
 
 SELECT_DEBOUNCE = 0.15
 AGE_TICK = 1.0
@@ -89,9 +97,9 @@ class ModelScreen(ModelReleaseSide):
         self._viewport_timer: Timer | None = None
         self._metric_names: list[str] = []  # the metric columns (three at most)
         self._key_metrics: list[str] = []  # every key metric, for the worst change
-        self.waiting: list[Any] = []  # pending requests of this model (RequestView)
-        self.incidents: dict[str, Any] = {}  # version -> services.incidents.RolledBack
-        self.verdicts: dict[str, Any] = {}  # stage -> services.health.StageHealth
+        self.waiting: list[RequestView] = []  # pending requests of this model
+        self.incidents: dict[str, RolledBack] = {}  # by version
+        self.verdicts: dict[str, StageHealth] = {}  # by stage
         self._live_stage: str | None = None  # the other stage the Live panel shows
         # The versions table first: the panels start loading once it is shown.
         self._table_shown = asyncio.Event()
@@ -99,7 +107,7 @@ class ModelScreen(ModelReleaseSide):
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        config: Any = self.app.config  # type: ignore[attr-defined]
+        config = self.config
         self.book = VersionBook(config.prod_stage)
         cfg = config.models.get(self.model_name)
         self._key_metrics = list(cfg.key_metrics) if cfg else []
@@ -134,8 +142,8 @@ class ModelScreen(ModelReleaseSide):
         self.load_trail()
         self.load_pending()
         self.load_incidents()
-        self._update_watch()
-        seconds = getattr(self.app, "refresh_seconds", 0)
+        self.update_watch()
+        seconds = self.console_app.refresh_seconds
         if seconds and seconds > 0:
             self.set_interval(seconds, self._tick)
         # The stages' ages ("4s") count on between reads; a second is the finest they show.
@@ -147,7 +155,7 @@ class ModelScreen(ModelReleaseSide):
         self._update_stages()
         self._update_requests()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self._layout_for(event.size.width, event.size.height)
         self._update_stages()
 
@@ -165,10 +173,6 @@ class ModelScreen(ModelReleaseSide):
 
     # -- loading -----------------------------------------------------------------------------
 
-    @property
-    def services(self) -> Any:
-        return self.app.services  # type: ignore[attr-defined]
-
     @work(group="view", exclusive=True)
     @tolerate_teardown
     async def load_view(self) -> None:
@@ -181,11 +185,11 @@ class ModelScreen(ModelReleaseSide):
                 self._table_shown.set()
 
     async def _load_view(self) -> None:
-        await self.app.ready.wait()  # type: ignore[attr-defined]
+        await self.console_app.ready.wait()
         from console.domain import Model
 
-        app: Any = self.app
-        cfg = app.config.models.get(self.model_name)
+        app = self.console_app
+        cfg = self.config.models.get(self.model_name)
         description = app.catalog.models.get(self.model_name) or (cfg.description if cfg else "")
         view = await self.services.overview.model_view(
             Model(name=self.model_name, description=description),
@@ -228,11 +232,11 @@ class ModelScreen(ModelReleaseSide):
         return self.book
 
     @property
-    def view(self) -> Any:
+    def view(self) -> ModelView | None:
         return self.versions.view
 
     @property
-    def details(self) -> Any:
+    def details(self) -> OrderedDict[str, VersionDetail]:
         return self.versions.details
 
     @property
@@ -290,7 +294,7 @@ class ModelScreen(ModelReleaseSide):
             self.query_one(CIPanel).update_detail(self.details[self.selected])
         self._update_title()
 
-    def _learn_metrics(self, details: Any) -> None:
+    def _learn_metrics(self, details: Iterable[VersionDetail]) -> None:
         names: list[str] = []
         for d in details:
             names.extend(k for k in sorted(d.metrics) if k not in names)
@@ -304,7 +308,7 @@ class ModelScreen(ModelReleaseSide):
     @work(group="selected", exclusive=True)
     @tolerate_teardown
     async def load_selected(self, version: str) -> None:
-        await self.app.ready.wait()  # type: ignore[attr-defined]
+        await self.console_app.ready.wait()
         if version not in self.details:
             self.request_details([version])
         base = self.versions.base_for(version)
@@ -325,7 +329,7 @@ class ModelScreen(ModelReleaseSide):
         """The selected version's stage when it is not production (its figures go beside)."""
         if not self.selected or self.book is None or self.selected not in self.versions.by_name:
             return None
-        prod = self.app.config.prod_stage  # type: ignore[attr-defined]
+        prod = self.config.prod_stage
         held = [s for s in self.versions.stages_of(self.selected) if s != prod]
         return held[-1] if held else None
 
@@ -333,7 +337,7 @@ class ModelScreen(ModelReleaseSide):
     @tolerate_teardown
     async def load_live(self) -> None:
         await self._table_shown.wait()
-        config: Any = self.app.config  # type: ignore[attr-defined]
+        config = self.config
         services = self.services
         other, version = self._other_stage(), self.selected
         serving = {a.stage: a.version for a in self.view.stages} if self.view else {}
@@ -400,7 +404,7 @@ class ModelScreen(ModelReleaseSide):
     def _tick(self) -> None:
         if self.is_current:
             self.load_live()
-            self._update_watch()
+            self.update_watch()
 
     def refresh_data(self) -> None:
         """`r`: retry every panel; visible details and lineage are read again."""
@@ -564,8 +568,8 @@ class ModelScreen(ModelReleaseSide):
     # -- rendering ---------------------------------------------------------------------------
 
     def _cells(self, key: Hashable) -> dict[str, Cell]:
-        app: Any = self.app
-        config = app.config
+        app = self.console_app
+        config = self.config
         name = str(key)
         prod = self.production
         return version_cells(
@@ -584,7 +588,7 @@ class ModelScreen(ModelReleaseSide):
         )
 
     def _update_title(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         title = model_title(
             palette_of(app),
             self.model_name,
@@ -598,15 +602,15 @@ class ModelScreen(ModelReleaseSide):
         self.query_one(TitleBar).update(title)
 
     def _update_stages(self) -> None:
-        app: Any = self.app
-        slo = app.config.slo_for(self.model_name).configured
+        app = self.console_app
+        slo = self.config.slo_for(self.model_name).configured
         bar = self.query_one("#stages", Static)
         width = bar.content_region.width or self.size.width - 2
         line = stage_line(
             palette_of(app),
             app.clock(),
             self.view,
-            app.config.prod_stage,
+            self.config.prod_stage,
             width=width,
             health=self.verdicts if slo else None,
             rolled_back=self.incidents,
@@ -615,17 +619,16 @@ class ModelScreen(ModelReleaseSide):
 
     def _update_incident(self) -> None:
         """'↩ v1.3.0 was rolled back from production … by erin: why' for the selected version."""
-        app: Any = self.app
+        app = self.console_app
         rec = self.incidents.get(self.selected) if self.selected else None
         bar = self.query_one("#incident", Static)
         bar.update(incident_line(palette_of(app), self.selected, rec))
         bar.set_class(rec is not None, "-shown")
 
-    def _update_watch(self) -> None:
+    def update_watch(self) -> None:
         """The watch after the last promotion or rollback of this model, while it matters."""
-        app: Any = self.app
-        watches = getattr(app, "watches", None)
-        state = watches.get(self.model_name) if watches is not None else None
+        app = self.console_app
+        state = app.watches.get(self.model_name)
         bar = self.query_one("#watch", Static)
         bar.update(watch_line(palette_of(app), state))
         bar.set_class(state is not None, "-shown")

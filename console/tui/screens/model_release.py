@@ -4,9 +4,9 @@ in a session that may not change anything."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from textual import work
+from textual import events, work
 from textual.widgets import Static
 
 from console.tui.actions import RELEASE_ACTIONS, ActionContext
@@ -14,6 +14,12 @@ from console.tui.headers import requests_line
 from console.tui.palette import palette_of
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.bars import tolerate_teardown
+
+if TYPE_CHECKING:
+    from console.services.overview import ModelView
+    from console.services.release.request_fold import RequestView
+    from console.tui.screens.model import VersionsTable
+    from console.tui.screens.versionbook import VersionBook
 
 CHANGING_KEYS = {a.key: a.id for a in RELEASE_ACTIONS.values() if a.mutating}
 
@@ -23,19 +29,19 @@ class ModelReleaseSide(ConsoleScreen):
 
     model_name: str
     selected: str | None
-    waiting: list[Any]
+    waiting: list[RequestView]
 
     # Provided by ModelScreen.
     @property
-    def versions(self) -> Any:
+    def versions(self) -> VersionBook:
         raise NotImplementedError
 
     @property
-    def table(self) -> Any:
+    def table(self) -> VersionsTable:
         raise NotImplementedError
 
     @property
-    def view(self) -> Any:
+    def view(self) -> ModelView | None:
         raise NotImplementedError
 
     @property
@@ -76,7 +82,7 @@ class ModelReleaseSide(ConsoleScreen):
             },
         )
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: events.Key) -> None:
         """A changing action's key in a session that may not change anything: say why (the
         footer does not offer it)."""
         action = CHANGING_KEYS.get(event.key)
@@ -87,7 +93,7 @@ class ModelReleaseSide(ConsoleScreen):
             actions.refuse_if_off(action)
 
     def _update_requests(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         bar = self.query_one("#requests", Static)
         bar.update(requests_line(palette_of(app), self.waiting))
         bar.set_class(bool(self.waiting), "-shown")

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -42,7 +42,11 @@ from console.tui.widgets.keybar import KeyBar
 from console.tui.widgets.vtable import Cell, VirtualTable
 
 if TYPE_CHECKING:
-    from console.domain import Model
+    from console.domain import MetricSeries, Model, ModelVersion
+    from console.services.overview import ModelView, Section
+    from console.tui.startcache import Listed
+
+    Trend = tuple[MetricSeries | None, Section]
 
 FULL_REFRESH_EVERY = 6  # ticks between full row refreshes (live health refreshes every tick)
 BACKGROUND_FILL_LIMIT = 5000  # load every row up front, in batches, for workspaces this small
@@ -86,11 +90,13 @@ class OverviewScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.models: list[Any] = []  # Model, or startcache.Listed before the registry answers
+        self.models: list[
+            Model | Listed
+        ] = []  # Listed: the last session's, until the registry answers
         self._by_name: dict[str, Model] = {}
         self.rows: dict[str, OverviewRow] = {}
         self._inflight: set[str] = set()
-        self.registry_section: Any = None
+        self.registry_section: Section | None = None
         self.filter_text = ""
         self.show_deprecated = False  # like `gto show`: retired models only on request
         self._viewport_timer: Timer | None = None
@@ -113,7 +119,7 @@ class OverviewScreen(ConsoleScreen):
         return self.query_one("#models", ModelsTable)
 
     def on_mount(self) -> None:
-        listing = getattr(self.app, "listing", None)
+        listing = self.console_app.listing
         if listing and not self.models:  # last session's names until the registry answers
             self.models = list(listing[0])
             self._apply_filter()
@@ -134,7 +140,7 @@ class OverviewScreen(ConsoleScreen):
     def _cells(self, key: Hashable) -> dict[str, Cell]:
         name = str(key)
         row = self.rows.get(name) or OverviewRow(name=name)
-        return overview_cells(row, palette_of(self.app), self.app.clock())  # type: ignore[attr-defined]
+        return overview_cells(row, palette_of(self.app), self.console_app.clock())
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -144,13 +150,12 @@ class OverviewScreen(ConsoleScreen):
         app = self.console_app
         await app.ready.wait()
         self._start_ticking()
-        assert app.services is not None  # ready: the services are built
-        models, section = await app.services.overview.list_models()
+        models, section = await self.services.overview.list_models()
         if not self.is_attached:
             return
         self.registry_section = section
         self.models = list(models)
-        self._by_name = {m.name: m for m in self.models}
+        self._by_name = {m.name: m for m in models}
         app.catalog.models = {m.name: m.description for m in self.models}
         self._apply_filter()
         if section.ok:
@@ -173,7 +178,7 @@ class OverviewScreen(ConsoleScreen):
 
     def _start_ticking(self) -> None:
         """Refresh on the configured interval (known once the config is validated)."""
-        seconds = getattr(self.app, "refresh_seconds", 0)
+        seconds = self.console_app.refresh_seconds
         if self._ticker is None and seconds and seconds > 0:
             self._ticker = self.set_interval(seconds, self._tick)
 
@@ -184,9 +189,9 @@ class OverviewScreen(ConsoleScreen):
 
         listed = [Listed(m.name, m.description) for m in self.models]
         write_listing(key, listed)
-        app: Any = self.app
+        app = self.console_app
         shown = app.listing[0] if app.listing else None
-        frame = getattr(app, "first_frame", None)
+        frame = app.first_frame
         if frame is not None and listed != shown:
             frame.forget()  # the kept first frame shows other models
 
@@ -194,7 +199,7 @@ class OverviewScreen(ConsoleScreen):
     @tolerate_teardown
     async def load_pending(self) -> None:
         """APPR: requests waiting for approval per model, from one read of the audit log."""
-        app: Any = self.app
+        app = self.console_app
         await app.ready.wait()
         try:
             waiting = await app.release.pending()
@@ -255,7 +260,7 @@ class OverviewScreen(ConsoleScreen):
     ) -> Worker[asyncio.Event | None] | None:
         """Load ``names`` (those not loading already; loaded ones only if ``force``) in one
         batch; the worker doing it, whose result is set once their CI is in."""
-        if getattr(self.app, "services", None) is None:
+        if self.console_app.services is None:
             return None  # the first instant (names from the last session): rows load once open
         wanted = [
             str(n)
@@ -310,8 +315,7 @@ class OverviewScreen(ConsoleScreen):
 
     @tolerate_teardown
     async def _load_health(self, names: list[str]) -> None:
-        app: Any = self.app
-        services = app.services
+        services = self.services
         shown = [n for n in names if n in self.rows]
         found = await asyncio.gather(
             *(
@@ -327,16 +331,16 @@ class OverviewScreen(ConsoleScreen):
             row = self.rows.get(name)
             if row is not None:
                 self.rows[name] = with_health(
-                    row, verdicts, records, prod_stage=app.config.prod_stage
+                    row, verdicts, records, prod_stage=self.config.prod_stage
                 )
         self._rows_changed(shown)
 
     @tolerate_teardown
-    async def _load_ci(self, wanted: list[tuple[str, Any]], done: asyncio.Event) -> None:
+    async def _load_ci(self, wanted: list[tuple[str, ModelVersion]], done: asyncio.Event) -> None:
         from console.services.overview import VersionDetail
 
         try:
-            found = await self.app.services.overview.ci_many(wanted)  # type: ignore[attr-defined]
+            found = await self.services.overview.ci_many(wanted)
         finally:
             done.set()
         if not self.is_attached:
@@ -353,11 +357,10 @@ class OverviewScreen(ConsoleScreen):
         self._update_detail()
         self._update_title()
 
-    async def _rows(self, names: list[str]) -> list[tuple[OverviewRow, Any]]:
+    async def _rows(self, names: list[str]) -> list[tuple[OverviewRow, ModelVersion | None]]:
         """The models' rows without their CI, each with its newest candidate (None: none
         waits): one overview batch for all of them, and their trends."""
-        app: Any = self.app
-        services = app.services
+        services = self.services
         views, trends = await asyncio.gather(
             services.overview.overview(
                 [self._by_name[n] for n in names], with_details=False, candidates_detail=1
@@ -366,9 +369,11 @@ class OverviewScreen(ConsoleScreen):
         )
         return [self._row(view, trend) for view, trend in zip(views, trends, strict=True)]
 
-    def _row(self, view: Any, trend_and_section: Any) -> tuple[OverviewRow, Any]:
+    def _row(
+        self, view: ModelView, trend_and_section: Trend
+    ) -> tuple[OverviewRow, ModelVersion | None]:
         """A model's row without its CI, and the newest candidate (None: none waits)."""
-        config: Any = self.app.config  # type: ignore[attr-defined]
+        config = self.config
         trend, trend_section = trend_and_section
         newest = None
         if view.candidates:  # only the newest candidate's CI, read next
@@ -382,7 +387,7 @@ class OverviewScreen(ConsoleScreen):
         return row, newest
 
     def _remember_versions(self, row: OverviewRow) -> None:
-        app: Any = self.app
+        app = self.console_app
         known = [
             (v, s)
             for v, s in ((row.production, "production"), (row.staging, row.staging_name))
@@ -408,8 +413,7 @@ class OverviewScreen(ConsoleScreen):
 
     @tolerate_teardown
     async def _load_live(self, names: list[str]) -> None:
-        app: Any = self.app
-        services = app.services
+        services = self.services
         results = await asyncio.gather(
             *(
                 asyncio.gather(
@@ -420,7 +424,7 @@ class OverviewScreen(ConsoleScreen):
                 for n in names
             )
         )
-        prod = app.config.prod_stage
+        prod = self.config.prod_stage
         for name, ((health, hsec), (trend, tsec), verdicts) in zip(names, results, strict=True):
             row = self.rows.get(name)
             if row is not None:
@@ -432,7 +436,7 @@ class OverviewScreen(ConsoleScreen):
     def _serving(self, name: str) -> dict[str, str | None]:
         """What each stage of ``name``'s row holds (for its verdicts between full reads)."""
         row = self.rows[name]
-        prod = self.app.config.prod_stage  # type: ignore[attr-defined]
+        prod = self.config.prod_stage
         return (
             {row.staging_name: row.staging, prod: row.production}
             if row.staging_name
@@ -464,7 +468,7 @@ class OverviewScreen(ConsoleScreen):
 
     @on(VirtualTable.RowSelected, "#models")
     def _selected(self, event: VirtualTable.RowSelected) -> None:
-        self.app.open_model(str(event.key))  # type: ignore[attr-defined]
+        self.console_app.open_model(str(event.key))
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()
@@ -543,7 +547,7 @@ class OverviewScreen(ConsoleScreen):
     # -- text --------------------------------------------------------------------------------
 
     def _update_title(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         title = overview_title(
             palette_of(app),
             app.label,
@@ -558,7 +562,7 @@ class OverviewScreen(ConsoleScreen):
         self.query_one(TitleBar).update(title)
 
     def _update_detail(self) -> None:
-        app: Any = self.app
+        app = self.console_app
         key = self.table.cursor_key
         name = str(key) if key is not None else None
         row = self.rows.get(name) if name else None

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.domain import ModelVersion
+    from console.services.lineage import Lineage
+    from console.services.overview import ModelView, VersionCI, VersionDetail
 
 DETAILS_CACHE = 3000
 LINEAGE_CACHE = 64
@@ -20,14 +25,14 @@ class VersionBook:
 
     def __init__(self, prod_stage: str) -> None:
         self.prod_stage = prod_stage
-        self.view: Any = None
-        self.by_name: dict[str, Any] = {}
+        self.view: ModelView | None = None
+        self.by_name: dict[str, ModelVersion] = {}
         self.order: list[str] = []  # newest first
-        self.details: OrderedDict[str, Any] = OrderedDict()
-        self._ci: OrderedDict[str, Any] = OrderedDict()  # CI runs come before their detail
-        self.lineages: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
+        self.details: OrderedDict[str, VersionDetail] = OrderedDict()
+        self._ci: OrderedDict[str, VersionCI] = OrderedDict()  # CI runs come before their detail
+        self.lineages: OrderedDict[tuple[str, str | None], Lineage] = OrderedDict()
 
-    def load(self, view: Any) -> None:
+    def load(self, view: ModelView) -> None:
         self.view = view
         self.by_name = {v.version: v for v in view.versions}
         self.order = [v.version for v in reversed(view.versions)]
@@ -42,7 +47,7 @@ class VersionBook:
             n for n in names if n in self.by_name and n not in self.details and n not in pending
         ]
 
-    def add_details(self, got: Mapping[str, Any]) -> None:
+    def add_details(self, got: Mapping[str, VersionDetail]) -> None:
         for name, detail in got.items():
             runs = self._ci.pop(name, None)
             if runs is not None and not detail.ci_read:
@@ -52,7 +57,7 @@ class VersionBook:
         while len(self.details) > DETAILS_CACHE:
             self.details.popitem(last=False)
 
-    def add_ci(self, got: Mapping[str, Any]) -> None:
+    def add_ci(self, got: Mapping[str, VersionCI]) -> None:
         """CI runs read apart: into their detail, or kept until it comes."""
         for name, runs in got.items():
             detail = self.details.get(name)
@@ -70,10 +75,10 @@ class VersionBook:
             self._ci.pop(name, None)
         self.lineages.clear()
 
-    def lineage(self, key: tuple[str, str | None]) -> Any | None:
+    def lineage(self, key: tuple[str, str | None]) -> Lineage | None:
         return self.lineages.get(key)
 
-    def keep_lineage(self, key: tuple[str, str | None], lineage: Any) -> None:
+    def keep_lineage(self, key: tuple[str, str | None], lineage: Lineage) -> None:
         self.lineages[key] = lineage
         while len(self.lineages) > LINEAGE_CACHE:
             self.lineages.popitem(last=False)
@@ -87,7 +92,7 @@ class VersionBook:
             stages += [s for s in v.stages if s not in stages]
         return stages
 
-    def base_for(self, version: str) -> Any:
+    def base_for(self, version: str) -> ModelVersion | None:
         """Production; for production itself, the version registered just before it."""
         prod = self.production
         if prod and prod != version and prod in self.by_name:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -13,8 +13,12 @@ from console.tui import format as fmt
 from console.tui.palette import Palette
 from console.tui.widgets.panel import Panel
 
+if TYPE_CHECKING:
+    from console.domain import CIRun
+    from console.services.overview import VersionDetail
 
-def run_state(run: Any) -> str:
+
+def run_state(run: CIRun) -> str:
     """success / failure / running, the words the glyphs stand for."""
     if run.status.value != "completed":
         return "running"
@@ -32,7 +36,7 @@ def _duration(start: datetime | None, end: datetime | None, now: datetime) -> st
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
-def render_ci(detail: Any, pal: Palette, now: datetime) -> RenderableType:
+def render_ci(detail: VersionDetail, pal: Palette, now: datetime) -> RenderableType:
     """Runs newest first; each with its conclusion in words and glyph, and its jobs."""
     head = Text()
     head.append(detail.version, style=pal.bold)
@@ -105,9 +109,9 @@ class CIPanel(Panel):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.detail: Any = None
+        self.detail: VersionDetail | None = None
 
-    def update_detail(self, detail: Any) -> None:
+    def update_detail(self, detail: VersionDetail) -> None:
         self.detail = detail
         self.border_title = Text(f"CI · {detail.version}")
         self.set_sections(detail.sections)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -13,6 +13,13 @@ from console.services.lineage import ChangeKind, Lineage
 from console.tui import format as fmt
 from console.tui.palette import Palette
 from console.tui.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from console.config import MetricSpec
+
+    Specs = Callable[[str], MetricSpec]
 
 MAX_COMMITS = 8
 MAX_ITEMS = 8
@@ -81,7 +88,7 @@ def _code(
     return Group(*parts)
 
 
-def _model(lineage: Lineage, pal: Palette, specs: Any) -> RenderableType:
+def _model(lineage: Lineage, pal: Palette, specs: Specs) -> RenderableType:
     axis = lineage.model_axis
     parts: list[RenderableType] = []
     if lineage.base_version:
@@ -181,7 +188,7 @@ def _sampling(lineage: Lineage, pal: Palette) -> RenderableType:
 
 
 def render_lineage(
-    lineage: Lineage, pal: Palette, now: datetime, specs: Any, base_label: str = "production"
+    lineage: Lineage, pal: Palette, now: datetime, specs: Specs, base_label: str = "production"
 ) -> RenderableType:
     """The four axes as a labelled grid."""
     title = Text()
@@ -222,7 +229,7 @@ class LineagePanel(Panel):
     def body(self) -> RenderableType | None:
         if self.lineage is None:
             return None
-        config = self.app.config  # type: ignore[attr-defined]
+        config = self.console_app.loaded_config
         return render_lineage(
             self.lineage, self.palette, self.now(), config.metric_spec, self.base_label
         )

@@ -4,7 +4,7 @@ metric with both stages on one time axis."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -16,9 +16,20 @@ from console.tui.palette import Palette
 from console.tui.widgets.charts import Chart, LiveCharts
 from console.tui.widgets.panel import Panel
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from console.domain import MetricPoint
+    from console.services.health import ShadowComparison, StageHealth
+    from console.services.live import LiveView
+
 
 def health_line(
-    view: Any, pal: Palette, now: Any, verdict: Any | None = None, prod: str = "production"
+    view: LiveView,
+    pal: Palette,
+    now: datetime,
+    verdict: StageHealth | None = None,
+    prod: str = "production",
 ) -> Text:
     """'production v1.10.0 ✓ ok · now p95 96ms · errors 0.48% · 168/s · observed 5s ago': the
     last reading, marked "now" apart from the verdict's figures over the SLO window."""
@@ -46,7 +57,7 @@ def health_line(
     return text
 
 
-def verdict_line(verdict: Any, pal: Palette) -> Text:
+def verdict_line(verdict: StageHealth, pal: Palette) -> Text:
     """'  production: p95 48 ms ≤ 250 ms; errors 0.0% ≤ 2.0%; 1,800 requests in 10 min'."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"  {verdict.stage}: ", style=pal.muted)
@@ -54,7 +65,7 @@ def verdict_line(verdict: Any, pal: Palette) -> Text:
     return text
 
 
-def shadow_line(c: Any, pal: Palette) -> Text:
+def shadow_line(c: ShadowComparison, pal: Palette) -> Text:
     """'shadow v1.3.0 vs v1.2.1: decision differs on 25.2% of 135 mirrored requests · PSI 0.88
     · KS 0.41 · 10 min'."""
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -76,12 +87,12 @@ def shadow_line(c: Any, pal: Palette) -> Text:
     return text
 
 
-def _series(view: Any, metric: str) -> tuple[Any, ...]:
+def _series(view: LiveView | None, metric: str) -> tuple[MetricPoint, ...]:
     series = view.series.get(metric) if view is not None else None
     return tuple(series.points) if series is not None else ()
 
 
-def charts_of(view: Any, other: Any | None = None) -> list[Chart]:
+def charts_of(view: LiveView, other: LiveView | None = None) -> list[Chart]:
     """One chart per live metric; with ``other`` (another stage's view) its series too, both
     on one time axis: minutes before the newest point of either."""
     charts = []
@@ -96,7 +107,7 @@ def charts_of(view: Any, other: Any | None = None) -> list[Chart]:
             step = max(1.0, (points[-1].at - points[0].at).total_seconds() / (len(points) - 1))
         newest = max((p[-1].at for p in (points, theirs) if p), default=None)
 
-        def xs(pts: tuple[Any, ...], end: Any = newest) -> tuple[float, ...]:
+        def xs(pts: tuple[MetricPoint, ...], end: datetime | None = newest) -> tuple[float, ...]:
             return tuple((p.at - end).total_seconds() / 60 for p in pts) if end else ()
 
         names = (view.stage if view else "", other.stage if other is not None else "")
@@ -130,10 +141,10 @@ class LivePanel(Panel):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.view: Any = None
-        self.other: Any = None
-        self.verdicts: dict[str, Any] = {}
-        self.shadow: Any = None
+        self.view: LiveView | None = None
+        self.other: LiveView | None = None
+        self.verdicts: dict[str, StageHealth] = {}
+        self.shadow: ShadowComparison | None = None
 
     def compose(self) -> ComposeResult:
         yield from super().compose()
@@ -141,11 +152,11 @@ class LivePanel(Panel):
 
     def update_live(
         self,
-        view: Any,
+        view: LiveView,
         *,
-        other: Any | None = None,
-        verdicts: dict[str, Any] | None = None,
-        shadow: Any | None = None,
+        other: LiveView | None = None,
+        verdicts: dict[str, StageHealth] | None = None,
+        shadow: ShadowComparison | None = None,
     ) -> None:
         self.view, self.other, self.shadow = view, other, shadow
         self.verdicts = verdicts or {}
@@ -169,7 +180,8 @@ class LivePanel(Panel):
         if self.view is None:
             return None
         pal, now = self.palette, self.now()
-        prod = getattr(getattr(self.app, "config", None), "prod_stage", "production")
+        config = self.console_app.config
+        prod = config.prod_stage if config is not None else "production"
         lines: list[RenderableType] = []
         for view in (self.view, self.other):
             if view is None:

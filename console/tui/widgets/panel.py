@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.console import Group, RenderableType
 from rich.style import Style
@@ -19,7 +19,11 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from console.tui.format import problem_line
-from console.tui.palette import palette_of
+from console.tui.palette import Palette, palette_of
+
+if TYPE_CHECKING:
+    from console.services.overview import Section
+    from console.tui.app import ConsoleApp
 
 
 class Panel(VerticalScroll, can_focus=True):
@@ -42,7 +46,7 @@ class Panel(VerticalScroll, can_focus=True):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = self.title
-        self._sections: dict[str, Any] = {}
+        self._sections: dict[str, Section] = {}
         self._renderable: RenderableType = Text("loading…", style="italic")
         self._note = ""
         self.problems: list[str] = []
@@ -51,11 +55,16 @@ class Panel(VerticalScroll, can_focus=True):
         yield Static(self._renderable, classes="panel-body")
 
     @property
-    def palette(self) -> Any:
+    def console_app(self) -> ConsoleApp:
+        """The app, typed (``self.app`` is any Textual app)."""
+        return cast("ConsoleApp", self.app)
+
+    @property
+    def palette(self) -> Palette:
         return palette_of(self.app)
 
     def now(self) -> datetime:
-        return self.app.clock()  # type: ignore[attr-defined]
+        return self.console_app.clock()
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _t: self.redraw())
@@ -73,7 +82,9 @@ class Panel(VerticalScroll, can_focus=True):
         self._note = text
         self._paint()
 
-    def set_sections(self, sections: Mapping[str, Any], kinds: Sequence[str] | None = None) -> None:
+    def set_sections(
+        self, sections: Mapping[str, Section], kinds: Sequence[str] | None = None
+    ) -> None:
         """Dim the panel and say why when any of its backend kinds failed."""
         kinds = tuple(kinds if kinds is not None else self.kinds)
         self._sections = {k: sections[k] for k in kinds if k in sections}

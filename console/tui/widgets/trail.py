@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.console import Group, RenderableType
@@ -12,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from console.domain.text import escape_controls
-from console.services.timeline import Timeline
+from console.services.timeline import Timeline, TimelineEntry
 from console.tui import format as fmt
 from console.tui.palette import Palette
 from console.tui.widgets.columns import CroppedLines, Part
@@ -59,7 +58,9 @@ def _fit(text: str, width: int, *, right: bool = False) -> str:
     return pad + text if right else text + pad
 
 
-def _events(entries: list[Any], pal: Palette, prod_stage: str, now: datetime) -> CroppedLines:
+def _events(
+    entries: list[TimelineEntry], pal: Palette, prod_stage: str, now: datetime
+) -> CroppedLines:
     """One line per event, in columns (time, age, actor, source, text)."""
     cols = [
         (
@@ -121,7 +122,7 @@ class TrailPanel(Panel):
     def body(self) -> RenderableType | None:
         if self.timeline is None:
             return None
-        config: Any = self.app.config  # type: ignore[attr-defined]
+        config = self.console_app.loaded_config
         return render_trail(
             self.timeline, list(config.stages), config.prod_stage, self.palette, self.now()
         )
