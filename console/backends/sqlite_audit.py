@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from console.audit.chain import (
+from console.audit.locks import open_locks, released_intent, takes_lock
+from console.domain import AuditEvent
+from console.plugins import BackendContext
+from console.plugins.audit import (  # the kit every audit store builds on, as plugins do
     FORMAT,
     Anchor,
     EncodingError,
+    ExportMixin,
     StoredRecord,
     VerifyResult,
     decode_record,
@@ -31,10 +35,6 @@ from console.audit.chain import (
     seal,
     verify_chain,
 )
-from console.audit.export import ExportMixin
-from console.audit.locks import open_locks, released_intent, takes_lock
-from console.domain import AuditEvent
-from console.plugins import BackendContext
 from console.plugins.options import SqliteAuditConfig
 from console.ports import AuditUnavailable, InvalidResponse, StageBusy
 
