@@ -35,6 +35,15 @@ if TYPE_CHECKING:
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+reason_option = click.option(
+    "--reason", default="", help="Why (required; recorded in the audit log)."
+)
+
+
+def _need_reason(action: str, reason: str) -> None:
+    """A change is recorded with why: refuse it (exit 2) without a reason."""
+    if not reason.strip():
+        raise click.UsageError(f"{action} needs --reason TEXT (it is recorded in the audit log)")
 
 
 def _say(lines: str | list[str], *, err: bool = False) -> None:
@@ -169,7 +178,7 @@ def compare(
 @click.argument("model")
 @click.argument("version")
 @click.option("--to", "stage", required=True, help="The stage to promote into.")
-@click.option("--reason", default="", help="Why (required; recorded in the audit log).")
+@reason_option
 @click.option("--ack-schema-change", is_flag=True, help="Acknowledge a data schema change.")
 @click.option(
     "--ack-rolled-back", is_flag=True, help="Acknowledge that VERSION was rolled back before."
@@ -209,8 +218,7 @@ def promote(
             reconcile=False,
         )
         return
-    if not reason.strip():
-        raise click.UsageError("promote needs --reason TEXT (it is recorded in the audit log)")
+    _need_reason("promote", reason)
     _act(
         state,
         "promote",
@@ -261,7 +269,7 @@ reject = _decide("reject")
 @click.argument("model")
 @click.option("--to", "to_version", help="Version to roll back to (default: the previous one).")
 @click.option("--stage", help="Stage to roll back (default: production).")
-@click.option("--reason", default="", help="Why (required; recorded in the audit log).")
+@reason_option
 @click.option("--yes", is_flag=True, help="Do not ask for the typed confirmation.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @json_option
@@ -287,8 +295,7 @@ def rollback(
             reconcile=False,
         )
         return
-    if not reason.strip():
-        raise click.UsageError("rollback needs --reason TEXT (it is recorded in the audit log)")
+    _need_reason("rollback", reason)
 
     async def make(svc: ReleaseService) -> ActionResult:
         from console.cli.release_views import plan_lines

@@ -253,3 +253,22 @@ def test_open_intent_is_reconciled_and_shown_on_the_next_start(tmp_path, run_cli
     )  # fmt: skip
     again = run_cli("-w", str(ws.path), "requests")
     assert "reconciled" not in again.stderr
+
+
+def test_a_change_without_a_reason_is_refused_and_nothing_moves(
+    workspace: Workspace, run_cli, act_as
+) -> None:
+    w = ["-w", str(workspace.path)]
+    act_as("dev")
+    tags = workspace.tags()
+    for argv in (
+        ("promote", "m", "v1.1.0", "--to", "production"),
+        ("promote", "m", "v1.1.0", "--to", "production", "--reason", "  "),
+        ("rollback", "m", "--yes"),
+    ):
+        result = run_cli(*w, *argv)
+        assert result.exit_code == 2, result.stderr
+        assert f"{argv[0]} needs --reason TEXT" in result.stderr
+    assert workspace.tags() == tags
+    pending = run_cli(*w, "requests", "--json")
+    assert doc(pending)["requests"] == []
